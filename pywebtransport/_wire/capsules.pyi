@@ -1,0 +1,51 @@
+"""Capsules (RFC 9297 §3) and the WebTransport capsules (draft §5-6).
+
+``CapsuleParser`` is incremental like ``FrameParser``: any chunking of the same bytes gives
+the same capsules. It returns ``(capsule_type, value)`` pairs, the value decoded by type:
+
+=============================================  =============================================
+WT_CLOSE_SESSION 0x2843                        ``(error_code: int, reason: str)``
+WT_DRAIN_SESSION 0x78ae                        ``None``
+WT_MAX_DATA, WT_MAX_STREAMS_BIDI/UNI,          ``int`` (one varint; trailing bytes are an
+WT_DATA_BLOCKED, WT_STREAMS_BLOCKED_BIDI/UNI   error)
+DATAGRAM 0x00                                  ``bytes`` (the HTTP datagram payload)
+anything else (GREASE included)                skipped: never returned, never buffered
+=============================================  =============================================
+
+Errors raise :class:`pywebtransport.exceptions.CapsuleError` with ``error_code``
+H3_MESSAGE_ERROR for malformed values (CLOSE shorter than 4 bytes, reason over 1024 bytes
+or not UTF-8, varint capsule not exactly one varint) and H3_EXCESSIVE_LOAD for a known
+capsule longer than ``max_capsule_size``. After an error the parser stays failed.
+"""
+
+from typing import Final
+
+from pywebtransport.exceptions import CapsuleError as CapsuleError
+
+KNOWN_CAPSULE_TYPES: Final[frozenset[int]]
+
+CapsuleValue = tuple[int, str] | int | bytes | None
+
+def encode_capsule(capsule_type: int, value: bytes | bytearray | memoryview) -> bytes:
+    """type varint + length varint + value."""
+
+def encode_close_session(error_code: int, reason: str = "") -> bytes:
+    """A whole WT_CLOSE_SESSION capsule. ValueError if error_code is not a u32 or the
+    reason's UTF-8 exceeds 1024 bytes."""
+
+def encode_drain_session() -> bytes: ...
+
+def encode_varint_capsule(capsule_type: int, value: int) -> bytes:
+    """A capsule whose value is one varint (MAX_DATA, MAX_STREAMS, *_BLOCKED)."""
+
+def encode_datagram_capsule(payload: bytes | bytearray | memoryview) -> bytes: ...
+
+class CapsuleParser:
+    def __init__(self, *, max_capsule_size: int = ...) -> None:
+        """Default ``constants.DEFAULT_MAX_CAPSULE_SIZE``; ValueError if < 1."""
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, CapsuleValue]]: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def in_capsule(self) -> bool:
+        """True when stopped mid-capsule."""

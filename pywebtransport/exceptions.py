@@ -1,0 +1,182 @@
+"""One exception hierarchy under :class:`WebTransportError`.
+
+Errors that correspond to a code on the wire carry it as ``error_code``: an HTTP/3 code
+(``H3_*``), a WebTransport code (``WT_*``), or a peer's application error code.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from pywebtransport import constants as c
+
+__all__ = [
+    "BufferReadError",
+    "CapsuleError",
+    "CertificateError",
+    "ClientError",
+    "ConfigurationError",
+    "ConnectionClosedError",
+    "ConnectionError",
+    "DatagramError",
+    "DatagramTooLargeError",
+    "FlowControlError",
+    "FrameError",
+    "HandshakeError",
+    "ProtocolError",
+    "ServerError",
+    "SessionClosedError",
+    "SessionError",
+    "SessionRejectedError",
+    "SettingsError",
+    "StreamClosedError",
+    "StreamError",
+    "StreamResetError",
+    "StreamStopSendingError",
+    "TimeoutError",
+    "WebTransportError",
+    "WireError",
+]
+
+
+class WebTransportError(Exception):
+    """Base of every error this library raises on purpose."""
+
+    default_code: int | None = None
+
+    def __init__(self, message: str = "", *, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_code = self.default_code if error_code is None else error_code
+
+    def __str__(self) -> str:
+        if self.error_code is None:
+            return self.message
+        return f"{self.message} (error code {self.error_code:#x})"
+
+
+class ConfigurationError(WebTransportError, ValueError):
+    """A configuration value is invalid; the message names the field and the value."""
+
+
+class CertificateError(WebTransportError):
+    """A certificate or key could not be created, loaded or verified."""
+
+
+class ProtocolError(WebTransportError):
+    """The peer broke the protocol; ``error_code`` is the code to close or reset with."""
+
+    default_code = c.H3_GENERAL_PROTOCOL_ERROR
+
+
+class WireError(ProtocolError):
+    """Malformed bytes in the wire format."""
+
+    default_code = c.H3_FRAME_ERROR
+
+
+class BufferReadError(WireError):
+    """Input ended before a complete value could be read."""
+
+
+class FrameError(WireError):
+    """A malformed, oversized or misplaced HTTP/3 frame."""
+
+
+class SettingsError(FrameError):
+    """A malformed SETTINGS payload, e.g. a duplicate setting identifier."""
+
+    default_code = c.H3_SETTINGS_ERROR
+
+
+class CapsuleError(WireError):
+    """A malformed or oversized capsule on a CONNECT stream."""
+
+    default_code = c.H3_MESSAGE_ERROR
+
+
+class DatagramError(WireError):
+    """A malformed HTTP datagram (RFC 9297 §5: H3_DATAGRAM_ERROR)."""
+
+    default_code = c.H3_DATAGRAM_ERROR
+
+
+class FlowControlError(ProtocolError):
+    """The peer sent beyond the credit it was granted (WT_FLOW_CONTROL_ERROR)."""
+
+    default_code = c.WT_FLOW_CONTROL_ERROR
+
+
+class DatagramTooLargeError(WebTransportError, ValueError):
+    """A datagram does not fit what the peer and the path accept; nothing was sent."""
+
+    def __init__(self, message: str = "", *, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message or f"datagram of {size} bytes exceeds the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class ConnectionError(WebTransportError):  # noqa: A001 - the library's own, not the builtin
+    """A QUIC/HTTP3 connection failed or is unusable."""
+
+
+class HandshakeError(ConnectionError):
+    """The QUIC/TLS or HTTP/3 handshake failed."""
+
+
+class ConnectionClosedError(ConnectionError):
+    """The connection is closed; ``error_code`` and ``reason`` say why when known."""
+
+    def __init__(self, message: str = "connection closed", *, error_code: int | None = None,
+                 reason: str = "") -> None:
+        super().__init__(message, error_code=error_code)
+        self.reason = reason
+
+
+class SessionError(WebTransportError):
+    """A WebTransport session could not be used."""
+
+
+class SessionRejectedError(SessionError):
+    """The server answered the CONNECT request with a non-2xx status."""
+
+    def __init__(self, message: str = "", *, status_code: int = 0) -> None:
+        super().__init__(message or f"session rejected with status {status_code}")
+        self.status_code = status_code
+
+
+class SessionClosedError(SessionError):
+    """The session is closed; ``error_code`` and ``reason`` are the close capsule's."""
+
+    def __init__(self, message: str = "session closed", *, error_code: int | None = None,
+                 reason: str = "") -> None:
+        super().__init__(message, error_code=error_code)
+        self.reason = reason
+
+
+class StreamError(WebTransportError):
+    """A stream operation failed."""
+
+
+class StreamClosedError(StreamError):
+    """The stream (or the relevant side of it) is already closed."""
+
+
+class StreamResetError(StreamError):
+    """The peer reset the stream; ``error_code`` is its application error code."""
+
+
+class StreamStopSendingError(StreamError):
+    """The peer asked us to stop sending (STOP_SENDING) with ``error_code``."""
+
+
+class TimeoutError(WebTransportError, builtins.TimeoutError):  # noqa: A001
+    """An operation did not finish in time; also a :class:`builtins.TimeoutError`."""
+
+
+class ClientError(WebTransportError):
+    """A client-side failure (bad URL, connect failure)."""
+
+
+class ServerError(WebTransportError):
+    """A server-side failure (bind failure, bad handler)."""
