@@ -1,0 +1,72 @@
+"""Type aliases and state enums shared by every layer."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeAlias
+
+__all__ = [
+    "Address",
+    "ConnectionId",
+    "ConnectionState",
+    "Data",
+    "Headers",
+    "SessionId",
+    "SessionState",
+    "StreamDirection",
+    "StreamId",
+    "StreamState",
+]
+
+#: A WebTransport session id: the QUIC stream id of the session's CONNECT stream.
+SessionId: TypeAlias = int
+#: A QUIC stream id.
+StreamId: TypeAlias = int
+#: A connection id as this library names connections (stable, printable).
+ConnectionId: TypeAlias = str
+#: HTTP header fields, lower-case names, pseudo-headers included where relevant.
+Headers: TypeAlias = dict[str, str]
+#: Payload accepted by send/write calls; ``str`` is encoded as UTF-8.
+Data: TypeAlias = bytes | bytearray | memoryview | str
+#: A UDP address as asyncio gives it.
+Address: TypeAlias = tuple[str, int]
+
+
+class SessionState(str, Enum):
+    """Life cycle of a session: CONNECTING -> CONNECTED -> DRAINING -> CLOSED."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DRAINING = "draining"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class ConnectionState(str, Enum):
+    """Life cycle of a QUIC/HTTP3 connection."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+class StreamDirection(str, Enum):
+    """Which ways a stream carries data, from the local endpoint's point of view."""
+
+    BIDIRECTIONAL = "bidirectional"
+    SEND_ONLY = "send_only"
+    RECEIVE_ONLY = "receive_only"
+
+
+class StreamState(str, Enum):
+    """State of a WebTransport stream (RFC 9000 §3 folded to what users need)."""
+
+    OPEN = "open"
+    HALF_CLOSED_LOCAL = "half_closed_local"  # we sent FIN; peer may still send
+    HALF_CLOSED_REMOTE = "half_closed_remote"  # peer sent FIN; we may still send
+    RESET_SENT = "reset_sent"
+    RESET_RECEIVED = "reset_received"
+    CLOSED = "closed"
