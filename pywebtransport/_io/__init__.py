@@ -1,0 +1,7 @@
+"""The only I/O: UDP sockets and timers driving sans-I/O engines."""
+
+from __future__ import annotations
+
+from pywebtransport._io.endpoint import ConnectionDriver, UdpEndpoint
+
+__all__ = ["ConnectionDriver", "UdpEndpoint"]

@@ -1,0 +1,211 @@
+"""UDP endpoint: one socket, many QUIC connections, one transmit pass per loop wake-up.
+
+Received datagrams are handed to their connection at once; what the connections have to
+send is collected in a single ``call_soon`` pass, so a burst of reads or writes costs one
+flush, not one per call. Time given to QUIC is ``time.monotonic()``: aioquic's pacer wants a
+fine clock, and some loops' ``time()`` is coarse (PROTOCOL.md, aioquic pitfalls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from aioquic.buffer import Buffer, BufferReadError
+from aioquic.quic.packet import QuicProtocolVersion, encode_quic_version_negotiation, pull_quic_header
+
+from pywebtransport.types import Address
+
+__all__ = ["ConnectionDriver", "UdpEndpoint"]
+
+logger = logging.getLogger(__name__)
+
+_SUPPORTED_VERSIONS = [QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2]
+_HOST_CID_LENGTH = 8
+
+
+class ConnectionDriver(Protocol):
+    """What the endpoint needs from a connection."""
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> None: ...
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]: ...
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+
+
+NewConnectionFactory = Callable[[bytes, Address], "ConnectionDriver | None"]
+
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    """A UDP socket serving one client connection or many server connections."""
+
+    def __init__(self, *, new_connection: NewConnectionFactory | None = None,
+                 socket_buffer_size: int = 4 << 20) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._new_connection = new_connection
+        self._socket_buffer_size = socket_buffer_size
+        self._transport: asyncio.DatagramTransport | None = None
+        self._by_cid: dict[bytes, ConnectionDriver] = {}
+        self._client: ConnectionDriver | None = None
+        self._dirty: set[ConnectionDriver] = set()
+        self._flush_handle: asyncio.Handle | None = None
+        self._timers: dict[ConnectionDriver, tuple[float, asyncio.TimerHandle]] = {}
+        self._closed = asyncio.Event()
+        self.datagrams_in = 0
+        self.datagrams_out = 0
+
+    # -- setup
+    @classmethod
+    async def open(cls, *, local_addr: Address, new_connection: NewConnectionFactory | None = None,
+                   socket_buffer_size: int = 4 << 20) -> UdpEndpoint:
+        """Bind a UDP socket at ``local_addr`` (port 0 picks a free port)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size),
+            local_addr=local_addr, family=family)
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer_size)
+                except OSError:  # pragma: no cover - some systems cap or refuse it
+                    logger.debug("could not set socket buffer option %s", option)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed.set()
+
+    @property
+    def local_address(self) -> Address:
+        assert self._transport is not None
+        addr = self._transport.get_extra_info("sockname")
+        return (addr[0], addr[1])
+
+    def attach_client(self, connection: ConnectionDriver) -> None:
+        """Route every datagram on this socket to one client connection."""
+        self._client = connection
+
+    def register_cid(self, cid: bytes, connection: ConnectionDriver) -> None:
+        self._by_cid[cid] = connection
+
+    def unregister_cid(self, cid: bytes) -> None:
+        self._by_cid.pop(cid, None)
+
+    def forget(self, connection: ConnectionDriver) -> None:
+        """Drop every route and timer of a finished connection."""
+        for cid in [cid for cid, conn in self._by_cid.items() if conn is connection]:
+            del self._by_cid[cid]
+        entry = self._timers.pop(connection, None)
+        if entry is not None:
+            entry[1].cancel()
+        self._dirty.discard(connection)
+        if self._client is connection:
+            self._client = None
+
+    @property
+    def connection_count(self) -> int:
+        return len(set(self._by_cid.values()))
+
+    # -- receive
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:  # type: ignore[override]
+        address: Address = (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
+        self.datagrams_in += 1
+        now = time.monotonic()
+        connection = self._client or self._route(data, address)
+        if connection is None:
+            return
+        try:
+            connection.datagram_received(data, address, now)
+        except Exception:  # a connection's bug must not kill the socket for everyone
+            logger.exception("connection failed to handle a datagram from %s", address)
+        self.schedule_flush(connection)
+
+    def _route(self, data: bytes, addr: Address) -> ConnectionDriver | None:
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=_HOST_CID_LENGTH)
+        except (ValueError, BufferReadError):
+            return None  # not QUIC: ignore
+        connection = self._by_cid.get(header.destination_cid)
+        if connection is not None:
+            return connection
+        if header.version is not None and header.version not in _SUPPORTED_VERSIONS:
+            self._send(encode_quic_version_negotiation(
+                source_cid=header.destination_cid, destination_cid=header.source_cid,
+                supported_versions=list(_SUPPORTED_VERSIONS)), addr)
+            return None
+        if self._new_connection is None or header.packet_type is None or len(data) < 1200:
+            return None  # only a full-size Initial can open a connection (RFC 9000 §14.1)
+        connection = self._new_connection(header.destination_cid, addr)
+        if connection is not None:
+            self._by_cid[header.destination_cid] = connection
+        return connection
+
+    # -- transmit
+    def schedule_flush(self, connection: ConnectionDriver) -> None:
+        """Mark a connection as having something to send; flush once this wake-up ends."""
+        self._dirty.add(connection)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, set()
+        now = time.monotonic()
+        for connection in dirty:
+            try:
+                for data, addr in connection.datagrams_to_send(now):
+                    self._send(data, addr)
+            except Exception:
+                logger.exception("connection failed while building packets")
+            self._arm_timer(connection)
+
+    def _send(self, data: bytes, addr: Address) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(data, addr)
+            self.datagrams_out += 1
+
+    def _arm_timer(self, connection: ConnectionDriver) -> None:
+        deadline = connection.get_timer()
+        entry = self._timers.get(connection)
+        if entry is not None:
+            if entry[0] == deadline:
+                return
+            entry[1].cancel()
+            del self._timers[connection]
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - time.monotonic())
+        handle = self._loop.call_later(delay, self._on_timer, connection)
+        self._timers[connection] = (deadline, handle)
+
+    def _on_timer(self, connection: ConnectionDriver) -> None:
+        self._timers.pop(connection, None)
+        try:
+            connection.handle_timer(time.monotonic())
+        except Exception:
+            logger.exception("connection failed in its timer")
+        self.schedule_flush(connection)
+
+    # -- shutdown
+    def close(self) -> None:
+        """Flush what is pending, then close the socket."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
+        for _, handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._transport is not None:
+            self._transport.close()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()

@@ -1,0 +1,191 @@
+"""Events the sans-I/O engine hands to the layer above, named for what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ConnectionIdIssued",
+    "ConnectionIdRetired",
+    "ConnectionTerminated",
+    "DatagramReceived",
+    "EngineEvent",
+    "GoawayReceived",
+    "H3Ready",
+    "ProtocolViolation",
+    "SessionBlocked",
+    "SessionClosed",
+    "SessionCreditUpdated",
+    "SessionDraining",
+    "SessionEstablished",
+    "SessionRejected",
+    "SessionRequested",
+    "StreamDataReceived",
+    "StreamOpened",
+    "StreamReset",
+    "StreamStopSending",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """Base class of every engine event."""
+
+
+@dataclass(frozen=True, slots=True)
+class H3Ready(EngineEvent):
+    """The peer's SETTINGS arrived; ``dialect`` names the WebTransport draft it speaks."""
+
+    settings: dict[int, int]
+    dialect: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionIdIssued(EngineEvent):
+    """QUIC issued a new local connection id: packets carrying it belong to this connection."""
+
+    connection_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionIdRetired(EngineEvent):
+    """A local connection id is no longer in use."""
+
+    connection_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTerminated(EngineEvent):
+    """The QUIC connection is gone (closed by either side or timed out)."""
+
+    error_code: int
+    reason: str
+    by_peer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation(EngineEvent):
+    """The peer broke the protocol and the connection is being closed with ``error_code``."""
+
+    error_code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GoawayReceived(EngineEvent):
+    """The peer will accept no request/session above ``last_id`` (RFC 9114 §5.2)."""
+
+    last_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequested(EngineEvent):
+    """Server side: a client asked for a session; accept or reject it."""
+
+    session_id: int
+    path: str
+    authority: str
+    origin: str | None
+    protocol: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEstablished(EngineEvent):
+    """The session is usable (2xx answered or received)."""
+
+    session_id: int
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRejected(EngineEvent):
+    """Client side: the server answered the CONNECT with ``status_code`` (or never could)."""
+
+    session_id: int
+    status_code: int
+    headers: dict[str, str]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDraining(EngineEvent):
+    """The peer sent WT_DRAIN_SESSION: wind down, no new work."""
+
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed(EngineEvent):
+    """The session ended; ``error_code``/``reason`` come from WT_CLOSE_SESSION (0/"" if none)."""
+
+    session_id: int
+    error_code: int
+    reason: str
+    by_peer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreditUpdated(EngineEvent):
+    """The peer raised a session limit: ``kind`` is "data", "streams_bidi" or "streams_uni"."""
+
+    session_id: int
+    kind: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBlocked(EngineEvent):
+    """The peer reported it is blocked by one of our limits (a *_BLOCKED capsule)."""
+
+    session_id: int
+    kind: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened(EngineEvent):
+    """The peer opened a stream in a session."""
+
+    session_id: int
+    stream_id: int
+    is_unidirectional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDataReceived(EngineEvent):
+    """Payload arrived on a session stream; ``end_stream`` marks the peer's FIN."""
+
+    session_id: int
+    stream_id: int
+    data: bytes
+    end_stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset(EngineEvent):
+    """The peer reset its sending side. ``error_code`` is the application code when the
+    HTTP/3 code maps to one, else the raw code; ``http_error_code`` is always the raw code."""
+
+    session_id: int
+    stream_id: int
+    error_code: int
+    http_error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStopSending(EngineEvent):
+    """The peer asked us to stop sending; codes as in :class:`StreamReset`."""
+
+    session_id: int
+    stream_id: int
+    error_code: int
+    http_error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramReceived(EngineEvent):
+    """An HTTP datagram for a session."""
+
+    session_id: int
+    data: bytes = field(repr=False)

@@ -1,0 +1,219 @@
+"""Two engines wired back to back in memory: real QUIC + TLS, virtual clock, no sockets."""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from aioquic.quic.configuration import QuicConfiguration
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from pywebtransport._protocol import BackpressuredQuicConnection, EngineConfig, WebTransportEngine
+from pywebtransport._protocol import events as ev
+
+CLIENT_ADDR = ("10.0.0.1", 50000)  # only labels: nothing is sent anywhere
+SERVER_ADDR = ("10.0.0.2", 4433)
+
+
+@lru_cache(maxsize=1)
+def test_certificate() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=9))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def quic_configuration(*, is_client: bool, max_datagram_frame_size: int = 65536,
+                       max_stream_data: int = 1 << 20, max_data: int = 1 << 22) -> QuicConfiguration:
+    qc = QuicConfiguration(is_client=is_client, alpn_protocols=["h3"], max_datagram_frame_size=max_datagram_frame_size,
+                           max_stream_data=max_stream_data, max_data=max_data)
+    if is_client:
+        qc.verify_mode = ssl.CERT_NONE
+        qc.server_name = "localhost"
+    else:
+        cert, key = test_certificate()
+        qc.certificate = cert
+        qc.private_key = key
+    return qc
+
+
+@dataclass
+class Pair:
+    """A client engine and a server engine exchanging packets in memory."""
+
+    client_config: EngineConfig = field(default_factory=EngineConfig)
+    server_config: EngineConfig = field(default_factory=EngineConfig)
+    client_quic: dict[str, Any] = field(default_factory=dict)
+    server_quic: dict[str, Any] = field(default_factory=dict)
+    tweak_client: Callable[[WebTransportEngine], None] | None = None
+    tweak_server: Callable[[WebTransportEngine], None] | None = None
+    now: float = 1000.0
+
+    def __post_init__(self) -> None:
+        cq = BackpressuredQuicConnection(configuration=quic_configuration(is_client=True, **self.client_quic))
+        self.client = WebTransportEngine(cq, config=self.client_config)
+        sq = BackpressuredQuicConnection(configuration=quic_configuration(is_client=False, **self.server_quic),
+                                         original_destination_connection_id=cq.original_destination_connection_id)
+        self.server = WebTransportEngine(sq, config=self.server_config)
+        if self.tweak_client:
+            self.tweak_client(self.client)
+        if self.tweak_server:
+            self.tweak_server(self.server)
+        self.client_events: list[ev.EngineEvent] = []
+        self.server_events: list[ev.EngineEvent] = []
+        self.client.connect(SERVER_ADDR, self.now)
+
+    # -- moving packets
+    def run(self, *, max_rounds: int = 200, horizon: float = 0.5) -> None:
+        """Exchange packets (firing timers due within ``horizon``) until both sides are quiet."""
+        for _ in range(max_rounds):
+            moved = self._exchange()
+            if not moved:
+                timers = [t for t in (self.client.get_timer(), self.server.get_timer()) if t is not None]
+                due = min(timers) if timers else None
+                if due is None or due > self.now + horizon:
+                    break
+                self.now = max(self.now, due)
+                for engine in (self.client, self.server):
+                    timer = engine.get_timer()
+                    if timer is not None and timer <= self.now:
+                        engine.handle_timer(self.now)
+            self._collect()
+        self._collect()
+
+    def _exchange(self) -> bool:
+        moved = False
+        for data, _ in self.client.datagrams_to_send(self.now):
+            self.server.receive_datagram(data, CLIENT_ADDR, self.now)
+            moved = True
+        for data, _ in self.server.datagrams_to_send(self.now):
+            self.client.receive_datagram(data, SERVER_ADDR, self.now)
+            moved = True
+        self.now += 0.001
+        return moved
+
+    def _collect(self) -> None:
+        for engine, sink in ((self.client, self.client_events), (self.server, self.server_events)):
+            while (event := engine.next_event()) is not None:
+                sink.append(event)
+
+    # -- looking at events
+    def take(self, side: str, kind: type[ev.EngineEvent] | None = None) -> list[Any]:
+        """Remove and return the events of one side (of one class, if given)."""
+        sink = self.client_events if side == "client" else self.server_events
+        taken = [e for e in sink if kind is None or isinstance(e, kind)]
+        sink[:] = [e for e in sink if e not in taken]
+        return taken
+
+    def one(self, side: str, kind: type[ev.EngineEvent]) -> Any:
+        taken = self.take(side, kind)
+        assert len(taken) == 1, f"expected one {kind.__name__} on the {side}, got {taken}"
+        return taken[0]
+
+    def open_session(self, path: str = "/echo", *, accept: bool = True, origin: str | None = "https://example.test",
+                     headers: dict[str, str] | None = None) -> int:
+        """Handshake (if needed), CONNECT, and accept on the server; returns the session id."""
+        self.run()
+        sid = self.client.open_session(authority="localhost:4433", path=path, origin=origin, headers=headers)
+        self.run()
+        request = self.one("server", ev.SessionRequested)
+        assert request.session_id == sid
+        if accept:
+            self.server.accept_session(sid)
+            self.run()
+            self.one("server", ev.SessionEstablished)
+            self.one("client", ev.SessionEstablished)
+        return sid
+
+    def stream_payload(self, side: str, stream_id: int) -> tuple[bytes, bool]:
+        """Concatenated payload received on a stream and whether FIN arrived."""
+        data = bytearray()
+        fin = False
+        for e in self.take(side, ev.StreamDataReceived):
+            if e.stream_id == stream_id:
+                data += e.data
+                fin = fin or e.end_stream
+            else:
+                (self.client_events if side == "client" else self.server_events).append(e)
+        return bytes(data), fin
+
+
+def draft02_only(engine: WebTransportEngine) -> None:
+    """Make an engine advertise only what Chromium advertises (draft-02, no flow control)."""
+    from pywebtransport import constants as c
+
+    keep = {c.SETTINGS_QPACK_MAX_TABLE_CAPACITY, c.SETTINGS_QPACK_BLOCKED_STREAMS, c.SETTINGS_H3_DATAGRAM,
+            c.SETTINGS_H3_DATAGRAM_DRAFT04, c.SETTINGS_ENABLE_WEBTRANSPORT, c.SETTINGS_ENABLE_CONNECT_PROTOCOL}
+    engine.local_settings = {k: v for k, v in engine.local_settings.items() if k in keep}
+
+
+def no_h3(engine: WebTransportEngine) -> None:
+    """Stop an engine from opening its own HTTP/3 streams, so a test can write raw bytes."""
+    engine._h3_started = True
+
+
+class RawPeer:
+    """Writes hand-made HTTP/3 bytes from the client's QUIC connection to the server engine."""
+
+    def __init__(self, pair: Pair) -> None:
+        self.pair = pair
+        self.quic = pair.client.quic
+
+    def uni(self, data: bytes, *, fin: bool = False) -> int:
+        stream_id = self.quic.get_next_available_stream_id(is_unidirectional=True)
+        self.quic.send_stream_data(stream_id, data, end_stream=fin)
+        return stream_id
+
+    def bidi(self, data: bytes, *, fin: bool = False) -> int:
+        stream_id = self.quic.get_next_available_stream_id(is_unidirectional=False)
+        self.quic.send_stream_data(stream_id, data, end_stream=fin)
+        return stream_id
+
+    def send(self, stream_id: int, data: bytes, *, fin: bool = False) -> None:
+        self.quic.send_stream_data(stream_id, data, end_stream=fin)
+
+    def control(self, settings: dict[int, int] | None = None) -> int:
+        """Open a well-formed control stream + QPACK streams, as a proper client would."""
+        from pywebtransport import constants as c
+        from pywebtransport._wire import frames
+
+        chosen = settings if settings is not None else {c.SETTINGS_ENABLE_WEBTRANSPORT: 1, c.SETTINGS_H3_DATAGRAM: 1}
+        control = self.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_CONTROL)
+                           + frames.encode_frame(c.FRAME_SETTINGS, frames.encode_settings(chosen)))
+        self.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_QPACK_ENCODER))
+        self.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_QPACK_DECODER))
+        return control
+
+    def headers_frame(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        import pylsqpack
+
+        from pywebtransport import constants as c
+        from pywebtransport._wire import frames
+
+        encoder = pylsqpack.Encoder()
+        _, block = encoder.encode(stream_id, headers)
+        return frames.encode_frame(c.FRAME_HEADERS, block)
+
+    def connect_request(self, path: bytes = b"/x", *, drop: bytes | None = None) -> int:
+        stream_id = self.quic.get_next_available_stream_id(is_unidirectional=False)
+        headers = [(b":method", b"CONNECT"), (b":protocol", b"webtransport"), (b":scheme", b"https"),
+                   (b":authority", b"localhost"), (b":path", path)]
+        headers = [h for h in headers if h[0] != drop]
+        self.send(stream_id, self.headers_frame(stream_id, headers))
+        return stream_id

@@ -1,0 +1,266 @@
+"""Every row of PROTOCOL.md's bad-input table, fed to the server engine byte by byte."""
+
+from __future__ import annotations
+
+import pytest
+
+from pywebtransport import constants as c
+from pywebtransport._protocol import EngineConfig
+from pywebtransport._protocol import events as ev
+from pywebtransport._wire import buffer, capsules, frames
+from pywebtransport.types import SessionState
+
+from .harness import Pair, RawPeer, no_h3
+
+
+def raw_pair(**kwargs: object) -> tuple[Pair, RawPeer]:
+    pair = Pair(tweak_client=no_h3, **kwargs)  # type: ignore[arg-type]
+    pair.run()
+    return pair, RawPeer(pair)
+
+
+def assert_connection_error(pair: Pair, code: int) -> None:
+    pair.run(horizon=2.0)
+    violation = pair.one("server", ev.ProtocolViolation)
+    assert violation.error_code == code, f"{violation.error_code:#x} != {code:#x}: {violation.reason}"
+    terminated = pair.take("client", ev.ConnectionTerminated)
+    assert terminated and terminated[0].error_code == code
+
+
+CONTROL = frames.encode_uni_stream_header(c.STREAM_TYPE_CONTROL)
+SETTINGS = frames.encode_frame(c.FRAME_SETTINGS, frames.encode_settings({c.SETTINGS_ENABLE_WEBTRANSPORT: 1}))
+
+
+def test_garbled_settings_payload_is_a_frame_error() -> None:
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, b"\x40"))  # a truncated varint
+    assert_connection_error(pair, c.H3_FRAME_ERROR)
+
+
+def test_first_control_frame_not_settings_is_missing_settings() -> None:
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + frames.encode_frame(c.FRAME_GOAWAY, buffer.encode_varint(0)))
+    assert_connection_error(pair, c.H3_MISSING_SETTINGS)
+
+
+def test_second_settings_frame_is_frame_unexpected() -> None:
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + SETTINGS + SETTINGS)
+    assert_connection_error(pair, c.H3_FRAME_UNEXPECTED)
+
+
+def test_duplicate_setting_identifier_is_a_settings_error() -> None:
+    pair, raw = raw_pair()
+    payload = buffer.encode_varint(0x33) + buffer.encode_varint(1) + buffer.encode_varint(0x33) + buffer.encode_varint(1)
+    raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, payload))
+    assert_connection_error(pair, c.H3_SETTINGS_ERROR)
+
+
+@pytest.mark.parametrize("frame_type", [c.FRAME_DATA, c.FRAME_HEADERS, 0x02, 0x06, 0x08, 0x09])
+def test_request_or_http2_frames_on_the_control_stream_are_frame_unexpected(frame_type: int) -> None:
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + SETTINGS + frames.encode_frame(frame_type, b"\x00"))
+    assert_connection_error(pair, c.H3_FRAME_UNEXPECTED)
+
+
+def test_closing_the_control_stream_is_closed_critical_stream() -> None:
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + SETTINGS, fin=True)
+    assert_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
+
+
+@pytest.mark.parametrize("stream_type", [c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_TYPE_QPACK_DECODER])
+def test_closing_a_qpack_stream_is_closed_critical_stream(stream_type: int) -> None:
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + SETTINGS)
+    raw.uni(frames.encode_uni_stream_header(stream_type), fin=True)
+    assert_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
+
+
+@pytest.mark.parametrize("stream_type", [c.STREAM_TYPE_CONTROL, c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_TYPE_QPACK_DECODER])
+def test_a_second_critical_stream_is_stream_creation_error(stream_type: int) -> None:
+    pair, raw = raw_pair()
+    raw.control()
+    raw.uni(frames.encode_uni_stream_header(stream_type))
+    assert_connection_error(pair, c.H3_STREAM_CREATION_ERROR)
+
+
+def test_unknown_uni_stream_type_is_stopped_alone() -> None:
+    pair, raw = raw_pair()
+    raw.control()
+    stream_id = raw.uni(buffer.encode_varint(0x1F * 7 + 0x21) + b"whatever")
+    pair.run()
+    assert not pair.take("server", ev.ProtocolViolation)
+    stream = pair.server.quic._streams.get(stream_id)
+    assert stream is not None and stream.receiver._stop_error_code == c.H3_STREAM_CREATION_ERROR
+    sid = raw.connect_request(b"/still-works")
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+
+
+def test_unknown_frames_and_settings_are_ignored() -> None:
+    pair, raw = raw_pair()
+    settings = frames.encode_settings({c.SETTINGS_ENABLE_WEBTRANSPORT: 1, 0x1F * 3 + 0x21: 77})
+    raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, settings) + frames.encode_frame(0x21, b"grease"))
+    pair.run()
+    assert not pair.take("server", ev.ProtocolViolation)
+    assert pair.one("server", ev.H3Ready).settings[0x1F * 3 + 0x21] == 77
+
+
+def test_malformed_qpack_block_is_decompression_failed() -> None:
+    pair, raw = raw_pair()
+    raw.control()
+    raw.bidi(frames.encode_frame(c.FRAME_HEADERS, b"\xff\xff\xff\xff\xff"))
+    assert_connection_error(pair, c.QPACK_DECOMPRESSION_FAILED)
+
+
+@pytest.mark.parametrize("missing", [b":path", b":authority", b":scheme"])
+def test_connect_without_required_pseudo_headers_gets_400(missing: bytes) -> None:
+    pair, raw = raw_pair()
+    raw.control()
+    raw.connect_request(drop=missing)
+    pair.run()
+    assert not pair.take("server", ev.SessionRequested)
+    assert not pair.take("server", ev.ProtocolViolation)
+    # the client's QUIC connection got a response; decode it with a plain parser
+    stream = next(iter(s for sid, s in pair.client.quic._streams.items() if sid % 4 == 0))
+    assert stream.receiver.highest_offset > 0
+
+
+def test_webtransport_stream_naming_a_non_client_bidi_session_is_id_error() -> None:
+    pair, raw = raw_pair()
+    raw.control()
+    raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, 2) + b"x")
+    assert_connection_error(pair, c.H3_ID_ERROR)
+
+
+def test_webtransport_stream_for_a_gone_session_is_refused_with_session_gone() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.client.close_session(sid, 0, "")
+    pair.run()
+    raw = RawPeer(pair)
+    stream_id = raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + b"late")
+    pair.run()
+    assert not pair.take("server", ev.StreamOpened)
+    stream = pair.server.quic._streams.get(stream_id)
+    assert stream is not None and stream.receiver._stop_error_code == c.WT_SESSION_GONE
+
+
+def test_malformed_datagram_is_h3_datagram_error() -> None:
+    pair = Pair()
+    pair.open_session()
+    pair.client.quic.send_datagram_frame(b"\x40")  # a 2-byte varint cut after one byte
+    assert_connection_error(pair, c.H3_DATAGRAM_ERROR)
+
+
+def test_datagram_for_an_unknown_session_is_dropped_silently() -> None:
+    pair = Pair()
+    pair.open_session()
+    pair.client.quic.send_datagram_frame(buffer.encode_varint(400 // 4) + b"nobody")
+    pair.run()
+    assert not pair.take("server", ev.DatagramReceived)
+    assert not pair.take("server", ev.ProtocolViolation)
+
+
+def test_close_reason_over_1024_bytes_is_a_message_error_on_the_session() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    bad = capsules.encode_capsule(c.WT_CAPSULE_CLOSE_SESSION, b"\x00\x00\x00\x01" + b"r" * 1025)
+    pair.client.quic.send_stream_data(sid, frames.encode_frame(c.FRAME_DATA, bad))
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert closed.error_code == c.H3_MESSAGE_ERROR
+    assert not pair.take("server", ev.ProtocolViolation)  # a session error, not a connection error
+
+
+def test_close_reason_that_is_not_utf8_is_a_message_error() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    bad = capsules.encode_capsule(c.WT_CAPSULE_CLOSE_SESSION, b"\x00\x00\x00\x01\xff\xfe")
+    pair.client.quic.send_stream_data(sid, frames.encode_frame(c.FRAME_DATA, bad))
+    pair.run()
+    assert pair.one("server", ev.SessionClosed).error_code == c.H3_MESSAGE_ERROR
+
+
+def test_grease_and_unknown_capsules_are_skipped() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    grease = capsules.encode_capsule(0x29 * 5 + 0x17, b"g" * 40) + capsules.encode_capsule(0x7777, b"")
+    pair.client.quic.send_stream_data(sid, frames.encode_frame(c.FRAME_DATA, grease))
+    pair.run()
+    assert pair.server.session(sid).state is SessionState.CONNECTED
+    assert not pair.take("server", ev.SessionClosed)
+
+
+def test_capsule_split_across_data_frames_and_several_in_one_frame() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    close = capsules.encode_close_session(9, "split")
+    stream = frames.encode_frame(c.FRAME_DATA, capsules.encode_capsule(0x29 + 0x17, b"") + close[:3])
+    stream += frames.encode_frame(c.FRAME_DATA, close[3:])
+    pair.client.quic.send_stream_data(sid, stream)
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert (closed.error_code, closed.reason) == (9, "split")
+
+
+def test_header_block_over_the_limit_is_refused_on_its_stream_only() -> None:
+    pair, raw = raw_pair(server_config=EngineConfig(max_header_block_size=200))
+    raw.control()
+    stream_id = raw.bidi(frames.encode_frame_header(c.FRAME_HEADERS, 5000) + b"\x00" * 100)
+    pair.run()
+    assert not pair.take("server", ev.ProtocolViolation)
+    stream = pair.server.quic._streams.get(stream_id)
+    assert stream is not None and stream.receiver._stop_error_code == c.H3_EXCESSIVE_LOAD
+
+
+def test_capsule_over_the_limit_is_refused() -> None:
+    pair = Pair(server_config=EngineConfig(max_capsule_size=64))
+    sid = pair.open_session()
+    big = buffer.encode_varint(c.WT_CAPSULE_CLOSE_SESSION) + buffer.encode_varint(10_000)
+    pair.client.quic.send_stream_data(sid, frames.encode_frame(c.FRAME_DATA, big))
+    pair.run()
+    assert pair.one("server", ev.SessionClosed).error_code == c.H3_EXCESSIVE_LOAD
+
+
+def test_buffered_early_streams_are_bounded_and_the_excess_rejected() -> None:
+    pair = Pair(server_config=EngineConfig(max_buffered_streams=3))
+    pair.run()
+    sid = pair.client.open_session(authority="localhost", path="/early")
+    raw = RawPeer(pair)
+    ids = [raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + f"s{i}".encode(), fin=True)
+           for i in range(5)]
+    pair.run()
+    pair.one("server", ev.SessionRequested)
+    assert not pair.take("server", ev.StreamOpened)  # buffered: the session is not accepted yet
+    pair.server.accept_session(sid)
+    pair.run()
+    opened = [e.stream_id for e in pair.take("server", ev.StreamOpened)]
+    assert opened == ids[:3]
+    for stream_id in ids[3:]:
+        assert pair.server.quic._streams[stream_id].receiver._stop_error_code == c.WT_BUFFERED_STREAM_REJECTED
+    payloads = {e.stream_id: e.data for e in pair.take("server", ev.StreamDataReceived)}
+    assert payloads == {ids[0]: b"s0", ids[1]: b"s1", ids[2]: b"s2"}
+
+
+def test_client_buffers_server_streams_and_datagrams_that_beat_the_response() -> None:
+    pair = Pair()
+    pair.run()
+    sid = pair.client.open_session(authority="localhost", path="/early")
+    pair.run()
+    pair.one("server", ev.SessionRequested)
+    server_quic = pair.server.quic
+    stream_id = server_quic.get_next_available_stream_id(is_unidirectional=True)
+    server_quic.send_stream_data(stream_id, frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + b"early",
+                                 end_stream=True)
+    server_quic.send_datagram_frame(buffer.encode_varint(sid // 4) + b"early-dgram")
+    pair.run()
+    assert not pair.take("client", ev.StreamOpened)
+    assert not pair.take("client", ev.DatagramReceived)
+    pair.server.accept_session(sid)
+    pair.run()
+    assert pair.one("client", ev.SessionEstablished).session_id == sid
+    assert pair.one("client", ev.StreamOpened).stream_id == stream_id
+    assert pair.stream_payload("client", stream_id) == (b"early", True)
+    assert pair.one("client", ev.DatagramReceived).data == b"early-dgram"

@@ -1,0 +1,284 @@
+"""Engine conversations in memory: handshake, sessions, streams, datagrams, close, drain."""
+
+from __future__ import annotations
+
+import pytest
+
+from pywebtransport import constants as c
+from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.settings import DIALECT_DRAFT02, DIALECT_DRAFT15
+from pywebtransport.exceptions import DatagramTooLargeError, SessionError, StreamClosedError
+from pywebtransport.types import SessionState
+
+from .harness import Pair, draft02_only
+
+
+def test_handshake_exchanges_settings_and_records_the_dialect() -> None:
+    pair = Pair()
+    pair.run()
+    server_ready = pair.one("server", ev.H3Ready)
+    client_ready = pair.one("client", ev.H3Ready)
+    assert server_ready.dialect == DIALECT_DRAFT15
+    assert client_ready.settings[c.SETTINGS_ENABLE_CONNECT_PROTOCOL] == 1
+    assert c.SETTINGS_ENABLE_CONNECT_PROTOCOL not in server_ready.settings  # only servers send it
+    for setting in (c.SETTINGS_ENABLE_WEBTRANSPORT, c.SETTINGS_H3_DATAGRAM, c.SETTINGS_H3_DATAGRAM_DRAFT04,
+                    c.SETTINGS_WT_ENABLED):
+        assert client_ready.settings[setting] == 1
+    assert pair.client.dialect == DIALECT_DRAFT15
+
+
+def test_a_draft02_peer_is_recognised_and_gets_no_session_flow_control() -> None:
+    pair = Pair(tweak_client=draft02_only)
+    sid = pair.open_session()
+    assert pair.server.dialect == DIALECT_DRAFT02
+    assert pair.server.session(sid).flow_control is False
+    assert pair.client.session(sid).flow_control is True  # the server spoke draft-15 to it
+
+
+def test_session_request_carries_path_authority_origin_and_headers() -> None:
+    pair = Pair()
+    pair.run()
+    sid = pair.client.open_session(authority="localhost:4433", path="/chat?room=1", origin="https://a.test",
+                                   headers={"X-Token": "abc"})
+    pair.run()
+    request = pair.one("server", ev.SessionRequested)
+    assert request.session_id == sid == 0
+    assert request.path == "/chat?room=1"
+    assert request.authority == "localhost:4433"
+    assert request.origin == "https://a.test"
+    assert request.protocol in ("webtransport", "webtransport-h3")
+    assert request.headers["x-token"] == "abc"
+    assert request.headers["sec-webtransport-http3-draft02"] == "1"
+    assert pair.server.session(sid).state is SessionState.CONNECTING
+
+
+def test_accepted_session_is_established_on_both_sides() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    assert pair.client.session(sid).state is SessionState.CONNECTED
+    assert pair.server.session(sid).state is SessionState.CONNECTED
+
+
+def test_rejected_session_reports_the_status_to_the_client() -> None:
+    pair = Pair()
+    sid = pair.open_session(accept=False)
+    pair.server.reject_session(sid, 404)
+    pair.run()
+    rejected = pair.one("client", ev.SessionRejected)
+    assert rejected.session_id == sid and rejected.status_code == 404
+    assert pair.client.session(sid).state is SessionState.CLOSED
+    assert not pair.take("client", ev.SessionEstablished)
+
+
+def test_reject_requires_an_error_status() -> None:
+    pair = Pair()
+    sid = pair.open_session(accept=False)
+    with pytest.raises(ValueError, match="3xx-5xx"):
+        pair.server.reject_session(sid, 200)
+
+
+def test_bidirectional_stream_echo_both_directions() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    # client-initiated
+    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stream_id, b"hello", end_stream=True)
+    pair.run()
+    opened = pair.one("server", ev.StreamOpened)
+    assert (opened.session_id, opened.stream_id, opened.is_unidirectional) == (sid, stream_id, False)
+    assert pair.stream_payload("server", stream_id) == (b"hello", True)
+    pair.server.send_stream_data(stream_id, b"HELLO", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("client", stream_id) == (b"HELLO", True)
+    # server-initiated
+    server_stream = pair.server.open_stream(sid, is_unidirectional=False)
+    pair.server.send_stream_data(server_stream, b"ping")
+    pair.run()
+    assert pair.one("client", ev.StreamOpened).stream_id == server_stream
+    assert pair.stream_payload("client", server_stream) == (b"ping", False)
+    pair.client.send_stream_data(server_stream, b"pong", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("server", server_stream) == (b"pong", True)
+
+
+def test_unidirectional_streams_both_directions() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    up = pair.client.open_stream(sid, is_unidirectional=True)
+    pair.client.send_stream_data(up, b"x" * 5000, end_stream=True)
+    down = pair.server.open_stream(sid, is_unidirectional=True)
+    pair.server.send_stream_data(down, b"y" * 7000, end_stream=True)
+    pair.run()
+    assert pair.one("server", ev.StreamOpened).is_unidirectional
+    assert pair.one("client", ev.StreamOpened).is_unidirectional
+    assert pair.stream_payload("server", up) == (b"x" * 5000, True)
+    assert pair.stream_payload("client", down) == (b"y" * 7000, True)
+    with pytest.raises(StreamClosedError):
+        pair.client.send_stream_data(down, b"not allowed")
+
+
+def test_large_stream_payload_arrives_intact() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    stream_id = pair.client.open_stream(sid, is_unidirectional=True)
+    pair.client.send_stream_data(stream_id, payload, end_stream=True)
+    received = bytearray()
+    fin = False
+    for _ in range(200):
+        pair.run()
+        for event in pair.take("server", ev.StreamDataReceived):
+            received += event.data
+            fin = fin or event.end_stream
+            pair.server.consume_stream_data(stream_id, len(event.data))
+        if fin:
+            break
+    assert fin and bytes(received) == payload
+
+
+def test_datagrams_both_ways_with_quarter_stream_id() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    assert pair.client.send_datagram(sid, b"up")
+    assert pair.server.send_datagram(sid, b"down")
+    pair.run()
+    assert [(e.session_id, e.data) for e in pair.take("server", ev.DatagramReceived)] == [(sid, b"up")]
+    assert [(e.session_id, e.data) for e in pair.take("client", ev.DatagramReceived)] == [(sid, b"down")]
+    assert pair.client.session(sid).datagrams_sent == 1
+    assert pair.server.session(sid).datagram_bytes_received == 2
+
+
+def test_oversize_datagram_is_refused_before_aioquic_sees_it() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    limit = pair.client.max_datagram_size(sid)
+    assert 1000 < limit < 1400
+    with pytest.raises(DatagramTooLargeError) as info:
+        pair.client.send_datagram(sid, b"z" * (limit + 1))
+    assert info.value.limit == limit
+    assert pair.client.quic.pending_datagrams == 0
+    assert pair.client.send_datagram(sid, b"z" * limit)  # the largest one still goes through
+    pair.run()
+    assert pair.one("server", ev.DatagramReceived).data == b"z" * limit
+
+
+def test_datagram_size_limit_follows_the_peers_transport_parameter() -> None:
+    pair = Pair(server_quic={"max_datagram_frame_size": 100})
+    sid = pair.open_session()
+    # 100 bytes for the frame, minus the frame type + length (3) and the 1-byte quarter stream id
+    assert pair.client.max_datagram_size(sid) == 100 - 3 - 1
+
+
+def test_close_with_code_and_reason_reaches_the_peer_and_resets_streams() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    stream_id = pair.server.open_stream(sid, is_unidirectional=False)
+    pair.server.send_stream_data(stream_id, b"data")
+    pair.run()
+    pair.take("client")
+    pair.client.close_session(sid, 4242, "bye now")
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert (closed.error_code, closed.reason, closed.by_peer) == (4242, "bye now", True)
+    local = pair.one("client", ev.SessionClosed)
+    assert local.by_peer is False
+    resets = pair.take("server", ev.StreamReset) + pair.take("server", ev.StreamStopSending)
+    assert all(e.http_error_code == c.WT_SESSION_GONE for e in resets)
+    assert pair.server.session(sid).state is SessionState.CLOSED
+
+
+def test_server_close_reaches_the_client() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.server.close_session(sid, 7, "server says bye")
+    pair.run()
+    closed = pair.one("client", ev.SessionClosed)
+    assert (closed.error_code, closed.reason) == (7, "server says bye")
+
+
+def test_close_reason_over_1024_bytes_is_refused_locally() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    with pytest.raises(ValueError):
+        pair.client.close_session(sid, 1, "x" * 1025)
+    assert pair.client.session(sid).state is SessionState.CONNECTED
+
+
+def test_drain_moves_the_peer_to_draining() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.server.drain_session(sid)
+    pair.run()
+    assert pair.one("client", ev.SessionDraining).session_id == sid
+    assert pair.client.session(sid).state is SessionState.DRAINING
+    # a draining session still carries data
+    stream_id = pair.client.open_stream(sid, is_unidirectional=True)
+    pair.client.send_stream_data(stream_id, b"last words", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("server", stream_id) == (b"last words", True)
+
+
+def test_several_sessions_on_one_connection_are_independent() -> None:
+    pair = Pair()
+    first = pair.open_session("/a")
+    second = pair.open_session("/b")
+    assert first != second
+    s1 = pair.client.open_stream(first, is_unidirectional=True)
+    s2 = pair.client.open_stream(second, is_unidirectional=True)
+    pair.client.send_stream_data(s1, b"one", end_stream=True)
+    pair.client.send_stream_data(s2, b"two", end_stream=True)
+    pair.run()
+    by_session = {e.session_id: e.stream_id for e in pair.take("server", ev.StreamOpened)}
+    assert by_session == {first: s1, second: s2}
+    pair.client.close_session(first, 1, "")
+    pair.run()
+    assert pair.server.session(first).state is SessionState.CLOSED
+    assert pair.server.session(second).state is SessionState.CONNECTED
+
+
+def test_connect_stream_fin_without_capsule_closes_with_code_zero() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.client.quic.send_stream_data(sid, b"", end_stream=True)
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert (closed.error_code, closed.reason, closed.by_peer) == (0, "", True)
+
+
+def test_operations_on_a_closed_session_raise() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.client.close_session(sid)
+    with pytest.raises(SessionError):
+        pair.client.open_stream(sid, is_unidirectional=False)
+    with pytest.raises(SessionError):
+        pair.client.send_datagram(sid, b"x")
+
+
+def test_stream_reset_and_stop_sending_carry_application_codes() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stream_id, b"abc")
+    pair.run()
+    pair.take("server")
+    pair.client.reset_stream(stream_id, 123)
+    pair.run()
+    reset = pair.one("server", ev.StreamReset)
+    assert (reset.stream_id, reset.error_code) == (stream_id, 123)
+    assert reset.http_error_code == c.WT_APP_ERROR_FIRST + 123 + 123 // 0x1E
+    pair.server.stop_stream(stream_id, 0xFFFFFFFF)
+    pair.run()
+    stop = pair.one("client", ev.StreamStopSending)
+    assert stop.error_code == 0xFFFFFFFF
+
+
+def test_engine_close_ends_every_session_and_the_connection() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.client.close(c.H3_NO_ERROR, "done")
+    pair.run(horizon=5.0)
+    assert pair.one("client", ev.SessionClosed).session_id == sid
+    assert pair.one("server", ev.SessionClosed).by_peer is True
+    terminated = pair.one("server", ev.ConnectionTerminated)
+    assert terminated.by_peer and terminated.reason == "done"
