@@ -1,0 +1,92 @@
+"""Loopback fixtures: a real server and client over UDP on 127.0.0.1 (nothing leaves the machine)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from pywebtransport.client import WebTransportClient
+from pywebtransport.config import ClientConfig, ServerConfig
+from pywebtransport.server import WebTransportServer
+from pywebtransport.session import WebTransportSession
+from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
+
+Handler = Callable[[WebTransportSession], Awaitable[None]]
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> SelfSignedCertificate:
+    """One ECDSA P-256 certificate for the whole run (valid 10 days, browser-acceptable)."""
+    out: Path = tmp_path_factory.mktemp("cert")
+    return generate_self_signed_cert("localhost", output_dir=out)
+
+
+@pytest.fixture
+def server_config(certificate: SelfSignedCertificate) -> ServerConfig:
+    return ServerConfig(host="127.0.0.1", port=0, certfile=str(certificate.cert_path),
+                        keyfile=str(certificate.key_path))
+
+
+@pytest.fixture
+def client_config(certificate: SelfSignedCertificate) -> ClientConfig:
+    """A client that pins the test certificate by its SHA-256, as browsers do."""
+    return ClientConfig(server_certificate_hashes=[certificate.sha256], connect_timeout=10.0)
+
+
+async def echo_handler(session: WebTransportSession) -> None:
+    """Echo every bidi stream, answer every uni stream on a new uni stream, echo datagrams."""
+
+    async def echo_bidi(stream: WebTransportStream) -> None:
+        async for chunk in stream:
+            stream.write(chunk)
+            await stream.drain()
+        await stream.close()
+
+    async def echo_uni(stream: WebTransportReceiveStream) -> None:
+        data = await stream.read()
+        reply = await session.create_unidirectional_stream()
+        await reply.write_all(data, end_stream=True)
+
+    async def echo_datagrams() -> None:
+        async for payload in session.datagrams:
+            await session.datagrams.send(payload)
+
+    tasks = [asyncio.ensure_future(echo_datagrams())]
+    try:
+        async for stream in session.incoming_streams():
+            if isinstance(stream, WebTransportStream):
+                tasks.append(asyncio.ensure_future(echo_bidi(stream)))
+            elif isinstance(stream, WebTransportReceiveStream):
+                tasks.append(asyncio.ensure_future(echo_uni(stream)))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@asynccontextmanager
+async def running_server(config: ServerConfig, routes: dict[str, Handler]) -> AsyncIterator[tuple[WebTransportServer, str]]:
+    """A started server with ``routes``; yields it and its base URL (https://127.0.0.1:PORT)."""
+    server = WebTransportServer(config=config)
+    for path, handler in routes.items():
+        server.add_route(path, handler)
+    async with server:
+        host, port = server.local_address
+        yield server, f"https://{host}:{port}"
+
+
+@pytest.fixture
+async def echo_server(server_config: ServerConfig) -> AsyncIterator[tuple[WebTransportServer, str]]:
+    async with running_server(server_config, {"/echo": echo_handler}) as (server, base):
+        yield server, base
+
+
+@pytest.fixture
+async def client(client_config: ClientConfig) -> AsyncIterator[WebTransportClient]:
+    async with WebTransportClient(config=client_config) as c:
+        yield c
