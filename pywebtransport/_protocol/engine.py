@@ -12,6 +12,7 @@ settings dialect per peer that H3Connection does not have.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections import deque
@@ -106,6 +107,7 @@ class _Stream:
 
 
 _CRITICAL = (_Kind.CONTROL, _Kind.QPACK_ENCODER, _Kind.QPACK_DECODER)
+_REQUEST_FRAMES = frozenset({c.FRAME_DATA, c.FRAME_HEADERS, c.FRAME_PUSH_PROMISE})
 
 
 class WebTransportEngine:
@@ -517,7 +519,7 @@ class WebTransportEngine:
                 self._after_settings(session_id)
         elif frame_type == c.FRAME_SETTINGS:
             raise ProtocolError("second SETTINGS frame", error_code=c.H3_FRAME_UNEXPECTED)
-        elif frame_type in (c.FRAME_DATA, c.FRAME_HEADERS, c.FRAME_PUSH_PROMISE) or frame_type in c.H3_HTTP2_ONLY_FRAMES:
+        elif frame_type in _REQUEST_FRAMES or frame_type in c.H3_HTTP2_ONLY_FRAMES:
             raise ProtocolError(f"frame {frame_type:#x} is not allowed on the control stream",
                                 error_code=c.H3_FRAME_UNEXPECTED)
         elif frame_type == c.FRAME_GOAWAY:
@@ -905,7 +907,7 @@ class WebTransportEngine:
         rec = self._sessions.get(session_id)
         if rec is not None and rec.is_open:
             self._announce_stream(rec, stream)
-        elif rec is not None and rec.state is SessionState.CONNECTING or rec is None and not self._session_gone(session_id):
+        elif rec.state is SessionState.CONNECTING if rec is not None else not self._session_gone(session_id):
             if self._early_count >= self.config.max_buffered_streams:
                 self._refuse_stream(stream, c.WT_BUFFERED_STREAM_REJECTED)
                 return
@@ -918,7 +920,7 @@ class WebTransportEngine:
         if session_id in self._sessions:
             return self._sessions[session_id].state is SessionState.CLOSED
         if self.is_client:
-            return session_id < self.quic._local_next_stream_id_bidi  # noqa: SLF001
+            return session_id < self.quic._local_next_stream_id_bidi
         return session_id <= self._highest_peer_bidi
 
     def _refuse_stream(self, stream: _Stream, code: int) -> None:
@@ -933,16 +935,12 @@ class WebTransportEngine:
         self.quic.forget_stream(stream.stream_id)
 
     def _quic_stop(self, stream_id: int, code: int) -> None:
-        try:
+        with contextlib.suppress(ValueError):  # aioquic already discarded the stream: nothing to stop
             self.quic.stop_stream(stream_id, code)
-        except ValueError:  # aioquic already discarded the stream: nothing left to stop
-            pass
 
     def _quic_reset(self, stream_id: int, code: int) -> None:
-        try:
+        with contextlib.suppress(ValueError):  # already finished and discarded
             self.quic.reset_stream(stream_id, code)
-        except ValueError:  # already finished and discarded
-            pass
 
     def _announce_stream(self, rec: SessionRecord, stream: _Stream) -> bool:
         stream.announced = True

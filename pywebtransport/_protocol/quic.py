@@ -43,7 +43,7 @@ class BackpressuredQuicConnection(QuicConnection):
         if stream is None:
             return 0
         sender = stream.sender
-        return sender._buffer_stop - sender._buffer_start  # noqa: SLF001 - no public accessor
+        return sender._buffer_stop - sender._buffer_start
 
     def stream_window(self, stream_id: int) -> int:
         """Receive credit the peer has left on ``stream_id`` (0 for unknown streams)."""

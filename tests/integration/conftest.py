@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from pywebtransport.config import ClientConfig, ServerConfig
+from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 from pywebtransport.client import WebTransportClient
-from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
-from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 Handler = Callable[[WebTransportSession], Awaitable[None]]
 
@@ -70,7 +70,8 @@ async def echo_handler(session: WebTransportSession) -> None:
 
 
 @asynccontextmanager
-async def running_server(config: ServerConfig, routes: dict[str, Handler]) -> AsyncIterator[tuple[WebTransportServer, str]]:
+async def running_server(config: ServerConfig,
+                         routes: dict[str, Handler]) -> AsyncIterator[tuple[WebTransportServer, str]]:
     """A started server with ``routes``; yields it and its base URL (https://127.0.0.1:PORT)."""
     server = WebTransportServer(config=config)
     for path, handler in routes.items():

@@ -1,0 +1,131 @@
+"""WebTransportClient: connect to WebTransport servers and open sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from pywebtransport._io import UdpEndpoint
+from pywebtransport.config import ClientConfig
+from pywebtransport.connection import WebTransportConnection, build_quic_configuration
+from pywebtransport.exceptions import ClientError, HandshakeError, TimeoutError
+from pywebtransport.session.session import WebTransportSession
+from pywebtransport.types import Address, Headers
+from pywebtransport.utils import parse_webtransport_url
+
+__all__ = ["WebTransportClient"]
+
+logger = logging.getLogger(__name__)
+
+
+class WebTransportClient:
+    """Opens WebTransport sessions to servers; ``async with`` closes everything it opened.
+
+    TLS is verified by default. For development servers, pin the certificate by its SHA-256
+    (``ClientConfig(server_certificate_hashes=[...])``, as browsers do) or, on loopback only,
+    turn verification off with ``ClientConfig(verify_mode=False)``.
+    """
+
+    def __init__(self, *, config: ClientConfig | None = None) -> None:
+        self._config = config or ClientConfig()
+        self._connections: set[WebTransportConnection] = set()
+        self._closing: set[asyncio.Future[None]] = set()
+        self._closed = False
+        self.sessions_opened = 0
+        self.connect_failures = 0
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    @property
+    def connections(self) -> list[WebTransportConnection]:
+        return [c for c in self._connections if not c.is_closed]
+
+    async def __aenter__(self) -> WebTransportClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, url: str, *, headers: Headers | None = None,
+                      timeout: float | None = None) -> WebTransportSession:
+        """Open a new connection to ``url`` (``https://host:port/path``) and a session on it.
+
+        Raises SessionRejectedError when the server refuses (with its status code),
+        TimeoutError after ``timeout`` seconds (default ``config.connect_timeout``),
+        HandshakeError/CertificateError when QUIC or TLS fails.
+        """
+        if self._closed:
+            raise ClientError("the client is closed")
+        host, port, path = parse_webtransport_url(url)
+        timeout = self._config.connect_timeout if timeout is None else timeout
+        attempts = 1 + self._config.max_retries
+        for attempt in range(1, attempts + 1):
+            try:
+                return await asyncio.wait_for(self._connect_once(host, port, path, headers), timeout)
+            except (asyncio.TimeoutError, HandshakeError) as exc:
+                self.connect_failures += 1
+                if attempt == attempts:
+                    if isinstance(exc, asyncio.TimeoutError):
+                        raise TimeoutError(f"could not open a session to {url} within {timeout}s") from None
+                    raise
+                logger.info("connect attempt %d to %s failed (%s); retrying", attempt, url, exc)
+                await asyncio.sleep(self._config.retry_delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connect_once(self, host: str, port: int, path: str, headers: Headers | None) -> WebTransportSession:
+        loop = asyncio.get_running_loop()
+        remote = await self._resolve(loop, host, port)
+        local: Address = ("::", 0) if ":" in remote[0] else ("0.0.0.0", 0)
+        endpoint = await UdpEndpoint.open(local_addr=local, socket_buffer_size=self._config.socket_buffer_size)
+        connection = WebTransportConnection(
+            config=self._config, endpoint=endpoint,
+            quic_configuration=build_quic_configuration(self._config, server_name=host),
+            remote_address=remote, owns_endpoint=True)
+        endpoint.attach_client(connection)
+        self._connections.add(connection)
+        try:
+            connection.connect()
+            await connection.wait_connected()
+            request_headers = {"user-agent": self._config.user_agent, **self._config.headers, **(headers or {})}
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            session = await connection.open_session(path=path, authority=authority, origin=self._config.origin,
+                                                    headers=request_headers)
+        except BaseException:
+            await connection.close()
+            self._connections.discard(connection)
+            raise
+        self.sessions_opened += 1
+        session.events.on("session.closed", lambda _event: self._session_closed(connection))
+        return session
+
+    def _session_closed(self, connection: WebTransportConnection) -> None:
+        """A client connection carries one session: close it when that session ends."""
+        if not connection.sessions and not connection.is_closed:
+            task = asyncio.ensure_future(connection.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        self._connections.discard(connection)
+
+    @staticmethod
+    async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Address:
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except socket.gaierror as exc:
+            raise ClientError(f"cannot resolve {host!r}: {exc}") from exc
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)  # IPv4 first, as browsers on loopback
+        address = infos[0][4]
+        return (str(address[0]), int(address[1]))
+
+    async def close(self) -> None:
+        """Close every connection this client opened."""
+        self._closed = True
+        connections, self._connections = list(self._connections), set()
+        await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+
+    def get_stats(self) -> dict[str, Any]:
+        return {"connections": len(self.connections), "sessions_opened": self.sessions_opened,
+                "connect_failures": self.connect_failures}

@@ -1,0 +1,449 @@
+"""WebTransportConnection: one QUIC connection, its HTTP/3 engine and the sessions on it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import ssl
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aioquic.quic.configuration import QuicConfiguration
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from pywebtransport import constants as c
+from pywebtransport._io import UdpEndpoint
+from pywebtransport._protocol import BackpressuredQuicConnection, EngineConfig, WebTransportEngine
+from pywebtransport._protocol import events as ev
+from pywebtransport.config import ClientConfig, ServerConfig
+from pywebtransport.events import EventEmitter, EventType
+from pywebtransport.exceptions import (
+    CertificateError,
+    ConnectionClosedError,
+    HandshakeError,
+    TimeoutError,
+)
+from pywebtransport.session.session import WebTransportSession
+from pywebtransport.types import Address, ConnectionId, ConnectionState, Headers, SessionId
+
+if TYPE_CHECKING:
+    from pywebtransport.protocol import WebTransportProtocolHandler
+
+__all__ = ["SessionRequestHandler", "WebTransportConnection", "build_quic_configuration", "engine_config"]
+
+logger = logging.getLogger(__name__)
+
+#: Called by a server connection for every session a client asks for.
+SessionRequestHandler = Callable[["WebTransportConnection", WebTransportSession, ev.SessionRequested], None]
+
+
+def engine_config(config: ClientConfig | ServerConfig) -> EngineConfig:
+    """The engine's limits, taken from a client or server configuration."""
+    return EngineConfig(
+        max_sessions=config.max_sessions,
+        max_frame_size=config.max_frame_size,
+        max_header_block_size=config.max_header_block_size,
+        max_capsule_size=config.max_capsule_size,
+        max_buffered_streams=config.max_buffered_streams,
+        max_buffered_stream_bytes=config.stream_buffer_size,
+        initial_max_data=config.initial_max_data,
+        initial_max_streams_bidi=config.initial_max_streams_bidi,
+        initial_max_streams_uni=config.initial_max_streams_uni,
+        flow_control_auto_extend=config.flow_control_auto_extend,
+    )
+
+
+def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name: str | None = None
+                             ) -> QuicConfiguration:
+    """aioquic's configuration for HTTP/3 with datagrams, from ours."""
+    is_client = isinstance(config, ClientConfig)
+    qc = QuicConfiguration(
+        is_client=is_client,
+        alpn_protocols=[c.ALPN_H3],
+        max_datagram_frame_size=config.max_datagram_frame_size,
+        idle_timeout=config.idle_timeout,
+        congestion_control_algorithm=config.congestion_control_algorithm,
+        max_datagram_size=config.quic_max_datagram_size,
+        max_stream_data=config.stream_buffer_size,
+        max_data=max(config.stream_buffer_size * 16, config.initial_max_data),
+    )
+    if config.secrets_log_file:
+        qc.secrets_log_file = open(config.secrets_log_file, "a")  # noqa: SIM115 - lives with the config
+    if isinstance(config, ClientConfig):
+        qc.server_name = server_name
+        if config.server_certificate_hashes or not config.verify_mode:
+            # Pinning by hash (as browsers' serverCertificateHashes) is checked after the
+            # handshake by the connection; aioquic's chain verification is off for it.
+            qc.verify_mode = ssl.CERT_NONE
+        else:
+            qc.verify_mode = ssl.CERT_REQUIRED
+            if config.ca_certs:
+                qc.load_verify_locations(cafile=config.ca_certs)
+    else:
+        if not config.certfile or not config.keyfile:
+            raise CertificateError("ServerConfig needs certfile and keyfile (see pywebtransport.utils."
+                                   "generate_self_signed_cert)")
+        try:
+            qc.load_cert_chain(config.certfile, config.keyfile)
+        except (OSError, ValueError) as exc:
+            raise CertificateError(f"cannot load certificate {config.certfile!r} / key {config.keyfile!r}: "
+                                   f"{exc}") from exc
+    return qc
+
+
+class WebTransportConnection:
+    """A QUIC connection carrying HTTP/3 and any number of WebTransport sessions."""
+
+    def __init__(self, *, config: ClientConfig | ServerConfig, endpoint: UdpEndpoint,
+                 quic_configuration: QuicConfiguration, remote_address: Address,
+                 original_destination_connection_id: bytes | None = None,
+                 on_session_request: SessionRequestHandler | None = None, owns_endpoint: bool = False) -> None:
+        self._config = config
+        self._endpoint = endpoint
+        self._owns_endpoint = owns_endpoint
+        self._loop = asyncio.get_running_loop()
+        self._remote_address = remote_address
+        self._on_session_request = on_session_request
+        quic = BackpressuredQuicConnection(configuration=quic_configuration,
+                                           original_destination_connection_id=original_destination_connection_id)
+        self._quic = quic
+        self._engine = WebTransportEngine(quic, config=engine_config(config))
+        self._connection_id: ConnectionId = os.urandom(8).hex()
+        self._state = ConnectionState.IDLE if self.is_client else ConnectionState.CONNECTING
+        self._events = EventEmitter()
+        self._sessions: dict[SessionId, WebTransportSession] = {}
+        self._h3_ready = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._close_error: BaseException | None = None
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._pinned = None if not isinstance(config, ClientConfig) else config.server_certificate_hashes
+        self._peer_checked = False
+        self._created_at = self._loop.time()
+        self._established_at: float | None = None
+        for cid in [quic.host_cid, *(entry.cid for entry in quic._host_cids)]:
+            endpoint.register_cid(cid, self)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def config(self) -> ClientConfig | ServerConfig:
+        return self._config
+
+    @property
+    def connection_id(self) -> ConnectionId:
+        return self._connection_id
+
+    @property
+    def is_client(self) -> bool:
+        return isinstance(self._config, ClientConfig)
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def is_connected(self) -> bool:
+        return self._state is ConnectionState.CONNECTED
+
+    @property
+    def is_closed(self) -> bool:
+        return self._state in (ConnectionState.CLOSED, ConnectionState.FAILED, ConnectionState.CLOSING)
+
+    @property
+    def events(self) -> EventEmitter:
+        return self._events
+
+    @property
+    def remote_address(self) -> Address:
+        return self._remote_address
+
+    @property
+    def local_address(self) -> Address:
+        return self._endpoint.local_address
+
+    @property
+    def protocol_handler(self) -> WebTransportProtocolHandler:
+        """The sans-I/O engine of this connection."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str | None:
+        """The WebTransport draft the peer spoke in its SETTINGS (None before them)."""
+        return self._engine.dialect
+
+    @property
+    def sessions(self) -> list[WebTransportSession]:
+        return list(self._sessions.values())
+
+    def get_session(self, session_id: SessionId) -> WebTransportSession | None:
+        return self._sessions.get(session_id)
+
+    # ------------------------------------------------------------------ client side
+
+    def connect(self) -> None:
+        """Client: start the handshake."""
+        self._state = ConnectionState.CONNECTING
+        self._engine.connect(self._remote_address, time.monotonic())
+        self._after_engine_call()
+
+    async def wait_connected(self, *, timeout: float | None = None) -> None:
+        """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure)."""
+        ready = asyncio.ensure_future(self._h3_ready.wait())
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            done, _ = await asyncio.wait([ready, closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            closed.cancel()
+        if not done:
+            await self._abandon(f"connecting to {self._remote_address[0]}:{self._remote_address[1]} timed out")
+            raise TimeoutError(f"no QUIC/HTTP3 handshake with {self._remote_address[0]}:"
+                               f"{self._remote_address[1]} within {timeout}s")
+        if not self._h3_ready.is_set():
+            if self._close_error is not None:
+                raise self._close_error
+            raise HandshakeError(f"the connection closed during the handshake: {self._close_reason or 'no reason'}",
+                                 error_code=self._close_code)
+
+    async def open_session(self, *, path: str, authority: str, origin: str | None = None,
+                           headers: Headers | None = None, timeout: float | None = None) -> WebTransportSession:
+        """Client: open a session and wait until it is ready (SessionRejectedError if refused)."""
+        if self.is_closed:
+            raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
+                                        reason=self._close_reason)
+        session_id = self._engine.open_session(authority=authority, path=path, origin=origin, headers=headers)
+        record = self._engine.session(session_id)
+        session = WebTransportSession(connection=self, session_id=session_id, path=path,
+                                      headers=record.headers if record else {}, control_stream_id=session_id)
+        self._sessions[session_id] = session
+        self._after_engine_call()
+        try:
+            await session.ready(timeout=timeout if timeout is not None else self._config.connect_timeout)
+        except TimeoutError:
+            await session.close(error_code=0, reason="timed out")
+            raise
+        return session
+
+    # ------------------------------------------------------------------ server side
+
+    def accept_session(self, session: WebTransportSession, *, headers: Headers | None = None) -> None:
+        """Server: accept a requested session (200)."""
+        self._engine.accept_session(session.session_id, headers=headers)
+        self._after_engine_call()
+
+    def reject_session(self, session: WebTransportSession, *, status_code: int = 404) -> None:
+        """Server: refuse a requested session with ``status_code``."""
+        self._engine.reject_session(session.session_id, status_code)
+        self._after_engine_call()
+        session._on_rejected(status_code, f"rejected with {status_code}")
+        self._sessions.pop(session.session_id, None)
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self, *, error_code: int = c.H3_NO_ERROR, reason: str = "") -> None:
+        """Close the connection and every session on it."""
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return
+        if self._state is not ConnectionState.CLOSING:
+            self._state = ConnectionState.CLOSING
+            self._engine.close(error_code, reason)
+            self._after_engine_call()
+        # aioquic lingers ~3 PTO before it reports the end; nothing more will be said, so
+        # local state can go now (PROTOCOL.md, aioquic pitfalls).
+        self._loop.call_soon(self._terminated, error_code, reason, False)
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def _abandon(self, reason: str) -> None:
+        self._close_error = HandshakeError(reason)
+        await self.close(error_code=c.H3_NO_ERROR, reason=reason)
+
+    def _terminated(self, error_code: int, reason: str, by_peer: bool) -> None:
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return
+        was_connected = self._established_at is not None
+        self._state = ConnectionState.CLOSED if was_connected else ConnectionState.FAILED
+        self._close_code = error_code
+        self._close_reason = reason
+        for session in list(self._sessions.values()):
+            session._on_closed(0, reason or "connection closed", by_peer=by_peer)
+        self._closed.set()
+        self._endpoint.forget(self)
+        if self._owns_endpoint:
+            self._endpoint.close()
+        event = EventType.CONNECTION_LOST if by_peer else EventType.CONNECTION_CLOSED
+        self._events.emit_nowait(event, {"connection_id": self._connection_id, "error_code": error_code,
+                                         "reason": reason})
+
+    # ------------------------------------------------------------------ endpoint driver
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> None:
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return
+        self._remote_address = addr
+        self._engine.receive_datagram(data, addr, now)
+        if self._pinned and not self._peer_checked:
+            self._check_pinned_certificate()
+        self._process_events()
+        for session in self._sessions.values():
+            session._wake_blocked()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        return self._engine.datagrams_to_send(now)
+
+    def get_timer(self) -> float | None:
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return None
+        return self._engine.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._engine.handle_timer(now)
+        self._process_events()
+
+    def _schedule_flush(self) -> None:
+        self._endpoint.schedule_flush(self)
+
+    def _after_engine_call(self) -> None:
+        """Run after any call into the engine: deliver its events, schedule a transmit."""
+        self._process_events()
+        self._endpoint.schedule_flush(self)
+
+    def _check_pinned_certificate(self) -> None:
+        tls = self._quic.tls
+        certificate = getattr(tls, "_peer_certificate", None)
+        if certificate is None:
+            return
+        self._peer_checked = True
+        digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()
+        assert self._pinned is not None
+        if digest not in self._pinned:
+            logger.error("server certificate hash %s is not pinned; closing", digest.hex())
+            self._close_error = CertificateError(f"server certificate SHA-256 {digest.hex()} matches none of the "
+                                                 "configured server_certificate_hashes")
+            self._engine.close(c.H3_NO_ERROR, "certificate not pinned")
+            self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "certificate not pinned", False)
+
+    # ------------------------------------------------------------------ engine events
+
+    def _process_events(self) -> None:
+        engine = self._engine
+        while (event := engine.next_event()) is not None:
+            try:
+                self._handle_event(event)
+            except Exception:  # a callback's bug must not stop event delivery
+                logger.exception("error while handling %r", event)
+
+    def _handle_event(self, event: ev.EngineEvent) -> None:
+        if isinstance(event, ev.StreamDataReceived):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._on_stream_data(event.stream_id, event.data, event.end_stream)
+        elif isinstance(event, ev.DatagramReceived):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._on_datagram(event.data)
+        elif isinstance(event, ev.StreamOpened):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._on_stream_opened(event.stream_id, event.is_unidirectional)
+        elif isinstance(event, ev.StreamReset):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._on_stream_reset(event.stream_id, event.error_code)
+        elif isinstance(event, ev.StreamStopSending):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._on_stop_sending(event.stream_id, event.error_code)
+        elif isinstance(event, ev.SessionEstablished):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._on_established(event.headers)
+        elif isinstance(event, ev.SessionRequested):
+            self._on_requested(event)
+        elif isinstance(event, ev.SessionRejected):
+            session = self._sessions.pop(event.session_id, None)
+            if session is not None:
+                session._on_rejected(event.status_code, event.reason)
+        elif isinstance(event, ev.SessionDraining):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._on_draining()
+        elif isinstance(event, ev.SessionClosed):
+            session = self._sessions.pop(event.session_id, None)
+            if session is not None:
+                session._on_closed(event.error_code, event.reason, by_peer=event.by_peer)
+        elif isinstance(event, ev.SessionCreditUpdated):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                session._wake_blocked()
+                name = {"data": EventType.SESSION_MAX_DATA_UPDATED,
+                        "streams_bidi": EventType.SESSION_MAX_STREAMS_BIDI_UPDATED,
+                        "streams_uni": EventType.SESSION_MAX_STREAMS_UNI_UPDATED}[event.kind]
+                session.events.emit_nowait(name, {"limit": event.limit})
+        elif isinstance(event, ev.SessionBlocked):
+            session = self._sessions.get(event.session_id)
+            if session is not None:
+                name = EventType.SESSION_DATA_BLOCKED if event.kind == "data" else EventType.SESSION_STREAMS_BLOCKED
+                session.events.emit_nowait(name, {"kind": event.kind, "limit": event.limit})
+        elif isinstance(event, ev.H3Ready):
+            self._state = ConnectionState.CONNECTED
+            self._established_at = self._loop.time()
+            self._h3_ready.set()
+            self._events.emit_nowait(EventType.CONNECTION_ESTABLISHED,
+                                     {"connection_id": self._connection_id, "dialect": event.dialect})
+        elif isinstance(event, ev.ConnectionIdIssued):
+            self._endpoint.register_cid(event.connection_id, self)
+        elif isinstance(event, ev.ConnectionIdRetired):
+            self._endpoint.unregister_cid(event.connection_id)
+        elif isinstance(event, ev.ProtocolViolation):
+            for session in self._sessions.values():
+                session._on_protocol_error()
+            self._close_error = ConnectionClosedError(f"protocol error: {event.reason}",
+                                                      error_code=event.error_code, reason=event.reason)
+            self._events.emit_nowait(EventType.PROTOCOL_ERROR, {"error_code": event.error_code,
+                                                                "reason": event.reason})
+        elif isinstance(event, ev.ConnectionTerminated):
+            if self._close_error is None and not self._h3_ready.is_set():
+                self._close_error = HandshakeError(f"handshake failed: {event.reason or 'connection closed'}",
+                                                   error_code=event.error_code)
+            self._terminated(event.error_code, event.reason, event.by_peer)
+
+    def _on_requested(self, event: ev.SessionRequested) -> None:
+        session = WebTransportSession(connection=self, session_id=event.session_id, path=event.path,
+                                      headers=event.headers, control_stream_id=event.session_id)
+        self._sessions[event.session_id] = session
+        if self._on_session_request is None:
+            self.reject_session(session, status_code=404)
+            return
+        self._on_session_request(self, session, event)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def diagnostics(self) -> dict[str, Any]:
+        """A snapshot of the connection for logs and health checks."""
+        quic = self._quic
+        rtt = getattr(getattr(quic, "_loss", None), "_rtt_smoothed", None)
+        return {
+            "connection_id": self._connection_id,
+            "state": self._state.value,
+            "is_client": self.is_client,
+            "remote_address": self._remote_address,
+            "local_address": self.local_address,
+            "dialect": self.dialect,
+            "peer_settings": dict(self._engine.peer_settings.raw) if self._engine.peer_settings else None,
+            "sessions": len(self._sessions),
+            "smoothed_rtt": rtt,
+            "uptime": (self._loop.time() - self._established_at) if self._established_at else 0.0,
+            "close_code": self._close_code,
+            "close_reason": self._close_reason,
+        }
+
+    def __repr__(self) -> str:
+        return (f"<WebTransportConnection id={self._connection_id} {self._state.value} "
+                f"remote={self._remote_address[0]}:{self._remote_address[1]} sessions={len(self._sessions)}>")
+

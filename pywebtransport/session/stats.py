@@ -1,0 +1,82 @@
+"""Records describing a session: running statistics and a diagnostics snapshot."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pywebtransport.types import Headers, SessionId, SessionState, StreamId
+
+__all__ = ["SessionDiagnostics", "SessionStats"]
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters of one session, updated as it runs (timestamps are ``time.time()``)."""
+
+    session_id: SessionId
+    created_at: float
+    ready_at: float | None = None
+    closed_at: float | None = None
+    streams_created: int = 0
+    streams_closed: int = 0
+    stream_errors: int = 0
+    bidirectional_streams: int = 0
+    unidirectional_streams: int = 0
+    datagrams_sent: int = 0
+    datagrams_received: int = 0
+    protocol_errors: int = 0
+
+    @property
+    def active_streams(self) -> int:
+        """Streams created and not closed yet."""
+        return max(0, self.streams_created - self.streams_closed)
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the session became ready (0 before), until it closed or now."""
+        if self.ready_at is None:
+            return 0.0
+        end = self.closed_at if self.closed_at is not None else time.time()
+        return max(0.0, end - self.ready_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["active_streams"] = self.active_streams
+        data["uptime"] = self.uptime
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDiagnostics:
+    """A snapshot of a session's protocol state, taken from the engine."""
+
+    session_id: SessionId
+    control_stream_id: StreamId
+    state: SessionState
+    path: str
+    headers: Headers
+    created_at: float
+    local_max_data: int
+    local_data_sent: int
+    peer_max_data: int
+    peer_data_sent: int
+    local_max_streams_bidi: int
+    local_streams_bidi_opened: int
+    peer_max_streams_bidi: int
+    peer_streams_bidi_opened: int
+    local_max_streams_uni: int
+    local_streams_uni_opened: int
+    peer_max_streams_uni: int
+    peer_streams_uni_opened: int
+    pending_bidi_stream_futures: list[Any] = field(default_factory=list)
+    pending_uni_stream_futures: list[Any] = field(default_factory=list)
+    datagrams_sent: int = 0
+    datagram_bytes_sent: int = 0
+    datagrams_received: int = 0
+    datagram_bytes_received: int = 0
+    close_code: int | None = None
+    close_reason: str | None = None
+    closed_at: float | None = None
+    ready_at: float | None = None
