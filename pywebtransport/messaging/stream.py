@@ -1,0 +1,166 @@
+"""StructuredStream: typed objects over one bidirectional WebTransport stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final
+
+from pywebtransport.exceptions import StreamClosedError, TimeoutError
+from pywebtransport.messaging._registry import TypeRegistry, serialize
+from pywebtransport.messaging.exceptions import FramingError
+from pywebtransport.messaging.framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    FrameDecoder,
+    check_max_message_size,
+    encode_frame,
+)
+from pywebtransport.messaging.serializers import Serializer
+
+if TYPE_CHECKING:
+    from pywebtransport.stream import WebTransportStream
+    from pywebtransport.types import StreamId
+
+__all__ = ["StructuredStream"]
+
+_READ_CHUNK: Final = 1 << 16
+_EOF: Final = object()
+
+
+class StructuredStream:
+    """Sends and receives registered objects as length-prefixed, type-tagged frames.
+
+    ``registry`` maps type ids to classes and must be the same on both peers; the
+    serializer turns each object into the frame's payload (see
+    :mod:`pywebtransport.messaging.framing` for the layout). Messages larger than
+    ``max_message_size`` bytes are refused on sending and skipped on receiving
+    (:class:`MessageTooLargeError`).
+
+    Errors about one message (:class:`UnknownMessageTypeError`, :class:`SerializationError`,
+    :class:`MessageTooLargeError`) consume exactly that message: the next ``receive_obj()``
+    reads the following one, and the session is never affected. Only a
+    :class:`FramingError` (the peer ended the stream inside a frame) leaves the read side
+    unusable. Reads are buffered here, so cancelling ``receive_obj()`` loses nothing.
+    """
+
+    def __init__(self, *, stream: WebTransportStream, serializer: Serializer, registry: dict[int, type[Any]],
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self._stream = stream
+        self._serializer = serializer
+        self._registry = TypeRegistry(registry)
+        self._max_message_size = check_max_message_size(max_message_size)
+        self._decoder = FrameDecoder(max_message_size=max_message_size)
+        self._read_lock = asyncio.Lock()
+        self._broken: FramingError | None = None
+        self.messages_sent = 0
+        self.messages_received = 0
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def stream(self) -> WebTransportStream:
+        """The underlying bidirectional stream."""
+        return self._stream
+
+    @property
+    def stream_id(self) -> StreamId:
+        return self._stream.stream_id
+
+    @property
+    def serializer(self) -> Serializer:
+        return self._serializer
+
+    @property
+    def registry(self) -> dict[int, type[Any]]:
+        """A copy of the type registry."""
+        return self._registry.as_dict()
+
+    @property
+    def max_message_size(self) -> int:
+        return self._max_message_size
+
+    @property
+    def is_closed(self) -> bool:
+        """True when the underlying stream is closed in both directions."""
+        return self._stream.is_closed
+
+    # ------------------------------------------------------------------ sending
+
+    async def send_obj(self, obj: Any) -> None:
+        """Send one object, then wait for the stream's backpressure (``drain``).
+
+        UnknownMessageTypeError if its class is not registered, SerializationError if the
+        serializer fails, MessageTooLargeError over ``max_message_size``: nothing is sent
+        in those cases. A frame is written in one piece, so concurrent senders never
+        interleave.
+        """
+        type_id = self._registry.type_id_for(obj)
+        frame = encode_frame(type_id, serialize(self._serializer, obj), max_message_size=self._max_message_size)
+        self._stream.write(frame)
+        self.messages_sent += 1
+        await self._stream.drain()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def receive_obj(self, *, timeout: float | None = None) -> Any:
+        """The next object from the peer.
+
+        StreamClosedError once the peer has finished the stream and every message was
+        read; TimeoutError after ``timeout`` seconds (nothing is lost: call again).
+        """
+        try:
+            obj = await asyncio.wait_for(self._receive(), timeout) if timeout is not None else await self._receive()
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"stream {self.stream_id}: no message within {timeout}s") from None
+        if obj is _EOF:
+            raise StreamClosedError(f"stream {self.stream_id}: the peer finished sending; no more messages")
+        return obj
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        """Objects until the peer finishes the stream; errors propagate to the loop."""
+        while True:
+            obj = await self._receive()
+            if obj is _EOF:
+                return
+            yield obj
+
+    async def _receive(self) -> Any:
+        async with self._read_lock:
+            if self._broken is not None:
+                raise FramingError(f"stream {self.stream_id}: message framing was lost earlier ({self._broken})")
+            decoder = self._decoder
+            while True:
+                frame = decoder.next_frame()  # errors here have consumed their frame
+                if frame is not None:
+                    self.messages_received += 1
+                    return self._registry.decode(frame, self._serializer)
+                # Ask for no more than the current frame needs: one frame buffered at most,
+                # so the peer's credit grows only as fast as messages are taken.
+                chunk = await self._stream.read(min(decoder.bytes_needed(), _READ_CHUNK))
+                if not chunk:
+                    if decoder.in_frame:
+                        self._broken = FramingError(f"stream {self.stream_id} ended inside a message "
+                                                    f"({decoder.buffered} bytes of an incomplete frame)")
+                        raise self._broken
+                    return _EOF
+                decoder.feed(chunk)
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self) -> None:
+        """Finish the sending side (FIN): the peer's iteration ends after the last message.
+        Receiving goes on until the peer finishes too."""
+        await self._stream.close()
+
+    async def __aenter__(self) -> StructuredStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return (f"<StructuredStream stream={self.stream_id} types={len(self._registry.as_dict())} "
+                f"sent={self.messages_sent} received={self.messages_received}>")
