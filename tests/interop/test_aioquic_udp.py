@@ -11,6 +11,8 @@ import pytest
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.h3 import events as h3e
 from aioquic.h3.connection import H3Connection
+
+from tests.unit.protocol.test_engine_vs_aioquic_h3 import open_aioquic_bidi
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ProtocolNegotiated, QuicEvent
 from pywebtransport.config import ClientConfig, ServerConfig
@@ -147,7 +149,7 @@ async def test_an_aioquic_client_against_our_server(cert: SelfSignedCertificate)
             assert dict(response.headers)[b":status"] == b"200"
             assert seen and seen[0].headers["origin"] == "https://aioquic.test"
 
-            bidi = client.h3.create_webtransport_stream(sid)
+            bidi = open_aioquic_bidi(client.h3, sid)
             client._quic.send_stream_data(bidi, b"hello ours", end_stream=True)
             client.transmit()
             echoed = bytearray()

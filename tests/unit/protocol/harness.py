@@ -217,3 +217,22 @@ class RawPeer:
         headers = [h for h in headers if h[0] != drop]
         self.send(stream_id, self.headers_frame(stream_id, headers))
         return stream_id
+
+
+def record_aborts(engine: WebTransportEngine) -> list[tuple[str, int, int]]:
+    """Record every STOP_SENDING / RESET_STREAM the engine asks QUIC for: (kind, stream, code)."""
+    calls: list[tuple[str, int, int]] = []
+    quic = engine.quic
+    stop, reset = quic.stop_stream, quic.reset_stream
+
+    def record_stop(stream_id: int, error_code: int) -> None:
+        calls.append(("stop", stream_id, error_code))
+        stop(stream_id, error_code)
+
+    def record_reset(stream_id: int, error_code: int) -> None:
+        calls.append(("reset", stream_id, error_code))
+        reset(stream_id, error_code)
+
+    quic.stop_stream = record_stop  # type: ignore[method-assign]
+    quic.reset_stream = record_reset  # type: ignore[method-assign]
+    return calls

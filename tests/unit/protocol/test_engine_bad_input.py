@@ -10,7 +10,7 @@ from pywebtransport._protocol import events as ev
 from pywebtransport._wire import buffer, capsules, frames
 from pywebtransport.types import SessionState
 
-from .harness import Pair, RawPeer, no_h3
+from .harness import Pair, RawPeer, no_h3, record_aborts
 
 
 def raw_pair(**kwargs: object) -> tuple[Pair, RawPeer]:
@@ -51,7 +51,8 @@ def test_second_settings_frame_is_frame_unexpected() -> None:
 
 def test_duplicate_setting_identifier_is_a_settings_error() -> None:
     pair, raw = raw_pair()
-    payload = buffer.encode_varint(0x33) + buffer.encode_varint(1) + buffer.encode_varint(0x33) + buffer.encode_varint(1)
+    pair_bytes = buffer.encode_varint(0x33) + buffer.encode_varint(1)
+    payload = pair_bytes + pair_bytes
     raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, payload))
     assert_connection_error(pair, c.H3_SETTINGS_ERROR)
 
@@ -77,7 +78,10 @@ def test_closing_a_qpack_stream_is_closed_critical_stream(stream_type: int) -> N
     assert_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
 
 
-@pytest.mark.parametrize("stream_type", [c.STREAM_TYPE_CONTROL, c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_TYPE_QPACK_DECODER])
+CRITICAL_TYPES = [c.STREAM_TYPE_CONTROL, c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_TYPE_QPACK_DECODER]
+
+
+@pytest.mark.parametrize("stream_type", CRITICAL_TYPES)
 def test_a_second_critical_stream_is_stream_creation_error(stream_type: int) -> None:
     pair, raw = raw_pair()
     raw.control()
@@ -87,12 +91,12 @@ def test_a_second_critical_stream_is_stream_creation_error(stream_type: int) -> 
 
 def test_unknown_uni_stream_type_is_stopped_alone() -> None:
     pair, raw = raw_pair()
+    aborts = record_aborts(pair.server)
     raw.control()
     stream_id = raw.uni(buffer.encode_varint(0x1F * 7 + 0x21) + b"whatever")
     pair.run()
     assert not pair.take("server", ev.ProtocolViolation)
-    stream = pair.server.quic._streams.get(stream_id)
-    assert stream is not None and stream.receiver._stop_error_code == c.H3_STREAM_CREATION_ERROR
+    assert aborts == [("stop", stream_id, c.H3_STREAM_CREATION_ERROR)]
     sid = raw.connect_request(b"/still-works")
     pair.run()
     assert pair.one("server", ev.SessionRequested).session_id == sid
@@ -140,11 +144,11 @@ def test_webtransport_stream_for_a_gone_session_is_refused_with_session_gone() -
     pair.client.close_session(sid, 0, "")
     pair.run()
     raw = RawPeer(pair)
+    aborts = record_aborts(pair.server)
     stream_id = raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + b"late")
     pair.run()
     assert not pair.take("server", ev.StreamOpened)
-    stream = pair.server.quic._streams.get(stream_id)
-    assert stream is not None and stream.receiver._stop_error_code == c.WT_SESSION_GONE
+    assert aborts == [("stop", stream_id, c.WT_SESSION_GONE)]
 
 
 def test_malformed_datagram_is_h3_datagram_error() -> None:
@@ -207,12 +211,12 @@ def test_capsule_split_across_data_frames_and_several_in_one_frame() -> None:
 
 def test_header_block_over_the_limit_is_refused_on_its_stream_only() -> None:
     pair, raw = raw_pair(server_config=EngineConfig(max_header_block_size=200))
+    aborts = record_aborts(pair.server)
     raw.control()
     stream_id = raw.bidi(frames.encode_frame_header(c.FRAME_HEADERS, 5000) + b"\x00" * 100)
     pair.run()
     assert not pair.take("server", ev.ProtocolViolation)
-    stream = pair.server.quic._streams.get(stream_id)
-    assert stream is not None and stream.receiver._stop_error_code == c.H3_EXCESSIVE_LOAD
+    assert aborts == [("stop", stream_id, c.H3_EXCESSIVE_LOAD), ("reset", stream_id, c.H3_EXCESSIVE_LOAD)]
 
 
 def test_capsule_over_the_limit_is_refused() -> None:
@@ -226,6 +230,7 @@ def test_capsule_over_the_limit_is_refused() -> None:
 
 def test_buffered_early_streams_are_bounded_and_the_excess_rejected() -> None:
     pair = Pair(server_config=EngineConfig(max_buffered_streams=3))
+    aborts = record_aborts(pair.server)
     pair.run()
     sid = pair.client.open_session(authority="localhost", path="/early")
     raw = RawPeer(pair)
@@ -238,8 +243,7 @@ def test_buffered_early_streams_are_bounded_and_the_excess_rejected() -> None:
     pair.run()
     opened = [e.stream_id for e in pair.take("server", ev.StreamOpened)]
     assert opened == ids[:3]
-    for stream_id in ids[3:]:
-        assert pair.server.quic._streams[stream_id].receiver._stop_error_code == c.WT_BUFFERED_STREAM_REJECTED
+    assert aborts == [("stop", stream_id, c.WT_BUFFERED_STREAM_REJECTED) for stream_id in ids[3:]]
     payloads = {e.stream_id: e.data for e in pair.take("server", ev.StreamDataReceived)}
     assert payloads == {ids[0]: b"s0", ids[1]: b"s1", ids[2]: b"s2"}
 

@@ -32,7 +32,9 @@ def test_a_draft02_peer_is_recognised_and_gets_no_session_flow_control() -> None
     sid = pair.open_session()
     assert pair.server.dialect == DIALECT_DRAFT02
     assert pair.server.session(sid).flow_control is False
-    assert pair.client.session(sid).flow_control is True  # the server spoke draft-15 to it
+    # The client heard draft-15 from the server, but flow control needs both ends to speak it.
+    assert pair.client.dialect == DIALECT_DRAFT15
+    assert pair.client.session(sid).flow_control is False
 
 
 def test_session_request_carries_path_authority_origin_and_headers() -> None:
@@ -267,10 +269,16 @@ def test_stream_reset_and_stop_sending_carry_application_codes() -> None:
     reset = pair.one("server", ev.StreamReset)
     assert (reset.stream_id, reset.error_code) == (stream_id, 123)
     assert reset.http_error_code == c.WT_APP_ERROR_FIRST + 123 + 123 // 0x1E
-    pair.server.stop_stream(stream_id, 0xFFFFFFFF)
+    other = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(other, b"more")
+    pair.run()
+    pair.take("server")
+    pair.server.stop_stream(other, 0xFFFFFFFF)
     pair.run()
     stop = pair.one("client", ev.StreamStopSending)
-    assert stop.error_code == 0xFFFFFFFF
+    assert (stop.stream_id, stop.error_code) == (other, 0xFFFFFFFF)
+    with pytest.raises(StreamClosedError):
+        pair.client.send_stream_data(other, b"after stop")
 
 
 def test_engine_close_ends_every_session_and_the_connection() -> None:
