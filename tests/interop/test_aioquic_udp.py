@@ -11,8 +11,6 @@ import pytest
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.h3 import events as h3e
 from aioquic.h3.connection import H3Connection
-
-from tests.unit.protocol.test_engine_vs_aioquic_h3 import open_aioquic_bidi
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ProtocolNegotiated, QuicEvent
 from pywebtransport.config import ClientConfig, ServerConfig
@@ -21,6 +19,7 @@ from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cer
 from pywebtransport.client import WebTransportClient
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from tests.unit.protocol.test_engine_vs_aioquic_h3 import open_aioquic_bidi
 
 from ..integration.conftest import echo_handler, running_server
 
