@@ -116,7 +116,7 @@ class DatagramTooLargeError(WebTransportError, ValueError):
         self.limit = limit
 
 
-class ConnectionError(WebTransportError):  # noqa: A001 - the library's own, not the builtin
+class ConnectionError(WebTransportError):
     """A QUIC/HTTP3 connection failed or is unusable."""
 
 
@@ -170,7 +170,7 @@ class StreamStopSendingError(StreamError):
     """The peer asked us to stop sending (STOP_SENDING) with ``error_code``."""
 
 
-class TimeoutError(WebTransportError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(WebTransportError, builtins.TimeoutError):
     """An operation did not finish in time; also a :class:`builtins.TimeoutError`."""
 
 
