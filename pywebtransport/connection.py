@@ -250,11 +250,15 @@ class WebTransportConnection:
             return
         if self._state is not ConnectionState.CLOSING:
             self._state = ConnectionState.CLOSING
+            # Put what is queued (a WT_CLOSE_SESSION capsule, a FIN) on the wire first:
+            # once QUIC is closing it sends nothing but CONNECTION_CLOSE.
+            self._endpoint.transmit(self)
             self._engine.close(error_code, reason)
-            self._after_engine_call()
+            self._process_events()
+            self._endpoint.transmit(self)  # the CONNECTION_CLOSE itself
         # aioquic lingers ~3 PTO before it reports the end; nothing more will be said, so
         # local state can go now (PROTOCOL.md, aioquic pitfalls).
-        self._loop.call_soon(self._terminated, error_code, reason, False)
+        self._terminated(error_code, reason, False)
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from aioquic.buffer import Buffer, BufferReadError
 from aioquic.quic.packet import QuicProtocolVersion, encode_quic_version_negotiation, pull_quic_header
@@ -71,8 +71,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         return protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -159,14 +158,18 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def _flush(self) -> None:
         self._flush_handle = None
         dirty, self._dirty = self._dirty, set()
-        now = time.monotonic()
         for connection in dirty:
-            try:
-                for data, addr in connection.datagrams_to_send(now):
-                    self._send(data, addr)
-            except Exception:
-                logger.exception("connection failed while building packets")
-            self._arm_timer(connection)
+            self.transmit(connection)
+
+    def transmit(self, connection: ConnectionDriver) -> None:
+        """Send what one connection has to send right now (and re-arm its timer)."""
+        self._dirty.discard(connection)
+        try:
+            for data, addr in connection.datagrams_to_send(time.monotonic()):
+                self._send(data, addr)
+        except Exception:
+            logger.exception("connection failed while building packets")
+        self._arm_timer(connection)
 
     def _send(self, data: bytes, addr: Address) -> None:
         if self._transport is not None and not self._transport.is_closing():

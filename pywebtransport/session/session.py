@@ -137,12 +137,12 @@ class WebTransportSession:
         self._loop = asyncio.get_running_loop()
 
     async def ready(self, *, timeout: float = 30.0) -> None:
-        """Wait until the session is established.
+        """Wait until the session is established (returns at once if it ever was).
 
         SessionRejectedError if the server refused it, SessionClosedError if it closed
         first, TimeoutError after ``timeout`` seconds.
         """
-        if not self.is_ready:
+        if not self._ready_event.is_set():
             waiters = [asyncio.ensure_future(self._ready_event.wait()),
                        asyncio.ensure_future(self._closed_event.wait())]
             try:
@@ -152,7 +152,8 @@ class WebTransportSession:
                     waiter.cancel()
             if not done:
                 raise TimeoutError(f"session {self._session_id} not ready within {timeout}s")
-        if not self.is_ready:
+        # Established once is ready, as browsers resolve ``ready`` even when ``closed`` follows.
+        if not self._ready_event.is_set():
             if self._error is not None:
                 raise self._error
             raise SessionClosedError(f"session {self._session_id} closed before it was ready",

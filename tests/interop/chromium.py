@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -49,6 +50,13 @@ def find_chromium() -> str:
     raise ChromiumError("Chromium is not installed (apt-get install chromium); the interop suite needs it")
 
 
+def _above(fd: int, minimum: int = 10) -> int:
+    """A duplicate of ``fd`` numbered at least ``minimum``; the original is closed."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, minimum)
+    os.close(fd)
+    return high
+
+
 class Chromium:
     """One headless Chromium with one page; ``evaluate`` runs JavaScript and awaits it."""
 
@@ -64,6 +72,8 @@ class Chromium:
         self._profile = tempfile.mkdtemp(prefix="pwt-chromium-")
         to_chrome_r, to_chrome_w = os.pipe()
         from_chrome_r, from_chrome_w = os.pipe()
+        # Move the child's ends above fd 10 so that putting them at 3 and 4 cannot clobber one.
+        to_chrome_r, from_chrome_w = _above(to_chrome_r), _above(from_chrome_w)
         flags = [*BASE_FLAGS, f"--user-data-dir={self._profile}", *self._extra, "about:blank"]
 
         def child_fds() -> None:  # runs in the child: put the pipes at fd 3 and 4
@@ -75,7 +85,7 @@ class Chromium:
         try:
             self._process = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
                 [find_chromium(), *flags], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=self._stderr, preexec_fn=child_fds, pass_fds=(to_chrome_r, from_chrome_w))
+                stderr=self._stderr, preexec_fn=child_fds, pass_fds=(3, 4, to_chrome_r, from_chrome_w))
         except OSError as exc:
             raise ChromiumError(f"cannot start Chromium: {exc}") from exc
         os.close(to_chrome_r)
