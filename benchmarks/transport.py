@@ -19,13 +19,13 @@ from typing import Any
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import DatagramFrameReceived, QuicEvent
+from pywebtransport.config import ClientConfig, ServerConfig
+from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 from pywebtransport.client import WebTransportClient
-from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportStream
-from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 __all__ = ["TransportResult", "run_transport"]
 
