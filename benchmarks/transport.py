@@ -77,7 +77,8 @@ async def _our_echo(session: WebTransportSession) -> None:
     tasks = [asyncio.ensure_future(datagrams())]
     try:
         async for stream in session.incoming_streams():
-            tasks.append(asyncio.ensure_future(echo(stream) if isinstance(stream, WebTransportStream) else sink(stream)))
+            job = echo(stream) if isinstance(stream, WebTransportStream) else sink(stream)
+            tasks.append(asyncio.ensure_future(job))
     finally:
         for task in tasks:
             task.cancel()
