@@ -244,6 +244,12 @@ class WebTransportConnection:
 
     # ------------------------------------------------------------------ closing
 
+    def send_goaway(self) -> None:
+        """Graceful shutdown: the peer may open no new sessions; current ones carry on."""
+        if not self.is_closed:
+            self._engine.send_goaway()
+            self._after_engine_call()
+
     async def close(self, *, error_code: int = c.H3_NO_ERROR, reason: str = "") -> None:
         """Close the connection and every session on it."""
         if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):

@@ -135,6 +135,7 @@ class WebTransportEngine:
         self._early_datagrams: dict[int, datagrams.DatagramRing] = {}
         self._highest_peer_bidi = -1
         self.goaway_received: int | None = None
+        self.goaway_sent: int | None = None
         self.local_settings = build_local_settings(
             is_client=self.is_client,
             max_sessions=self.config.max_sessions,
@@ -248,6 +249,8 @@ class WebTransportEngine:
         self._check_usable()
         if not self.is_client:
             raise SessionError("only a client opens sessions")
+        if self.goaway_received is not None:
+            raise SessionError("the server sent GOAWAY: it accepts no new sessions on this connection")
         session_id = self.quic.get_next_available_stream_id(is_unidirectional=False)
         request = build_connect_request(authority=authority, path=path, origin=origin,
                                         protocol=protocol, extra=headers)
@@ -298,6 +301,17 @@ class WebTransportEngine:
         if not rec.local_fin_sent and not self._closed:
             self._send_on_connect(rec, capsule, end_stream=True)
         self._finish_session(rec, error_code, reason, by_peer=False)
+
+    def send_goaway(self) -> None:
+        """Announce a graceful shutdown (RFC 9114 §5.2): no new request or session will be
+        processed; established sessions carry on. A server names the first request stream id
+        it will not process; a client sends 0 (it accepts no pushes)."""
+        if self._closed or self.goaway_sent is not None or not self._h3_started:
+            return
+        last_id = 0 if self.is_client else self._highest_peer_bidi + 4
+        self.goaway_sent = last_id
+        self.quic.send_stream_data(self._local_control_id,
+                                   frames.encode_frame(c.FRAME_GOAWAY, buffer.encode_varint(last_id)))
 
     def drain_session(self, session_id: int) -> None:
         """Send WT_DRAIN_SESSION: ask the peer to wind the session down."""
@@ -730,6 +744,12 @@ class WebTransportEngine:
 
     def _on_request(self, stream: _Stream, block: bytes) -> None:
         header_list = self._decode_headers(stream.stream_id, block)
+        if self.goaway_sent is not None and stream.stream_id >= self.goaway_sent:
+            # After GOAWAY the request is refused unprocessed: the client may retry elsewhere.
+            stream.kind = _Kind.IGNORED
+            self._quic_stop(stream.stream_id, c.H3_REQUEST_REJECTED)
+            self._quic_reset(stream.stream_id, c.H3_REQUEST_REJECTED)
+            return
         try:
             request = parse_connect_request(decode_header_list(header_list))
         except HeaderValidationError as exc:

@@ -109,7 +109,8 @@ class WebTransportServer:
     async def close(self, *, drain_timeout: float = 0.0) -> None:
         """Stop accepting, close every connection and cancel running handlers.
 
-        With ``drain_timeout`` > 0, sessions get WT_DRAIN_SESSION first and that long to end.
+        With ``drain_timeout`` > 0, every connection gets GOAWAY, every session
+        WT_DRAIN_SESSION, and they get that long to end by themselves.
         """
         if self._closing:
             await self._closed.wait()
@@ -118,6 +119,7 @@ class WebTransportServer:
         connections = list(self._connections)
         if drain_timeout > 0:
             for connection in connections:
+                connection.send_goaway()
                 for session in connection.sessions:
                     if session.is_ready:
                         try:

@@ -531,3 +531,29 @@ async def test_connection_diagnostics_and_close(echo_server, client) -> None:
     assert info["remote_address"][1] == int(base.rsplit(":", 1)[1])
     await connection.close()
     assert session.is_closed and connection.state is ConnectionState.CLOSED
+
+
+async def test_graceful_server_shutdown_drains_sessions_and_refuses_new_ones(server_config, client) -> None:
+    drained = asyncio.Event()
+
+    async def handler(session: WebTransportSession) -> None:
+        session.events.on(EventType.SESSION_DRAINING, lambda _e: drained.set())
+        await session.wait_closed()
+
+    async with running_server(server_config, {"/d": handler}) as (server, base):
+        session = await client.connect(f"{base}/d")
+        session.events.on(EventType.SESSION_DRAINING, lambda _e: drained.set())
+
+        async def leave_when_asked() -> None:
+            await drained.wait()
+            assert session.state is SessionState.DRAINING
+            connection = session.connection
+            assert connection is not None
+            with pytest.raises(Exception, match="GOAWAY"):
+                await connection.open_session(path="/d", authority=base.removeprefix("https://"))
+            await session.close(error_code=0, reason="drained")
+
+        leaver = asyncio.ensure_future(leave_when_asked())
+        await server.close(drain_timeout=5)
+        await asyncio.wait_for(leaver, 5)
+        assert session.close_reason == "drained"

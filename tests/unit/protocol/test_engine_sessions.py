@@ -290,3 +290,31 @@ def test_engine_close_ends_every_session_and_the_connection() -> None:
     assert pair.one("server", ev.SessionClosed).by_peer is True
     terminated = pair.one("server", ev.ConnectionTerminated)
     assert terminated.by_peer and terminated.reason == "done"
+
+
+def test_goaway_stops_new_sessions_but_keeps_established_ones() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.server.send_goaway()
+    pair.run()
+    goaway = pair.one("client", ev.GoawayReceived)
+    assert goaway.last_id == sid + 4  # the first request id the server will not process
+    with pytest.raises(SessionError, match="GOAWAY"):
+        pair.client.open_session(authority="localhost", path="/late")
+    stream_id = pair.client.open_stream(sid, is_unidirectional=True)
+    pair.client.send_stream_data(stream_id, b"still fine", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("server", stream_id) == (b"still fine", True)
+
+
+def test_requests_after_goaway_are_rejected_unprocessed() -> None:
+    from .harness import RawPeer, record_aborts
+
+    pair = Pair()
+    pair.open_session()
+    aborts = record_aborts(pair.server)
+    pair.server.send_goaway()
+    late = RawPeer(pair).connect_request(b"/late")
+    pair.run()
+    assert not pair.take("server", ev.SessionRequested)
+    assert aborts == [("stop", late, c.H3_REQUEST_REJECTED), ("reset", late, c.H3_REQUEST_REJECTED)]
