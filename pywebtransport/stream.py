@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pywebtransport.exceptions import (
     StreamClosedError,
@@ -96,7 +96,7 @@ class _StreamBase:
     def _check_closed(self) -> None:
         if self._send_done and self._recv_done and not self._closed.is_set():
             self._closed.set()
-            self._session._on_stream_closed(self)
+            self._session._on_stream_closed(cast("StreamType", self))
 
     def _on_session_closed(self) -> None:
         """The session ended: every pending operation fails, the stream is closed."""
@@ -349,7 +349,7 @@ class _SendSide(_StreamBase):
                     self._check_writable()
                     raise StreamClosedError(f"stream {self._stream_id}: the session closed")
                 self._drain_waiter = loop.create_future()
-                self._session._watch_drain(self)
+                self._session._watch_drain(cast("WebTransportStream | WebTransportSendStream", self))
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 await asyncio.wait_for(self._drain_waiter, remaining)
         except asyncio.TimeoutError:

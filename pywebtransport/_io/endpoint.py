@@ -13,9 +13,9 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
-from aioquic.buffer import Buffer, BufferReadError
+from aioquic._buffer import Buffer, BufferReadError
 from aioquic.quic.packet import QuicProtocolVersion, encode_quic_version_negotiation, pull_quic_header
 
 from pywebtransport.types import Address
@@ -115,8 +115,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         return len(set(self._by_cid.values()))
 
     # -- receive
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:  # type: ignore[override]
-        address: Address = (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
+        address: Address = (str(addr[0]), int(addr[1]))
         self.datagrams_in += 1
         now = time.monotonic()
         connection = self._client or self._route(data, address)

@@ -170,7 +170,7 @@ class WebTransportEngine:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         """UDP datagrams to put on the wire now."""
         self._now = now
-        return self.quic.datagrams_to_send(now=now)  # type: ignore[return-value]
+        return self.quic.datagrams_to_send(now=now)
 
     def next_event(self) -> ev.EngineEvent | None:
         """The next event, or None when there is none."""
@@ -834,7 +834,7 @@ class WebTransportEngine:
             self._abort_request_stream(stream, exc.error_code or c.H3_MESSAGE_ERROR, exc.message)
             return
         for capsule_type, value in parsed:
-            if rec.state is SessionState.CLOSED:
+            if rec.is_closed:  # a capsule before this one ended the session
                 return
             self._on_capsule(rec, capsule_type, value)
 
@@ -1018,8 +1018,8 @@ class WebTransportEngine:
             if payload or fin:
                 self._on_webtransport_data(stream, payload, fin)
         ring = self._early_datagrams.pop(rec.session_id, None)
-        while ring is not None and (payload := ring.pop()) is not None:
-            self._deliver_datagram(rec, payload)
+        while ring is not None and (datagram := ring.pop()) is not None:
+            self._deliver_datagram(rec, datagram)
 
     def _maybe_forget_stream(self, stream: _Stream) -> None:
         if not (stream.send_closed and stream.recv_closed) or stream.pending:

@@ -70,6 +70,10 @@ class SessionRecord:
         self.state = new_state
 
     @property
+    def is_closed(self) -> bool:
+        return self.state is SessionState.CLOSED
+
+    @property
     def is_open(self) -> bool:
         """Connected or draining: streams and datagrams still flow."""
         return self.state in (SessionState.CONNECTED, SessionState.DRAINING)

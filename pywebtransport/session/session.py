@@ -8,7 +8,7 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from pywebtransport.datagram import WebTransportDatagramTransport
@@ -255,7 +255,7 @@ class WebTransportSession:
             self._stats.bidirectional_streams += 1
         self._events.emit_nowait(EventType.STREAM_OPENED, {"stream": stream, "stream_id": stream.stream_id})
 
-    async def incoming_streams(self) -> AsyncIterator[StreamType]:
+    async def incoming_streams(self) -> AsyncGenerator[StreamType, None]:
         """Streams the peer opens, as they arrive, until the session closes."""
         while True:
             if self._incoming:
