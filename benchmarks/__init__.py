@@ -1,0 +1,1 @@
+"""Benchmarks: pytest-benchmark suites and the ``python -m benchmarks`` report runner."""
