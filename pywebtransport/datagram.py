@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
+from pywebtransport._waiters import Waiters
 from pywebtransport._wire import datagrams as wire_datagrams
 from pywebtransport.events import EventType
 from pywebtransport.exceptions import SessionClosedError, TimeoutError
@@ -32,7 +33,7 @@ class WebTransportDatagramTransport:
         config = session._config
         self._ring = wire_datagrams.DatagramRing(max_count=config.datagram_queue_size,
                                                  max_bytes=config.datagram_queue_bytes)
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters = Waiters()
         self.datagrams_sent = 0
         self.bytes_sent = 0
         self.datagrams_received = 0
@@ -98,14 +99,10 @@ class WebTransportDatagramTransport:
                 return payload
             if self._session.is_closed:
                 raise SessionClosedError("the session is closed; no more datagrams")
-            self._waiter = loop.create_future()
             try:
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                await asyncio.wait_for(self._waiter, remaining)
+                await self._waiters.wait(None if deadline is None else max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
                 raise TimeoutError(f"no datagram within {timeout}s") from None
-            finally:
-                self._waiter = None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
@@ -139,6 +136,4 @@ class WebTransportDatagramTransport:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._waiters.wake()

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
+from pywebtransport._waiters import Waiters
 from pywebtransport.exceptions import (
     StreamClosedError,
     StreamResetError,
@@ -117,7 +118,7 @@ class _ReceiveSide(_StreamBase):
         self._buffered = 0
         self._eof = False
         self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._readers = Waiters()
 
     # -- fed by the session
     def _on_data(self, data: bytes, end_stream: bool) -> None:
@@ -153,26 +154,18 @@ class _ReceiveSide(_StreamBase):
         self._buffered = 0
 
     def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._readers.wake()
 
     async def _wait_readable(self) -> None:
         """Wait until data, EOF or an error is there; honours the configured read timeout."""
         while not self._chunks and not self._eof and self._error is None:
             if self._recv_done:
                 raise StreamClosedError(f"stream {self._stream_id} is closed for reading")
-            self._waiter = self._session._loop.create_future()
             timeout = self._session._config.read_timeout
             try:
-                if timeout is None:
-                    await self._waiter
-                else:
-                    await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+                await self._readers.wait(timeout)
             except asyncio.TimeoutError:
                 raise TimeoutError(f"stream {self._stream_id}: no data within {timeout}s") from None
-            finally:
-                self._waiter = None
 
     def _take(self, n: int) -> bytes:
         """Up to n buffered bytes (all with n < 0), returning their credit to the peer."""

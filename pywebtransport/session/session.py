@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from pywebtransport._waiters import Waiters
 from pywebtransport.datagram import WebTransportDatagramTransport
 from pywebtransport.events import EventEmitter, EventType
 from pywebtransport.exceptions import (
@@ -55,7 +56,7 @@ class WebTransportSession:
         self._events = EventEmitter()
         self._streams: dict[StreamId, StreamType] = {}
         self._incoming: deque[StreamType] = deque()
-        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._incoming_waiters = Waiters()
         self._ready_event = asyncio.Event()
         self._closed_event = asyncio.Event()
         self._credit_waiters: dict[bool, list[asyncio.Future[None]]] = {False: [], True: []}
@@ -263,11 +264,7 @@ class WebTransportSession:
                 continue
             if self.is_closed:
                 return
-            self._incoming_waiter = self._loop.create_future()
-            try:
-                await self._incoming_waiter
-            finally:
-                self._incoming_waiter = None
+            await self._incoming_waiters.wait()
 
     async def accept_stream(self, *, timeout: float | None = None) -> StreamType:
         """The next stream the peer opens; TimeoutError after ``timeout`` seconds."""
@@ -553,8 +550,7 @@ class WebTransportSession:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
-        if self._incoming_waiter is not None and not self._incoming_waiter.done():
-            self._incoming_waiter.set_result(None)
+        self._incoming_waiters.wake()
         if self._datagrams is not None:
             self._datagrams._on_session_closed()
         self._closed_event.set()
@@ -578,8 +574,7 @@ class WebTransportSession:
             return None
         self._register_stream(stream, is_unidirectional)
         self._incoming.append(stream)
-        if self._incoming_waiter is not None and not self._incoming_waiter.done():
-            self._incoming_waiter.set_result(None)
+        self._incoming_waiters.wake()
         return stream
 
     def _on_stream_data(self, stream_id: StreamId, data: bytes, end_stream: bool) -> None:

@@ -557,3 +557,18 @@ async def test_graceful_server_shutdown_drains_sessions_and_refuses_new_ones(ser
         await server.close(drain_timeout=5)
         await asyncio.wait_for(leaver, 5)
         assert session.close_reason == "drained"
+
+
+async def test_concurrent_receivers_are_all_served(echo_server, client) -> None:
+    _, base = echo_server
+    session = await client.connect(f"{base}/echo")
+    receivers = [asyncio.ensure_future(session.datagrams.receive(timeout=5)) for _ in range(3)]
+    streams = [asyncio.ensure_future(session.accept_stream(timeout=5)) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    for i in range(3):
+        await session.datagrams.send(f"d{i}".encode())
+    assert sorted(await asyncio.gather(*receivers)) == [b"d0", b"d1", b"d2"]
+    for _ in range(2):
+        up = await session.create_unidirectional_stream()
+        await up.write_all(b"u", end_stream=True)
+    assert all(isinstance(s, WebTransportReceiveStream) for s in await asyncio.gather(*streams))
