@@ -106,12 +106,11 @@ def _play(flow: object, initial: int, ops: list[tuple[str, int]]) -> list[object
     recv = flow.ReceiveWindow(initial)  # type: ignore[attr-defined]
     out: list[object] = []
     for op, n in ops:
+        calls = {"consume": send.consume, "try": send.try_consume, "update": send.update_limit,
+                 "blocked": lambda _n: send.blocked_at(), "recv": recv.on_receive, "use": recv.on_consume,
+                 "grant": recv.grant}
         try:
-            result = {"consume": lambda: send.consume(n), "try": lambda: send.try_consume(n),
-                      "update": lambda: send.update_limit(n), "blocked": send.blocked_at,
-                      "recv": lambda: recv.on_receive(n), "use": lambda: recv.on_consume(n),
-                      "grant": lambda: recv.grant(n)}[op]()
-            out.append(result)
+            out.append(calls[op](n))
         except Exception as exc:  # noqa: BLE001 - the exception type is part of the comparison
             out.append(type(exc).__name__)
         assert send.used <= send.limit
