@@ -1,0 +1,187 @@
+"""Capsules (RFC 9297 §3) and WebTransport capsules, pure Python twin of ``capsules.pyx``."""
+
+from __future__ import annotations
+
+from pywebtransport import constants as c
+from pywebtransport.exceptions import CapsuleError
+
+__all__ = [
+    "KNOWN_CAPSULE_TYPES",
+    "CapsuleError",
+    "CapsuleParser",
+    "encode_capsule",
+    "encode_close_session",
+    "encode_datagram_capsule",
+    "encode_drain_session",
+    "encode_varint_capsule",
+]
+
+CapsuleValue = tuple[int, str] | int | bytes | None
+
+_VARINT_CAPSULES = frozenset({
+    c.WT_CAPSULE_MAX_DATA, c.WT_CAPSULE_MAX_STREAMS_BIDI, c.WT_CAPSULE_MAX_STREAMS_UNI,
+    c.WT_CAPSULE_DATA_BLOCKED, c.WT_CAPSULE_STREAMS_BLOCKED_BIDI, c.WT_CAPSULE_STREAMS_BLOCKED_UNI,
+})
+KNOWN_CAPSULE_TYPES = _VARINT_CAPSULES | {c.CAPSULE_DATAGRAM, c.WT_CAPSULE_CLOSE_SESSION, c.WT_CAPSULE_DRAIN_SESSION}
+_VARINT_MAX = (1 << 62) - 1
+
+
+def _encode_varint(value: int) -> bytes:
+    if value < 0 or value > _VARINT_MAX:
+        raise ValueError(f"varint out of range: {value}")
+    if value < 0x40:
+        return bytes((value,))
+    if value < 0x4000:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value < 0x40000000:
+        return (value | 0x80000000).to_bytes(4, "big")
+    return (value | 0xC000000000000000).to_bytes(8, "big")
+
+
+def _read_varint(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int] | None:
+    """(value, position after) or None when the data ends first."""
+    if pos >= len(data):
+        return None
+    first = data[pos]
+    length = 1 << (first >> 6)
+    if pos + length > len(data):
+        return None
+    value = first & 0x3F
+    for i in range(1, length):
+        value = (value << 8) | data[pos + i]
+    return value, pos + length
+
+
+def _read_header(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int, int] | None:
+    """(type, length, position after) of a capsule header, or None when incomplete."""
+    parsed_type = _read_varint(data, pos)
+    if parsed_type is None:
+        return None
+    parsed_len = _read_varint(data, parsed_type[1])
+    if parsed_len is None:
+        return None
+    return parsed_type[0], parsed_len[0], parsed_len[1]
+
+
+def encode_capsule(capsule_type: int, value: bytes | bytearray | memoryview) -> bytes:
+    return _encode_varint(capsule_type) + _encode_varint(len(value)) + bytes(value)
+
+
+def encode_close_session(error_code: int, reason: str = "") -> bytes:
+    if not 0 <= error_code <= 0xFFFFFFFF:
+        raise ValueError(f"close error code must be a 32-bit unsigned integer, got {error_code}")
+    raw = reason.encode("utf-8")
+    if len(raw) > c.CLOSE_REASON_MAX_BYTES:
+        raise ValueError(f"close reason is {len(raw)} bytes of UTF-8; at most {c.CLOSE_REASON_MAX_BYTES} allowed")
+    return encode_capsule(c.WT_CAPSULE_CLOSE_SESSION, error_code.to_bytes(4, "big") + raw)
+
+
+def encode_drain_session() -> bytes:
+    return encode_capsule(c.WT_CAPSULE_DRAIN_SESSION, b"")
+
+
+def encode_varint_capsule(capsule_type: int, value: int) -> bytes:
+    return encode_capsule(capsule_type, _encode_varint(value))
+
+
+def encode_datagram_capsule(payload: bytes | bytearray | memoryview) -> bytes:
+    return encode_capsule(c.CAPSULE_DATAGRAM, payload)
+
+
+def _decode_value(capsule_type: int, value: bytes) -> CapsuleValue:
+    if capsule_type == c.WT_CAPSULE_CLOSE_SESSION:
+        if len(value) < 4:
+            raise CapsuleError(f"WT_CLOSE_SESSION of {len(value)} bytes is shorter than its 4-byte code")
+        if len(value) - 4 > c.CLOSE_REASON_MAX_BYTES:
+            raise CapsuleError(f"WT_CLOSE_SESSION reason of {len(value) - 4} bytes exceeds "
+                               f"{c.CLOSE_REASON_MAX_BYTES}")
+        try:
+            reason = value[4:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CapsuleError("WT_CLOSE_SESSION reason is not valid UTF-8") from exc
+        return int.from_bytes(value[:4], "big"), reason
+    if capsule_type == c.WT_CAPSULE_DRAIN_SESSION:
+        return None
+    if capsule_type == c.CAPSULE_DATAGRAM:
+        return value
+    parsed = _read_varint(value, 0)
+    if parsed is None or parsed[1] != len(value):
+        raise CapsuleError(f"capsule {capsule_type:#x} must hold exactly one varint")
+    return parsed[0]
+
+
+class CapsuleParser:
+    """Incremental capsule parser for one CONNECT stream (see capsules.pyi)."""
+
+    __slots__ = ("_failed", "_head", "_max", "_need", "_skip", "_type", "_value")
+
+    def __init__(self, *, max_capsule_size: int = c.DEFAULT_MAX_CAPSULE_SIZE) -> None:
+        if max_capsule_size < 1:
+            raise ValueError(f"max_capsule_size must be >= 1, got {max_capsule_size}")
+        self._max = max_capsule_size
+        self._head = bytearray()  # a capsule header split across feeds (at most 16 bytes)
+        self._type = -1  # known capsule being collected, -1 when none
+        self._need = 0
+        self._value = bytearray()
+        self._skip = 0  # bytes of an unknown capsule still to skip
+        self._failed = False
+
+    @property
+    def buffered(self) -> int:
+        return len(self._head) + len(self._value)
+
+    @property
+    def in_capsule(self) -> bool:
+        return bool(self._head) or self._type >= 0 or self._skip > 0
+
+    def _fail(self, error: CapsuleError) -> CapsuleError:
+        self._failed = True
+        return error
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, CapsuleValue]]:
+        if self._failed:
+            raise CapsuleError("the capsule parser failed earlier; the stream is unusable")
+        out: list[tuple[int, CapsuleValue]] = []
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        pos, end = 0, len(view)
+        while True:
+            if self._skip:
+                take = min(self._skip, end - pos)
+                pos += take
+                self._skip -= take
+                if self._skip:
+                    return out
+            if self._type >= 0:
+                take = min(self._need - len(self._value), end - pos)
+                self._value += view[pos:pos + take]
+                pos += take
+                if len(self._value) < self._need:
+                    return out
+                capsule_type, self._type = self._type, -1
+                value, self._value = bytes(self._value), bytearray()
+                try:
+                    out.append((capsule_type, _decode_value(capsule_type, value)))
+                except CapsuleError as exc:
+                    raise self._fail(exc) from None
+                continue
+            if pos >= end:
+                return out
+            # A header: type varint + length varint, possibly split across feeds.
+            held = len(self._head)
+            chunk = bytes(self._head) + bytes(view[pos:pos + 16]) if held else view
+            start = 0 if held else pos
+            header = _read_header(chunk, start)
+            if header is None:
+                self._head += view[pos:end]  # less than a whole header: at most 15 bytes
+                return out
+            capsule_type, length, after = header
+            pos = pos + (after - held) if held else after
+            self._head.clear()
+            if capsule_type in KNOWN_CAPSULE_TYPES:
+                if length > self._max:
+                    raise self._fail(CapsuleError(f"capsule {capsule_type:#x} of {length} bytes exceeds the "
+                                                  f"limit of {self._max}", error_code=c.H3_EXCESSIVE_LOAD))
+                self._type = capsule_type
+                self._need = length
+            else:
+                self._skip = length
