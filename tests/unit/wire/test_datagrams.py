@@ -91,10 +91,8 @@ def test_ring_clear_and_properties(wire: SimpleNamespace) -> None:
 @given(sizes=st.lists(st.integers(0, 40), max_size=50), max_count=st.integers(1, 8), max_bytes=st.integers(1, 100))
 def test_ring_never_exceeds_its_bounds(wire: SimpleNamespace, sizes: list[int], max_count: int, max_bytes: int) -> None:
     ring = wire.datagrams.DatagramRing(max_count=max_count, max_bytes=max_bytes)
-    pushed = 0
-    for size in sizes:
+    for pushed, size in enumerate(sizes, start=1):
         ring.push(b"d" * size)
-        pushed += 1
         assert len(ring) <= max_count and ring.nbytes <= max_bytes
         assert len(ring) + ring.dropped == pushed
 
