@@ -29,7 +29,7 @@ from pywebtransport.exceptions import (
 pytestmark = pytest.mark.timeout(60)
 
 # Small enough that the fuzz directory stays well under 30 s on 2 cores for both variants.
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 #: A frame or capsule header is two varints of at most 8 bytes each.
 HEADER_SLACK = 16
