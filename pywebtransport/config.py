@@ -1,0 +1,186 @@
+"""Client and server configuration: validated dataclasses with safe defaults.
+
+Every limit the library enforces on peer input lives here, so it can be tuned in one
+place. Invalid values raise :class:`~pywebtransport.exceptions.ConfigurationError` naming
+the field and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pywebtransport import __version__
+from pywebtransport import constants as c
+from pywebtransport.exceptions import ConfigurationError
+
+__all__ = ["CONGESTION_CONTROL_ALGORITHMS", "ClientConfig", "ServerConfig"]
+
+
+def _congestion_algorithms() -> tuple[str, ...]:
+    try:
+        from aioquic.quic import recovery  # noqa: F401 - importing it registers reno and cubic
+        from aioquic.quic.congestion.base import _factories
+    except ImportError:  # pragma: no cover - older aioquic
+        return ("reno",)
+    return tuple(sorted(_factories)) or ("reno",)
+
+
+#: Congestion controllers the installed aioquic offers.
+CONGESTION_CONTROL_ALGORITHMS = _congestion_algorithms()
+
+
+@dataclass(kw_only=True, slots=True)
+class _CommonConfig:
+    """Fields shared by clients and servers.
+
+    Timeouts (seconds): ``connect_timeout`` (handshake + session), ``read_timeout`` /
+    ``write_timeout`` (stream reads / drain; None waits forever), ``stream_creation_timeout``
+    (waiting for stream credit), ``close_timeout``, ``idle_timeout`` (QUIC max idle),
+    ``keep_alive_interval`` (PING; None disables).
+    Limits on what a peer can make us hold: ``max_sessions`` (per connection),
+    ``max_buffered_streams`` (early streams), ``stream_buffer_size`` (per-stream receive
+    window, also the drain high-water mark), ``datagram_queue_size``/``datagram_queue_bytes``
+    (received datagrams waiting to be read), ``max_frame_size``, ``max_header_block_size``,
+    ``max_capsule_size``, ``max_incoming_streams_queue`` (streams not yet accepted).
+    Session flow control (draft-15 peers): ``initial_max_data``, ``initial_max_streams_bidi``,
+    ``initial_max_streams_uni``, ``flow_control_auto_extend``.
+    QUIC: ``congestion_control_algorithm``, ``max_datagram_frame_size`` (transport parameter;
+    must be > 0 for datagrams), ``quic_max_datagram_size`` (UDP payload size),
+    ``socket_buffer_size``, ``secrets_log_file`` (TLS keys for Wireshark), ``debug``.
+    """
+
+    connect_timeout: float = 10.0
+    read_timeout: float | None = None
+    write_timeout: float | None = None
+    stream_creation_timeout: float = 10.0
+    close_timeout: float = 5.0
+    idle_timeout: float = 60.0
+    keep_alive_interval: float | None = 15.0
+    congestion_control_algorithm: str = "reno"
+    max_datagram_frame_size: int = c.DEFAULT_MAX_DATAGRAM_FRAME_SIZE
+    max_sessions: int = c.DEFAULT_MAX_SESSIONS
+    initial_max_data: int = c.DEFAULT_SESSION_MAX_DATA
+    initial_max_streams_bidi: int = c.DEFAULT_SESSION_MAX_STREAMS_BIDI
+    initial_max_streams_uni: int = c.DEFAULT_SESSION_MAX_STREAMS_UNI
+    flow_control_auto_extend: bool = True
+    stream_buffer_size: int = 1 << 20
+    max_buffered_streams: int = c.DEFAULT_BUFFERED_STREAMS
+    datagram_queue_size: int = c.DEFAULT_DATAGRAM_QUEUE_SIZE
+    datagram_queue_bytes: int = c.DEFAULT_DATAGRAM_QUEUE_BYTES
+    max_frame_size: int = c.DEFAULT_MAX_FRAME_SIZE
+    max_header_block_size: int = c.DEFAULT_MAX_HEADER_BLOCK_SIZE
+    max_capsule_size: int = c.DEFAULT_MAX_CAPSULE_SIZE
+    max_incoming_streams_queue: int = 1000
+    quic_max_datagram_size: int = 1350
+    socket_buffer_size: int = 4 << 20
+    secrets_log_file: str | None = None
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    def _fail(self, name: str, rule: str, value: object) -> ConfigurationError:
+        return ConfigurationError(f"{type(self).__name__}.{name} {rule}, got {value!r}")
+
+    def _validate(self) -> None:
+        for name in ("connect_timeout", "stream_creation_timeout", "close_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise self._fail(name, "must be a number > 0", value)
+        for name in ("read_timeout", "write_timeout", "keep_alive_interval"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+                raise self._fail(name, "must be None or a number > 0", value)
+        for name in ("max_sessions", "stream_buffer_size", "datagram_queue_size", "datagram_queue_bytes",
+                     "max_frame_size", "max_header_block_size", "max_capsule_size", "max_incoming_streams_queue",
+                     "socket_buffer_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise self._fail(name, "must be an int >= 1", value)
+        for name in ("initial_max_data", "initial_max_streams_bidi", "initial_max_streams_uni",
+                     "max_buffered_streams", "max_datagram_frame_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= c.VARINT_MAX:
+                raise self._fail(name, "must be an int in [0, 2**62-1]", value)
+        if not 1200 <= self.quic_max_datagram_size <= 65527:
+            raise self._fail("quic_max_datagram_size", "must be in [1200, 65527] (RFC 9000 §14)",
+                             self.quic_max_datagram_size)
+        if self.congestion_control_algorithm not in CONGESTION_CONTROL_ALGORITHMS:
+            raise self._fail("congestion_control_algorithm", f"must be one of {list(CONGESTION_CONTROL_ALGORITHMS)}",
+                             self.congestion_control_algorithm)
+
+    def replace(self, **changes: Any) -> Any:
+        """A validated copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(kw_only=True, slots=True)
+class ClientConfig(_CommonConfig):
+    """Client options. TLS is verified by default (``verify_mode=True``) against the system
+    roots or ``ca_certs``; ``server_certificate_hashes`` pins SHA-256 hashes of the leaf
+    certificate's DER instead, as browsers' ``serverCertificateHashes`` do;
+    ``verify_mode=False`` disables verification (development on loopback only).
+    ``headers`` are added to every CONNECT; ``origin`` sets the ``origin`` header.
+    ``max_retries``/``retry_delay`` retry a failed handshake."""
+
+    verify_mode: bool = True
+    ca_certs: str | None = None
+    server_certificate_hashes: list[bytes] | None = None
+    user_agent: str = f"pywebtransport/{__version__}"
+    headers: dict[str, str] = field(default_factory=dict)
+    origin: str | None = None
+    max_retries: int = 0
+    retry_delay: float = 1.0
+
+    def _validate(self) -> None:
+        _CommonConfig._validate(self)
+        if self.ca_certs is not None and not os.path.exists(self.ca_certs):
+            raise self._fail("ca_certs", "must name an existing file", self.ca_certs)
+        if self.server_certificate_hashes is not None:
+            for digest in self.server_certificate_hashes:
+                if not isinstance(digest, bytes) or len(digest) != 32:
+                    raise self._fail("server_certificate_hashes", "must hold 32-byte SHA-256 digests", digest)
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise self._fail("max_retries", "must be an int >= 0", self.max_retries)
+        if self.retry_delay < 0:
+            raise self._fail("retry_delay", "must be >= 0", self.retry_delay)
+        for name, value in self.headers.items():
+            if not name or name.startswith(":") or not isinstance(value, str):
+                raise self._fail("headers", "must map plain header names to str values", {name: value})
+
+
+@dataclass(kw_only=True, slots=True)
+class ServerConfig(_CommonConfig):
+    """Server options: where to listen (port 0 picks a free port), the certificate and key
+    (PEM files; see ``pywebtransport.utils.generate_self_signed_cert``), how many connections
+    to accept, which origins may connect (None: any), and the status for unknown paths."""
+
+    host: str = "127.0.0.1"
+    port: int = 4433
+    certfile: str | None = None
+    keyfile: str | None = None
+    max_connections: int = 1000
+    allowed_origins: list[str] | None = None
+    reject_status_for_unknown_path: int = 404
+
+    def _validate(self) -> None:
+        _CommonConfig._validate(self)
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise self._fail("port", "must be in [0, 65535]", self.port)
+        if (self.certfile is None) != (self.keyfile is None):
+            raise self._fail("certfile/keyfile", "must be given together", (self.certfile, self.keyfile))
+        for name in ("certfile", "keyfile"):
+            value = getattr(self, name)
+            if value is not None and not os.path.exists(value):
+                raise self._fail(name, "must name an existing file", value)
+        if not isinstance(self.max_connections, int) or self.max_connections < 1:
+            raise self._fail("max_connections", "must be an int >= 1", self.max_connections)
+        if not 400 <= self.reject_status_for_unknown_path <= 599:
+            raise self._fail("reject_status_for_unknown_path", "must be a 4xx or 5xx status",
+                             self.reject_status_for_unknown_path)
