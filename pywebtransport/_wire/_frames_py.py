@@ -1,0 +1,338 @@
+"""HTTP/3 frames (RFC 9114 §7) and stream preambles: the pure-Python twin of ``frames.pyx``.
+
+Same names, same results and the same exceptions as the compiled module; see ``frames.pyi``
+for the contract. The parser works on ``bytes`` slices so that each frame costs a handful of
+C-level operations rather than a Python step per byte.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pywebtransport import constants as c
+from pywebtransport.exceptions import FrameError, SettingsError
+
+__all__ = [
+    "KNOWN_FRAME_TYPES",
+    "FrameError",
+    "FrameParser",
+    "SettingsError",
+    "decode_settings",
+    "encode_bidi_stream_header",
+    "encode_frame",
+    "encode_frame_header",
+    "encode_settings",
+    "encode_uni_stream_header",
+    "read_bidi_stream_header",
+    "read_uni_stream_header",
+]
+
+#: Frame types the parser reports; every other type is skipped unseen (RFC 9114 §7.2, §9).
+KNOWN_FRAME_TYPES: Final[frozenset[int]] = frozenset(
+    {
+        c.FRAME_DATA,
+        c.FRAME_HEADERS,
+        c.FRAME_CANCEL_PUSH,
+        c.FRAME_SETTINGS,
+        c.FRAME_PUSH_PROMISE,
+        c.FRAME_GOAWAY,
+        c.FRAME_MAX_PUSH_ID,
+    }
+    | c.H3_HTTP2_ONLY_FRAMES
+)
+# Known types other than DATA: these are buffered whole before being reported.
+_BUFFERED_TYPES: Final = KNOWN_FRAME_TYPES - {c.FRAME_DATA}
+
+# HTTP/2 setting identifiers with no HTTP/3 meaning; receiving one is H3_SETTINGS_ERROR
+# (RFC 9114 §7.2.4.1, registry in §11.2.2).
+_RESERVED_SETTINGS: Final = frozenset({0x00, 0x02, 0x03, 0x04, 0x05})
+
+# A frame header is two varints of at most 8 bytes each.
+_MAX_HEADER: Final = 16
+
+# Masks that strip the 2-bit length prefix, indexed by the encoded length.
+_VARINT_MASK: Final = (0, 0x3F, 0x3FFF, 0, 0x3FFFFFFF, 0, 0, 0, 0x3FFFFFFFFFFFFFFF)
+_ONE_BYTE: Final = tuple(bytes((i,)) for i in range(64))
+_BIDI_SIGNAL: Final = b"\x40\x41"  # 0x41 as a two-byte varint (WebTransport draft §4.2)
+
+# Parser states.
+_HEADER: Final = 0
+_DATA: Final = 1
+_BUFFERING: Final = 2
+_SKIPPING: Final = 3
+_FAILED: Final = 4
+
+
+def _encode_varint(value: int) -> bytes:
+    if not isinstance(value, int):
+        raise TypeError(f"a varint must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{value} is outside the varint range 0..2**62-1")
+    if value <= 0x3F:
+        return _ONE_BYTE[value]
+    if value <= 0x3FFF:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value <= 0x3FFFFFFF:
+        return (value | 0x80000000).to_bytes(4, "big")
+    if value <= c.VARINT_MAX:
+        return (value | 0xC000000000000000).to_bytes(8, "big")
+    raise ValueError(f"{value} is outside the varint range 0..2**62-1")
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """``(value, position after)`` of the varint at ``pos``, or ``(-1, -1)`` if it is cut."""
+    if pos >= len(data):
+        return -1, -1
+    size = 1 << (data[pos] >> 6)
+    end = pos + size
+    if end > len(data):
+        return -1, -1
+    if size == 1:
+        return data[pos], end
+    return int.from_bytes(data[pos:end], "big") & _VARINT_MASK[size], end
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    # memoryview() first so that an int or a str is a TypeError, as in the compiled twin.
+    return data if type(data) is bytes else bytes(memoryview(data))
+
+
+def _prefix(data: bytes | bytearray | memoryview) -> bytes:
+    # A stream preamble is two varints: 16 bytes are enough, however much was received.
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data[:_MAX_HEADER])
+    return bytes(memoryview(data))[:_MAX_HEADER]
+
+
+def encode_frame_header(frame_type: int, length: int) -> bytes:
+    """Just type varint + length varint: lets DATA be sent without copying the payload."""
+    return _encode_varint(frame_type) + _encode_varint(length)
+
+
+def encode_frame(frame_type: int, payload: bytes | bytearray | memoryview) -> bytes:
+    """type varint + length varint + payload."""
+    payload = _as_bytes(payload)
+    return b"".join((_encode_varint(frame_type), _encode_varint(len(payload)), payload))
+
+
+def encode_settings(settings: dict[int, int]) -> bytes:
+    """The SETTINGS frame payload (id varint, value varint)* in insertion order."""
+    return b"".join(_encode_varint(key) + _encode_varint(value) for key, value in settings.items())
+
+
+def decode_settings(payload: bytes | bytearray | memoryview) -> dict[int, int]:
+    """Parse a SETTINGS payload (RFC 9114 §7.2.4).
+
+    SettingsError (H3_SETTINGS_ERROR) for a duplicate identifier or a reserved HTTP/2 one
+    (§7.2.4.1); FrameError (H3_FRAME_ERROR) when the payload is truncated mid-varint.
+    """
+    data = _as_bytes(payload)
+    settings: dict[int, int] = {}
+    pos = 0
+    end = len(data)
+    while pos < end:
+        key, pos = _read_varint(data, pos)
+        if pos >= 0:
+            value, pos = _read_varint(data, pos)
+        if pos < 0:
+            raise FrameError("SETTINGS payload ends inside a varint", error_code=c.H3_FRAME_ERROR)
+        if key in _RESERVED_SETTINGS:
+            raise SettingsError(f"reserved HTTP/2 setting identifier {key:#x}")
+        if key in settings:
+            raise SettingsError(f"duplicate setting identifier {key:#x}")
+        settings[key] = value
+    return settings
+
+
+class FrameParser:
+    """Incremental frame parser for one stream."""
+
+    __slots__ = ("_body", "_error", "_head", "_max_frame_size", "_remaining", "_state", "_type")
+
+    def __init__(self, *, max_frame_size: int = c.DEFAULT_MAX_FRAME_SIZE) -> None:
+        if not isinstance(max_frame_size, int):
+            raise TypeError(f"max_frame_size must be an int, not {type(max_frame_size).__name__}")
+        if max_frame_size < 1:
+            raise ValueError(f"max_frame_size must be at least 1, got {max_frame_size}")
+        # No frame can be longer than the largest varint, so this clamp changes nothing.
+        self._max_frame_size = min(max_frame_size, c.VARINT_MAX)
+        self._state = _HEADER
+        self._type = 0
+        self._remaining = 0  # payload bytes of the current frame not seen yet
+        self._head = b""  # a frame header cut by the end of a feed (< 16 bytes)
+        self._body = bytearray()  # a buffered frame's payload so far
+        self._error = ""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for a frame to complete (bounded by max_frame_size + 16)."""
+        return len(self._head) + len(self._body)
+
+    @property
+    def in_frame(self) -> bool:
+        """True when the parser stopped mid-frame (for REQUEST_INCOMPLETE / FRAME_ERROR at FIN)."""
+        return self._state != _HEADER or bool(self._head)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
+        """Consume ``data``; return the ``(frame_type, payload)`` pairs completed by it."""
+        if self._state == _FAILED:
+            raise FrameError(f"frame parser already failed: {self._error}", error_code=c.H3_EXCESSIVE_LOAD)
+        data = _as_bytes(data)
+        out: list[tuple[int, bytes]] = []
+        end = len(data)
+        pos = 0
+        state = self._state
+        remaining = self._remaining
+        head = self._head
+        limit = self._max_frame_size
+        buffered_types = _BUFFERED_TYPES
+        mask = _VARINT_MASK
+
+        while pos < end:
+            if state == _HEADER:
+                if head:
+                    # Finish a header cut by the previous feed: it needs at most 16 bytes.
+                    joined = head + data[: _MAX_HEADER - len(head)]
+                    frame_type, after = _read_varint(joined, 0)
+                    if after >= 0:
+                        length, after = _read_varint(joined, after)
+                    if after < 0:
+                        head = joined
+                        pos = end
+                        break
+                    pos = after - len(head)
+                    head = b""
+                else:
+                    start = pos
+                    first = data[pos]
+                    size = 1 << (first >> 6)
+                    after = pos + size
+                    if after >= end:
+                        head = data[pos:]
+                        pos = end
+                        break
+                    frame_type = first if size == 1 else int.from_bytes(data[pos:after], "big") & mask[size]
+                    first = data[after]
+                    size = 1 << (first >> 6)
+                    pos = after + size
+                    if pos > end:
+                        head = data[start:]
+                        pos = end
+                        break
+                    length = first if size == 1 else int.from_bytes(data[after:pos], "big") & mask[size]
+
+                if frame_type == c.FRAME_DATA:
+                    if length == 0:
+                        continue
+                    if pos + length <= end:
+                        out.append((frame_type, data[pos : pos + length]))
+                        pos += length
+                        continue
+                    if pos < end:
+                        out.append((frame_type, data[pos:]))
+                    state = _DATA
+                    remaining = length - (end - pos)
+                    pos = end
+                elif frame_type in buffered_types:
+                    if length > limit:
+                        self._fail(frame_type, length)
+                    if pos + length <= end:
+                        out.append((frame_type, data[pos : pos + length]))
+                        pos += length
+                        continue
+                    self._type = frame_type
+                    self._body += data[pos:]
+                    state = _BUFFERING
+                    remaining = length - (end - pos)
+                    pos = end
+                else:
+                    # Unknown and reserved types are skipped (RFC 9114 §7.2.8, §9).
+                    if pos + length <= end:
+                        pos += length
+                        continue
+                    state = _SKIPPING
+                    remaining = length - (end - pos)
+                    pos = end
+            else:
+                # Only the first iteration of a feed can land here: the frame continues.
+                take = min(remaining, end - pos)
+                if state == _DATA:
+                    out.append((c.FRAME_DATA, data[pos : pos + take]))
+                elif state == _BUFFERING:
+                    self._body += data[pos : pos + take]
+                    if take == remaining:
+                        out.append((self._type, bytes(self._body)))
+                        self._body = bytearray()
+                pos += take
+                remaining -= take
+                if remaining == 0:
+                    state = _HEADER
+
+        self._state = state
+        self._remaining = remaining
+        self._head = head
+        return out
+
+    def _fail(self, frame_type: int, length: int) -> None:
+        self._error = (f"frame {frame_type:#x} declares {length} bytes, above the limit of "
+                       f"{self._max_frame_size}")
+        self._state = _FAILED
+        self._head = b""
+        self._body = bytearray()
+        raise FrameError(self._error, error_code=c.H3_EXCESSIVE_LOAD)
+
+
+def encode_uni_stream_header(stream_type: int, session_id: int | None = None) -> bytes:
+    """Stream type varint, plus the session id varint for WebTransport (0x54) streams.
+
+    ValueError when a WebTransport stream has no session id or another type has one.
+    """
+    if stream_type == c.STREAM_TYPE_WEBTRANSPORT:
+        if session_id is None:
+            raise ValueError("a WebTransport unidirectional stream needs a session id")
+        return _encode_varint(stream_type) + _encode_varint(session_id)
+    if session_id is not None:
+        raise ValueError(f"stream type {stream_type:#x} carries no session id")
+    return _encode_varint(stream_type)
+
+
+def encode_bidi_stream_header(session_id: int) -> bytes:
+    """``0x41`` (encoded as two bytes 0x40 0x41) + session id varint (draft §4.2)."""
+    return _BIDI_SIGNAL + _encode_varint(session_id)
+
+
+def read_uni_stream_header(data: bytes | bytearray | memoryview) -> tuple[int, int, int] | None:
+    """Parse the start of a peer's unidirectional stream (RFC 9114 §6.2, draft §4.1).
+
+    Returns ``(stream_type, session_id, consumed)``; ``session_id`` is -1 unless the type is
+    0x54 (WebTransport). ``None`` when more bytes are needed.
+    """
+    raw = _prefix(data)
+    stream_type, pos = _read_varint(raw, 0)
+    if pos < 0:
+        return None
+    if stream_type != c.STREAM_TYPE_WEBTRANSPORT:
+        return stream_type, -1, pos
+    session_id, pos = _read_varint(raw, pos)
+    if pos < 0:
+        return None
+    return stream_type, session_id, pos
+
+
+def read_bidi_stream_header(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """Parse the start of a peer's bidirectional stream (draft §4.2).
+
+    Returns ``(session_id, consumed)`` when it begins with the 0x41 signal (in any varint
+    encoding), ``(-1, 0)`` for an ordinary HTTP/3 request stream, ``None`` when more bytes
+    are needed to tell.
+    """
+    raw = _prefix(data)
+    signal, pos = _read_varint(raw, 0)
+    if pos < 0:
+        return None
+    if signal != c.FRAME_WEBTRANSPORT_STREAM:
+        return -1, 0
+    session_id, pos = _read_varint(raw, pos)
+    if pos < 0:
+        return None
+    return session_id, pos
