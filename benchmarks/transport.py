@@ -19,9 +19,8 @@ from typing import Any
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import DatagramFrameReceived, QuicEvent
-from pywebtransport.config import ClientConfig, ServerConfig
-from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
+from pywebtransport import config, utils
 from pywebtransport.client import WebTransportClient
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
@@ -84,11 +83,12 @@ async def _our_echo(session: WebTransportSession) -> None:
             task.cancel()
 
 
-async def _ours(cert: SelfSignedCertificate, bulk_bytes: int, round_trips: int) -> dict[str, float]:
-    server = WebTransportServer(config=ServerConfig(host="127.0.0.1", port=0, certfile=str(cert.cert_path),
+async def _ours(cert: utils.SelfSignedCertificate, bulk_bytes: int, round_trips: int) -> dict[str, float]:
+    server = WebTransportServer(config=config.ServerConfig(host="127.0.0.1", port=0, certfile=str(cert.cert_path),
                                                     keyfile=str(cert.key_path)))
     server.add_route("/bench", _our_echo)
-    async with server, WebTransportClient(config=ClientConfig(server_certificate_hashes=[cert.sha256])) as client:
+    client_config = config.ClientConfig(server_certificate_hashes=[cert.sha256])
+    async with server, WebTransportClient(config=client_config) as client:
         port = server.local_address[1]
         session = await client.connect(f"https://127.0.0.1:{port}/bench")
         # bulk: one unidirectional stream, the server reports the byte count back
@@ -164,10 +164,10 @@ def _raw_stream_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     asyncio.ensure_future(handle())
 
 
-async def _raw(cert: SelfSignedCertificate, bulk_bytes: int, round_trips: int) -> dict[str, float]:
+async def _raw(cert: utils.SelfSignedCertificate, bulk_bytes: int, round_trips: int) -> dict[str, float]:
     # Same packet size and windows as our defaults, so only the stacks differ.
     same = {"max_datagram_frame_size": 65536, "max_stream_data": 1 << 20, "max_data": 16 << 20,
-            "max_datagram_size": ClientConfig().quic_max_datagram_size}
+            "max_datagram_size": config.ClientConfig().quic_max_datagram_size}
     server_cfg = QuicConfiguration(is_client=False, alpn_protocols=["bench"], **same)
     server_cfg.load_cert_chain(str(cert.cert_path), str(cert.key_path))
     server = await serve("127.0.0.1", 0, configuration=server_cfg, create_protocol=_RawServer,
@@ -225,7 +225,7 @@ async def _run(quick: bool) -> list[TransportResult]:
     round_trips = 100 if quick else 500
     runs = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
-        cert = generate_self_signed_cert("localhost", output_dir=tmp)
+        cert = utils.generate_self_signed_cert("localhost", output_dir=tmp)
         ours = await _best_of(runs, lambda: _ours(cert, bulk_bytes, round_trips))
         raw = await _best_of(runs, lambda: _raw(cert, bulk_bytes, round_trips))
     return [
