@@ -1,0 +1,92 @@
+"""``python -m pywebtransport serve``: an echo server plus a page to try it from a browser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+
+from pywebtransport.cli.echo import echo_session
+from pywebtransport.config import ServerConfig
+from pywebtransport.server import WebTransportServer
+from pywebtransport.utils import generate_self_signed_cert, load_certificate_hash
+
+__all__ = ["PAGE", "run_serve"]
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>pywebtransport echo</title></head>
+<body><h1>pywebtransport echo</h1><p>Connecting to <code>__URL__</code>...</p><pre id="log"></pre>
+<script>
+const log = m => document.getElementById("log").textContent += m + "\\n";
+const HASH = __HASH__;
+(async () => {
+  const options = HASH ? {serverCertificateHashes: [{algorithm: "sha-256", value: new Uint8Array(HASH)}]} : {};
+  const t = new WebTransport("__URL__", options);
+  try { await t.ready; } catch (e) { log("could not connect: " + e); return; }
+  log("session ready");
+  const s = await t.createBidirectionalStream();
+  const w = s.writable.getWriter(); await w.write(new TextEncoder().encode("hello from the browser")); await w.close();
+  const r = s.readable.getReader(); let text = "";
+  for (;;) { const {value, done} = await r.read(); if (done) break; text += new TextDecoder().decode(value); }
+  log("echo: " + text);
+  t.close({closeCode: 0, reason: "page done"});
+})();
+</script></body></html>"""
+
+
+async def _serve_page(page: bytes, port: int) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            found = request.startswith(b"GET / ")
+            body = page if found else b"not found\n"
+            status = b"200 OK" if found else b"404 Not Found"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            await writer.drain()
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+async def run_serve(*, host: str, port: int, cert: str | None, key: str | None, http_port: int,
+                    ready: asyncio.Event | None = None) -> None:
+    """Serve ``/echo`` (and every other path) until cancelled."""
+    with tempfile.TemporaryDirectory(prefix="pywebtransport-serve-") as tmp:
+        digest: bytes | None = None
+        if cert is None or key is None:
+            generated = generate_self_signed_cert("localhost", output_dir=tmp)
+            cert, key = str(generated.cert_path), str(generated.key_path)
+            digest = generated.sha256
+        else:
+            digest = load_certificate_hash(cert)
+        server = WebTransportServer(config=ServerConfig(host=host, port=port, certfile=cert, keyfile=key),
+                                    handler=echo_session)
+        async with server:
+            bound_host, bound_port = server.local_address
+            url = f"https://{'127.0.0.1' if bound_host in ('0.0.0.0', '::') else bound_host}:{bound_port}/echo"
+            print(f"WebTransport echo server on {bound_host}:{bound_port} (UDP)", flush=True)
+            print(f"  URL:                 {url}")
+            print(f"  certificate SHA-256: {digest.hex()}")
+            print("  from a page (JavaScript):")
+            array = ", ".join(str(b) for b in digest)
+            print(f'    new WebTransport("{url}", {{serverCertificateHashes: '
+                  f'[{{algorithm: "sha-256", value: new Uint8Array([{array}])}}]}})')
+            page_server = None
+            if http_port:
+                page = PAGE.replace("__URL__", url).replace("__HASH__", json.dumps(list(digest)))
+                page_server = await _serve_page(page.encode(), http_port)
+                page_port = page_server.sockets[0].getsockname()[1]
+                print(f"  try it: open http://127.0.0.1:{page_port}/ in Chrome or Chromium")
+            print("  (Ctrl-C to stop)", flush=True)
+            if ready is not None:
+                ready.set()
+            try:
+                await server.serve_forever()
+            finally:
+                if page_server is not None:
+                    page_server.close()
+
+
