@@ -1,0 +1,72 @@
+"""ClientConfig / ServerConfig validation: every rule refuses a bad value by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pywebtransport.config import CONGESTION_CONTROL_ALGORITHMS, ClientConfig, ServerConfig
+from pywebtransport.exceptions import ConfigurationError
+
+
+def test_defaults_are_valid_and_safe() -> None:
+    client = ClientConfig()
+    assert client.verify_mode is True  # TLS verification is on unless turned off
+    assert client.max_datagram_frame_size > 0  # browsers lose every datagram without it
+    server = ServerConfig()
+    assert (server.host, server.port) == ("127.0.0.1", 4433)
+    assert {"reno", "cubic"} <= set(CONGESTION_CONTROL_ALGORITHMS)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("connect_timeout", 0), ("connect_timeout", -1), ("stream_creation_timeout", 0), ("idle_timeout", True),
+    ("read_timeout", 0), ("write_timeout", -2), ("keep_alive_interval", 0),
+    ("max_sessions", 0), ("stream_buffer_size", 0), ("datagram_queue_size", 0), ("datagram_queue_bytes", -1),
+    ("max_frame_size", 0), ("max_header_block_size", 0), ("max_capsule_size", 0),
+    ("max_incoming_streams_queue", 0), ("initial_max_data", -1), ("initial_max_streams_bidi", 2**62),
+    ("max_buffered_streams", -1), ("max_datagram_frame_size", -1), ("quic_max_datagram_size", 1199),
+    ("quic_max_datagram_size", 65528), ("congestion_control_algorithm", "bbr"),
+])
+def test_common_fields_refuse_bad_values_by_name(field: str, value: object) -> None:
+    for cls in (ClientConfig, ServerConfig):
+        with pytest.raises(ConfigurationError, match=rf"{cls.__name__}\.{field}") as info:
+            cls(**{field: value})
+        assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("server_certificate_hashes", [b"short"]), ("ca_certs", "/nonexistent/ca.pem"), ("max_retries", -1),
+    ("retry_delay", -0.5), ("headers", {":path": "/x"}),
+])
+def test_client_fields_refuse_bad_values(field: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"ClientConfig.{field}"):
+        ClientConfig(**{field: value})
+
+
+def test_server_fields_refuse_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="port"):
+        ServerConfig(port=70000)
+    with pytest.raises(ConfigurationError, match="together"):
+        ServerConfig(certfile=str(tmp_path / "c.pem"))
+    with pytest.raises(ConfigurationError, match="certfile"):
+        ServerConfig(certfile=str(tmp_path / "c.pem"), keyfile=str(tmp_path / "k.pem"))
+    with pytest.raises(ConfigurationError, match="max_connections"):
+        ServerConfig(max_connections=0)
+    with pytest.raises(ConfigurationError, match="reject_status_for_unknown_path"):
+        ServerConfig(reject_status_for_unknown_path=200)
+
+
+def test_replace_validates_and_to_dict_lists_every_field() -> None:
+    config = ClientConfig(read_timeout=2.0)
+    copy = config.replace(read_timeout=3.0)
+    assert (config.read_timeout, copy.read_timeout) == (2.0, 3.0)
+    with pytest.raises(ConfigurationError):
+        config.replace(read_timeout=-1)
+    data = ServerConfig().to_dict()
+    assert data["port"] == 4433 and "stream_buffer_size" in data
+
+
+def test_fields_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        ClientConfig(10.0)  # type: ignore[misc]
