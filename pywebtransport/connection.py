@@ -124,6 +124,8 @@ class WebTransportConnection:
         self._peer_checked = False
         self._created_at = self._loop.time()
         self._established_at: float | None = None
+        self._keep_alive: asyncio.TimerHandle | None = None
+        self._pings = 0
         for cid in [quic.host_cid, *(entry.cid for entry in quic._host_cids)]:
             endpoint.register_cid(cid, self)
 
@@ -276,6 +278,8 @@ class WebTransportConnection:
     def _terminated(self, error_code: int, reason: str, by_peer: bool) -> None:
         if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
             return
+        if self._keep_alive is not None:
+            self._keep_alive.cancel()
         was_connected = self._established_at is not None
         self._state = ConnectionState.CLOSED if was_connected else ConnectionState.FAILED
         self._close_code = error_code
@@ -322,6 +326,20 @@ class WebTransportConnection:
         """Run after any call into the engine: deliver its events, schedule a transmit."""
         self._process_events()
         self._endpoint.schedule_flush(self)
+
+    def _arm_keep_alive(self) -> None:
+        interval = self._config.keep_alive_interval
+        if interval is not None and not self.is_closed:
+            self._keep_alive = self._loop.call_later(interval, self._send_keep_alive)
+
+    def _send_keep_alive(self) -> None:
+        """A QUIC PING, so an idle connection outlives the peer's idle timeout."""
+        if self.is_closed:
+            return
+        self._pings += 1
+        self._quic.send_ping(self._pings)
+        self._schedule_flush()
+        self._arm_keep_alive()
 
     def _check_pinned_certificate(self) -> None:
         tls = self._quic.tls
@@ -404,6 +422,7 @@ class WebTransportConnection:
             self._state = ConnectionState.CONNECTED
             self._established_at = self._loop.time()
             self._h3_ready.set()
+            self._arm_keep_alive()
             self._events.emit_nowait(EventType.CONNECTION_ESTABLISHED,
                                      {"connection_id": self._connection_id, "dialect": event.dialect})
         elif isinstance(event, ev.ConnectionIdIssued):

@@ -572,3 +572,18 @@ async def test_concurrent_receivers_are_all_served(echo_server, client) -> None:
         up = await session.create_unidirectional_stream()
         await up.write_all(b"u", end_stream=True)
     assert all(isinstance(s, WebTransportReceiveStream) for s in await asyncio.gather(*streams))
+
+
+@pytest.mark.parametrize("keep_alive", [0.1, None])
+async def test_keep_alive_pings_outlive_the_peers_idle_timeout(server_config, certificate, keep_alive) -> None:
+    async def handler(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    server_cfg = server_config.replace(idle_timeout=0.6, keep_alive_interval=None)
+    client_cfg = ClientConfig(server_certificate_hashes=[certificate.sha256], idle_timeout=0.6,
+                              keep_alive_interval=keep_alive)
+    async with running_server(server_cfg, {"/idle": handler}) as (_, base), \
+            WebTransportClient(config=client_cfg) as client:
+        session = await client.connect(f"{base}/idle")
+        await asyncio.sleep(1.5)  # well past the 0.6 s idle timeout
+        assert session.is_closed is (keep_alive is None)
