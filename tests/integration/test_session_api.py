@@ -7,12 +7,12 @@ import builtins
 import warnings
 
 import pytest
-from pywebtransport.config import ClientConfig, ServerConfig
-from pywebtransport.events import EventType
 
 from pywebtransport import constants as c
 from pywebtransport.client import WebTransportClient
+from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.connection import WebTransportConnection
+from pywebtransport.events import EventType
 from pywebtransport.exceptions import (
     CertificateError,
     DatagramTooLargeError,

@@ -65,7 +65,7 @@ def expected_frames(frames: list[Frame]) -> list[Frame]:
 
 
 def test_known_frame_types_are_rfc9114_types_plus_http2_only_ones(wire: SimpleNamespace) -> None:
-    assert wire.frames.KNOWN_FRAME_TYPES == frozenset(KNOWN)
+    assert frozenset(KNOWN) == wire.frames.KNOWN_FRAME_TYPES
     assert isinstance(wire.frames.KNOWN_FRAME_TYPES, frozenset)
 
 
@@ -495,12 +495,12 @@ def test_compiled_and_pure_agree_on_garbage(wire: SimpleNamespace, both_wires: A
     previous = 0
     for cut in bounds:
         chunk = data[previous:cut]
-        results = [outcome(lambda p=p: p.feed(chunk)) for p in parsers]  # type: ignore[misc]
+        results = [outcome(lambda p=p, chunk=chunk: p.feed(chunk)) for p in parsers]  # type: ignore[misc]
         assert results[0] == results[1]
         assert [(p.buffered, p.in_frame) for p in parsers][0] == [(p.buffered, p.in_frame) for p in parsers][1]
         previous = cut
     for function in ("decode_settings", "read_uni_stream_header", "read_bidi_stream_header"):
-        assert outcome(lambda: getattr(compiled, function)(data)) == outcome(lambda: getattr(pure, function)(data))
+        assert outcome(lambda f=function: getattr(compiled, f)(data)) == outcome(lambda f=function: getattr(pure, f)(data))
 
 
 @given(st.one_of(st.integers(-(1 << 70), 1 << 70), st.floats(allow_nan=False), st.text(max_size=3), st.none()))
@@ -518,4 +518,4 @@ def test_compiled_and_pure_agree_on_encoder_arguments(wire: SimpleNamespace, bot
         lambda m: m.FrameParser(max_frame_size=value).buffered,
     ]
     for call in calls:
-        assert outcome(lambda: call(compiled)) == outcome(lambda: call(pure))
+        assert outcome(lambda call=call: call(compiled)) == outcome(lambda call=call: call(pure))
