@@ -500,7 +500,8 @@ def test_compiled_and_pure_agree_on_garbage(wire: SimpleNamespace, both_wires: A
         assert [(p.buffered, p.in_frame) for p in parsers][0] == [(p.buffered, p.in_frame) for p in parsers][1]
         previous = cut
     for function in ("decode_settings", "read_uni_stream_header", "read_bidi_stream_header"):
-        assert outcome(lambda f=function: getattr(compiled, f)(data)) == outcome(lambda f=function: getattr(pure, f)(data))
+        ours, twin = getattr(compiled, function), getattr(pure, function)
+        assert outcome(lambda f=ours: f(data)) == outcome(lambda f=twin: f(data))
 
 
 @given(st.one_of(st.integers(-(1 << 70), 1 << 70), st.floats(allow_nan=False), st.text(max_size=3), st.none()))
