@@ -1,7 +1,31 @@
-"""Server side: WebTransportServer (and the routing ServerApp built on it)."""
+"""Server side: WebTransportServer, and ServerApp with routing and middleware on top."""
 
 from __future__ import annotations
 
+from pywebtransport.server.app import ServerApp
+from pywebtransport.server.middleware import (
+    HeaderAuth,
+    Middleware,
+    OriginAllowList,
+    RateLimit,
+    Reject,
+    SessionRequest,
+)
+from pywebtransport.server.router import Route, RouteError, Router
 from pywebtransport.server.server import RequestDecider, SessionHandler, WebTransportServer
 
-__all__ = ["RequestDecider", "SessionHandler", "WebTransportServer"]
+__all__ = [
+    "HeaderAuth",
+    "Middleware",
+    "OriginAllowList",
+    "RateLimit",
+    "Reject",
+    "RequestDecider",
+    "Route",
+    "RouteError",
+    "Router",
+    "ServerApp",
+    "SessionHandler",
+    "SessionRequest",
+    "WebTransportServer",
+]
