@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from pywebtransport.config import ClientConfig, ServerConfig
-from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 from pywebtransport.client import WebTransportClient
+from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 Handler = Callable[[WebTransportSession], Awaitable[None]]
 

@@ -13,12 +13,12 @@ from aioquic.h3 import events as h3e
 from aioquic.h3.connection import H3Connection
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ProtocolNegotiated, QuicEvent
-from pywebtransport.config import ClientConfig, ServerConfig
-from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 from pywebtransport.client import WebTransportClient
+from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 from tests.unit.protocol.test_engine_vs_aioquic_h3 import open_aioquic_bidi
 
 from ..integration.conftest import echo_handler, running_server

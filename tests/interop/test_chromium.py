@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pywebtransport.config import ServerConfig
-from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
+from pywebtransport.config import ServerConfig
 from pywebtransport.exceptions import StreamResetError
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 from .chromium import Chromium
 
