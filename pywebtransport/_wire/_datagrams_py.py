@@ -45,7 +45,7 @@ def encode_datagram(session_id: int, payload: bytes | bytearray | memoryview) ->
 
 
 def decode_datagram(data: bytes | bytearray | memoryview) -> tuple[int, bytes]:
-    raw = bytes(data)
+    raw = data if type(data) is bytes else bytes(data)
     if not raw:
         raise DatagramError("empty HTTP datagram: no quarter stream id")
     length = 1 << (raw[0] >> 6)

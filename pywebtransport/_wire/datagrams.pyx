@@ -48,7 +48,9 @@ def decode_datagram(data):
     after = read_varint(&view[0], end, 0, &quarter)
     if after < 0:
         raise DatagramError(f"HTTP datagram quarter stream id needs {1 << (view[0] >> 6)} bytes, only {end} present")
-    return (<object>quarter) * 4, bytes(view[after:])
+    # bytes slice in one memcpy; other buffers are copied once through the view
+    payload = data[after:] if type(data) is bytes else bytes(view[after:])
+    return (<object>quarter) * 4, payload
 
 
 def max_payload_size(session_id, max_datagram_frame_size, path_limit):
