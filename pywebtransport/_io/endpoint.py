@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 _SUPPORTED_VERSIONS = [QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2]
 _HOST_CID_LENGTH = 8
+#: Datagrams read per readable event before the connections get to transmit.
+_RECEIVE_BATCH = 64
 
 
 class ConnectionDriver(Protocol):
@@ -49,6 +51,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._new_connection = new_connection
         self._socket_buffer_size = socket_buffer_size
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None  # set when the loop lets us read the socket ourselves
         self._by_cid: dict[bytes, ConnectionDriver] = {}
         self._client: ConnectionDriver | None = None
         self._dirty: set[ConnectionDriver] = set()
@@ -57,6 +60,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._closed = asyncio.Event()
         self.datagrams_in = 0
         self.datagrams_out = 0
+        self.send_dropped = 0
 
     # -- setup
     @classmethod
@@ -65,28 +69,60 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         """Bind a UDP socket at ``local_addr`` (port 0 picks a free port)."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
-        _, protocol = await loop.create_datagram_endpoint(
-            lambda: cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size),
-            local_addr=local_addr, family=family)
-        return protocol
+        endpoint = cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind(local_addr)
+            endpoint._tune(sock)
+            # Reading the socket ourselves drains every datagram waiting at one wake-up, so
+            # the connections transmit once per batch instead of once per datagram.
+            loop.add_reader(sock.fileno(), endpoint._on_readable)
+        except NotImplementedError:  # e.g. the Windows proactor loop: use asyncio's transport
+            sock.close()
+            _, protocol = await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr, family=family)
+            return protocol
+        except BaseException:
+            sock.close()
+            raise
+        endpoint._sock = sock
+        return endpoint
+
+    def _tune(self, sock: socket.socket) -> None:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer_size)
+            except OSError:  # pragma: no cover - some systems cap or refuse it
+                logger.debug("could not set socket buffer option %s", option)
+
+    def _on_readable(self) -> None:
+        assert self._sock is not None
+        for _ in range(_RECEIVE_BATCH):
+            try:
+                data, addr = self._sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. an ICMP error surfaced on the socket: not fatal
+                logger.debug("recvfrom failed: %s", exc)
+                return
+            self.datagram_received(data, addr)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer_size)
-                except OSError:  # pragma: no cover - some systems cap or refuse it
-                    logger.debug("could not set socket buffer option %s", option)
+            self._tune(sock)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed.set()
 
     @property
     def local_address(self) -> Address:
-        assert self._transport is not None
-        addr = self._transport.get_extra_info("sockname")
+        if self._sock is not None:
+            addr = self._sock.getsockname()
+        else:
+            assert self._transport is not None
+            addr = self._transport.get_extra_info("sockname")
         return (addr[0], addr[1])
 
     def attach_client(self, connection: ConnectionDriver) -> None:
@@ -172,7 +208,17 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._arm_timer(connection)
 
     def _send(self, data: bytes, addr: Address) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if self._sock is not None:
+            try:
+                self._sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                self.send_dropped += 1  # the kernel buffer is full: a lost packet QUIC recovers
+                return
+            except OSError as exc:
+                logger.debug("sendto %s failed: %s", addr, exc)
+                return
+            self.datagrams_out += 1
+        elif self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(data, addr)
             self.datagrams_out += 1
 
@@ -207,6 +253,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+            self._closed.set()
         if self._transport is not None:
             self._transport.close()
 
