@@ -108,6 +108,7 @@ class _Stream:
 
 _CRITICAL = (_Kind.CONTROL, _Kind.QPACK_ENCODER, _Kind.QPACK_DECODER)
 _REQUEST_FRAMES = frozenset({c.FRAME_DATA, c.FRAME_HEADERS, c.FRAME_PUSH_PROMISE})
+_SWEEP_EVERY = 128  # finished streams between two sweeps of their records
 
 
 class WebTransportEngine:
@@ -134,6 +135,7 @@ class WebTransportEngine:
         self._early_count = 0
         self._early_datagrams: dict[int, datagrams.DatagramRing] = {}
         self._highest_peer_bidi = -1
+        self._forgotten = 0  # tombstones made since the last sweep
         self.goaway_received: int | None = None
         self.goaway_sent: int | None = None
         self.local_settings = build_local_settings(
@@ -953,6 +955,22 @@ class WebTransportEngine:
             stream.send_closed = True
             self._quic_reset(stream.stream_id, code)
         self.quic.forget_stream(stream.stream_id)
+        self._note_tombstone()
+
+    def _note_tombstone(self) -> None:
+        self._forgotten += 1
+        if self._forgotten >= _SWEEP_EVERY:
+            self._forgotten = 0
+            self._sweep_tombstones()
+
+    def _sweep_tombstones(self) -> None:
+        """Drop records of finished streams that aioquic has discarded too: it drops every
+        late frame for those itself, so the record has nothing left to guard."""
+        live = self.quic._streams  # noqa: SLF001 - aioquic's table of streams it still tracks
+        for stream_id in [sid for sid, s in self._streams.items()
+                          if sid not in live and (s.kind is _Kind.IGNORED or
+                                                  (s.kind is _Kind.CONNECT and self._session_gone(s.session_id)))]:
+            del self._streams[stream_id]
 
     def _quic_stop(self, stream_id: int, code: int) -> None:
         with contextlib.suppress(ValueError):  # aioquic already discarded the stream: nothing to stop
@@ -1035,6 +1053,7 @@ class WebTransportEngine:
         # Keep a tombstone so late frames for this stream are recognised and dropped.
         stream.kind = _Kind.IGNORED
         self.quic.forget_stream(stream.stream_id)
+        self._note_tombstone()
 
     def _on_stream_reset(self, stream_id: int, http_code: int) -> None:
         stream = self._streams.get(stream_id)

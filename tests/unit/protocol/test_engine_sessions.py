@@ -318,3 +318,25 @@ def test_requests_after_goaway_are_rejected_unprocessed() -> None:
     pair.run()
     assert not pair.take("server", ev.SessionRequested)
     assert aborts == [("stop", late, c.H3_REQUEST_REJECTED), ("reset", late, c.H3_REQUEST_REJECTED)]
+
+
+def test_finished_streams_do_not_accumulate_in_the_engine() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    for _ in range(20):
+        for _ in range(40):
+            stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+            pair.client.send_stream_data(stream_id, b"x", end_stream=True)
+        pair.run()
+        for event in pair.take("server", ev.StreamDataReceived):
+            pair.server.consume_stream_data(event.stream_id, len(event.data))
+            if event.end_stream:
+                pair.server.send_stream_data(event.stream_id, b"y", end_stream=True)
+        pair.run()
+        pair.take("client")
+    # 800 streams came and went; only a bounded number of records may remain.
+    assert len(pair.client._streams) < 300 and len(pair.server._streams) < 300
+    late = pair.client.open_stream(sid, is_unidirectional=True)  # and everything still works
+    pair.client.send_stream_data(late, b"still", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("server", late) == (b"still", True)
