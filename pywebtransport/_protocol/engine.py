@@ -966,7 +966,7 @@ class WebTransportEngine:
     def _sweep_tombstones(self) -> None:
         """Drop records of finished streams that aioquic has discarded too: it drops every
         late frame for those itself, so the record has nothing left to guard."""
-        live = self.quic._streams  # noqa: SLF001 - aioquic's table of streams it still tracks
+        live = self.quic._streams
         for stream_id in [sid for sid, s in self._streams.items()
                           if sid not in live and (s.kind is _Kind.IGNORED or
                                                   (s.kind is _Kind.CONNECT and self._session_gone(s.session_id)))]:
