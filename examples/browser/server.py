@@ -11,44 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import tempfile
 from pathlib import Path
 
-from pywebtransport import ServerConfig, WebTransportServer, WebTransportSession
-from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from pywebtransport import ServerConfig, WebTransportServer
+from pywebtransport.cli.echo import echo_session
 from pywebtransport.utils import generate_self_signed_cert
 
 PAGE = (Path(__file__).parent / "index.html").read_text()
-
-
-async def echo(session: WebTransportSession) -> None:
-    """Echo bidirectional streams, answer unidirectional ones, echo datagrams."""
-
-    async def bidi(stream: WebTransportStream) -> None:
-        async for chunk in stream:
-            stream.write(chunk)
-            await stream.drain()
-        await stream.close()
-
-    async def uni(stream: WebTransportReceiveStream) -> None:
-        data = await stream.read()
-        reply = await session.create_unidirectional_stream()
-        await reply.write_all(b"server received: " + data, end_stream=True)
-
-    async def datagrams() -> None:
-        async for payload in session.datagrams:
-            await session.datagrams.send(payload)
-
-    tasks = [asyncio.ensure_future(datagrams())]
-    try:
-        async for stream in session.incoming_streams():
-            coro = bidi(stream) if isinstance(stream, WebTransportStream) else uni(stream)  # type: ignore[arg-type]
-            tasks.append(asyncio.ensure_future(coro))
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 async def serve_page(page: bytes, port: int) -> asyncio.AbstractServer:
@@ -72,7 +45,7 @@ async def main() -> None:
     cert = generate_self_signed_cert("localhost", output_dir=tempfile.mkdtemp(prefix="pwt-example-"))
     config = ServerConfig(host="127.0.0.1", port=args.port, certfile=str(cert.cert_path), keyfile=str(cert.key_path))
     server = WebTransportServer(config=config)
-    server.add_route("/echo", echo)
+    server.add_route("/echo", echo_session)
     async with server:
         url = f"https://127.0.0.1:{server.local_address[1]}/echo"
         page = PAGE.replace("__URL__", url).replace("__HASH__", json.dumps(list(cert.sha256)))
@@ -87,7 +60,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass

@@ -623,25 +623,21 @@ class WebTransportEngine:
             assert stream.parser is not None
             for frame_type, payload in self._feed_frames(stream.parser, data):
                 self._on_control_frame(frame_type, payload)
-            if fin:
-                raise ProtocolError("the peer closed its control stream", error_code=c.H3_CLOSED_CRITICAL_STREAM)
         elif kind is _Kind.QPACK_ENCODER:
             try:
                 self._decoder.feed_encoder(data)
             except pylsqpack.EncoderStreamError as exc:
                 raise ProtocolError("bad QPACK encoder stream", error_code=c.QPACK_ENCODER_STREAM_ERROR) from exc
-            if fin:
-                raise ProtocolError("the peer closed its QPACK encoder stream", error_code=c.H3_CLOSED_CRITICAL_STREAM)
         elif kind is _Kind.QPACK_DECODER:
             try:
                 self._encoder.feed_decoder(data)
             except pylsqpack.DecoderStreamError as exc:
                 raise ProtocolError("bad QPACK decoder stream", error_code=c.QPACK_DECODER_STREAM_ERROR) from exc
-            if fin:
-                raise ProtocolError("the peer closed its QPACK decoder stream", error_code=c.H3_CLOSED_CRITICAL_STREAM)
         elif kind is _Kind.REQUEST or kind is _Kind.CONNECT:
             self._on_request_stream_data(stream, data, fin)
         # IGNORED: dropped
+        if fin and kind in _CRITICAL:  # RFC 9114 §6.2.1, RFC 9204 §4.2
+            raise ProtocolError(f"the peer closed its {kind.value} stream", error_code=c.H3_CLOSED_CRITICAL_STREAM)
 
     @staticmethod
     def _feed_frames(parser: frames.FrameParser, data: bytes) -> list[tuple[int, bytes]]:
