@@ -24,7 +24,7 @@ from pywebtransport.utils import generate_self_signed_cert
 PAGE = (Path(__file__).parent / "index.html").read_text()
 
 
-async def serve_page(page: bytes, port: int) -> asyncio.AbstractServer:
+async def serve_page(page: bytes, port: int) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
@@ -52,7 +52,8 @@ async def main() -> None:
         http = await serve_page(page.encode(), args.http_port)
         print(f"WebTransport endpoint: {url}")
         print(f"certificate SHA-256:   {cert.sha256_hex}")
-        print(f"open http://127.0.0.1:{args.http_port}/ in Chrome (Ctrl-C to stop)")
+        page_port = http.sockets[0].getsockname()[1]
+        print(f"open http://127.0.0.1:{page_port}/ in Chrome (Ctrl-C to stop)")
         try:
             await server.serve_forever()
         finally:
