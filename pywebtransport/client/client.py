@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from pywebtransport._io import UdpEndpoint
+from pywebtransport.client.reconnect import OnConnect, ReconnectingClient, ReconnectPolicy
 from pywebtransport.config import ClientConfig
 from pywebtransport.connection import WebTransportConnection, build_quic_configuration
 from pywebtransport.exceptions import ClientError, HandshakeError, TimeoutError
@@ -44,6 +45,11 @@ class WebTransportClient:
     def connections(self) -> list[WebTransportConnection]:
         return [c for c in self._connections if not c.is_closed]
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether close() was called (no new sessions can be opened)."""
+        return self._closed
+
     async def __aenter__(self) -> WebTransportClient:
         return self
 
@@ -75,6 +81,16 @@ class WebTransportClient:
                 logger.info("connect attempt %d to %s failed (%s); retrying", attempt, url, exc)
                 await asyncio.sleep(self._config.retry_delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def sessions(self, url: str, *, headers: Headers | None = None, policy: ReconnectPolicy | None = None,
+                 on_connect: OnConnect | None = None) -> ReconnectingClient:
+        """Sessions to ``url``, one after another: ``async for session in client.sessions(url)``.
+
+        After a connection loss a new session is opened with backoff and jitter (``policy``)
+        and ``on_connect(session)`` is awaited on it before it is handed out; a clean close by
+        the server ends the iteration, a 4xx refusal raises SessionRejectedError.
+        """
+        return ReconnectingClient(self, url, headers=headers, policy=policy, on_connect=on_connect)
 
     async def _connect_once(self, host: str, port: int, path: str, headers: Headers | None) -> WebTransportSession:
         loop = asyncio.get_running_loop()
