@@ -11,6 +11,7 @@ from typing import Any
 
 from pywebtransport import _wire
 from pywebtransport.cli.echo import echo_session
+from pywebtransport.cli.progress import Progress
 from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.events import EventType
@@ -76,44 +77,57 @@ async def run_demo(*, round_trips: int = 200, bulk_mib: int = 16, as_json: bool 
             say(f"  datagram echo: {(await session.datagrams.receive(timeout=5)).decode()!r} "
                 f"(max datagram size {session.datagrams.max_datagram_size} bytes)")
 
-            say(f"  measuring {round_trips} round trips ...")
-            stream_rtts = []
-            for _ in range(round_trips):
-                t0 = time.perf_counter()
-                s = await session.create_bidirectional_stream()
-                s.write(b"x" * 64)
-                await s.close()
-                await s.read()
-                stream_rtts.append((time.perf_counter() - t0) * 1e6)
-            datagram_rtts = []
-            for _ in range(round_trips):
-                t0 = time.perf_counter()
-                await session.datagrams.send(b"y" * 64)
-                await session.datagrams.receive(timeout=5)
-                datagram_rtts.append((time.perf_counter() - t0) * 1e6)
-            results["stream_rtt_us"] = {"median": round(statistics.median(stream_rtts), 1),
-                                        "p99": round(_percentile(stream_rtts, 0.99), 1)}
-            results["datagram_rtt_us"] = {"median": round(statistics.median(datagram_rtts), 1),
-                                          "p99": round(_percentile(datagram_rtts, 0.99), 1)}
-            say(f"  new stream + 64 B echo: median {results['stream_rtt_us']['median']:.0f} us, "
-                f"p99 {results['stream_rtt_us']['p99']:.0f} us")
-            say(f"  64 B datagram echo:     median {results['datagram_rtt_us']['median']:.0f} us, "
-                f"p99 {results['datagram_rtt_us']['p99']:.0f} us")
+            if round_trips:
+                say(f"  measuring {round_trips} round trips of each kind ...")
+                stream_rtts: list[float] = []
+                datagram_rtts: list[float] = []
+                with Progress("round trips", 2 * round_trips, enabled=None if not as_json else False) as progress:
+                    for _ in range(round_trips):
+                        t0 = time.perf_counter()
+                        s = await session.create_bidirectional_stream()
+                        s.write(b"x" * 64)
+                        await s.close()
+                        await s.read()
+                        stream_rtts.append((time.perf_counter() - t0) * 1e6)
+                        progress.advance()
+                    for _ in range(round_trips):
+                        t0 = time.perf_counter()
+                        await session.datagrams.send(b"y" * 64)
+                        await session.datagrams.receive(timeout=5)
+                        datagram_rtts.append((time.perf_counter() - t0) * 1e6)
+                        progress.advance()
+                results["stream_rtt_us"] = {"median": round(statistics.median(stream_rtts), 1),
+                                            "p99": round(_percentile(stream_rtts, 0.99), 1)}
+                results["datagram_rtt_us"] = {"median": round(statistics.median(datagram_rtts), 1),
+                                              "p99": round(_percentile(datagram_rtts, 0.99), 1)}
+                say(f"  new stream + 64 B echo: median {results['stream_rtt_us']['median']:.0f} us, "
+                    f"p99 {results['stream_rtt_us']['p99']:.0f} us")
+                say(f"  64 B datagram echo:     median {results['datagram_rtt_us']['median']:.0f} us, "
+                    f"p99 {results['datagram_rtt_us']['p99']:.0f} us")
+            else:
+                results["stream_rtt_us"] = results["datagram_rtt_us"] = None
+                say("  latency: skipped (--round-trips 0)")
 
-            say(f"  sending {bulk_mib} MiB on one stream ...")
-            chunk = b"\xab" * 65536
-            t0 = time.perf_counter()
-            bulk = await session.create_unidirectional_stream()
-            for _ in range(bulk_mib * 16):
-                bulk.write(chunk)
-                await bulk.drain()
-            await bulk.close()
-            ack = await session.accept_stream(timeout=60)
-            assert isinstance(ack, WebTransportReceiveStream)
-            confirmed = (await ack.read()).decode()
-            seconds = time.perf_counter() - t0
-            results["throughput_mib_s"] = round(bulk_mib / seconds, 2)
-            say(f"  throughput: {results['throughput_mib_s']:.1f} MiB/s ({confirmed}, {seconds:.2f} s)")
+            if bulk_mib:
+                say(f"  sending {bulk_mib} MiB on one stream ...")
+                chunk = b"\xab" * 65536
+                t0 = time.perf_counter()
+                bulk = await session.create_unidirectional_stream()
+                with Progress("sent", bulk_mib * 16, unit="x 64 KiB", enabled=None if not as_json else False) as sent:
+                    for _ in range(bulk_mib * 16):
+                        bulk.write(chunk)
+                        await bulk.drain()
+                        sent.advance()
+                await bulk.close()
+                ack = await session.accept_stream(timeout=60)
+                assert isinstance(ack, WebTransportReceiveStream)
+                confirmed = (await ack.read()).decode()
+                seconds = time.perf_counter() - t0
+                results["throughput_mib_s"] = round(bulk_mib / seconds, 2)
+                say(f"  throughput: {results['throughput_mib_s']:.1f} MiB/s ({confirmed}, {seconds:.2f} s)")
+            else:
+                results["throughput_mib_s"] = None
+                say("  throughput: skipped (--bulk-mib 0)")
 
             await session.close(error_code=0, reason="demo done")
             code, reason = await asyncio.wait_for(closed_on_server, 5)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 
 from pywebtransport.cli.echo import echo_session
 from pywebtransport.config import ServerConfig
+from pywebtransport.exceptions import ConfigurationError
 from pywebtransport.server import WebTransportServer
 from pywebtransport.utils import generate_self_signed_cert, load_certificate_hash
 
-__all__ = ["PAGE", "run_serve"]
+__all__ = ["PAGE", "run_serve", "url_host"]
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>pywebtransport echo</title></head>
 <body><h1>pywebtransport echo</h1><p>Connecting to <code>__URL__</code>...</p><pre id="log"></pre>
@@ -51,12 +53,25 @@ async def _serve_page(page: bytes, port: int) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL: IPv6 literals in brackets, wildcard addresses as loopback."""
+    if host == "0.0.0.0":
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 async def run_serve(*, host: str, port: int, cert: str | None, key: str | None, http_port: int,
                     ready: asyncio.Event | None = None) -> None:
-    """Serve ``/echo`` (and every other path) until cancelled."""
+    """Serve ``/echo`` (and every other path) until cancelled; ``cert`` and ``key`` go together."""
+    if (cert is None) != (key is None):
+        raise ConfigurationError("--cert and --key go together (give both, or neither for a fresh self-signed "
+                                 "certificate)")
     with tempfile.TemporaryDirectory(prefix="pywebtransport-serve-") as tmp:
-        digest: bytes | None = None
         if cert is None or key is None:
+            if sys.stderr.isatty():
+                print("generating a self-signed ECDSA P-256 certificate ...", file=sys.stderr, flush=True)
             generated = generate_self_signed_cert("localhost", output_dir=tmp)
             cert, key = str(generated.cert_path), str(generated.key_path)
             digest = generated.sha256
@@ -65,11 +80,13 @@ async def run_serve(*, host: str, port: int, cert: str | None, key: str | None, 
         server = WebTransportServer(config=ServerConfig(host=host, port=port, certfile=cert, keyfile=key),
                                     handler=echo_session)
         async with server:
-            bound_host, bound_port = server.local_address
-            url = f"https://{'127.0.0.1' if bound_host in ('0.0.0.0', '::') else bound_host}:{bound_port}/echo"
-            print(f"WebTransport echo server on {bound_host}:{bound_port} (UDP)", flush=True)
+            bound_host, bound_port = server.local_address[:2]
+            url = f"https://{url_host(bound_host)}:{bound_port}/echo"
+            print(f"WebTransport echo server on {url_host(bound_host)}:{bound_port} (UDP)", flush=True)
             print(f"  URL:                 {url}")
             print(f"  certificate SHA-256: {digest.hex()}")
+            print("  from another terminal:")
+            print(f"    python -m pywebtransport connect {url} --cert-hash {digest.hex()}")
             print("  from a page (JavaScript):")
             array = ", ".join(str(b) for b in digest)
             print(f'    new WebTransport("{url}", {{serverCertificateHashes: '
@@ -88,5 +105,3 @@ async def run_serve(*, host: str, port: int, cert: str | None, key: str | None, 
             finally:
                 if page_server is not None:
                     page_server.close()
-
-

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import queue
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+
+import pywebtransport
+from pywebtransport._wire import NO_EXTENSIONS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -78,35 +88,253 @@ def test_connect_to_nothing_is_one_clear_error_line() -> None:
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class LineReader:
+    """Lines of a child's pipe, read by a thread so that a test can wait for one with a timeout."""
 
+    def __init__(self, pipe: object) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
 
-def test_serve_and_connect_round_trip_over_streams_and_datagrams() -> None:
-    port = _free_udp_port()
-    server = subprocess.Popen([sys.executable, "-m", "pywebtransport", "serve", "--port", str(port),
-                               "--http-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
+        def pump() -> None:
+            for line in pipe:  # type: ignore[attr-defined]
+                self.lines.put(line.rstrip("\n"))
+            self.lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def next(self, timeout: float = 20) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout}s; so far: {self.seen}") from None
+        if line is None:
+            raise AssertionError(f"the pipe ended; so far: {self.seen}")
+        self.seen.append(line)
+        return line
+
+    def until(self, needle: str, timeout: float = 30) -> list[str]:
         banner = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = server.stdout.readline()
+        while needle not in (line := self.next(timeout)):
             banner.append(line)
-            if "Ctrl-C" in line:
-                break
-        text = "".join(banner)
-        digest = re.search(r"certificate SHA-256: ([0-9a-f]{64})", text)
-        assert digest, text
-        url = f"https://127.0.0.1:{port}/echo"
-        streams = run("connect", url, "--cert-hash", digest.group(1), "--message", "one", "--message", "two")
-        assert streams.returncode == 0, streams.stderr
-        assert streams.stdout.splitlines()[1:] == ["one", "two"]
-        datagrams = run("connect", url, "--insecure", "--datagram", stdin="alpha\nbeta\n")
-        assert datagrams.returncode == 0, datagrams.stderr
-        assert datagrams.stdout.splitlines()[1:] == ["alpha", "beta"]
+        return [*banner, line]
+
+
+@dataclass
+class Served:
+    url: str
+    cert_hash: str
+    banner: str
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[Served]:
+    """``python -m pywebtransport serve --port 0 ...`` in a subprocess, stopped afterwards."""
+    server = subprocess.Popen([sys.executable, "-m", "pywebtransport", "serve", "--port", "0", "--http-port", "0",
+                               *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = "\n".join(LineReader(server.stdout).until("Ctrl-C"))
+        url = re.search(r"URL: +(\S+)", banner)
+        digest = re.search(r"certificate SHA-256: ([0-9a-f]{64})", banner)
+        assert url and digest, banner
+        yield Served(url.group(1), digest.group(1), banner)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.send_signal(signal.SIGINT)  # Ctrl-C: the server closes its sessions on the way out
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[Served]:
+    with serving() as served:
+        yield served
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"pywebtransport {pywebtransport.__version__}"
+
+
+def test_demo_with_zero_round_trips_skips_latency_and_succeeds() -> None:
+    result = run("demo", "--round-trips", "0", "--bulk-mib", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(result.stdout)
+    assert numbers["stream_rtt_us"] is None and numbers["throughput_mib_s"] is None
+    assert numbers["server_saw_close"] == {"code": 0, "reason": "demo done"}
+
+
+def test_demo_refuses_a_negative_count_as_usage() -> None:
+    result = run("demo", "--round-trips", "-1")
+    assert result.returncode == 2 and "must be at least 0" in result.stderr
+
+
+def test_demo_shows_progress_on_a_terminal() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # read while the child writes, so a full terminal buffer never blocks it
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        child = subprocess.run([sys.executable, "-m", "pywebtransport", "demo", "--round-trips", "20",
+                                "--bulk-mib", "1"], stdout=subprocess.PIPE, stderr=follower, text=True, timeout=90)
+    finally:
+        os.close(follower)
+    reader.join(timeout=10)
+    os.close(leader)
+    assert child.returncode == 0
+    progress = b"".join(chunks).decode()
+    assert "round trips: 40/40" in progress
+    assert "sent: 16/16 x 64 KiB" in progress
+    assert "round trips:" not in child.stdout  # progress goes to the terminal on stderr only
+
+
+def test_demo_prints_no_progress_when_piped() -> None:
+    result = run("demo", "--round-trips", "5", "--bulk-mib", "1")
+    assert result.returncode == 0, result.stderr
+    assert "round trips:" not in result.stderr and "\r" not in result.stderr
+
+
+def test_serve_and_connect_round_trip_with_messages(echo_server: Served) -> None:
+    assert f"connect {echo_server.url} --cert-hash {echo_server.cert_hash}" in echo_server.banner
+    streams = run("connect", echo_server.url, "--cert-hash", echo_server.cert_hash, "--message", "one",
+                  "--message", "two")
+    assert streams.returncode == 0, streams.stderr
+    assert streams.stdout.splitlines()[1:] == ["one", "two"]
+    datagrams = run("connect", echo_server.url, "--insecure", "--datagram", stdin="alpha\nbeta\n")
+    assert datagrams.returncode == 0, datagrams.stderr
+    assert sorted(datagrams.stdout.splitlines()[1:]) == ["alpha", "beta"]
+
+
+@pytest.mark.parametrize("mode", [[], ["--datagram"]], ids=["streams", "datagrams"])
+def test_connect_answers_each_line_before_the_next_is_written(echo_server: Served, mode: list[str]) -> None:
+    client = subprocess.Popen([sys.executable, "-m", "pywebtransport", "connect", echo_server.url, "--cert-hash",
+                               echo_server.cert_hash, *mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        assert client.stdin is not None
+        out = LineReader(client.stdout)
+        assert out.next().startswith(f"connected to {echo_server.url}")
+        for word in ("first", "second line", "third"):
+            client.stdin.write(word + "\n")
+            client.stdin.flush()
+            # stdin is still open: a client that waited for EOF would time out here.
+            assert out.next() == word
+        client.stdin.close()
+        assert client.wait(timeout=20) == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+
+
+def test_connect_stops_with_an_error_when_the_server_goes_away() -> None:
+    with serving() as served:
+        client = subprocess.Popen([sys.executable, "-m", "pywebtransport", "connect", served.url, "--cert-hash",
+                                   served.cert_hash], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, bufsize=1)
+        try:
+            assert client.stdin is not None
+            out = LineReader(client.stdout)
+            assert out.next().startswith("connected to")
+            client.stdin.write("still there?\n")
+            client.stdin.flush()
+            assert out.next() == "still there?"
+        except BaseException:
+            client.kill()
+            client.wait()
+            raise
+    try:
+        status = client.wait(timeout=30)
+        assert client.stderr is not None
+        error = client.stderr.read()
+        assert status == 1, error
+        assert error.startswith("error: ") and "closed" in error
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+
+
+def test_connect_without_trust_hints_at_cert_hash_and_insecure(echo_server: Served) -> None:
+    result = run("connect", echo_server.url, "--message", "hi", "--timeout", "5")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "--cert-hash" in result.stderr and "--insecure" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["zz", "abc", "00" * 31, "g" * 64])
+def test_connect_with_a_malformed_cert_hash_is_a_usage_error(bad: str) -> None:
+    result = run("connect", "https://127.0.0.1:4433/echo", "--cert-hash", bad, "--message", "hi")
+    assert result.returncode == 2
+    assert "64 hex digits" in result.stderr and "fromhex" not in result.stderr
+
+
+def test_connect_accepts_a_cert_hash_with_colons(echo_server: Served) -> None:
+    digest = echo_server.cert_hash
+    colons = ":".join(digest[i:i + 2] for i in range(0, 64, 2)).upper()
+    result = run("connect", echo_server.url, "--cert-hash", colons, "--message", "x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["x"]
+
+
+@pytest.mark.parametrize("given", [["--cert", "cert.pem"], ["--key", "key.pem"]], ids=["cert-only", "key-only"])
+def test_serve_refuses_cert_without_key_and_key_without_cert(given: list[str]) -> None:
+    result = run("serve", "--port", "0", "--http-port", "0", *given, timeout=30)
+    assert result.returncode == 2
+    assert "--cert and --key go together" in result.stderr
+
+
+def test_serve_on_ipv6_prints_a_bracketed_url_that_connect_accepts() -> None:
+    with serving("--host", "::1") as served:
+        assert re.fullmatch(r"https://\[::1\]:\d+/echo", served.url), served.banner
+        result = run("connect", served.url, "--cert-hash", served.cert_hash, "--message", "over ipv6")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[1:] == ["over ipv6"]
+
+
+def _source_copy_without_extensions(tmp_path: Path) -> Path:
+    """A checkout-like directory whose ``pywebtransport/`` has no compiled modules."""
+    package = Path(pywebtransport.__file__).parent
+    shutil.copytree(package, tmp_path / "pywebtransport",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "*.c", "__pycache__"))
+    return tmp_path
+
+
+def test_cli_from_a_tree_without_extensions_runs_the_compiled_copy(tmp_path: Path) -> None:
+    """``python -m pywebtransport`` in a source tree that was never built in place."""
+    tree = _source_copy_without_extensions(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "pywebtransport", "demo", "--round-trips", "1", "--bulk-mib", "0",
+                             "--json"], cwd=tree, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    implementation = json.loads(result.stdout)["implementation"]
+    if NO_EXTENSIONS:  # the twins were asked for: no re-run, no warning
+        assert implementation == "python" and result.stderr == ""
+    else:
+        assert implementation == "cython", result.stderr
+        assert "has no compiled _wire modules; running the installed copy" in result.stderr
+
+
+def test_cli_says_loudly_when_it_falls_back_to_the_pure_twins(tmp_path: Path) -> None:
+    tree = _source_copy_without_extensions(tmp_path)
+    env = {**os.environ, "PYWEBTRANSPORT_CLI_REEXEC": "1"}  # as if no compiled copy could be found
+    env.pop("PYWEBTRANSPORT_NO_EXTENSIONS", None)
+    result = subprocess.run([sys.executable, "-m", "pywebtransport", "demo", "--round-trips", "1", "--bulk-mib", "0",
+                             "--json"], cwd=tree, capture_output=True, text=True, timeout=90, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["implementation"] == "python"
+    assert "WARNING: running the PURE-PYTHON _wire twins" in result.stderr
