@@ -14,22 +14,14 @@ from typing import Any
 
 from pywebtransport import __version__
 from pywebtransport import constants as c
+from pywebtransport._protocol.quic import congestion_control_algorithms
 from pywebtransport.exceptions import ConfigurationError
 
 __all__ = ["CONGESTION_CONTROL_ALGORITHMS", "ClientConfig", "ServerConfig"]
 
 
-def _congestion_algorithms() -> tuple[str, ...]:
-    try:
-        from aioquic.quic import recovery  # noqa: F401 - importing it registers reno and cubic
-        from aioquic.quic.congestion.base import _factories
-    except ImportError:  # pragma: no cover - older aioquic
-        return ("reno",)
-    return tuple(sorted(_factories)) or ("reno",)
-
-
 #: Congestion controllers the installed aioquic offers.
-CONGESTION_CONTROL_ALGORITHMS = _congestion_algorithms()
+CONGESTION_CONTROL_ALGORITHMS = congestion_control_algorithms()
 
 
 @dataclass(kw_only=True, slots=True)
@@ -38,8 +30,9 @@ class _CommonConfig:
 
     Timeouts (seconds): ``connect_timeout`` (handshake + session), ``read_timeout`` /
     ``write_timeout`` (stream reads / drain; None waits forever), ``stream_creation_timeout``
-    (waiting for stream credit), ``close_timeout``, ``idle_timeout`` (QUIC max idle),
-    ``keep_alive_interval`` (PING; None disables).
+    (waiting for stream credit), ``close_timeout`` (how long a close lingers for finished
+    streams and the close capsule to be acknowledged before it resets or closes anyway),
+    ``idle_timeout`` (QUIC max idle), ``keep_alive_interval`` (PING; None disables).
     Limits on what a peer can make us hold: ``max_sessions`` (per connection),
     ``max_buffered_streams`` (early streams), ``stream_buffer_size`` (per-stream receive
     window, also the drain high-water mark), ``datagram_queue_size``/``datagram_queue_bytes``

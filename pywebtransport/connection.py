@@ -8,7 +8,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aioquic.quic.configuration import QuicConfiguration
@@ -27,7 +27,7 @@ from pywebtransport.exceptions import (
     TimeoutError,
 )
 from pywebtransport.session.session import WebTransportSession
-from pywebtransport.types import Address, ConnectionId, ConnectionState, Headers, SessionId
+from pywebtransport.types import Address, ConnectionId, ConnectionState, Headers, SessionId, StreamId
 
 if TYPE_CHECKING:
     from pywebtransport.protocol import WebTransportProtocolHandler
@@ -126,7 +126,9 @@ class WebTransportConnection:
         self._established_at: float | None = None
         self._keep_alive: asyncio.TimerHandle | None = None
         self._pings = 0
-        for cid in [quic.host_cid, *(entry.cid for entry in quic._host_cids)]:
+        self._ack_waiters: list[tuple[tuple[StreamId, ...], asyncio.Future[None]]] = []
+        self._close_task: asyncio.Task[None] | None = None
+        for cid in quic.host_connection_ids():
             endpoint.register_cid(cid, self)
 
     # ------------------------------------------------------------------ properties
@@ -253,20 +255,71 @@ class WebTransportConnection:
             self._after_engine_call()
 
     async def close(self, *, error_code: int = c.H3_NO_ERROR, reason: str = "") -> None:
-        """Close the connection and every session on it."""
-        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
-            return
-        if self._state is not ConnectionState.CLOSING:
-            self._state = ConnectionState.CLOSING
-            # Put what is queued (a WT_CLOSE_SESSION capsule, a FIN) on the wire first:
-            # once QUIC is closing it sends nothing but CONNECTION_CLOSE.
-            self._endpoint.transmit(self)
-            self._engine.close(error_code, reason)
+        """Close every session cleanly, then the connection.
+
+        Each open session first gets WT_CLOSE_SESSION (code 0) and a FIN, and the close waits,
+        at most ``config.close_timeout``, for those to be acknowledged: a CONNECTION_CLOSE
+        sent in the same flight overtakes them at the peer, which then reports a lost
+        connection instead of a clean close. The close runs to its end even when the caller
+        is cancelled, and every later call waits for the same close.
+        """
+        if self._close_task is None:
+            if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+                return
+            self._close_task = self._loop.create_task(self._close(error_code, reason),
+                                                      name=f"pywebtransport-close-{self._connection_id}")
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, error_code: int, reason: str) -> None:
+        self._state = ConnectionState.CLOSING
+        open_ids = [session.session_id for session in list(self._sessions.values()) if session.is_ready]
+        for session_id in open_ids:
+            self._engine.close_session(session_id, 0, "")
+        if open_ids:
             self._process_events()
-            self._endpoint.transmit(self)  # the CONNECTION_CLOSE itself
+            self._endpoint.transmit(self)
+            await self.wait_acknowledged(open_ids, timeout=self._config.close_timeout)
+        # Put what is still queued on the wire first: once QUIC is closing it sends nothing
+        # but CONNECTION_CLOSE.
+        self._endpoint.transmit(self)
+        self._engine.close(error_code, reason)
+        self._process_events()
+        self._endpoint.transmit(self)  # the CONNECTION_CLOSE itself
         # aioquic lingers ~3 PTO before it reports the end; nothing more will be said, so
         # local state can go now (PROTOCOL.md, aioquic pitfalls).
         self._terminated(error_code, reason, False)
+
+    async def wait_acknowledged(self, stream_ids: Iterable[StreamId], *, timeout: float) -> bool:
+        """Wait until everything sent on ``stream_ids`` (FIN included) is acknowledged.
+
+        Returns False when ``timeout`` seconds pass first or the connection ends; it is woken
+        by acknowledgements, not by polling.
+        """
+        ids = tuple(stream_ids)
+        if self._all_acknowledged(ids):
+            return True
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return False
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        entry = (ids, waiter)
+        self._ack_waiters.append(entry)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if entry in self._ack_waiters:
+                self._ack_waiters.remove(entry)
+        return self._all_acknowledged(ids)
+
+    def _all_acknowledged(self, stream_ids: tuple[StreamId, ...]) -> bool:
+        engine = self._engine
+        return all(engine.stream_send_acknowledged(stream_id) for stream_id in stream_ids)
+
+    def _wake_ack_waiters(self, *, everyone: bool = False) -> None:
+        for ids, waiter in list(self._ack_waiters):
+            if not waiter.done() and (everyone or self._all_acknowledged(ids)):
+                waiter.set_result(None)
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -284,6 +337,7 @@ class WebTransportConnection:
         self._state = ConnectionState.CLOSED if was_connected else ConnectionState.FAILED
         self._close_code = error_code
         self._close_reason = reason
+        self._wake_ack_waiters(everyone=True)
         for session in list(self._sessions.values()):
             session._on_closed(0, reason or "connection closed", by_peer=by_peer)
         self._closed.set()
@@ -304,6 +358,8 @@ class WebTransportConnection:
         if self._pinned and not self._peer_checked:
             self._check_pinned_certificate()
         self._process_events()
+        if self._ack_waiters:
+            self._wake_ack_waiters()
         for session in self._sessions.values():
             session._wake_blocked()
 
@@ -342,8 +398,7 @@ class WebTransportConnection:
         self._arm_keep_alive()
 
     def _check_pinned_certificate(self) -> None:
-        tls = self._quic.tls
-        certificate = getattr(tls, "_peer_certificate", None)
+        certificate = self._quic.peer_certificate
         if certificate is None:
             return
         self._peer_checked = True
@@ -455,8 +510,7 @@ class WebTransportConnection:
 
     def diagnostics(self) -> dict[str, Any]:
         """A snapshot of the connection for logs and health checks."""
-        quic = self._quic
-        rtt = getattr(getattr(quic, "_loss", None), "_rtt_smoothed", None)
+        rtt = self._quic.rtt().smoothed
         return {
             "connection_id": self._connection_id,
             "state": self._state.value,

@@ -218,6 +218,24 @@ class WebTransportEngine:
         pending = len(stream.pending) if stream else 0
         return pending + self.quic.send_buffered(stream_id)
 
+    def stream_send_acknowledged(self, stream_id: int) -> bool:
+        """Whether every byte written to the stream (FIN included) reached the peer and was
+        acknowledged; bytes still waiting for session credit count as unsent."""
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.pending:
+            return False
+        return self.quic.send_acknowledged(stream_id)
+
+    def finished_unacknowledged_streams(self, session_id: int) -> list[int]:
+        """Streams of the session the application ended with FIN whose data is not yet
+        acknowledged: what a graceful session close lingers for."""
+        rec = self._sessions.get(session_id)
+        if rec is None:
+            return []
+        waiting = [sid for sid in rec.finished_sends if not self.stream_send_acknowledged(sid)]
+        rec.finished_sends = set(waiting)
+        return waiting
+
     def stream_is_writable(self, stream_id: int) -> bool:
         stream = self._streams.get(stream_id)
         return bool(stream and stream.kind is _Kind.WEBTRANSPORT and not stream.send_closed)
@@ -379,6 +397,7 @@ class WebTransportEngine:
             raise StreamClosedError(f"stream {stream_id}: its session is closed")
         if end_stream:
             stream.send_closed = True
+            rec.note_finished_send(stream_id, self.quic.send_acknowledged)
         rec.data_sent += len(data)
         if not rec.flow_control:
             self.quic.send_stream_data(stream_id, data, end_stream)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pywebtransport._wire import flow
@@ -61,6 +62,15 @@ class SessionRecord:
     local_streams_uni_opened: int = 0
     peer_streams_bidi_opened: int = 0
     peer_streams_uni_opened: int = 0
+    #: Streams we ended with FIN whose delivery a graceful close waits for (pruned as it grows).
+    finished_sends: set[int] = field(default_factory=set)
+
+    def note_finished_send(self, stream_id: int, acknowledged: Callable[[int], bool]) -> None:
+        """Remember a stream we finished; drop acknowledged ones whenever the set doubles."""
+        finished = self.finished_sends
+        finished.add(stream_id)
+        if len(finished) >= 64 and (len(finished) & (len(finished) - 1)) == 0:
+            self.finished_sends = {sid for sid in finished if not acknowledged(sid)}
 
     def transition(self, new_state: SessionState) -> None:
         """Move to ``new_state``; an illegal move is a ProtocolError naming both states."""

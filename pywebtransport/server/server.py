@@ -11,6 +11,7 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.settings import DIALECT_DRAFT02
 from pywebtransport.config import ServerConfig
 from pywebtransport.connection import WebTransportConnection, build_quic_configuration
 from pywebtransport.exceptions import ServerError
@@ -46,6 +47,7 @@ class WebTransportServer:
         self._connections: set[WebTransportConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self.sessions_accepted = 0
         self.sessions_rejected = 0
@@ -107,36 +109,56 @@ class WebTransportServer:
         await self._closed.wait()
 
     async def close(self, *, drain_timeout: float = 0.0) -> None:
-        """Stop accepting, close every connection and cancel running handlers.
+        """Stop accepting, close every session cleanly, then every connection; cancel handlers.
 
-        With ``drain_timeout`` > 0, every connection gets GOAWAY, every session
-        WT_DRAIN_SESSION, and they get that long to end by themselves.
+        With ``drain_timeout`` > 0, sessions first get WT_DRAIN_SESSION and that long to end
+        by themselves; connections get GOAWAY, except draft-02 peers (Chromium's network
+        service crashes on a GOAWAY, see docs/browsers.md). Browsers ignore WT_DRAIN_SESSION,
+        so whatever is still open at the deadline is closed with WT_CLOSE_SESSION code 0,
+        which a page sees as a clean close. The close runs to its end even if the caller is
+        cancelled; every call waits for the same close.
         """
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
-        connections = list(self._connections)
-        if drain_timeout > 0:
-            for connection in connections:
+        if self._close_task is None:
+            self._closing = True
+            self._close_task = asyncio.get_running_loop().create_task(self._close(drain_timeout),
+                                                                      name="pywebtransport-server-close")
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, drain_timeout: float) -> None:
+        try:
+            connections = list(self._connections)
+            if drain_timeout > 0:
+                await self._drain(connections, drain_timeout)
+            await asyncio.gather(*(c.close(reason="server shutting down") for c in connections),
+                                 return_exceptions=True)
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            if self._endpoint is not None:
+                self._endpoint.close()
+            self._closed.set()
+
+    @staticmethod
+    async def _drain(connections: list[WebTransportConnection], drain_timeout: float) -> None:
+        for connection in connections:
+            if connection.dialect != DIALECT_DRAFT02:
                 connection.send_goaway()
-                for session in connection.sessions:
-                    if session.is_ready:
-                        try:
-                            await session.drain()
-                        except Exception:
-                            logger.debug("could not drain session %d", session.session_id)
-            sessions = [s for c in connections for s in c.sessions]
-            if sessions:
-                await asyncio.wait([asyncio.ensure_future(s.wait_closed()) for s in sessions], timeout=drain_timeout)
-        await asyncio.gather(*(c.close(reason="server shutting down") for c in connections), return_exceptions=True)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._endpoint is not None:
-            self._endpoint.close()
-        self._closed.set()
+            for session in connection.sessions:
+                if session.is_ready:
+                    try:
+                        await session.drain()
+                    except Exception:
+                        logger.debug("could not drain session %d", session.session_id)
+        sessions = [s for c in connections for s in c.sessions if not s.is_closed]
+        if sessions:
+            waiters = [asyncio.ensure_future(s.wait_closed()) for s in sessions]
+            try:
+                await asyncio.wait(waiters, timeout=drain_timeout)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
     async def __aenter__(self) -> WebTransportServer:
         await self.start()

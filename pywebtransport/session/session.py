@@ -168,6 +168,13 @@ class WebTransportSession:
                     **kwargs: Any) -> None:
         """Close the session with WT_CLOSE_SESSION (code and reason), optionally the connection.
 
+        Streams the application finished (``write_all(..., end_stream=True)``, ``await
+        stream.close()``) are delivered first: the close waits, at most ``config.close_timeout``
+        seconds (the linger), until their data and FIN are acknowledged, and only then sends
+        WT_CLOSE_SESSION. Streams still open at that point are reset, as draft-15 §6 requires of
+        every stream of a closed session. So: finish the streams whose data matters, then close.
+        With ``close_connection=True`` the connection is closed once the close capsule was
+        acknowledged (bounded by the same timeout), so the peer sees the code and reason.
         ``code=`` is a deprecated alias of ``error_code``.
         """
         if "code" in kwargs:
@@ -177,13 +184,22 @@ class WebTransportSession:
         if kwargs:
             raise TypeError(f"close() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         connection = self.connection
+        linger = self._config.close_timeout
         if not self.is_closed and connection is not None and not connection.is_closed:
             engine = connection.protocol_handler
-            engine.close_session(self._session_id, error_code, reason or "")
-            connection._after_engine_call()
+            if self.is_ready:
+                finished = engine.finished_unacknowledged_streams(self._session_id)
+                if finished and not await connection.wait_acknowledged(finished, timeout=linger):
+                    logger.info("session %d: %d finished stream(s) not acknowledged within %.1fs; resetting",
+                                self._session_id, len(finished), linger)
+            if not self.is_closed and not connection.is_closed:
+                engine.close_session(self._session_id, error_code, reason or "")
+                connection._after_engine_call()
         if not self.is_closed:  # the connection was already gone
             self._on_closed(error_code, reason or "", by_peer=False)
         if close_connection and connection is not None:
+            if not connection.is_closed:
+                await connection.wait_acknowledged([self._session_id], timeout=linger)
             await connection.close()
 
     async def drain(self) -> None:

@@ -1,0 +1,144 @@
+"""Closing without losing anything: finished streams linger, close capsules arrive before
+CONNECTION_CLOSE, server shutdown closes sessions cleanly, and close is cancellation-safe."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pywebtransport.client import WebTransportClient
+from pywebtransport.config import ServerConfig
+from pywebtransport.session import WebTransportSession
+from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+
+from .conftest import running_server
+
+pytestmark = pytest.mark.timeout(60)
+
+PAYLOAD = bytes(range(256)) * 256  # 64 KiB
+
+
+class Collector:
+    """Server side: reads every incoming stream to its end and records what arrived."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+        self.closed: asyncio.Queue[tuple[int | None, str | None]] = asyncio.Queue()
+
+    async def handler(self, session: WebTransportSession) -> None:
+        async def drain(stream: WebTransportStream | WebTransportReceiveStream) -> None:
+            chunks = []
+            try:
+                async for chunk in stream:
+                    chunks.append(chunk)
+            except Exception:  # reset: record what arrived so the test sees the loss
+                pass
+            await self.received.put(b"".join(chunks))
+
+        tasks = []
+        async for stream in session.incoming_streams():
+            if isinstance(stream, (WebTransportStream, WebTransportReceiveStream)):
+                tasks.append(asyncio.ensure_future(drain(stream)))
+        await asyncio.gather(*tasks)
+        await session.wait_closed()
+        await self.closed.put((session.close_code, session.close_reason))
+
+
+@pytest.mark.parametrize("pattern", ["write_all_end_stream", "write_then_close", "async_with_session"])
+async def test_finished_stream_data_survives_an_immediate_session_close(server_config: ServerConfig,
+                                                                        client: WebTransportClient,
+                                                                        pattern: str) -> None:
+    collector = Collector()
+    async with running_server(server_config, {"/c": collector.handler}) as (_, base):
+        for _ in range(5):
+            session = await client.connect(f"{base}/c")
+            if pattern == "write_all_end_stream":
+                uni = await session.create_unidirectional_stream()
+                await uni.write_all(PAYLOAD, end_stream=True)
+                await session.close()
+            elif pattern == "write_then_close":
+                stream = await session.create_bidirectional_stream()
+                stream.write(PAYLOAD)
+                await stream.close()
+                await session.close()
+            else:
+                async with session:
+                    uni = await session.create_unidirectional_stream()
+                    await uni.write_all(PAYLOAD, end_stream=True)
+            got = await asyncio.wait_for(collector.received.get(), 10)
+            assert len(got) == len(PAYLOAD) and got == PAYLOAD
+
+
+async def test_close_with_close_connection_delivers_code_and_reason(server_config: ServerConfig,
+                                                                    client: WebTransportClient) -> None:
+    collector = Collector()
+    async with running_server(server_config, {"/c": collector.handler}) as (_, base):
+        for attempt in range(10):
+            session = await client.connect(f"{base}/c")
+            connection = session.connection
+            assert connection is not None
+            await session.close(error_code=4000 + attempt, reason=f"bye {attempt}", close_connection=True)
+            assert connection.is_closed
+            assert await asyncio.wait_for(collector.closed.get(), 10) == (4000 + attempt, f"bye {attempt}")
+
+
+async def test_server_close_ends_client_sessions_with_a_clean_close(server_config: ServerConfig,
+                                                                    client: WebTransportClient) -> None:
+    async def hold(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    server_cm = running_server(server_config, {"/hold": hold})
+    server, base = await server_cm.__aenter__()
+    try:
+        sessions = [await client.connect(f"{base}/hold") for _ in range(3)]
+        closed_events: list[dict[str, object]] = []
+        for session in sessions:
+            session.events.on("session.closed", lambda event: closed_events.append(dict(event.data or {})))
+        await server.close()
+        await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in sessions)), 10)
+    finally:
+        await server_cm.__aexit__(None, None, None)
+    # A WT_CLOSE_SESSION with code 0 and no reason, from the peer: not "connection lost".
+    assert [(s.close_code, s.close_reason) for s in sessions] == [(0, "")] * 3
+    assert all(event["by_peer"] is True for event in closed_events) and len(closed_events) == 3
+
+
+async def test_server_drain_closes_sessions_that_ignore_drain_at_the_deadline(server_config: ServerConfig,
+                                                                             client: WebTransportClient) -> None:
+    async def hold(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    async with running_server(server_config, {"/hold": hold}) as (server, base):
+        session = await client.connect(f"{base}/hold")
+        drained = asyncio.Event()
+        session.events.on("session.draining", lambda _e: drained.set())
+        await server.close(drain_timeout=0.2)
+        await asyncio.wait_for(session.wait_closed(), 10)
+        assert drained.is_set()
+        assert (session.close_code, session.close_reason) == (0, "")
+
+
+async def test_cancelled_server_close_still_finishes_and_later_calls_return(server_config: ServerConfig,
+                                                                           client: WebTransportClient) -> None:
+    async def hold(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    server_cm = running_server(server_config, {"/hold": hold})
+    server, base = await server_cm.__aenter__()
+    session = await client.connect(f"{base}/hold")
+    draining = asyncio.Event()
+    session.events.on("session.draining", lambda _e: draining.set())
+    serve = asyncio.ensure_future(server.serve_forever())
+    first = asyncio.ensure_future(server.close(drain_timeout=30))
+    await asyncio.wait_for(draining.wait(), 10)  # the close is now waiting out its drain
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # The close carries on without its caller: once the session ends, it finishes, and a
+    # later close() and serve_forever() return instead of hanging with the socket open.
+    await session.close()
+    await asyncio.wait_for(server.close(), 15)
+    await asyncio.wait_for(serve, 5)
+    assert not server.is_serving
+    await server_cm.__aexit__(None, None, None)
