@@ -23,7 +23,9 @@ __all__ = [
     "FlowControlError",
     "FrameError",
     "HandshakeError",
+    "LocalProtocolError",
     "ProtocolError",
+    "RemoteProtocolError",
     "ServerError",
     "SessionClosedError",
     "SessionError",
@@ -64,9 +66,23 @@ class CertificateError(WebTransportError):
 
 
 class ProtocolError(WebTransportError):
-    """The peer broke the protocol; ``error_code`` is the code to close or reset with."""
+    """The protocol was broken; ``error_code`` is the code to close or reset with.
+
+    Raised as :class:`RemoteProtocolError` when the peer broke it and as
+    :class:`LocalProtocolError` when this side asked for something the protocol forbids
+    (h11's split): only the first closes a connection or session blaming the peer.
+    """
 
     default_code = c.H3_GENERAL_PROTOCOL_ERROR
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer broke the protocol (a frame, capsule, setting or stream it must not send)."""
+
+
+class LocalProtocolError(ProtocolError):
+    """This side asked the engine for something the protocol forbids now (no credit, wrong
+    state, wrong role); nothing was sent and the connection is unaffected."""
 
 
 class WireError(ProtocolError):
@@ -101,7 +117,7 @@ class DatagramError(WireError):
     default_code = c.H3_DATAGRAM_ERROR
 
 
-class FlowControlError(ProtocolError):
+class FlowControlError(RemoteProtocolError):
     """The peer sent beyond the credit it was granted (WT_FLOW_CONTROL_ERROR)."""
 
     default_code = c.WT_FLOW_CONTROL_ERROR

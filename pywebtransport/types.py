@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 __all__ = [
     "Address",
+    "CloseCause",
     "ConnectionId",
     "ConnectionState",
     "Data",
@@ -70,3 +71,16 @@ class StreamState(str, Enum):
     RESET_SENT = "reset_sent"
     RESET_RECEIVED = "reset_received"
     CLOSED = "closed"
+
+
+class CloseCause(str, Enum):
+    """Why a session ended, as a session's close info and events report it."""
+
+    LOCAL_CLOSE = "local-close"  # this side called close()
+    PEER_CLOSE = "peer-close"  # the peer sent WT_CLOSE_SESSION or ended the CONNECT stream
+    REJECTED = "rejected"  # the CONNECT request was refused (either side)
+    SESSION_ERROR = "session-error"  # a protocol or flow-control error ended this session only
+    CONNECTION_CLOSED = "connection-closed"  # this side closed the QUIC connection
+    PEER_CONNECTION_CLOSE = "peer-connection-close"  # the peer sent CONNECTION_CLOSE
+    IDLE_TIMEOUT = "idle-timeout"  # nothing arrived within the negotiated idle timeout
+    CONNECTION_ERROR = "connection-error"  # a protocol error closed the whole connection

@@ -35,6 +35,7 @@ from pywebtransport._protocol.headers import (
 from pywebtransport._protocol.quic import BackpressuredQuicConnection
 from pywebtransport._protocol.session import SessionRecord
 from pywebtransport._protocol.settings import PeerSettings, build_local_settings
+from pywebtransport._protocol.snapshot import SessionSnapshot
 from pywebtransport._wire import buffer, capsules, datagrams, error_codes, flow, frames
 from pywebtransport.exceptions import (
     CapsuleError,
@@ -45,7 +46,7 @@ from pywebtransport.exceptions import (
     SessionError,
     StreamClosedError,
 )
-from pywebtransport.types import SessionState
+from pywebtransport.types import CloseCause, SessionState
 
 __all__ = ["EngineConfig", "WebTransportEngine"]
 
@@ -136,6 +137,8 @@ class WebTransportEngine:
         self._early_datagrams: dict[int, datagrams.DatagramRing] = {}
         self._highest_peer_bidi = -1
         self._forgotten = 0  # tombstones made since the last sweep
+        self._write_watch: dict[int, int] = {}  # stream id -> low-water mark of unacked bytes
+        self._credit_watch: set[tuple[int, bool]] = set()  # (session id, is_unidirectional)
         self.goaway_received: int | None = None
         self.goaway_sent: int | None = None
         self.local_settings = build_local_settings(
@@ -184,7 +187,8 @@ class WebTransportEngine:
             return
         self._closed = True
         self.quic.close(error_code=error_code, reason_phrase=reason)
-        self._end_all_sessions(0, reason or "connection closed", by_peer=False)
+        cause = CloseCause.CONNECTION_CLOSED if error_code == c.H3_NO_ERROR else CloseCause.CONNECTION_ERROR
+        self._end_all_sessions(0, reason or "connection closed", by_peer=False, cause=cause)
 
     # ------------------------------------------------------------------ queries
 
@@ -467,6 +471,7 @@ class WebTransportEngine:
         rec = self._require_open(session_id)
         datagrams.check_payload_size(len(data), self.max_datagram_size(session_id))
         if self.quic.pending_datagrams >= self.config.max_pending_datagrams:
+            rec.datagrams_dropped += 1
             return False
         self.quic.send_datagram_frame(datagrams.encode_datagram(session_id, data))
         rec.datagrams_sent += 1
@@ -475,10 +480,77 @@ class WebTransportEngine:
 
     # ------------------------------------------------------------------ QUIC events
 
+    def watch_writable(self, stream_id: int, low_water: int) -> None:
+        """Emit StreamWritable once the stream has at most ``low_water`` bytes unacknowledged
+        (at once if it already has), or once it can no longer be written."""
+        self._write_watch[stream_id] = low_water
+        self._check_watches()
+
+    def watch_stream_credit(self, session_id: int, is_unidirectional: bool) -> None:
+        """Emit StreamCreditAvailable once the session may open a stream of this kind (at once
+        if it may now), or once it closed. Tells the peer WT_STREAMS_BLOCKED when session
+        credit is what blocks (draft-15 §5.6.3)."""
+        rec = self._sessions.get(session_id)
+        if rec is not None and rec.is_open and rec.flow_control and not self.can_open_stream(session_id,
+                                                                                                 is_unidirectional):
+            credit = rec.send_streams_uni if is_unidirectional else rec.send_streams_bidi
+            if credit.available == 0:
+                blocked = credit.blocked_at()
+                if blocked is not None:
+                    kind = (c.WT_CAPSULE_STREAMS_BLOCKED_UNI if is_unidirectional
+                            else c.WT_CAPSULE_STREAMS_BLOCKED_BIDI)
+                    self._send_on_connect(rec, capsules.encode_varint_capsule(kind, blocked))
+        self._credit_watch.add((session_id, is_unidirectional))
+        self._check_watches()
+
+    def _check_watches(self) -> None:
+        """Announce writability: O(watched streams and sessions), never a scan of all."""
+        if self._write_watch:
+            for stream_id, low_water in list(self._write_watch.items()):
+                stream = self._streams.get(stream_id)
+                if (stream is None or stream.kind is not _Kind.WEBTRANSPORT or self._closed
+                        or self.stream_send_buffered(stream_id) <= low_water):
+                    del self._write_watch[stream_id]
+                    session_id = stream.session_id if stream is not None else -1
+                    self._events.append(ev.StreamWritable(session_id, stream_id))
+        if self._credit_watch:
+            for key in list(self._credit_watch):
+                session_id, uni = key
+                rec = self._sessions.get(session_id)
+                if rec is None or not rec.is_open or self._closed or self.can_open_stream(session_id, uni):
+                    self._credit_watch.discard(key)
+                    self._events.append(ev.StreamCreditAvailable(session_id, uni))
+
+    def session_snapshot(self, session_id: int) -> SessionSnapshot | None:
+        """A frozen copy of the session's state and counters (None for an unknown session)."""
+        rec = self._sessions.get(session_id)
+        if rec is None:
+            return None
+        fc = rec.flow_control
+        return SessionSnapshot(
+            session_id=rec.session_id, state=rec.state, path=rec.path, authority=rec.authority,
+            draft02=rec.draft02, flow_control=fc, created_at=rec.created_at, ready_at=rec.ready_at,
+            closed_at=rec.closed_at, close_code=rec.close_code, close_reason=rec.close_reason,
+            close_cause=rec.close_cause, open_streams=len(rec.streams), data_sent=rec.data_sent,
+            data_received=rec.data_received, datagrams_sent=rec.datagrams_sent,
+            datagram_bytes_sent=rec.datagram_bytes_sent, datagrams_received=rec.datagrams_received,
+            datagram_bytes_received=rec.datagram_bytes_received, datagrams_dropped=rec.datagrams_dropped,
+            local_streams_bidi_opened=rec.local_streams_bidi_opened,
+            local_streams_uni_opened=rec.local_streams_uni_opened,
+            peer_streams_bidi_opened=rec.peer_streams_bidi_opened,
+            peer_streams_uni_opened=rec.peer_streams_uni_opened,
+            send_data_available=rec.send_data.available if fc else 0,
+            send_streams_bidi_available=rec.send_streams_bidi.available if fc else 0,
+            send_streams_uni_available=rec.send_streams_uni.available if fc else 0,
+            blocked_bytes=sum(len(self._streams[sid].pending) for sid in rec.blocked_streams if sid in self._streams),
+        )
+
     def _pump(self) -> None:
         while True:
             event = self.quic.next_event()
             if event is None:
+                if self._write_watch or self._credit_watch:
+                    self._check_watches()
                 return
             try:
                 self._handle_quic_event(event)
@@ -508,7 +580,13 @@ class WebTransportEngine:
         elif isinstance(event, quic_events.ConnectionTerminated):
             by_peer = not self._closed
             self._closed = True
-            self._end_all_sessions(0, event.reason_phrase or "connection terminated", by_peer=by_peer)
+            if event.reason_phrase == "Idle timeout":  # aioquic's own phrase for its idle timer
+                by_peer, cause = False, CloseCause.IDLE_TIMEOUT
+            elif by_peer:
+                cause = CloseCause.PEER_CONNECTION_CLOSE
+            else:
+                cause = CloseCause.CONNECTION_CLOSED
+            self._end_all_sessions(0, event.reason_phrase or "connection terminated", by_peer=by_peer, cause=cause)
             self._events.append(ev.ConnectionTerminated(event.error_code, event.reason_phrase, by_peer))
 
     def _connection_error(self, error_code: int, reason: str) -> None:
@@ -757,7 +835,7 @@ class WebTransportEngine:
         self._quic_reset(stream.stream_id, code)
         if rec is not None:
             rec.local_fin_sent = True
-            self._finish_session(rec, code, reason, by_peer=False)
+            self._finish_session(rec, code, reason, by_peer=False, cause=CloseCause.SESSION_ERROR)
 
     def _on_request(self, stream: _Stream, block: bytes) -> None:
         header_list = self._decode_headers(stream.stream_id, block)
@@ -877,19 +955,19 @@ class WebTransportEngine:
         if capsule_type == c.WT_CAPSULE_MAX_DATA:
             if rec.send_data.update_limit(value):
                 self._flush_blocked(rec)
-                self._events.append(ev.SessionCreditUpdated(rec.session_id, "data", value))
+                self._events.append(ev.SessionCreditUpdated(rec.session_id, ev.CreditKind.DATA, value))
         elif capsule_type in (c.WT_CAPSULE_MAX_STREAMS_BIDI, c.WT_CAPSULE_MAX_STREAMS_UNI):
             uni = capsule_type == c.WT_CAPSULE_MAX_STREAMS_UNI
             credit = rec.send_streams_uni if uni else rec.send_streams_bidi
             if credit.update_limit(value):
-                self._events.append(ev.SessionCreditUpdated(rec.session_id, "streams_uni" if uni else "streams_bidi",
+                self._events.append(ev.SessionCreditUpdated(rec.session_id, ev.CreditKind.STREAMS_UNI if uni else ev.CreditKind.STREAMS_BIDI,
                                                             value))
         elif capsule_type == c.WT_CAPSULE_DATA_BLOCKED:
-            self._events.append(ev.SessionBlocked(rec.session_id, "data", value))
+            self._events.append(ev.SessionBlocked(rec.session_id, ev.CreditKind.DATA, value))
         elif capsule_type == c.WT_CAPSULE_STREAMS_BLOCKED_BIDI:
-            self._events.append(ev.SessionBlocked(rec.session_id, "streams_bidi", value))
+            self._events.append(ev.SessionBlocked(rec.session_id, ev.CreditKind.STREAMS_BIDI, value))
         elif capsule_type == c.WT_CAPSULE_STREAMS_BLOCKED_UNI:
-            self._events.append(ev.SessionBlocked(rec.session_id, "streams_uni", value))
+            self._events.append(ev.SessionBlocked(rec.session_id, ev.CreditKind.STREAMS_UNI, value))
 
     def _flush_blocked(self, rec: SessionRecord) -> None:
         while rec.blocked_streams:
@@ -1151,12 +1229,15 @@ class WebTransportEngine:
         if stream is not None:
             self._abort_request_stream(stream, code, reason)
         else:
-            self._finish_session(rec, code, reason, by_peer=False)
+            self._finish_session(rec, code, reason, by_peer=False, cause=CloseCause.SESSION_ERROR)
 
     def _finish_session(self, rec: SessionRecord, code: int, reason: str, *, by_peer: bool,
-                        emit: bool = True) -> None:
+                        emit: bool = True, cause: CloseCause | None = None) -> None:
         if rec.state is SessionState.CLOSED:
             return
+        if cause is None:
+            cause = CloseCause.PEER_CLOSE if by_peer else CloseCause.LOCAL_CLOSE
+        rec.close_cause = cause if emit else CloseCause.REJECTED
         rec.transition(SessionState.CLOSED)
         rec.closed_at = self._now
         rec.close_code = code
@@ -1176,7 +1257,7 @@ class WebTransportEngine:
         rec.blocked_streams.clear()
         self._early_datagrams.pop(rec.session_id, None)
         if emit:
-            self._events.append(ev.SessionClosed(rec.session_id, code, reason, by_peer))
+            self._events.append(ev.SessionClosed(rec.session_id, code, reason, by_peer, cause))
         self._prune_sessions()
 
     def _prune_sessions(self) -> None:
@@ -1185,10 +1266,10 @@ class WebTransportEngine:
         for sid in closed[: max(0, len(closed) - self.config.max_sessions)]:
             del self._sessions[sid]
 
-    def _end_all_sessions(self, code: int, reason: str, *, by_peer: bool) -> None:
+    def _end_all_sessions(self, code: int, reason: str, *, by_peer: bool, cause: CloseCause) -> None:
         for rec in list(self._sessions.values()):
             if rec.state is not SessionState.CLOSED:
-                self._finish_session(rec, code, reason, by_peer=by_peer)
+                self._finish_session(rec, code, reason, by_peer=by_peer, cause=cause)
 
     # ------------------------------------------------------------------ helpers
 

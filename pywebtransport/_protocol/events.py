@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+
+from pywebtransport.types import CloseCause
 
 __all__ = [
     "ConnectionIdIssued",
+    "CreditKind",
     "ConnectionIdRetired",
     "ConnectionTerminated",
     "DatagramReceived",
@@ -20,11 +24,21 @@ __all__ = [
     "SessionEstablished",
     "SessionRejected",
     "SessionRequested",
+    "StreamCreditAvailable",
     "StreamDataReceived",
     "StreamOpened",
     "StreamReset",
     "StreamStopSending",
+    "StreamWritable",
 ]
+
+
+class CreditKind(str, enum.Enum):
+    """Which session limit a credit event is about (draft-15 §5.6 capsules)."""
+
+    DATA = "data"  # WT_MAX_DATA / WT_DATA_BLOCKED
+    STREAMS_BIDI = "streams_bidi"  # WT_MAX_STREAMS / WT_STREAMS_BLOCKED, bidirectional
+    STREAMS_UNI = "streams_uni"  # WT_MAX_STREAMS / WT_STREAMS_BLOCKED, unidirectional
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +137,15 @@ class SessionClosed(EngineEvent):
     error_code: int
     reason: str
     by_peer: bool
+    cause: CloseCause = CloseCause.PEER_CLOSE
 
 
 @dataclass(frozen=True, slots=True)
 class SessionCreditUpdated(EngineEvent):
-    """The peer raised a session limit: ``kind`` is "data", "streams_bidi" or "streams_uni"."""
+    """The peer raised a session limit (WT_MAX_DATA / WT_MAX_STREAMS, draft-15 §5.6)."""
 
     session_id: int
-    kind: str
+    kind: CreditKind
     limit: int
 
 
@@ -139,7 +154,7 @@ class SessionBlocked(EngineEvent):
     """The peer reported it is blocked by one of our limits (a *_BLOCKED capsule)."""
 
     session_id: int
-    kind: str
+    kind: CreditKind
     limit: int
 
 
@@ -189,3 +204,21 @@ class DatagramReceived(EngineEvent):
 
     session_id: int
     data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWritable(EngineEvent):
+    """A stream watched with ``watch_writable`` has at most its low-water mark of bytes
+    unacknowledged (or can no longer be written): its writer may go on. Emitted once."""
+
+    session_id: int
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCreditAvailable(EngineEvent):
+    """A session watched with ``watch_stream_credit`` may open one more stream of this kind
+    (both QUIC MAX_STREAMS and session credit allow it), or it closed. Emitted once."""
+
+    session_id: int
+    is_unidirectional: bool

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from pywebtransport._wire import flow
 from pywebtransport.exceptions import ProtocolError
-from pywebtransport.types import SessionState
+from pywebtransport.types import CloseCause, SessionState
 
 __all__ = ["TRANSITIONS", "SessionRecord"]
 
@@ -39,6 +39,7 @@ class SessionRecord:
     closed_at: float | None = None
     close_code: int | None = None
     close_reason: str | None = None
+    close_cause: CloseCause | None = None
     #: Streams of this session that are still open, by id -> is_unidirectional.
     streams: dict[int, bool] = field(default_factory=dict)
     local_fin_sent: bool = False
@@ -58,6 +59,7 @@ class SessionRecord:
     datagram_bytes_sent: int = 0
     datagrams_received: int = 0
     datagram_bytes_received: int = 0
+    datagrams_dropped: int = 0  # sends refused because aioquic's datagram queue was full
     local_streams_bidi_opened: int = 0
     local_streams_uni_opened: int = 0
     peer_streams_bidi_opened: int = 0
