@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MAX_CAPSULE_SIZE",
     "DEFAULT_MAX_DATAGRAM_FRAME_SIZE",
     "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_FIELD_SECTION_SIZE",
     "DEFAULT_MAX_HEADER_BLOCK_SIZE",
     "DEFAULT_MAX_SESSIONS",
     "DEFAULT_SESSION_MAX_DATA",
@@ -180,6 +181,8 @@ WT_APP_ERROR_LAST: Final = 0x52E5AC983162
 # Library defaults (every one is overridable in config).
 DEFAULT_MAX_FRAME_SIZE: Final = 1 << 20  # largest non-DATA frame buffered
 DEFAULT_MAX_HEADER_BLOCK_SIZE: Final = 64 * 1024
+#: Decoded header section limit we advertise (RFC 9114 §4.2.2: names + values + 32 per field).
+DEFAULT_MAX_FIELD_SECTION_SIZE: Final = 64 * 1024
 DEFAULT_MAX_CAPSULE_SIZE: Final = 64 * 1024
 DEFAULT_MAX_DATAGRAM_FRAME_SIZE: Final = 65536
 DEFAULT_MAX_SESSIONS: Final = 100

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pywebtransport.types import CloseCause
 
+if TYPE_CHECKING:
+    from pywebtransport._protocol.settings import Dialect
+
 __all__ = [
     "ConnectionIdIssued",
-    "CreditKind",
     "ConnectionIdRetired",
     "ConnectionTerminated",
+    "CreditKind",
     "DatagramReceived",
     "EngineEvent",
     "GoawayReceived",
@@ -51,7 +55,7 @@ class H3Ready(EngineEvent):
     """The peer's SETTINGS arrived; ``dialect`` names the WebTransport draft it speaks."""
 
     settings: dict[int, int]
-    dialect: str
+    dialect: Dialect | None  # None: the peer announced no WebTransport
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +184,12 @@ class StreamDataReceived(EngineEvent):
 @dataclass(frozen=True, slots=True)
 class StreamReset(EngineEvent):
     """The peer reset its sending side. ``error_code`` is the application code when the
-    HTTP/3 code maps to one, else the raw code; ``http_error_code`` is always the raw code."""
+    HTTP/3 code is in the WebTransport range (draft-15 §4.4), None when it carries no
+    application code; ``http_error_code`` is always the raw code."""
 
     session_id: int
     stream_id: int
-    error_code: int
+    error_code: int | None
     http_error_code: int
 
 
@@ -194,7 +199,7 @@ class StreamStopSending(EngineEvent):
 
     session_id: int
     stream_id: int
-    error_code: int
+    error_code: int | None
     http_error_code: int
 
 

@@ -41,7 +41,7 @@ Role = Literal["request", "response"]
 
 #: Our SETTINGS_MAX_FIELD_SECTION_SIZE (0x06): 64 KiB of decoded field section, at most
 #: 2048 field lines; a WebTransport CONNECT needs a few hundred bytes.
-DEFAULT_MAX_FIELD_SECTION_SIZE = 64 * 1024
+DEFAULT_MAX_FIELD_SECTION_SIZE = c.DEFAULT_MAX_FIELD_SECTION_SIZE
 #: RFC 9114 §4.2.2: each field line counts its name and value length plus 32 bytes.
 FIELD_LINE_OVERHEAD = 32
 

@@ -1,16 +1,26 @@
-"""Per-session protocol state: the state machine and the session's flow-control books."""
+"""One WebTransport session: its state machine and the single place each way it ends.
+
+Every end of a session goes through :meth:`Session.end`, which sends our FIN (once), has
+the host abandon the session's streams, and emits exactly one event. The ways there are
+methods named for what happened (:meth:`close_locally`, :meth:`closed_by_peer`,
+:meth:`abort`, :meth:`reject`), so no caller re-implements the sequence.
+"""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from pywebtransport._wire import flow
-from pywebtransport.exceptions import ProtocolError
+from pywebtransport import constants as c
+from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.flow_control import SessionFlow
+from pywebtransport._protocol.snapshot import SessionSnapshot
+from pywebtransport._wire import capsules, frames
+from pywebtransport.exceptions import LocalProtocolError
 from pywebtransport.types import CloseCause, SessionState
 
-__all__ = ["TRANSITIONS", "SessionRecord"]
+__all__ = ["TRANSITIONS", "Session", "SessionHost"]
 
 S = SessionState
 #: Every legal transition, in one place: (from, to).
@@ -23,64 +33,56 @@ TRANSITIONS: frozenset[tuple[SessionState, SessionState]] = frozenset({
 })
 
 
-@dataclass(slots=True)
-class SessionRecord:
+class SessionHost(Protocol):
+    """What a session asks of the engine that holds it."""
+
+    @property
+    def now(self) -> float: ...
+    @property
+    def connection_open(self) -> bool: ...
+    def send_stream(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
+    def abort_stream(self, stream_id: int, code: int) -> None: ...
+    def abandon_session_streams(self, session_id: int, code: int) -> None: ...
+    def emit(self, event: ev.EngineEvent) -> None: ...
+    def session_ended(self, session: Session) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Session:
     """Everything the engine knows about one session (id = its CONNECT stream id)."""
 
+    host: SessionHost = field(repr=False)
     session_id: int
     path: str
     authority: str
     headers: dict[str, str]
     created_at: float
-    state: SessionState = SessionState.CONNECTING
     draft02: bool = False
-    flow_control: bool = False
+    state: SessionState = SessionState.CONNECTING
+    flow: SessionFlow | None = None
     ready_at: float | None = None
     closed_at: float | None = None
     close_code: int | None = None
     close_reason: str | None = None
     close_cause: CloseCause | None = None
-    #: Streams of this session that are still open, by id -> is_unidirectional.
-    streams: dict[int, bool] = field(default_factory=dict)
     local_fin_sent: bool = False
-    # Session flow control (drafts 07+). Send side: the peer's limits on us.
-    send_data: flow.SendCredit = field(default_factory=lambda: flow.SendCredit(0))
-    send_streams_bidi: flow.SendCredit = field(default_factory=lambda: flow.SendCredit(0))
-    send_streams_uni: flow.SendCredit = field(default_factory=lambda: flow.SendCredit(0))
-    # Receive side: our limits on the peer.
-    recv_data: flow.ReceiveWindow = field(default_factory=lambda: flow.ReceiveWindow(0))
-    recv_streams_bidi: flow.ReceiveWindow = field(default_factory=lambda: flow.ReceiveWindow(0))
-    recv_streams_uni: flow.ReceiveWindow = field(default_factory=lambda: flow.ReceiveWindow(0))
-    #: Streams with bytes waiting for session data credit, in FIFO order.
-    blocked_streams: deque[int] = field(default_factory=deque)
-    data_sent: int = 0  # session stream payload bytes, both with and without flow control
+    peer_fin_received: bool = False
+    protocol: str | None = None
+    #: Streams we ended with FIN whose delivery a graceful close waits for (pruned as it grows).
+    finished_sends: set[int] = field(default_factory=set)
+    data_sent: int = 0  # session stream payload bytes, with and without flow control
     data_received: int = 0
     datagrams_sent: int = 0
     datagram_bytes_sent: int = 0
     datagrams_received: int = 0
     datagram_bytes_received: int = 0
-    datagrams_dropped: int = 0  # sends refused because aioquic's datagram queue was full
+    datagrams_dropped: int = 0  # sends refused because the QUIC datagram queue was full
     local_streams_bidi_opened: int = 0
     local_streams_uni_opened: int = 0
     peer_streams_bidi_opened: int = 0
     peer_streams_uni_opened: int = 0
-    #: Streams we ended with FIN whose delivery a graceful close waits for (pruned as it grows).
-    finished_sends: set[int] = field(default_factory=set)
 
-    def note_finished_send(self, stream_id: int, acknowledged: Callable[[int], bool]) -> None:
-        """Remember a stream we finished; drop acknowledged ones whenever the set doubles."""
-        finished = self.finished_sends
-        finished.add(stream_id)
-        if len(finished) >= 64 and (len(finished) & (len(finished) - 1)) == 0:
-            self.finished_sends = {sid for sid in finished if not acknowledged(sid)}
-
-    def transition(self, new_state: SessionState) -> None:
-        """Move to ``new_state``; an illegal move is a ProtocolError naming both states."""
-        if (self.state, new_state) not in TRANSITIONS:
-            raise ProtocolError(f"session {self.session_id}: illegal transition "
-                                f"{self.state.value} -> {new_state.value}")
-        self.state = new_state
-
+    # -- queries
     @property
     def is_closed(self) -> bool:
         return self.state is SessionState.CLOSED
@@ -89,3 +91,123 @@ class SessionRecord:
     def is_open(self) -> bool:
         """Connected or draining: streams and datagrams still flow."""
         return self.state in (SessionState.CONNECTED, SessionState.DRAINING)
+
+    @property
+    def flow_control(self) -> bool:
+        return self.flow is not None
+
+    def transition(self, new_state: SessionState) -> None:
+        """Move to ``new_state``; an illegal move is a LocalProtocolError naming both states."""
+        if (self.state, new_state) not in TRANSITIONS:
+            raise LocalProtocolError(f"session {self.session_id}: illegal transition "
+                                     f"{self.state.value} -> {new_state.value}")
+        self.state = new_state
+
+    def note_finished_send(self, stream_id: int, acknowledged: Callable[[int], bool]) -> None:
+        """Remember a stream we finished; drop acknowledged ones whenever the set doubles."""
+        finished = self.finished_sends
+        finished.add(stream_id)
+        size = len(finished)
+        if size >= 64 and (size & (size - 1)) == 0:
+            self.finished_sends = {sid for sid in finished if not acknowledged(sid)}
+
+    # -- the CONNECT stream
+    def send_capsules(self, encoded: list[bytes], *, end_stream: bool = False) -> None:
+        """Put capsules on the CONNECT stream (in DATA frames); FIN after them if asked."""
+        if self.local_fin_sent or not self.host.connection_open:
+            return
+        payload = b"".join(frames.encode_frame(c.FRAME_DATA, capsule) for capsule in encoded)
+        if end_stream:
+            self.local_fin_sent = True
+        if payload or end_stream:
+            self.host.send_stream(self.session_id, payload, end_stream)
+
+    def _send_fin(self) -> None:
+        if not self.local_fin_sent and self.host.connection_open:
+            self.local_fin_sent = True
+            self.host.send_stream(self.session_id, b"", True)
+
+    # -- transitions
+    def establish(self, response_headers: dict[str, str], flow: SessionFlow | None) -> None:
+        self.transition(SessionState.CONNECTED)
+        self.ready_at = self.host.now
+        self.flow = flow
+        self.host.emit(ev.SessionEstablished(self.session_id, response_headers))
+
+    def drained_by_peer(self) -> None:
+        if self.state is SessionState.CONNECTED:
+            self.transition(SessionState.DRAINING)
+            self.host.emit(ev.SessionDraining(self.session_id))
+
+    def close_locally(self, code: int, reason: str) -> None:
+        """WT_CLOSE_SESSION with code and reason, then FIN (draft-15 §6)."""
+        if self.is_closed:
+            return
+        self.send_capsules([capsules.encode_close_session(code, reason)], end_stream=True)
+        self.end(code, reason, CloseCause.LOCAL_CLOSE)
+
+    def closed_by_peer(self, code: int, reason: str) -> None:
+        """The peer's WT_CLOSE_SESSION or FIN: answer with our FIN (draft-15 §6)."""
+        self._send_fin()
+        self.end(code, reason, CloseCause.PEER_CLOSE)
+
+    def abort(self, code: int, reason: str) -> None:
+        """A session-level error: reset the CONNECT stream both ways with ``code``."""
+        if self.is_closed:
+            return
+        if not self.local_fin_sent:
+            self.local_fin_sent = True
+            self.host.abort_stream(self.session_id, code)
+        self.end(code, reason, CloseCause.SESSION_ERROR)
+
+    def reject(self, status_code: int, headers: dict[str, str], reason: str, *, notify: bool = True) -> None:
+        """The CONNECT request failed (a non-2xx answer, a dead stream, a local refusal);
+        ``notify`` emits SessionRejected (a client's view; a server refusing says nothing)."""
+        if self.is_closed:
+            return
+        self._send_fin()
+        self.end(0, reason, CloseCause.REJECTED, emit=False)
+        if notify:
+            self.host.emit(ev.SessionRejected(self.session_id, status_code, headers, reason))
+
+    def connection_ended(self, reason: str, cause: CloseCause) -> None:
+        """The QUIC connection is gone: nothing can be sent any more."""
+        self.local_fin_sent = True
+        self.end(0, reason, cause)
+
+    def end(self, code: int, reason: str, cause: CloseCause, *, emit: bool = True) -> None:
+        """The one place a session ends: state, streams, books and exactly one event."""
+        if self.is_closed:
+            return
+        self.transition(SessionState.CLOSED)
+        self.closed_at = self.host.now
+        self.close_code = code
+        self.close_reason = reason
+        self.close_cause = cause
+        self.host.abandon_session_streams(self.session_id, c.WT_SESSION_GONE)
+        self.flow = None
+        self.finished_sends.clear()
+        if emit:
+            by_peer = cause in (CloseCause.PEER_CLOSE, CloseCause.PEER_CONNECTION_CLOSE)
+            self.host.emit(ev.SessionClosed(self.session_id, code, reason, by_peer, cause))
+        self.host.session_ended(self)
+
+    def snapshot(self, *, open_streams: int) -> SessionSnapshot:
+        flow = self.flow
+        return SessionSnapshot(
+            session_id=self.session_id, state=self.state, path=self.path, authority=self.authority,
+            draft02=self.draft02, flow_control=flow is not None, created_at=self.created_at,
+            ready_at=self.ready_at, closed_at=self.closed_at, close_code=self.close_code,
+            close_reason=self.close_reason, close_cause=self.close_cause, open_streams=open_streams,
+            data_sent=self.data_sent, data_received=self.data_received, datagrams_sent=self.datagrams_sent,
+            datagram_bytes_sent=self.datagram_bytes_sent, datagrams_received=self.datagrams_received,
+            datagram_bytes_received=self.datagram_bytes_received, datagrams_dropped=self.datagrams_dropped,
+            local_streams_bidi_opened=self.local_streams_bidi_opened,
+            local_streams_uni_opened=self.local_streams_uni_opened,
+            peer_streams_bidi_opened=self.peer_streams_bidi_opened,
+            peer_streams_uni_opened=self.peer_streams_uni_opened,
+            send_data_available=flow.send_data.available if flow else 0,
+            send_streams_bidi_available=flow.send_streams[False].available if flow else 0,
+            send_streams_uni_available=flow.send_streams[True].available if flow else 0,
+            blocked_bytes=flow.blocked_bytes if flow else 0,
+        )

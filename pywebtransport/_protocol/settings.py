@@ -1,31 +1,54 @@
-"""HTTP/3 SETTINGS for WebTransport in every dialect peers speak (PROTOCOL.md table)."""
+"""HTTP/3 SETTINGS for WebTransport in every dialect peers speak, and what a peer's mean."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from pywebtransport import constants as c
+from pywebtransport.exceptions import RemoteProtocolError
 
-__all__ = ["DIALECT_DRAFT02", "DIALECT_DRAFT07", "DIALECT_DRAFT13", "DIALECT_DRAFT15", "PeerSettings",
+__all__ = ["DIALECT_DRAFT02", "DIALECT_DRAFT07", "DIALECT_DRAFT13", "DIALECT_DRAFT15", "Dialect", "PeerSettings",
            "build_local_settings"]
 
-DIALECT_DRAFT02 = "draft-02"
-DIALECT_DRAFT07 = "draft-07"
-DIALECT_DRAFT13 = "draft-13"
-DIALECT_DRAFT15 = "draft-15"
+
+class Dialect(str, enum.Enum):
+    """The WebTransport draft a peer's SETTINGS announce (the newest one wins)."""
+
+    DRAFT02 = "draft-02"  # SETTINGS_ENABLE_WEBTRANSPORT: Chromium and Firefox today
+    DRAFT07 = "draft-07"  # SETTINGS_WEBTRANSPORT_MAX_SESSIONS (drafts 07-12)
+    DRAFT13 = "draft-13"  # SETTINGS_WT_MAX_SESSIONS (drafts 13-14)
+    DRAFT15 = "draft-15"  # SETTINGS_WT_ENABLED (draft-15 §3.1)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DIALECT_DRAFT02 = Dialect.DRAFT02
+DIALECT_DRAFT07 = Dialect.DRAFT07
+DIALECT_DRAFT13 = Dialect.DRAFT13
+DIALECT_DRAFT15 = Dialect.DRAFT15
+
+_BOOLEAN_SETTINGS = (c.SETTINGS_H3_DATAGRAM, c.SETTINGS_H3_DATAGRAM_DRAFT04, c.SETTINGS_ENABLE_CONNECT_PROTOCOL,
+                     c.SETTINGS_ENABLE_WEBTRANSPORT)
+_FLOW_CONTROL_SETTINGS = (c.SETTINGS_WT_INITIAL_MAX_DATA, c.SETTINGS_WT_INITIAL_MAX_STREAMS_BIDI,
+                          c.SETTINGS_WT_INITIAL_MAX_STREAMS_UNI)
 
 
 def build_local_settings(*, is_client: bool, max_sessions: int, initial_max_data: int,
-                         initial_max_streams_bidi: int, initial_max_streams_uni: int) -> dict[int, int]:
+                         initial_max_streams_bidi: int, initial_max_streams_uni: int,
+                         max_field_section_size: int) -> dict[int, int]:
     """Our SETTINGS: every dialect at once, so that one endpoint serves every peer.
 
     Chromium requires 0x2b603742 and an H3_DATAGRAM setting; draft-15 stacks look for
     WT_ENABLED and the WT_INITIAL_* limits. QPACK's dynamic table is off (capacity 0), so
-    no header block can ever block on the encoder stream.
+    no header block can ever block on the encoder stream. SETTINGS_MAX_FIELD_SECTION_SIZE
+    tells the peer what a header section may decode to (RFC 9114 §4.2.2).
     """
     settings: dict[int, int] = {
         c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0,
         c.SETTINGS_QPACK_BLOCKED_STREAMS: 0,
+        c.SETTINGS_MAX_FIELD_SECTION_SIZE: max_field_section_size,
         c.SETTINGS_H3_DATAGRAM: 1,
         c.SETTINGS_H3_DATAGRAM_DRAFT04: 1,
         c.SETTINGS_ENABLE_WEBTRANSPORT: 1,
@@ -42,32 +65,50 @@ def build_local_settings(*, is_client: bool, max_sessions: int, initial_max_data
     return settings
 
 
+def wants_flow_control(settings: dict[int, int]) -> bool:
+    """Draft-15 §5.1: an endpoint opts in by sending any WT_INITIAL_* limit other than 0."""
+    return any(settings.get(key, 0) for key in _FLOW_CONTROL_SETTINGS)
+
+
 @dataclass(frozen=True, slots=True)
 class PeerSettings:
     """What the peer's SETTINGS say about WebTransport."""
 
     raw: dict[int, int]
 
+    @classmethod
+    def parse(cls, settings: dict[int, int]) -> PeerSettings:
+        """Check the values whose range the RFCs fix; RemoteProtocolError(H3_SETTINGS_ERROR)."""
+        for key in _BOOLEAN_SETTINGS:
+            if settings.get(key, 0) > 1:  # RFC 9297 §2.1.1, RFC 9220 §3, draft-02 §3.1
+                raise RemoteProtocolError(f"setting {key:#x} has invalid value {settings[key]} (0 or 1 allowed)",
+                                          error_code=c.H3_SETTINGS_ERROR)
+        if settings.get(c.SETTINGS_WT_ENABLED, 0) > 1:  # draft-15 §3.1: a boolean in this draft
+            raise RemoteProtocolError(f"SETTINGS_WT_ENABLED has invalid value {settings[c.SETTINGS_WT_ENABLED]}",
+                                      error_code=c.H3_SETTINGS_ERROR)
+        return cls(dict(settings))
+
     @property
-    def dialect(self) -> str:
-        """The newest WebTransport dialect the peer announced ("none" if it announced none)."""
+    def dialect(self) -> Dialect | None:
+        """The newest WebTransport dialect the peer announced (None if it announced none)."""
         raw = self.raw
-        if raw.get(c.SETTINGS_WT_ENABLED, 0) or c.SETTINGS_WT_INITIAL_MAX_DATA in raw:
-            return DIALECT_DRAFT15
+        if raw.get(c.SETTINGS_WT_ENABLED, 0):
+            return Dialect.DRAFT15
         if raw.get(c.SETTINGS_WT_MAX_SESSIONS, 0):
-            return DIALECT_DRAFT13
+            return Dialect.DRAFT13
         if raw.get(c.SETTINGS_WEBTRANSPORT_MAX_SESSIONS_DRAFT07, 0):
-            return DIALECT_DRAFT07
+            return Dialect.DRAFT07
         if raw.get(c.SETTINGS_ENABLE_WEBTRANSPORT, 0):
-            return DIALECT_DRAFT02
-        return "none"
+            return Dialect.DRAFT02
+        return None
 
     @property
     def supports_webtransport(self) -> bool:
-        return self.dialect != "none"
+        return self.dialect is not None
 
     @property
     def supports_datagrams(self) -> bool:
+        """RFC 9297 §2.1.1 (or the draft-04 codepoint older peers use)."""
         return bool(self.raw.get(c.SETTINGS_H3_DATAGRAM, 0) or self.raw.get(c.SETTINGS_H3_DATAGRAM_DRAFT04, 0))
 
     @property
@@ -75,9 +116,24 @@ class PeerSettings:
         return self.raw.get(c.SETTINGS_ENABLE_CONNECT_PROTOCOL, 0) == 1
 
     @property
-    def flow_control(self) -> bool:
-        """Session flow control applies only to peers speaking the draft-15 dialect."""
-        return self.dialect == DIALECT_DRAFT15
+    def upgrade_token(self) -> str:
+        """The ``:protocol`` a client sends this peer: draft-15 §3.2 defines webtransport-h3."""
+        return "webtransport-h3" if self.dialect is Dialect.DRAFT15 else "webtransport"
+
+    @property
+    def wants_flow_control(self) -> bool:
+        """Whether the peer opted into session flow control (draft-15 §5.1)."""
+        return self.dialect in (Dialect.DRAFT13, Dialect.DRAFT15) and wants_flow_control(self.raw)
+
+    @property
+    def limits_sessions(self) -> bool:
+        """Draft-13/15 peers without flow control allow one session per connection (§5.1)."""
+        return self.dialect in (Dialect.DRAFT13, Dialect.DRAFT15) and not wants_flow_control(self.raw)
+
+    @property
+    def max_field_section_size(self) -> int | None:
+        """The peer's SETTINGS_MAX_FIELD_SECTION_SIZE (None: unlimited, RFC 9114 §7.2.4.1)."""
+        return self.raw.get(c.SETTINGS_MAX_FIELD_SECTION_SIZE)
 
     @property
     def initial_max_data(self) -> int:

@@ -30,8 +30,8 @@ def assert_sane(pair: Pair) -> None:
     for violation in pair.take("server", ev.ProtocolViolation):
         assert violation.error_code in ALLOWED_CLOSE_CODES, hex(violation.error_code)
     engine = pair.server
-    assert engine._early_count <= engine.config.max_buffered_streams
-    for stream in engine._streams.values():
+    assert engine.early_stream_count <= engine.config.max_buffered_streams
+    for stream in engine.stream_records():
         assert len(stream.preamble) <= 16
         if stream.parser is not None:
             assert stream.parser.buffered <= engine.config.max_frame_size + 16

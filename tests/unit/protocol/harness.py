@@ -165,7 +165,7 @@ def draft02_only(engine: WebTransportEngine) -> None:
 
 def no_h3(engine: WebTransportEngine) -> None:
     """Stop an engine from opening its own HTTP/3 streams, so a test can write raw bytes."""
-    engine._h3_started = True
+    engine._h3.started = True
 
 
 class RawPeer:
@@ -236,3 +236,35 @@ def record_aborts(engine: WebTransportEngine) -> list[tuple[str, int, int]]:
     quic.stop_stream = record_stop  # type: ignore[method-assign]
     quic.reset_stream = record_reset  # type: ignore[method-assign]
     return calls
+
+
+def record_received(engine: WebTransportEngine) -> dict[int, bytearray]:
+    """Record every stream byte the engine's QUIC connection hands up, before the engine sees it."""
+    from aioquic.quic import events as quic_events
+
+    received: dict[int, bytearray] = {}
+    quic = engine.quic
+    next_event = quic.next_event
+
+    def recording_next_event() -> quic_events.QuicEvent | None:
+        event = next_event()
+        if isinstance(event, quic_events.StreamDataReceived):
+            received.setdefault(event.stream_id, bytearray()).extend(event.data)
+        return event
+
+    quic.next_event = recording_next_event  # type: ignore[method-assign]
+    return received
+
+
+def response_status(data: bytes) -> int | None:
+    """The :status of the first HEADERS frame in a response stream's bytes (None if none)."""
+    import pylsqpack
+
+    from pywebtransport import constants as c
+    from pywebtransport._wire import frames
+
+    for frame_type, payload in frames.FrameParser().feed(bytes(data)):
+        if frame_type == c.FRAME_HEADERS:
+            _, headers = pylsqpack.Decoder(0, 0).feed_header(0, payload)
+            return int(dict(headers)[b":status"])
+    return None

@@ -8,7 +8,7 @@ from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig
 from pywebtransport._protocol import events as ev
 from pywebtransport._wire import flow
-from pywebtransport.exceptions import FlowControlError
+from pywebtransport.exceptions import LocalProtocolError
 from pywebtransport.types import SessionState
 
 from .harness import Pair
@@ -46,7 +46,7 @@ def test_receive_window_auto_extends_as_the_application_consumes() -> None:
         if total == 5000:
             break
     assert total == 5000
-    assert pair.server.session(sid).recv_data.limit > 1000
+    assert pair.server.session(sid).flow.recv_data.limit > 1000
 
 
 def test_stream_credit_limits_opening_and_grant_releases_it() -> None:
@@ -56,8 +56,9 @@ def test_stream_credit_limits_opening_and_grant_releases_it() -> None:
     pair.client.open_stream(sid, is_unidirectional=False)
     assert not pair.client.can_open_stream(sid, is_unidirectional=False)
     assert pair.client.can_open_stream(sid, is_unidirectional=True)
-    with pytest.raises(FlowControlError):
+    with pytest.raises(LocalProtocolError):  # our own misuse, not the peer's fault
         pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.watch_stream_credit(sid, is_unidirectional=False)  # tells the peer WT_STREAMS_BLOCKED
     pair.run()
     assert pair.one("server", ev.SessionBlocked).kind == "streams_bidi"
     pair.server.grant_streams_credit(sid, 3, is_unidirectional=False)
@@ -65,6 +66,7 @@ def test_stream_credit_limits_opening_and_grant_releases_it() -> None:
     update = pair.one("client", ev.SessionCreditUpdated)
     assert (update.kind, update.limit) == ("streams_bidi", 3)
     assert pair.client.can_open_stream(sid, is_unidirectional=False)
+    assert pair.one("client", ev.StreamCreditAvailable) == ev.StreamCreditAvailable(sid, False)
 
 
 def test_closed_peer_streams_return_stream_credit_automatically() -> None:
@@ -84,7 +86,7 @@ def test_closed_peer_streams_return_stream_credit_automatically() -> None:
 def test_a_peer_ignoring_max_data_gets_wt_flow_control_error() -> None:
     pair = Pair(server_config=EngineConfig(initial_max_data=100, flow_control_auto_extend=False))
     sid = pair.open_session()
-    pair.client.session(sid).send_data = flow.SendCredit(10**9)  # a misbehaving client
+    pair.client.session(sid).flow.send_data = flow.SendCredit(10**9)  # a misbehaving client
     stream_id = pair.client.open_stream(sid, is_unidirectional=True)
     pair.client.send_stream_data(stream_id, b"c" * 500)
     pair.run()
@@ -97,7 +99,7 @@ def test_a_peer_ignoring_max_data_gets_wt_flow_control_error() -> None:
 def test_a_peer_opening_too_many_streams_gets_wt_flow_control_error() -> None:
     pair = Pair(server_config=EngineConfig(initial_max_streams_uni=1, flow_control_auto_extend=False))
     sid = pair.open_session()
-    pair.client.session(sid).send_streams_uni = flow.SendCredit(100)
+    pair.client.session(sid).flow.send_streams[True] = flow.SendCredit(100)
     for _ in range(2):
         pair.client.open_stream(sid, is_unidirectional=True)
     pair.run()

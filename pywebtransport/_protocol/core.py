@@ -1,0 +1,198 @@
+"""The state one engine's parts share, and the session host they all use.
+
+``EngineCore`` holds the stream table, the sessions and the HTTP/3 layer; the inbound
+paths (``requests.RequestStreams``, ``routing.StreamRouting``) and the public facade
+(``engine.WebTransportEngine``) build on it, each in its own module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+
+from pywebtransport import constants as c
+from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.flow_control import SessionFlow
+from pywebtransport._protocol.h3 import Http3
+from pywebtransport._protocol.quic import BackpressuredQuicConnection
+from pywebtransport._protocol.session import Session
+from pywebtransport._protocol.settings import PeerSettings, build_local_settings, wants_flow_control
+from pywebtransport._protocol.streams import StreamKind, StreamRecord, StreamTable
+from pywebtransport._wire import capsules, datagrams
+from pywebtransport.exceptions import SessionError, StreamClosedError
+
+__all__ = ["EngineConfig", "EngineCore"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Limits, windows and deadlines of one engine; the API layer fills it from its config."""
+
+    max_sessions: int = c.DEFAULT_MAX_SESSIONS
+    max_frame_size: int = c.DEFAULT_MAX_FRAME_SIZE
+    max_header_block_size: int = c.DEFAULT_MAX_HEADER_BLOCK_SIZE
+    max_field_section_size: int = c.DEFAULT_MAX_FIELD_SECTION_SIZE
+    max_capsule_size: int = c.DEFAULT_MAX_CAPSULE_SIZE
+    max_buffered_streams: int = c.DEFAULT_BUFFERED_STREAMS
+    max_buffered_stream_bytes: int = 1 << 20
+    #: All early streams of the connection together (draft-15 §4.6 buffering is bounded).
+    max_buffered_bytes: int = 4 << 20
+    max_buffered_datagrams: int = 64
+    max_pending_datagrams: int = 1024
+    initial_max_data: int = c.DEFAULT_SESSION_MAX_DATA
+    initial_max_streams_bidi: int = c.DEFAULT_SESSION_MAX_STREAMS_BIDI
+    initial_max_streams_uni: int = c.DEFAULT_SESSION_MAX_STREAMS_UNI
+    flow_control_auto_extend: bool = True
+    #: Seconds the peer has to send SETTINGS after the handshake, to complete a request's
+    #: headers, and an early stream to see its session established (slowloris bounds).
+    settings_timeout: float = 10.0
+    request_timeout: float = 10.0
+    early_stream_timeout: float = 10.0
+
+
+class EngineCore:
+    """Shared state of one engine, and the :class:`SessionHost` its sessions call."""
+
+    def __init__(self, quic: BackpressuredQuicConnection, *, config: EngineConfig | None = None) -> None:
+        self.quic = quic
+        self.is_client = bool(quic.configuration.is_client)
+        self.config = cfg = config or EngineConfig()
+        self._events: deque[ev.EngineEvent] = deque()
+        self._streams = StreamTable(quic)
+        self._sessions: dict[int, Session] = {}
+        self._active_sessions = 0
+        self._closed_order: deque[int] = deque()  # closed sessions kept for diagnostics, oldest first
+        self._now = 0.0
+        self._closed = False
+        local_settings = build_local_settings(
+            is_client=self.is_client, max_sessions=cfg.max_sessions, initial_max_data=cfg.initial_max_data,
+            initial_max_streams_bidi=cfg.initial_max_streams_bidi, initial_max_streams_uni=cfg.initial_max_streams_uni,
+            max_field_section_size=cfg.max_field_section_size)
+        self._h3 = Http3(quic, is_client=self.is_client, local_settings=local_settings,
+                         max_frame_size=cfg.max_frame_size, emit=self._events.append, on_settings=self._on_settings)
+        self._awaiting_settings: list[int] = []  # sessions/requests held until the peer's SETTINGS
+        self._settings_deadline: float | None = None
+        self._requests_started: dict[int, float] = {}  # request streams without complete headers
+        self._early_datagrams: dict[int, datagrams.DatagramRing] = {}
+        self._highest_peer_bidi = -1
+
+    @property
+    def local_settings(self) -> dict[int, int]:
+        """The SETTINGS we send (replaceable until HTTP/3 starts, e.g. to imitate a browser)."""
+        return self._h3.local_settings
+
+    @local_settings.setter
+    def local_settings(self, settings: dict[int, int]) -> None:
+        self._h3.local_settings = settings
+
+    # -- implemented by the inbound modules (declared here so each part type-checks alone)
+    def _on_settings(self, peer: PeerSettings) -> None:
+        raise NotImplementedError
+
+    def _refuse_stream(self, record: StreamRecord, code: int) -> None:
+        raise NotImplementedError
+
+    def _release_early(self, session: Session) -> None:
+        raise NotImplementedError
+
+    def _maybe_forget_stream(self, record: StreamRecord) -> None:
+        raise NotImplementedError
+
+    def _deliver_datagram(self, session: Session, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _on_request_stream_data(self, record: StreamRecord, data: bytes, fin: bool) -> None:
+        raise NotImplementedError
+
+    # -- SessionHost
+    @property
+    def now(self) -> float:
+        return self._now
+
+    @property
+    def connection_open(self) -> bool:
+        return not self._closed
+
+    def send_stream(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        self.quic.send_stream_data(stream_id, data, end_stream)
+
+    def abort_stream(self, stream_id: int, code: int) -> None:
+        """Reset and stop a stream with an HTTP/3 code, and forget it."""
+        self._quic_stop(stream_id, code)
+        self._quic_reset(stream_id, code)
+        self._requests_started.pop(stream_id, None)
+        record = self._streams.get(stream_id)
+        if record is not None:
+            record.send_closed = record.recv_closed = True
+            self._streams.finish(record)
+
+    def abandon_session_streams(self, session_id: int, code: int) -> None:
+        """Draft-15 §6: a closed session's streams are reset with WT_SESSION_GONE."""
+        for stream_id in self._streams.session_stream_ids(session_id) + self._streams.early_ids(session_id):
+            record = self._streams.get(stream_id)
+            if record is not None:
+                self._refuse_stream(record, code)
+        self._streams.forget_session(session_id)
+        self._early_datagrams.pop(session_id, None)
+
+    def emit(self, event: ev.EngineEvent) -> None:
+        self._events.append(event)
+
+    def session_ended(self, session: Session) -> None:
+        self._active_sessions -= 1
+        self._closed_order.append(session.session_id)
+        while len(self._closed_order) > self.config.max_sessions:  # bounded diagnostics
+            self._sessions.pop(self._closed_order.popleft(), None)
+
+    # -- helpers shared by the parts
+    def _add_session(self, session: Session) -> None:
+        self._sessions[session.session_id] = session
+        self._active_sessions += 1
+
+    def _establish(self, session: Session, response: dict[str, str]) -> None:
+        record = self._streams.get(session.session_id)
+        if record is not None and record.capsules is None:
+            record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size)
+        session.establish(response, self._new_flow())
+        self._release_early(session)
+
+    def _new_flow(self) -> SessionFlow | None:
+        """Draft-15 §5.1: flow control only when both endpoints asked for it."""
+        peer, cfg = self._h3.peer, self.config
+        if peer is None or not peer.wants_flow_control or not wants_flow_control(self.local_settings):
+            return None
+        return SessionFlow(peer_max_data=peer.initial_max_data, peer_max_streams_bidi=peer.initial_max_streams_bidi,
+                           peer_max_streams_uni=peer.initial_max_streams_uni, local_max_data=cfg.initial_max_data,
+                           local_max_streams_bidi=cfg.initial_max_streams_bidi,
+                           local_max_streams_uni=cfg.initial_max_streams_uni, auto_extend=cfg.flow_control_auto_extend)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise SessionError("the connection is closed")
+
+    def _require_session(self, session_id: int) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionError(f"no session {session_id} on this connection")
+        return session
+
+    def _require_open(self, session_id: int) -> Session:
+        session = self._require_session(session_id)
+        if not session.is_open or self._closed:
+            raise SessionError(f"session {session_id} is {session.state.value}")
+        return session
+
+    def _require_session_stream(self, stream_id: int) -> StreamRecord:
+        record = self._streams.get(stream_id)
+        if record is None or record.kind is not StreamKind.WEBTRANSPORT:
+            raise StreamClosedError(f"stream {stream_id} is not a session stream")
+        return record
+
+    def _quic_stop(self, stream_id: int, code: int) -> None:
+        with contextlib.suppress(ValueError):  # aioquic already discarded the stream: nothing to stop
+            self.quic.stop_stream(stream_id, code)
+
+    def _quic_reset(self, stream_id: int, code: int) -> None:
+        with contextlib.suppress(ValueError):  # already finished and discarded
+            self.quic.reset_stream(stream_id, code)

@@ -1,0 +1,159 @@
+"""Session flow control (draft-15 §5): one session's credit both ways, the bytes waiting for
+it, and the WT_MAX_* / WT_*_BLOCKED capsules it owes the peer.
+
+Only used when both endpoints enabled it (draft-15 §5.1). Every method that changes what
+the peer must be told returns the capsules to send; the session puts them on its CONNECT
+stream. Peer violations raise FlowControlError (WT_FLOW_CONTROL_ERROR).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pywebtransport import constants as c
+from pywebtransport._protocol.streams import StreamRecord
+from pywebtransport._wire import capsules, flow
+from pywebtransport.exceptions import FlowControlError
+
+__all__ = ["MAX_STREAMS_LIMIT", "SessionFlow"]
+
+#: Draft-15 §5.6.2: a WT_MAX_STREAMS above 2^60 is a flow-control error.
+MAX_STREAMS_LIMIT = 1 << 60
+
+_MAX_STREAMS_CAPSULE = {False: c.WT_CAPSULE_MAX_STREAMS_BIDI, True: c.WT_CAPSULE_MAX_STREAMS_UNI}
+_STREAMS_BLOCKED_CAPSULE = {False: c.WT_CAPSULE_STREAMS_BLOCKED_BIDI, True: c.WT_CAPSULE_STREAMS_BLOCKED_UNI}
+
+
+class SessionFlow:
+    """Credit and windows of one session (send side: the peer's limits on us)."""
+
+    __slots__ = ("_blocked", "recv_data", "recv_streams", "send_data", "send_streams")
+
+    def __init__(self, *, peer_max_data: int, peer_max_streams_bidi: int, peer_max_streams_uni: int,
+                 local_max_data: int, local_max_streams_bidi: int, local_max_streams_uni: int,
+                 auto_extend: bool) -> None:
+        self.send_data = flow.SendCredit(peer_max_data)
+        self.send_streams = {False: flow.SendCredit(peer_max_streams_bidi),
+                             True: flow.SendCredit(peer_max_streams_uni)}
+        self.recv_data = flow.ReceiveWindow(local_max_data, auto_extend=auto_extend)
+        self.recv_streams = {False: flow.ReceiveWindow(local_max_streams_bidi, auto_extend=auto_extend),
+                             True: flow.ReceiveWindow(local_max_streams_uni, auto_extend=auto_extend)}
+        #: Streams with bytes waiting for data credit, FIFO.
+        self._blocked: deque[StreamRecord] = deque()
+
+    # -- opening streams
+    def can_open(self, is_unidirectional: bool) -> bool:
+        return self.send_streams[is_unidirectional].available > 0
+
+    def take_stream(self, is_unidirectional: bool) -> bool:
+        return self.send_streams[is_unidirectional].try_consume(1) == 1
+
+    def streams_blocked(self, is_unidirectional: bool) -> list[bytes]:
+        """WT_STREAMS_BLOCKED to send when we want a stream and have no credit (once per limit)."""
+        blocked = self.send_streams[is_unidirectional].blocked_at()
+        if blocked is None:
+            return []
+        return [capsules.encode_varint_capsule(_STREAMS_BLOCKED_CAPSULE[is_unidirectional], blocked)]
+
+    # -- sending data
+    @property
+    def blocked_bytes(self) -> int:
+        return sum(len(record.pending) for record in self._blocked)
+
+    def send(self, record: StreamRecord, data: bytes, end_stream: bool) -> tuple[bytes, bool, list[bytes]]:
+        """Admit ``data`` on a stream: returns (bytes to send now, whether FIN goes with them,
+        capsules); the rest waits in ``record.pending`` for WT_MAX_DATA."""
+        if len(record.pending):
+            record.pending.append(data)
+            record.pending_fin = record.pending_fin or end_stream
+            return b"", False, []
+        granted = self.send_data.try_consume(len(data))
+        if granted == len(data):
+            return data, end_stream, []
+        record.pending.append(data[granted:])
+        record.pending_fin = end_stream
+        self._blocked.append(record)
+        return data[:granted], False, self._data_blocked()
+
+    def flush(self) -> tuple[list[tuple[StreamRecord, bytes, bool]], list[bytes]]:
+        """After new credit: what blocked streams may send now, in order, and capsules."""
+        out: list[tuple[StreamRecord, bytes, bool]] = []
+        while self._blocked:
+            record = self._blocked[0]
+            if not len(record.pending):
+                self._blocked.popleft()
+                continue
+            granted = self.send_data.try_consume(len(record.pending))
+            if not granted:
+                return out, self._data_blocked()
+            chunk = record.pending.take(granted)
+            done = not len(record.pending)
+            out.append((record, chunk, done and record.pending_fin))
+            if done:
+                self._blocked.popleft()
+        return out, []
+
+    def forget_stream(self, record: StreamRecord) -> None:
+        """A stream with pending bytes was reset or stopped: its bytes will never be sent."""
+        if len(record.pending):
+            record.pending.clear()
+            self._blocked = deque(r for r in self._blocked if r is not record)
+
+    def _data_blocked(self) -> list[bytes]:
+        blocked = self.send_data.blocked_at()
+        return [] if blocked is None else [capsules.encode_varint_capsule(c.WT_CAPSULE_DATA_BLOCKED, blocked)]
+
+    # -- the peer's capsules
+    def on_max_data(self, value: int) -> bool:
+        """WT_MAX_DATA: True when it grew. A decrease is an error (draft-15 §5.6.4)."""
+        if value < self.send_data.limit:
+            raise FlowControlError(f"WT_MAX_DATA decreased from {self.send_data.limit} to {value}")
+        return self.send_data.update_limit(value)
+
+    def on_max_streams(self, value: int, is_unidirectional: bool) -> bool:
+        """WT_MAX_STREAMS: True when it grew; a decrease or a value over 2^60 is an error."""
+        credit = self.send_streams[is_unidirectional]
+        if value > MAX_STREAMS_LIMIT:
+            raise FlowControlError(f"WT_MAX_STREAMS {value} exceeds 2^60")
+        if value < credit.limit:
+            raise FlowControlError(f"WT_MAX_STREAMS decreased from {credit.limit} to {value}")
+        return credit.update_limit(value)
+
+    def on_data_blocked(self) -> list[bytes]:
+        """The peer says it is blocked on our WT_MAX_DATA: re-announce our limit (it may have
+        been lost) so a peer that missed it can go on; a new grant follows consumption."""
+        return [capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_DATA, self.recv_data.limit)]
+
+    def on_streams_blocked(self, is_unidirectional: bool) -> list[bytes]:
+        window = self.recv_streams[is_unidirectional]
+        return [capsules.encode_varint_capsule(_MAX_STREAMS_CAPSULE[is_unidirectional], window.limit)]
+
+    # -- receiving
+    def on_receive(self, amount: int) -> None:
+        """Payload arrived (or a reset's final size accounted): FlowControlError beyond WT_MAX_DATA."""
+        self.recv_data.on_receive(amount)
+
+    def on_consume(self, amount: int) -> list[bytes]:
+        new = self.recv_data.on_consume(amount)
+        return [] if new is None else [capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_DATA, new)]
+
+    def on_peer_stream(self, is_unidirectional: bool) -> None:
+        """The peer opened a stream: FlowControlError beyond our WT_MAX_STREAMS."""
+        self.recv_streams[is_unidirectional].on_receive(1)
+
+    def on_peer_stream_closed(self, is_unidirectional: bool) -> list[bytes]:
+        new = self.recv_streams[is_unidirectional].on_consume(1)
+        if new is None:
+            return []
+        return [capsules.encode_varint_capsule(_MAX_STREAMS_CAPSULE[is_unidirectional], new)]
+
+    # -- manual grants
+    def grant_data(self, max_data: int) -> list[bytes]:
+        new = self.recv_data.grant(max_data)
+        return [] if new is None else [capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_DATA, new)]
+
+    def grant_streams(self, max_streams: int, is_unidirectional: bool) -> list[bytes]:
+        new = self.recv_streams[is_unidirectional].grant(max_streams)
+        if new is None:
+            return []
+        return [capsules.encode_varint_capsule(_MAX_STREAMS_CAPSULE[is_unidirectional], new)]

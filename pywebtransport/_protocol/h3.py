@@ -1,0 +1,188 @@
+"""HTTP/3 itself (RFC 9114): control and QPACK streams, SETTINGS, header blocks, GOAWAY.
+
+Violations by the peer raise RemoteProtocolError with the code RFC 9114 §8.1 names; the
+engine turns them into a connection close. What the peer told us (its SETTINGS, a GOAWAY)
+goes out through the ``emit`` and ``on_settings`` callbacks the engine hands in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import pylsqpack
+
+from pywebtransport import constants as c
+from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.settings import PeerSettings
+from pywebtransport._protocol.streams import StreamKind, StreamRecord
+from pywebtransport._wire import buffer, frames
+from pywebtransport.exceptions import FrameError, RemoteProtocolError
+
+__all__ = ["Http3", "HttpQuic", "feed_frames"]
+
+logger = logging.getLogger(__name__)
+
+#: Frames that may never appear on the control stream (RFC 9114 §7.2).
+_NOT_ON_CONTROL = frozenset({c.FRAME_DATA, c.FRAME_HEADERS, c.FRAME_PUSH_PROMISE}) | c.H3_HTTP2_ONLY_FRAMES
+_UNI_KINDS = {c.STREAM_TYPE_CONTROL: StreamKind.CONTROL, c.STREAM_TYPE_QPACK_ENCODER: StreamKind.QPACK_ENCODER,
+              c.STREAM_TYPE_QPACK_DECODER: StreamKind.QPACK_DECODER}
+
+
+class HttpQuic(Protocol):
+    """What HTTP/3 needs from the QUIC connection."""
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int: ...
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None: ...
+
+
+def feed_frames(parser: frames.FrameParser, data: bytes) -> list[tuple[int, bytes]]:
+    """Parse frames; a framing error is the peer's (RemoteProtocolError with its code)."""
+    try:
+        return parser.feed(data)
+    except FrameError as exc:
+        raise RemoteProtocolError(exc.message, error_code=exc.error_code) from exc
+
+
+class Http3:
+    """The HTTP/3 layer of one connection."""
+
+    def __init__(self, quic: HttpQuic, *, is_client: bool, local_settings: dict[int, int], max_frame_size: int,
+                 emit: Callable[[ev.EngineEvent], None], on_settings: Callable[[PeerSettings], None]) -> None:
+        self._quic = quic
+        self.is_client = is_client
+        self.local_settings = local_settings
+        self._max_frame_size = max_frame_size
+        self._emit = emit
+        self._on_settings = on_settings
+        self.peer: PeerSettings | None = None
+        self.started = False
+        self._control_id = -1
+        self._encoder_id = -1
+        self._decoder_id = -1
+        self._peer_critical: dict[StreamKind, int] = {}
+        self._encoder = pylsqpack.Encoder()
+        self._decoder = pylsqpack.Decoder(0, 0)
+        self.goaway_sent: int | None = None
+        self.goaway_received: int | None = None
+
+    def start(self) -> None:
+        """Open our control stream with SETTINGS and the two QPACK streams (RFC 9114 §6.2)."""
+        if self.started:
+            return
+        self.started = True
+        quic = self._quic
+        self._control_id = quic.get_next_available_stream_id(is_unidirectional=True)
+        quic.send_stream_data(self._control_id,
+                              frames.encode_uni_stream_header(c.STREAM_TYPE_CONTROL)
+                              + frames.encode_frame(c.FRAME_SETTINGS, frames.encode_settings(self.local_settings)))
+        self._encoder_id = quic.get_next_available_stream_id(is_unidirectional=True)
+        quic.send_stream_data(self._encoder_id, frames.encode_uni_stream_header(c.STREAM_TYPE_QPACK_ENCODER))
+        self._decoder_id = quic.get_next_available_stream_id(is_unidirectional=True)
+        quic.send_stream_data(self._decoder_id, frames.encode_uni_stream_header(c.STREAM_TYPE_QPACK_DECODER))
+        self._encoder.apply_settings(0, 0)
+
+    # -- the peer's unidirectional streams
+    @staticmethod
+    def critical_kind(stream_type: int) -> StreamKind | None:
+        return _UNI_KINDS.get(stream_type)
+
+    def adopt_critical(self, record: StreamRecord, kind: StreamKind) -> None:
+        """A peer control/QPACK stream: one of each (RFC 9114 §6.2.1, RFC 9204 §4.2)."""
+        if kind in self._peer_critical:
+            raise RemoteProtocolError(f"second {kind.value} stream from the peer",
+                                      error_code=c.H3_STREAM_CREATION_ERROR)
+        self._peer_critical[kind] = record.stream_id
+        record.kind = kind
+        if kind is StreamKind.CONTROL:
+            record.parser = frames.FrameParser(max_frame_size=self._max_frame_size)
+
+    def on_critical_data(self, record: StreamRecord, data: bytes, fin: bool) -> None:
+        kind = record.kind
+        if kind is StreamKind.CONTROL:
+            assert record.parser is not None
+            for frame_type, payload in feed_frames(record.parser, data):
+                self._on_control_frame(frame_type, payload)
+        elif kind is StreamKind.QPACK_ENCODER:
+            try:
+                self._decoder.feed_encoder(data)
+            except pylsqpack.EncoderStreamError as exc:
+                raise RemoteProtocolError("bad QPACK encoder stream",
+                                          error_code=c.QPACK_ENCODER_STREAM_ERROR) from exc
+        else:
+            try:
+                self._encoder.feed_decoder(data)
+            except pylsqpack.DecoderStreamError as exc:
+                raise RemoteProtocolError("bad QPACK decoder stream",
+                                          error_code=c.QPACK_DECODER_STREAM_ERROR) from exc
+        if fin:  # RFC 9114 §6.2.1, RFC 9204 §4.2
+            raise RemoteProtocolError(f"the peer closed its {kind.value} stream",
+                                      error_code=c.H3_CLOSED_CRITICAL_STREAM)
+
+    def _on_control_frame(self, frame_type: int, payload: bytes) -> None:
+        if self.peer is None:
+            if frame_type != c.FRAME_SETTINGS:
+                raise RemoteProtocolError(f"first control frame is {frame_type:#x}, not SETTINGS",
+                                          error_code=c.H3_MISSING_SETTINGS)
+            try:
+                settings = frames.decode_settings(payload)
+            except FrameError as exc:
+                raise RemoteProtocolError(exc.message, error_code=exc.error_code) from exc
+            self.peer = PeerSettings.parse(settings)
+            self._emit(ev.H3Ready(settings, self.peer.dialect))
+            self._on_settings(self.peer)
+        elif frame_type == c.FRAME_SETTINGS:
+            raise RemoteProtocolError("second SETTINGS frame", error_code=c.H3_FRAME_UNEXPECTED)
+        elif frame_type in _NOT_ON_CONTROL:
+            raise RemoteProtocolError(f"frame {frame_type:#x} is not allowed on the control stream",
+                                      error_code=c.H3_FRAME_UNEXPECTED)
+        elif frame_type == c.FRAME_GOAWAY:
+            self._on_goaway(payload)
+        elif frame_type == c.FRAME_MAX_PUSH_ID and self.is_client:  # RFC 9114 §7.2.7
+            raise RemoteProtocolError("a server sent MAX_PUSH_ID", error_code=c.H3_FRAME_UNEXPECTED)
+        # CANCEL_PUSH, and MAX_PUSH_ID at a server: we never push, nothing to do.
+
+    def _on_goaway(self, payload: bytes) -> None:
+        reader = buffer.Reader(payload)
+        try:
+            last_id = reader.pull_varint()
+        except buffer.BufferReadError as exc:
+            raise RemoteProtocolError("malformed GOAWAY", error_code=c.H3_FRAME_ERROR) from exc
+        if not reader.eof():  # RFC 9114 §7.1: a frame's payload must match its fields exactly
+            raise RemoteProtocolError("GOAWAY has bytes after its identifier", error_code=c.H3_FRAME_ERROR)
+        if self.is_client and last_id % 4 != 0:  # RFC 9114 §5.2: a client bidi stream id
+            raise RemoteProtocolError(f"GOAWAY id {last_id} is not a client bidirectional stream id",
+                                      error_code=c.H3_ID_ERROR)
+        if self.goaway_received is not None and last_id > self.goaway_received:
+            raise RemoteProtocolError(f"GOAWAY id grew from {self.goaway_received} to {last_id}",
+                                      error_code=c.H3_ID_ERROR)
+        self.goaway_received = last_id
+        self._emit(ev.GoawayReceived(last_id))
+
+    # -- header blocks
+    def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False) -> None:
+        encoder_data, block = self._encoder.encode(stream_id, headers)
+        if encoder_data:
+            self._quic.send_stream_data(self._encoder_id, encoder_data)
+        self._quic.send_stream_data(stream_id, frames.encode_frame(c.FRAME_HEADERS, block), end_stream)
+
+    def decode_headers(self, stream_id: int, block: bytes) -> list[tuple[bytes, bytes]]:
+        try:
+            decoder_data, header_list = self._decoder.feed_header(stream_id, block)
+        except (pylsqpack.DecompressionFailed, pylsqpack.StreamBlocked) as exc:
+            raise RemoteProtocolError(f"QPACK header block on stream {stream_id} cannot be decoded",
+                                      error_code=c.QPACK_DECOMPRESSION_FAILED) from exc
+        if decoder_data:
+            self._quic.send_stream_data(self._decoder_id, decoder_data)
+        return list(header_list)
+
+    # -- GOAWAY
+    def send_goaway(self, last_id: int) -> bool:
+        """Announce a graceful shutdown once (RFC 9114 §5.2); False if it was sent already."""
+        if self.goaway_sent is not None or not self.started:
+            return False
+        self.goaway_sent = last_id
+        self._quic.send_stream_data(self._control_id,
+                                    frames.encode_frame(c.FRAME_GOAWAY, buffer.encode_varint(last_id)))
+        return True

@@ -1,0 +1,314 @@
+"""Request and CONNECT streams: the extended CONNECT exchange (RFC 9220, draft-15 §3) and
+the capsules a session's CONNECT stream carries afterwards (RFC 9297 §3, draft-15 §6).
+
+A malformed request is refused on its stream (400/405/431/501) and a malformed response
+fails only its session (RFC 9114 §4.1.2); framing errors the RFC calls connection errors
+raise RemoteProtocolError.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pywebtransport import constants as c
+from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.core import EngineCore
+from pywebtransport._protocol.headers import (
+    HeaderValidationError,
+    build_connect_request,
+    build_response,
+    decode_header_list,
+    decode_request,
+    decode_response,
+    parse_connect_request,
+    parse_status,
+)
+from pywebtransport._protocol.session import Session
+from pywebtransport._protocol.settings import PeerSettings
+from pywebtransport._protocol.streams import StreamKind, StreamRecord
+from pywebtransport._wire import capsules
+from pywebtransport.exceptions import CapsuleError, FlowControlError, FrameError, RemoteProtocolError
+from pywebtransport.types import CloseCause, SessionState
+
+__all__ = ["RequestStreams"]
+
+logger = logging.getLogger(__name__)
+
+#: Frames never allowed on a request stream (RFC 9114 §7.2.4-7.2.7, §11.2.1).
+_NOT_ON_REQUEST = frozenset({c.FRAME_SETTINGS, c.FRAME_GOAWAY, c.FRAME_MAX_PUSH_ID, c.FRAME_CANCEL_PUSH}) \
+    | c.H3_HTTP2_ONLY_FRAMES
+_STREAMS_CAPSULES = {c.WT_CAPSULE_MAX_STREAMS_BIDI: False, c.WT_CAPSULE_MAX_STREAMS_UNI: True}
+_STREAMS_BLOCKED_CAPSULES = {c.WT_CAPSULE_STREAMS_BLOCKED_BIDI: False, c.WT_CAPSULE_STREAMS_BLOCKED_UNI: True}
+
+
+class RequestStreams(EngineCore):
+    """The request/CONNECT stream side of the engine."""
+
+    # -- the peer's SETTINGS arrived: release what waited for them (RFC 9220 §3)
+    def _on_settings(self, peer: PeerSettings) -> None:
+        self._settings_deadline = None
+        waiting, self._awaiting_settings = self._awaiting_settings, []
+        for session_id in waiting:
+            session = self._sessions.get(session_id)
+            if session is None or session.is_closed:
+                continue
+            if self.is_client:
+                self._send_connect(session)
+            else:
+                self._admit_request(session)
+
+    def _send_connect(self, session: Session) -> None:
+        peer = self._h3.peer
+        assert peer is not None
+        problem = None
+        if not peer.supports_webtransport:
+            problem = "the server does not announce WebTransport in its SETTINGS"
+        elif not peer.supports_extended_connect:
+            problem = "the server does not allow extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL=1, RFC 9220 §3)"
+        elif not peer.supports_datagrams:
+            problem = "the server does not enable HTTP datagrams (no SETTINGS_H3_DATAGRAM=1, draft-15 §3.1)"
+        elif self.quic.remote_max_datagram_frame_size <= 0:
+            problem = "the server's max_datagram_frame_size transport parameter is 0 (draft-15 §3.1)"
+        if problem is not None:
+            session.reject(0, {}, problem)
+            return
+        request = build_connect_request(
+            authority=session.authority, path=session.path, origin=session.headers.get("origin"),
+            protocol=peer.upgrade_token, extra={k: v for k, v in session.headers.items() if not k.startswith(":")})
+        session.headers = decode_header_list(request)
+        self._h3.send_headers(session.session_id, request)
+
+    # -- frames on request and CONNECT streams
+    def _on_request_stream_data(self, record: StreamRecord, data: bytes, fin: bool) -> None:
+        parser = record.parser
+        assert parser is not None
+        try:
+            parsed = parser.feed(data)
+        except FrameError as exc:
+            if exc.error_code == c.H3_EXCESSIVE_LOAD:
+                self._fail_request_stream(record, c.H3_EXCESSIVE_LOAD, exc.message)
+                return
+            raise RemoteProtocolError(exc.message, error_code=exc.error_code) from exc
+        for frame_type, payload in parsed:
+            if record.kind is StreamKind.FINISHED:
+                return
+            if frame_type == c.FRAME_HEADERS:
+                if record.headers_done:
+                    continue  # trailers: nothing in WebTransport uses them
+                record.headers_done = True
+                if self.is_client:
+                    self._on_response(record, payload)
+                else:
+                    self._on_request(record, payload)
+            elif frame_type == c.FRAME_DATA:
+                if not record.headers_done:
+                    raise RemoteProtocolError("DATA before HEADERS", error_code=c.H3_FRAME_UNEXPECTED)
+                self._on_capsule_bytes(record, payload)
+            elif frame_type == c.FRAME_PUSH_PROMISE:
+                if self.is_client:  # RFC 9114 §7.2.5: we never sent MAX_PUSH_ID
+                    raise RemoteProtocolError("PUSH_PROMISE without MAX_PUSH_ID", error_code=c.H3_ID_ERROR)
+                raise RemoteProtocolError("a client sent PUSH_PROMISE", error_code=c.H3_FRAME_UNEXPECTED)
+            elif frame_type in _NOT_ON_REQUEST:
+                raise RemoteProtocolError(f"frame {frame_type:#x} on a request stream",
+                                          error_code=c.H3_FRAME_UNEXPECTED)
+        if fin and record.kind is not StreamKind.FINISHED:
+            if parser.in_frame:  # RFC 9114 §7.1: a truncated frame is a connection error
+                raise RemoteProtocolError(f"stream {record.stream_id} ended inside a frame",
+                                          error_code=c.H3_FRAME_ERROR)
+            self._on_request_stream_fin(record)
+
+    def _fail_request_stream(self, record: StreamRecord, code: int, reason: str) -> None:
+        """A stream error on a request/CONNECT stream: reset it, end its session if any."""
+        logger.info("stream %d: %s", record.stream_id, reason)
+        session = self._sessions.get(record.session_id) if record.kind is StreamKind.CONNECT else None
+        if session is not None and not session.is_closed:
+            session.abort(code, reason)  # resets the CONNECT stream through the host
+        else:
+            self.abort_stream(record.stream_id, code)
+
+    def _on_request_stream_fin(self, record: StreamRecord) -> None:
+        record.recv_closed = True
+        if record.kind is StreamKind.REQUEST:  # FIN before complete headers (RFC 9114 §4.1.2)
+            self.abort_stream(record.stream_id, c.H3_REQUEST_INCOMPLETE)
+            return
+        if record.capsules is not None and record.capsules.in_capsule:  # RFC 9297 §3.3: malformed
+            self._fail_request_stream(record, c.H3_MESSAGE_ERROR, "CONNECT stream ended inside a capsule")
+            return
+        session = self._sessions.get(record.session_id)
+        if session is None or session.is_closed:
+            self._streams.finish(record)
+            return
+        if session.state is SessionState.CONNECTING:
+            if self.is_client:
+                session.reject(0, {}, "the server ended the CONNECT stream without a response")
+            else:  # the client gave up before we answered: cancel rather than answer a closed request
+                session.local_fin_sent = True
+                self.abort_stream(record.stream_id, c.H3_REQUEST_CANCELLED)
+                session.end(0, "the client ended its request before it was answered", CloseCause.PEER_CLOSE)
+                return
+        else:  # a FIN without WT_CLOSE_SESSION closes with code 0 (draft-15 §6)
+            session.closed_by_peer(0, "")
+        self._streams.finish(record)
+
+    # -- server: a request arrives
+    def _on_request(self, record: StreamRecord, block: bytes) -> None:
+        header_list = self._h3.decode_headers(record.stream_id, block)
+        self._requests_started.pop(record.stream_id, None)
+        goaway = self._h3.goaway_sent
+        if goaway is not None and record.stream_id >= goaway:
+            # After GOAWAY the request is refused unprocessed: the client may retry elsewhere.
+            self._refuse_request_stream(record, c.H3_REQUEST_REJECTED)
+            return
+        try:
+            fields = decode_request(header_list, max_field_section_size=self.config.max_field_section_size)
+            request = parse_connect_request(fields)
+        except HeaderValidationError as exc:
+            logger.info("stream %d: refused request: %s", record.stream_id, exc.message)
+            self._answer_and_refuse(record, exc.status, exc.error_code or c.H3_MESSAGE_ERROR)
+            return
+        if self._active_sessions >= self.config.max_sessions:
+            self._answer_and_refuse(record, 429, c.H3_REQUEST_REJECTED)
+            return
+        session = Session(host=self, session_id=record.stream_id, path=request.path, authority=request.authority,
+                          headers=request.headers, created_at=self._now, draft02=request.draft02)
+        self._add_session(session)
+        record.kind = StreamKind.CONNECT
+        record.session_id = session.session_id
+        if self._h3.peer is None:
+            self._awaiting_settings.append(session.session_id)
+        else:
+            self._admit_request(session)
+
+    def _answer_and_refuse(self, record: StreamRecord, status: int, code: int) -> None:
+        """Answer with ``status`` and FIN, stop reading (a reset would discard the answer)."""
+        self._h3.send_headers(record.stream_id, build_response(status, draft02=False), end_stream=True)
+        record.send_closed = True
+        self.abandon_session_streams(record.stream_id, c.WT_SESSION_GONE)
+        self._requests_started.pop(record.stream_id, None)
+        if not record.recv_closed:
+            self._quic_stop(record.stream_id, code)
+        record.recv_closed = True
+        self._streams.finish(record)
+
+    def _refuse_request_stream(self, record: StreamRecord, code: int) -> None:
+        """No session will ever exist here: streams that raced ahead of it are gone too."""
+        self.abandon_session_streams(record.stream_id, c.WT_SESSION_GONE)
+        self.abort_stream(record.stream_id, code)
+
+    def _admit_request(self, session: Session) -> None:
+        peer = self._h3.peer
+        assert peer is not None
+        if not (peer.supports_webtransport and peer.supports_datagrams):  # draft-15 §3.1
+            self._refuse_session(session, 400, "the client's SETTINGS do not enable WebTransport and HTTP datagrams")
+            return
+        if peer.limits_sessions and self._active_sessions > 1:  # draft-15 §5.1: one session without flow control
+            logger.info("session %d: refused, a second session needs flow control (draft-15 §5.1)",
+                        session.session_id)
+            session.local_fin_sent = True
+            self._refuse_request_stream_of(session, c.H3_REQUEST_REJECTED)
+            return
+        h = session.headers
+        self._events.append(ev.SessionRequested(session.session_id, session.path, session.authority, h.get("origin"),
+                                                h.get(":protocol", "webtransport"), dict(h)))
+
+    def _refuse_session(self, session: Session, status: int, reason: str) -> None:
+        logger.info("session %d: refused with %d: %s", session.session_id, status, reason)
+        session.local_fin_sent = True
+        session.end(0, reason, CloseCause.REJECTED, emit=False)
+        record = self._streams.get(session.session_id)
+        if record is not None:
+            self._answer_and_refuse(record, status, c.H3_REQUEST_REJECTED)
+
+    def _refuse_request_stream_of(self, session: Session, code: int, reason: str = "refused") -> None:
+        session.end(0, reason, CloseCause.REJECTED, emit=False)
+        record = self._streams.get(session.session_id)
+        if record is not None:
+            self.abort_stream(record.stream_id, code)
+
+    # -- client: the response arrives
+    def _on_response(self, record: StreamRecord, block: bytes) -> None:
+        session = self._sessions.get(record.session_id)
+        header_list = self._h3.decode_headers(record.stream_id, block)
+        if session is None or session.state is not SessionState.CONNECTING:
+            return
+        try:
+            headers = decode_response(header_list, max_field_section_size=self.config.max_field_section_size)
+            status = parse_status(headers)
+        except HeaderValidationError as exc:  # RFC 9114 §4.1.2: a stream error, not a connection error
+            session.local_fin_sent = True
+            self.abort_stream(record.stream_id, exc.error_code or c.H3_MESSAGE_ERROR)
+            session.reject(0, {}, f"malformed response: {exc.message}")
+            return
+        if 200 <= status < 300:
+            self._establish(session, headers)
+            return
+        session.reject(status, headers, f"rejected with status {status}")
+        self._streams.finish(record)
+
+    # -- capsules on an established session's CONNECT stream
+    def _on_capsule_bytes(self, record: StreamRecord, data: bytes) -> None:
+        session = self._sessions.get(record.session_id)
+        if session is None:
+            return
+        if session.is_closed:
+            if data and session.close_cause is CloseCause.PEER_CLOSE:  # draft-15 §6: nothing after the close
+                self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
+            return
+        if record.capsules is None:  # a server before accepting: parse, so GREASE and CLOSE still work
+            record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size)
+        try:
+            parsed = record.capsules.feed(data)
+        except CapsuleError as exc:
+            self._fail_request_stream(record, exc.error_code or c.H3_MESSAGE_ERROR, exc.message)
+            return
+        for index, (capsule_type, value) in enumerate(parsed):
+            if session.is_closed:  # a WT_CLOSE_SESSION before this capsule: draft-15 §6
+                if index:
+                    self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
+                return
+            self._on_capsule(session, capsule_type, value)
+        if session.is_closed and record.capsules is not None and record.capsules.buffered:
+            self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
+
+    def _on_capsule(self, session: Session, capsule_type: int, value: capsules.CapsuleValue) -> None:
+        if capsule_type == c.WT_CAPSULE_CLOSE_SESSION:
+            assert isinstance(value, tuple)
+            session.closed_by_peer(value[0], value[1])
+        elif capsule_type == c.WT_CAPSULE_DRAIN_SESSION:
+            session.drained_by_peer()
+        elif capsule_type == c.CAPSULE_DATAGRAM:
+            assert isinstance(value, bytes)
+            if session.is_open:
+                self._deliver_datagram(session, value)
+        elif isinstance(value, int) and session.flow is not None:  # draft-15 §5.1: ignored without flow control
+            try:
+                self._on_flow_capsule(session, capsule_type, value)
+            except FlowControlError as exc:
+                session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
+
+    def _on_flow_capsule(self, session: Session, capsule_type: int, value: int) -> None:
+        flow = session.flow
+        assert flow is not None
+        sid = session.session_id
+        if capsule_type == c.WT_CAPSULE_MAX_DATA:
+            if flow.on_max_data(value):
+                sendable, blocked = flow.flush()
+                for record, chunk, fin in sendable:
+                    self.quic.send_stream_data(record.stream_id, chunk, fin)
+                    if fin:
+                        self._maybe_forget_stream(record)
+                session.send_capsules(blocked)
+                self._events.append(ev.SessionCreditUpdated(sid, ev.CreditKind.DATA, value))
+        elif capsule_type in _STREAMS_CAPSULES:
+            uni = _STREAMS_CAPSULES[capsule_type]
+            if flow.on_max_streams(value, uni):
+                kind = ev.CreditKind.STREAMS_UNI if uni else ev.CreditKind.STREAMS_BIDI
+                self._events.append(ev.SessionCreditUpdated(sid, kind, value))
+        elif capsule_type == c.WT_CAPSULE_DATA_BLOCKED:
+            self._events.append(ev.SessionBlocked(sid, ev.CreditKind.DATA, value))
+            session.send_capsules(flow.on_data_blocked())
+        elif capsule_type in _STREAMS_BLOCKED_CAPSULES:
+            uni = _STREAMS_BLOCKED_CAPSULES[capsule_type]
+            kind = ev.CreditKind.STREAMS_UNI if uni else ev.CreditKind.STREAMS_BIDI
+            self._events.append(ev.SessionBlocked(sid, kind, value))
+            session.send_capsules(flow.on_streams_blocked(uni))

@@ -1,0 +1,305 @@
+"""Stream and datagram routing: what a new stream is (RFC 9114 §6, draft-15 §4), which
+session it belongs to, streams that arrive before their session (draft-15 §4.6), and the
+end of streams (resets, STOP_SENDING) and datagrams in (RFC 9297 §5)."""
+
+from __future__ import annotations
+
+from pywebtransport import constants as c
+from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.core import EngineCore
+from pywebtransport._protocol.h3 import Http3
+from pywebtransport._protocol.session import Session
+from pywebtransport._protocol.streams import CRITICAL_KINDS, StreamKind, StreamRecord
+from pywebtransport._wire import datagrams, error_codes, frames
+from pywebtransport.exceptions import DatagramError, FlowControlError, RemoteProtocolError
+from pywebtransport.types import CloseCause, SessionState
+
+__all__ = ["MAX_QUARTER_STREAM_ID", "StreamRouting"]
+
+#: RFC 9297 §2.1: a quarter stream id above 2^60-1 cannot name a stream.
+MAX_QUARTER_STREAM_ID = (1 << 60) - 1
+
+
+class StreamRouting(EngineCore):
+    """The stream and datagram side of the engine."""
+
+    def _on_stream_data(self, stream_id: int, data: bytes, fin: bool) -> None:
+        record = self._streams.get(stream_id)
+        if record is None:
+            if (stream_id & 1) == (0 if self.is_client else 1):
+                return  # one of ours that we already forgot
+            is_uni = bool(stream_id & 2)
+            record = self._streams.add(StreamRecord(
+                stream_id, StreamKind.PENDING_UNI if is_uni else StreamKind.PENDING_BIDI, is_uni, local=False,
+                send_closed=is_uni))
+            if not is_uni:
+                self._highest_peer_bidi = max(self._highest_peer_bidi, stream_id)
+        self._dispatch(record, data, fin)
+
+    def _dispatch(self, record: StreamRecord, data: bytes, fin: bool) -> None:
+        kind = record.kind
+        if kind is StreamKind.WEBTRANSPORT:
+            self._on_webtransport_data(record, data, fin)
+            return
+        if kind is StreamKind.PENDING_UNI or kind is StreamKind.PENDING_BIDI:
+            self._on_preamble(record, data, fin)
+            return
+        # Everything but session payload is consumed by the engine itself, at once.
+        self.quic.consume_stream_data(record.stream_id, len(data))
+        if kind in CRITICAL_KINDS:
+            self._h3.on_critical_data(record, data, fin)
+        elif kind is StreamKind.REQUEST or kind is StreamKind.CONNECT:
+            self._on_request_stream_data(record, data, fin)
+        elif kind is StreamKind.FINISHED and record.carries_payload and data:
+            self._account_dropped(record, len(data))
+
+    def _on_preamble(self, record: StreamRecord, data: bytes, fin: bool) -> None:
+        record.preamble += data
+        if record.kind is StreamKind.PENDING_UNI:
+            header = frames.read_uni_stream_header(record.preamble)
+            if header is None:
+                if fin:  # ended before its type: nothing to keep (RFC 9114 §6.2)
+                    self._streams.finish(record)
+                return
+            stream_type, session_id, used = header
+            rest = bytes(record.preamble[used:])
+            record.preamble = bytearray()
+            self.quic.consume_stream_data(record.stream_id, used)
+            self._classify_uni(record, stream_type, session_id)
+        else:
+            bidi = frames.read_bidi_stream_header(record.preamble)
+            if bidi is None:
+                if fin:
+                    self._streams.finish(record)
+                return
+            session_id, used = bidi
+            rest = bytes(record.preamble[used:])
+            record.preamble = bytearray()
+            self.quic.consume_stream_data(record.stream_id, used)
+            if session_id < 0:
+                if self.is_client:
+                    raise RemoteProtocolError(f"server opened bidirectional stream {record.stream_id} that is not "
+                                              "WebTransport", error_code=c.H3_STREAM_CREATION_ERROR)
+                record.kind = StreamKind.REQUEST
+                record.parser = frames.FrameParser(max_frame_size=self.config.max_header_block_size)
+                self._requests_started[record.stream_id] = self._now
+            else:
+                self._attach_webtransport(record, session_id)
+        if record.kind is not StreamKind.FINISHED and (rest or fin):
+            self._dispatch(record, rest, fin)
+
+    def _classify_uni(self, record: StreamRecord, stream_type: int, session_id: int) -> None:
+        kind = Http3.critical_kind(stream_type)
+        if kind is not None:
+            self._h3.adopt_critical(record, kind)
+        elif stream_type == c.STREAM_TYPE_WEBTRANSPORT:
+            self._attach_webtransport(record, session_id)
+        elif stream_type == c.STREAM_TYPE_PUSH:
+            if not self.is_client:  # RFC 9114 §6.2.2: only servers push
+                raise RemoteProtocolError("a client opened a push stream", error_code=c.H3_STREAM_CREATION_ERROR)
+            raise RemoteProtocolError("push stream without MAX_PUSH_ID", error_code=c.H3_ID_ERROR)
+        else:  # unknown stream types: refuse that stream only (RFC 9114 §6.2)
+            self._refuse_stream(record, c.H3_STREAM_CREATION_ERROR)
+
+    # -- session streams
+    def _attach_webtransport(self, record: StreamRecord, session_id: int) -> None:
+        if session_id % 4 != 0:
+            raise RemoteProtocolError(f"stream {record.stream_id} names session {session_id}, not a client "
+                                      "bidirectional stream id", error_code=c.H3_ID_ERROR)
+        session = self._sessions.get(session_id)
+        if session is not None and session.is_open:
+            self._announce_stream(session, record)
+        elif self._session_gone(session_id, session):
+            record.session_id = session_id
+            self._refuse_stream(record, c.WT_SESSION_GONE)
+        elif self._streams.early_count >= self.config.max_buffered_streams:
+            self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+        else:
+            self._streams.hold_early(record, session_id, self._now)
+
+    def _session_gone(self, session_id: int, session: Session | None) -> bool:
+        """Whether no session ``session_id`` can appear any more (its streams get WT_SESSION_GONE)."""
+        if session is not None:
+            return session.is_closed
+        if self.is_client:  # we open every session; one we do not hold is gone or never was
+            return True
+        connect = self._streams.get(session_id)
+        if connect is not None:  # its request is still arriving: the stream overtook it
+            return connect.kind is not StreamKind.REQUEST and connect.kind is not StreamKind.PENDING_BIDI
+        # The CONNECT stream has not arrived yet (reordering, draft-15 §4.6) unless QUIC is done with it.
+        return self.quic.is_stream_discarded(session_id)
+
+    def _refuse_stream(self, record: StreamRecord, code: int) -> None:
+        """Abandon a stream both ways with ``code`` and forget it."""
+        if not record.recv_closed:
+            self._quic_stop(record.stream_id, code)
+        if not record.send_closed:
+            self._quic_reset(record.stream_id, code)
+        self._drop_pending(record)
+        record.send_closed = record.recv_closed = True
+        self._streams.finish(record)
+
+    def _announce_stream(self, session: Session, record: StreamRecord) -> bool:
+        if session.flow is not None:
+            try:
+                session.flow.on_peer_stream(record.is_unidirectional)
+            except FlowControlError as exc:
+                self._refuse_stream(record, c.WT_FLOW_CONTROL_ERROR)
+                session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
+                return False
+        if record.is_unidirectional:
+            session.peer_streams_uni_opened += 1
+        else:
+            session.peer_streams_bidi_opened += 1
+        self._streams.attach(record, session.session_id)
+        self._events.append(ev.StreamOpened(session.session_id, record.stream_id, record.is_unidirectional))
+        return True
+
+    def _on_webtransport_data(self, record: StreamRecord, data: bytes, fin: bool) -> None:
+        if record.early is not None:
+            self._streams.add_early_bytes(record, data, fin)
+            cfg = self.config
+            if record.early_bytes > cfg.max_buffered_stream_bytes or self._streams.early_bytes > cfg.max_buffered_bytes:
+                self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+            return
+        session = self._sessions.get(record.session_id)
+        if session is None or not session.is_open:
+            return
+        if record.recv_closed:  # after our STOP_SENDING: not delivered, but it used session credit
+            self.quic.consume_stream_data(record.stream_id, len(data))
+            self._account_dropped(record, len(data))
+            return
+        if session.flow is not None and data:
+            try:
+                session.flow.on_receive(len(data))
+            except FlowControlError as exc:
+                session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
+                return
+        session.data_received += len(data)
+        if fin:
+            record.recv_closed = True
+        self._events.append(ev.StreamDataReceived(session.session_id, record.stream_id, data, fin))
+        if fin:
+            self._maybe_forget_stream(record)
+
+    def _account_dropped(self, record: StreamRecord, amount: int) -> None:
+        """Bytes we discard still count against session credit, or the two ends' books drift
+        apart (draft-15 §5.4): count them received and consumed at once."""
+        session = self._sessions.get(record.session_id)
+        if session is None or session.flow is None or not session.is_open or amount <= 0:
+            return
+        try:
+            session.flow.on_receive(amount)
+        except FlowControlError as exc:
+            session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
+            return
+        session.send_capsules(session.flow.on_consume(amount))
+
+    def _release_early(self, session: Session) -> None:
+        for stream_id in self._streams.early_ids(session.session_id):
+            record = self._streams.get(stream_id)
+            if record is None or record.early is None:
+                continue
+            payload, fin = self._streams.release_early(record)
+            if not self._announce_stream(session, record):
+                return
+            if payload or fin:
+                self._on_webtransport_data(record, payload, fin)
+        ring = self._early_datagrams.pop(session.session_id, None)
+        while ring is not None and (datagram := ring.pop()) is not None:
+            self._deliver_datagram(session, datagram)
+
+    def _maybe_forget_stream(self, record: StreamRecord) -> None:
+        if not (record.send_closed and record.recv_closed) or len(record.pending):
+            return
+        session = self._sessions.get(record.session_id)
+        if (session is not None and session.flow is not None and session.is_open and not record.local
+                and record.kind is StreamKind.WEBTRANSPORT):
+            session.send_capsules(session.flow.on_peer_stream_closed(record.is_unidirectional))
+        self._streams.finish(record)
+
+    def _drop_pending(self, record: StreamRecord) -> None:
+        session = self._sessions.get(record.session_id)
+        if session is not None and session.flow is not None:
+            session.flow.forget_stream(record)
+        record.pending.clear()
+
+    # -- the peer ends a stream
+    def _on_stream_reset(self, stream_id: int, http_code: int) -> None:
+        record = self._streams.get(stream_id)
+        if record is None:
+            return
+        kind = record.kind
+        if kind is StreamKind.WEBTRANSPORT:
+            if record.early is not None:  # reset before its session: nothing to deliver
+                self._refuse_stream(record, http_code)
+                return
+            record.recv_closed = True
+            self._events.append(ev.StreamReset(record.session_id, stream_id, error_codes.http_code_to_app(http_code),
+                                               http_code))
+            self._maybe_forget_stream(record)
+        elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
+            self._on_connect_stream_gone(record, http_code, "the peer reset the CONNECT stream")
+        elif kind in CRITICAL_KINDS and not self._closed:
+            raise RemoteProtocolError(f"the peer reset its {kind.value} stream",
+                                      error_code=c.H3_CLOSED_CRITICAL_STREAM)
+        elif kind is StreamKind.PENDING_UNI or kind is StreamKind.PENDING_BIDI:
+            self._refuse_stream(record, http_code)
+
+    def _on_stop_sending(self, stream_id: int, http_code: int) -> None:
+        record = self._streams.get(stream_id)
+        if record is None:
+            return
+        kind = record.kind
+        if kind is StreamKind.WEBTRANSPORT:
+            # aioquic already answered with RESET_STREAM carrying the same code.
+            record.send_closed = True
+            self._drop_pending(record)
+            self._events.append(ev.StreamStopSending(record.session_id, stream_id,
+                                                     error_codes.http_code_to_app(http_code), http_code))
+            self._maybe_forget_stream(record)
+        elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
+            self._on_connect_stream_gone(record, http_code, "the peer stopped the CONNECT stream")
+        elif kind in CRITICAL_KINDS and record.local and not self._closed:
+            raise RemoteProtocolError("the peer stopped one of our critical streams",
+                                      error_code=c.H3_CLOSED_CRITICAL_STREAM)
+
+    def _on_connect_stream_gone(self, record: StreamRecord, http_code: int, reason: str) -> None:
+        """The peer aborted a request/CONNECT stream: the session ends abruptly, and our half
+        is closed too, or the QUIC stream never finishes and holds a MAX_STREAMS slot."""
+        session = self._sessions.get(record.session_id) if record.kind is StreamKind.CONNECT else None
+        if session is not None and not session.is_closed:
+            session.local_fin_sent = True
+            if session.state is SessionState.CONNECTING and self.is_client:
+                session.reject(0, {}, reason)
+            else:
+                session.end(0, reason, CloseCause.PEER_CLOSE)
+        elif record.kind is StreamKind.REQUEST:
+            self.abandon_session_streams(record.stream_id, c.WT_SESSION_GONE)
+        self.abort_stream(record.stream_id, http_code)
+
+    # -- datagrams in
+    def _on_datagram(self, data: bytes) -> None:
+        try:
+            session_id, payload = datagrams.decode_datagram(data)
+        except DatagramError as exc:
+            raise RemoteProtocolError(exc.message, error_code=c.H3_DATAGRAM_ERROR) from exc
+        if session_id >> 2 > MAX_QUARTER_STREAM_ID:
+            raise RemoteProtocolError(f"datagram quarter stream id {session_id >> 2} exceeds 2^60-1",
+                                      error_code=c.H3_DATAGRAM_ERROR)
+        session = self._sessions.get(session_id)
+        if session is None:
+            return  # unknown quarter stream id: drop silently (RFC 9297 §5)
+        if session.is_open:
+            self._deliver_datagram(session, payload)
+        elif session.state is SessionState.CONNECTING:
+            ring = self._early_datagrams.get(session_id)
+            if ring is None:
+                ring = self._early_datagrams[session_id] = datagrams.DatagramRing(
+                    max_count=self.config.max_buffered_datagrams, max_bytes=self.config.max_buffered_stream_bytes)
+            ring.push(payload)
+
+    def _deliver_datagram(self, session: Session, payload: bytes) -> None:
+        session.datagrams_received += 1
+        session.datagram_bytes_received += len(payload)
+        self._events.append(ev.DatagramReceived(session.session_id, payload))
