@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from pywebtransport._io.endpoint import ConnectionDriver, UdpEndpoint
+from pywebtransport._io.modes import UdpMode
 
-__all__ = ["ConnectionDriver", "UdpEndpoint"]
+__all__ = ["ConnectionDriver", "UdpEndpoint", "UdpMode"]

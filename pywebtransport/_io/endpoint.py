@@ -3,7 +3,8 @@
 Received datagrams are handed to their connection at once; what the connections have to
 send is collected in a single ``call_soon`` pass, so a burst of reads or writes costs one
 flush, not one per call. Time given to QUIC is ``time.monotonic()``: aioquic's pacer wants a
-fine clock, and some loops' ``time()`` is coarse (PROTOCOL.md, aioquic pitfalls).
+fine clock, and some loops' ``time()`` is coarse (PROTOCOL.md, aioquic pitfalls). How the
+socket is read and written (``modes.UdpMode``) is chosen when the endpoint opens.
 """
 
 from __future__ import annotations
@@ -11,23 +12,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from aioquic._buffer import Buffer, BufferReadError
-from aioquic.quic.packet import QuicProtocolVersion, encode_quic_version_negotiation, pull_quic_header
-
+from pywebtransport._io.modes import UdpMode, mmsg, requested_mode, resolve_mode
+from pywebtransport._io.packets import PacketType, encode_version_negotiation, parse_header
 from pywebtransport.types import Address
 
 __all__ = ["ConnectionDriver", "UdpEndpoint"]
 
 logger = logging.getLogger(__name__)
 
-_SUPPORTED_VERSIONS = [QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2]
+#: Length of the connection ids aioquic issues (its default): short headers do not say it.
 _HOST_CID_LENGTH = 8
 #: Datagrams read per readable event before the connections get to transmit.
 _RECEIVE_BATCH = 64
+#: RFC 9000 §14.1: a server drops an Initial in a UDP payload smaller than this.
+_MIN_INITIAL_DATAGRAM = 1200
 
 
 class ConnectionDriver(Protocol):
@@ -46,12 +49,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     """A UDP socket serving one client connection or many server connections."""
 
     def __init__(self, *, new_connection: NewConnectionFactory | None = None,
-                 socket_buffer_size: int = 4 << 20) -> None:
-        self._loop = asyncio.get_running_loop()
+                 socket_buffer_size: int = 4 << 20, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = asyncio.get_running_loop() if loop is None else loop
         self._new_connection = new_connection
         self._socket_buffer_size = socket_buffer_size
+        self._mode = UdpMode.TRANSPORT
         self._transport: asyncio.DatagramTransport | None = None
         self._sock: socket.socket | None = None  # set when the loop lets us read the socket ourselves
+        self._batch: mmsg.BatchSocket | None = None  # set in mmsg mode
         self._by_cid: dict[bytes, ConnectionDriver] = {}
         self._client: ConnectionDriver | None = None
         self._dirty: set[ConnectionDriver] = set()
@@ -61,32 +66,63 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.datagrams_in = 0
         self.datagrams_out = 0
         self.send_dropped = 0
+        self.flushes = 0
 
     # -- setup
     @classmethod
     async def open(cls, *, local_addr: Address, new_connection: NewConnectionFactory | None = None,
-                   socket_buffer_size: int = 4 << 20) -> UdpEndpoint:
-        """Bind a UDP socket at ``local_addr`` (port 0 picks a free port)."""
+                   socket_buffer_size: int = 4 << 20, mode: UdpMode | None = None) -> UdpEndpoint:
+        """Bind a UDP socket at ``local_addr`` (port 0 picks a free port).
+
+        ``mode`` defaults to ``PYWEBTRANSPORT_UDP_MODE``; a forced ``reader`` or ``mmsg`` on a
+        loop that cannot watch sockets raises RuntimeError instead of quietly falling back.
+        """
         loop = asyncio.get_running_loop()
+        requested = requested_mode() if mode is None else mode
+        chosen = resolve_mode(requested, platform=sys.platform, batched=mmsg.BATCHED)
         family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
         endpoint = cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size)
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.bind(local_addr)
-            endpoint._tune(sock)
-            # Reading the socket ourselves drains every datagram waiting at one wake-up, so
-            # the connections transmit once per batch instead of once per datagram.
-            loop.add_reader(sock.fileno(), endpoint._on_readable)
-        except NotImplementedError:  # e.g. the Windows proactor loop: use asyncio's transport
-            sock.close()
-            _, protocol = await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr, family=family)
-            return protocol
-        except BaseException:
-            sock.close()
-            raise
-        endpoint._sock = sock
-        return endpoint
+        if chosen is not UdpMode.TRANSPORT:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.bind(local_addr)
+                endpoint._tune(sock)
+                endpoint.attach_socket(sock, mode=chosen)
+                return endpoint
+            except NotImplementedError:  # e.g. the Windows proactor loop: use asyncio's transport
+                sock.close()
+                if requested is not UdpMode.AUTO:
+                    raise RuntimeError(f"UDP mode {requested.value!r} needs a loop with add_reader; "
+                                       f"{type(loop).__name__} has none (use 'transport' or 'auto')") from None
+            except BaseException:
+                sock.close()
+                raise
+        _, protocol = await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr, family=family)
+        return protocol
+
+    def attach_socket(self, sock: socket.socket, *, mode: UdpMode) -> None:
+        """Read and write a bound, non-blocking ``sock`` ourselves (``reader`` or ``mmsg``).
+
+        Reading it at each wake-up drains every datagram waiting, so the connections
+        transmit once per batch instead of once per datagram. NotImplementedError means the
+        loop cannot watch sockets.
+        """
+        if mode not in (UdpMode.READER, UdpMode.MMSG):
+            raise ValueError(f"attach_socket reads the socket itself; mode {mode.value!r} does not")
+        batch = mmsg.BatchSocket(sock, batch=_RECEIVE_BATCH) if mode is UdpMode.MMSG else None
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self._sock, self._batch, self._mode = sock, batch, mode
+
+    @property
+    def mode(self) -> UdpMode:
+        """How this endpoint reads and writes its socket."""
+        return self._mode
+
+    @property
+    def gso(self) -> bool:
+        """Whether sends of equal-size datagrams are coalesced by the kernel (UDP GSO)."""
+        return self._batch is not None and self._batch.gso
 
     def _tune(self, sock: socket.socket) -> None:
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -96,10 +132,21 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 logger.debug("could not set socket buffer option %s", option)
 
     def _on_readable(self) -> None:
-        assert self._sock is not None
+        if self._batch is not None:
+            try:
+                received = self._batch.recv()
+            except OSError as exc:  # e.g. an ICMP error surfaced on the socket: not fatal
+                logger.debug("recvmmsg failed: %s", exc)
+                return
+            for data, addr in received:
+                self.datagram_received(data, addr)
+            return
+        sock = self._sock
+        if sock is None:
+            return
         for _ in range(_RECEIVE_BATCH):
             try:
-                data, addr = self._sock.recvfrom(65535)
+                data, addr = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. an ICMP error surfaced on the socket: not fatal
@@ -165,20 +212,22 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.schedule_flush(connection)
 
     def _route(self, data: bytes, addr: Address) -> ConnectionDriver | None:
-        try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=_HOST_CID_LENGTH)
-        except (ValueError, BufferReadError):
+        header = parse_header(data, short_cid_length=_HOST_CID_LENGTH)
+        if header is None:
             return None  # not QUIC: ignore
         connection = self._by_cid.get(header.destination_cid)
         if connection is not None:
             return connection
-        if header.version is not None and header.version not in _SUPPORTED_VERSIONS:
-            self._send(encode_quic_version_negotiation(
-                source_cid=header.destination_cid, destination_cid=header.source_cid,
-                supported_versions=list(_SUPPORTED_VERSIONS)), addr)
+        if self._new_connection is None or len(data) < _MIN_INITIAL_DATAGRAM:
+            # RFC 9000 §14.1 and §6: only a full-size datagram may open a connection or be
+            # answered with Version Negotiation (which limits amplification).
             return None
-        if self._new_connection is None or header.packet_type is None or len(data) < 1200:
-            return None  # only a full-size Initial can open a connection (RFC 9000 §14.1)
+        if header.packet_type is PacketType.UNKNOWN:
+            self._send_now([(encode_version_negotiation(destination_cid=header.source_cid,
+                                                        source_cid=header.destination_cid), addr)])
+            return None
+        if header.packet_type is not PacketType.INITIAL:
+            return None  # a Handshake/1-RTT packet for a connection we do not have
         connection = self._new_connection(header.destination_cid, addr)
         if connection is not None:
             self._by_cid[header.destination_cid] = connection
@@ -193,19 +242,37 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def _flush(self) -> None:
         self._flush_handle = None
+        self.flushes += 1
         dirty, self._dirty = self._dirty, set()
+        outgoing: list[tuple[bytes, Address]] = []
         for connection in dirty:
-            self.transmit(connection)
+            self._collect(connection, outgoing)
+        self._send_now(outgoing)
 
     def transmit(self, connection: ConnectionDriver) -> None:
         """Send what one connection has to send right now (and re-arm its timer)."""
         self._dirty.discard(connection)
+        outgoing: list[tuple[bytes, Address]] = []
+        self._collect(connection, outgoing)
+        self._send_now(outgoing)
+
+    def _collect(self, connection: ConnectionDriver, outgoing: list[tuple[bytes, Address]]) -> None:
         try:
-            for data, addr in connection.datagrams_to_send(time.monotonic()):
-                self._send(data, addr)
+            outgoing.extend(connection.datagrams_to_send(time.monotonic()))
         except Exception:
             logger.exception("connection failed while building packets")
         self._arm_timer(connection)
+
+    def _send_now(self, outgoing: list[tuple[bytes, Address]]) -> None:
+        if not outgoing:
+            return
+        if self._batch is not None:
+            sent = self._batch.send(outgoing)
+            self.datagrams_out += sent
+            self.send_dropped += len(outgoing) - sent  # a full buffer: lost packets QUIC recovers
+            return
+        for data, addr in outgoing:
+            self._send(data, addr)
 
     def _send(self, data: bytes, addr: Address) -> None:
         if self._sock is not None:
@@ -257,6 +324,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+            self._batch = None
             self._closed.set()
         if self._transport is not None:
             self._transport.close()
