@@ -147,7 +147,7 @@ def decode_settings(payload: bytes | bytearray | memoryview) -> dict[int, int]:
 class FrameParser:
     """Incremental frame parser for one stream."""
 
-    __slots__ = ("_body", "_error", "_head", "_max_frame_size", "_remaining", "_state", "_type")
+    __slots__ = ("_body", "_error", "_error_code", "_head", "_max_frame_size", "_remaining", "_state", "_type")
 
     def __init__(self, *, max_frame_size: int = c.DEFAULT_MAX_FRAME_SIZE) -> None:
         if not isinstance(max_frame_size, int):
@@ -162,6 +162,7 @@ class FrameParser:
         self._head = b""  # a frame header cut by the end of a feed (< 16 bytes)
         self._body = bytearray()  # a buffered frame's payload so far
         self._error = ""
+        self._error_code = c.H3_EXCESSIVE_LOAD
 
     @property
     def buffered(self) -> int:
@@ -176,7 +177,7 @@ class FrameParser:
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
         """Consume ``data``; return the ``(frame_type, payload)`` pairs completed by it."""
         if self._state == _FAILED:
-            raise FrameError(f"frame parser already failed: {self._error}", error_code=c.H3_EXCESSIVE_LOAD)
+            raise FrameError(f"frame parser already failed: {self._error}", error_code=self._error_code)
         data = _as_bytes(data)
         out: list[tuple[int, bytes]] = []
         end = len(data)
@@ -245,6 +246,8 @@ class FrameParser:
                     state = _BUFFERING
                     remaining = length - (end - pos)
                     pos = end
+                elif frame_type == c.FRAME_WEBTRANSPORT_STREAM:
+                    self._fail_signal()
                 else:
                     # Unknown and reserved types are skipped (RFC 9114 §7.2.8, §9).
                     if pos + length <= end:
@@ -276,10 +279,20 @@ class FrameParser:
     def _fail(self, frame_type: int, length: int) -> None:
         self._error = (f"frame {frame_type:#x} declares {length} bytes, above the limit of "
                        f"{self._max_frame_size}")
+        self._error_code = c.H3_EXCESSIVE_LOAD
         self._state = _FAILED
         self._head = b""
         self._body = bytearray()
         raise FrameError(self._error, error_code=c.H3_EXCESSIVE_LOAD)
+
+    def _fail_signal(self) -> None:
+        # Draft-15 §4.2: 0x41 is a stream signal, valid only as a bidi stream's first bytes.
+        self._error = "WEBTRANSPORT_STREAM (0x41) appears as a frame; it may only open a bidirectional stream"
+        self._error_code = c.H3_FRAME_ERROR
+        self._state = _FAILED
+        self._head = b""
+        self._body = bytearray()
+        raise FrameError(self._error, error_code=c.H3_FRAME_ERROR)
 
 
 def encode_uni_stream_header(stream_type: int, session_id: int | None = None) -> bytes:

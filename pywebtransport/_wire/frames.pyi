@@ -47,8 +47,10 @@ class FrameParser:
         Other known types: one pair with the whole payload once it is complete.
         Unknown types: nothing, their payload skipped as it arrives.
         FrameError (H3_EXCESSIVE_LOAD) when a known non-DATA frame declares a length above
-        max_frame_size; raised as soon as the length is read. After an error the parser is
-        unusable and raises FrameError on every later call.
+        max_frame_size; raised as soon as the length is read. FrameError (H3_FRAME_ERROR)
+        for a frame of type 0x41: the WebTransport stream signal may only open a bidi stream
+        (draft-15 §4.2). After an error the parser is unusable and raises FrameError, with the
+        same code, on every later call.
         """
     @property
     def buffered(self) -> int:

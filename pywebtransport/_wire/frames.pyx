@@ -191,6 +191,7 @@ cdef class FrameParser:
     cdef Py_ssize_t _head_len
     cdef bytearray _body          # a buffered frame's payload so far
     cdef str _error
+    cdef object _error_code
 
     def __init__(self, *, max_frame_size=_DEFAULT_MAX_FRAME_SIZE):
         if not isinstance(max_frame_size, int):
@@ -205,6 +206,7 @@ cdef class FrameParser:
         self._head_len = 0
         self._body = bytearray()
         self._error = ""
+        self._error_code = _H3_EXCESSIVE_LOAD
 
     @property
     def buffered(self):
@@ -220,7 +222,7 @@ cdef class FrameParser:
         """Consume ``data``; return the ``(frame_type, payload)`` pairs completed by it."""
         cdef Py_buffer view
         if self._state == _FAILED:
-            raise FrameError(f"frame parser already failed: {self._error}", error_code=_H3_EXCESSIVE_LOAD)
+            raise FrameError(f"frame parser already failed: {self._error}", error_code=self._error_code)
         _get_buffer(data, &view)
         try:
             return self._feed(<const uint8_t*>view.buf, view.len, data)
@@ -288,6 +290,8 @@ cdef class FrameParser:
                     state = _BUFFERING
                     remaining = length - <uint64_t>(end - pos)
                     pos = end
+                elif frame_type == 0x41:
+                    self._fail_signal()
                 else:
                     # Unknown and reserved types are skipped (RFC 9114 §7.2.8, §9).
                     if length <= <uint64_t>(end - pos):
@@ -327,10 +331,20 @@ cdef class FrameParser:
     cdef int _fail(self, uint64_t frame_type, uint64_t length) except -1:
         self._error = (f"frame {frame_type:#x} declares {length} bytes, above the limit of "
                        f"{self._max_frame_size}")
+        self._error_code = _H3_EXCESSIVE_LOAD
         self._state = _FAILED
         self._head_len = 0
         self._body = bytearray()
         raise FrameError(self._error, error_code=_H3_EXCESSIVE_LOAD)
+
+    cdef int _fail_signal(self) except -1:
+        # Draft-15 §4.2: 0x41 is a stream signal, valid only as a bidi stream's first bytes.
+        self._error = "WEBTRANSPORT_STREAM (0x41) appears as a frame; it may only open a bidirectional stream"
+        self._error_code = _H3_FRAME_ERROR
+        self._state = _FAILED
+        self._head_len = 0
+        self._body = bytearray()
+        raise FrameError(self._error, error_code=_H3_FRAME_ERROR)
 
 
 def encode_uni_stream_header(stream_type, session_id=None):

@@ -20,7 +20,7 @@ Frame = tuple[int, bytes]
 
 KNOWN = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0D]
 GREASE = [0x21, 0x1F * 1 + 0x21, 0x1F * 1000 + 0x21, 0x1F * 0x7FFFFFFF + 0x21]
-UNKNOWN = [0x0A, 0x0B, 0x0C, 0x0E, 0x40, 0x41, 0x3FFF, *GREASE]
+UNKNOWN = [0x0A, 0x0B, 0x0C, 0x0E, 0x40, 0x42, 0x3FFF, *GREASE]  # 0x41 is the WT signal: an error
 
 
 def varint(value: int, size: int | None = None) -> bytes:
@@ -520,3 +520,15 @@ def test_compiled_and_pure_agree_on_encoder_arguments(wire: SimpleNamespace, bot
     ]
     for call in calls:
         assert outcome(lambda call=call: call(compiled)) == outcome(lambda call=call: call(pure))
+
+
+def test_webtransport_signal_as_a_frame_type_is_a_frame_error(wire: SimpleNamespace) -> None:
+    """0x41 opens a bidi WebTransport stream; anywhere else it is H3_FRAME_ERROR (draft-15 §4.2)."""
+    parser = wire.frames.FrameParser()
+    data = raw_frame(0x00, b"ok") + b"\x40\x41\x00"
+    with pytest.raises(FrameError) as caught:
+        parser.feed(data)
+    assert caught.value.error_code == c.H3_FRAME_ERROR
+    with pytest.raises(FrameError) as again:
+        parser.feed(b"\x00\x00")
+    assert again.value.error_code == c.H3_FRAME_ERROR
