@@ -43,15 +43,22 @@ class ConnectionDriver(Protocol):
 
 
 NewConnectionFactory = Callable[[bytes, Address], "ConnectionDriver | None"]
+#: Builds the reply to an Initial the server declines: (version, client DCID, client SCID) ->
+#: a datagram carrying CONNECTION_CLOSE(CONNECTION_REFUSED), or None to drop it silently.
+RefusalBuilder = Callable[[int, bytes, bytes], "bytes | None"]
 
 
 class UdpEndpoint(asyncio.DatagramProtocol):
     """A UDP socket serving one client connection or many server connections."""
 
     def __init__(self, *, new_connection: NewConnectionFactory | None = None,
-                 socket_buffer_size: int = 4 << 20, loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 socket_buffer_size: int = 4 << 20, loop: asyncio.AbstractEventLoop | None = None,
+                 refuse: RefusalBuilder | None = None) -> None:
         self._loop = asyncio.get_running_loop() if loop is None else loop
         self._new_connection = new_connection
+        self._refuse = refuse
+        #: Initials answered with CONNECTION_REFUSED because the factory declined them.
+        self.refused = 0
         self._socket_buffer_size = socket_buffer_size
         self._mode = UdpMode.TRANSPORT
         self._transport: asyncio.DatagramTransport | None = None
@@ -71,7 +78,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     # -- setup
     @classmethod
     async def open(cls, *, local_addr: Address, new_connection: NewConnectionFactory | None = None,
-                   socket_buffer_size: int = 4 << 20, mode: UdpMode | None = None) -> UdpEndpoint:
+                   socket_buffer_size: int = 4 << 20, mode: UdpMode | None = None,
+                   refuse: RefusalBuilder | None = None) -> UdpEndpoint:
         """Bind a UDP socket at ``local_addr`` (port 0 picks a free port).
 
         ``mode`` defaults to ``PYWEBTRANSPORT_UDP_MODE``; a forced ``reader`` or ``mmsg`` on a
@@ -81,7 +89,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         requested = requested_mode() if mode is None else mode
         chosen = resolve_mode(requested, platform=sys.platform, batched=mmsg.BATCHED)
         family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
-        endpoint = cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size)
+        endpoint = cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size, refuse=refuse)
         if chosen is not UdpMode.TRANSPORT:
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
@@ -231,6 +239,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         connection = self._new_connection(header.destination_cid, addr)
         if connection is not None:
             self._by_cid[header.destination_cid] = connection
+        elif self._refuse is not None and header.version is not None:
+            # Declined (full, closing, too many handshakes): say so at once, so the client
+            # does not wait out its whole connect timeout (RFC 9000 §10.2.3). The reply is far
+            # smaller than the 1200-byte Initial that asked, so it amplifies nothing.
+            reply = self._refuse(header.version, header.destination_cid, header.source_cid)
+            if reply is not None:
+                self.refused += 1
+                self._send_now([(reply, addr)])
         return connection
 
     # -- transmit

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from pywebtransport._io import UdpEndpoint
-from pywebtransport._io.endpoint import NewConnectionFactory
+from pywebtransport._io.endpoint import NewConnectionFactory, RefusalBuilder
 from pywebtransport._io.modes import UdpMode
 from pywebtransport.types import Address
 
@@ -165,10 +165,11 @@ class Factory:
         return connection
 
 
-def make_endpoint(factory: NewConnectionFactory | None = None) -> tuple[UdpEndpoint, FakeLoop, FakeSocket]:
+def make_endpoint(factory: NewConnectionFactory | None = None, *,
+                  refuse: RefusalBuilder | None = None) -> tuple[UdpEndpoint, FakeLoop, FakeSocket]:
     """An endpoint reading a FakeSocket in ``reader`` mode on a FakeLoop."""
     loop = FakeLoop()
     sock = FakeSocket()
-    endpoint = UdpEndpoint(new_connection=factory, loop=cast(asyncio.AbstractEventLoop, loop))
+    endpoint = UdpEndpoint(new_connection=factory, loop=cast(asyncio.AbstractEventLoop, loop), refuse=refuse)
     endpoint.attach_socket(cast(socket.socket, sock), mode=UdpMode.READER)
     return endpoint, loop, sock

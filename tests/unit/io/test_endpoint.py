@@ -137,6 +137,29 @@ def test_refused_connection_is_not_routed() -> None:
     assert endpoint.connection_count == 0
 
 
+def test_a_declined_initial_is_answered_with_the_refusal_at_once() -> None:
+    asked: list[tuple[int, bytes, bytes]] = []
+
+    def refuse(version: int, dcid: bytes, scid: bytes) -> bytes:
+        asked.append((version, dcid, scid))
+        return b"refused:" + scid
+
+    endpoint, loop, sock = make_endpoint(Factory(refuse=True), refuse=refuse)
+    sock.inbox.append((long_packet("initial", dcid=CLIENT_DCID, scid=CLIENT_SCID), PEER))
+    loop.wake_up()
+    assert asked == [(1, CLIENT_DCID, CLIENT_SCID)]
+    assert sock.sent == [(b"refused:" + CLIENT_SCID, PEER)]
+    assert endpoint.refused == 1 and endpoint.connection_count == 0
+
+
+def test_a_declined_small_or_non_initial_packet_gets_no_refusal() -> None:
+    endpoint, loop, sock = make_endpoint(Factory(refuse=True), refuse=lambda *_: b"refused")
+    sock.inbox.extend([(long_packet("initial", dcid=CLIENT_DCID, scid=CLIENT_SCID, size=600), PEER),
+                       (long_packet("handshake", dcid=CLIENT_DCID, scid=CLIENT_SCID), PEER)])
+    loop.wake_up()
+    assert sock.sent == [] and endpoint.refused == 0
+
+
 GARBAGE = [
     b"",
     b"\x00",
