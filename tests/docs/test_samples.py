@@ -220,7 +220,9 @@ def test_samples_pass_mypy_strict(tmp_path: Path) -> None:
     by_file = {str(tmp_path / f"{block.module_name}.py"): block for block in RUNNABLE}
 
     def markdown_position(match: re.Match[str]) -> str:
-        block = by_file[match.group(1)]
+        block = by_file.get(match.group(1))
+        if block is None:  # an error inside the package itself: report it where it is
+            return match.group(0)
         return f"{block.path.relative_to(ROOT)}:{block.line + int(match.group(2))}:"
 
     report = re.sub(r"^(\S+\.py):(\d+):", markdown_position, result.stdout, flags=re.M)
