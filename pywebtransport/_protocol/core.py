@@ -153,7 +153,7 @@ class EngineCore:
     def _establish(self, session: Session, response: dict[str, str]) -> None:
         record = self._streams.get(session.session_id)
         if record is not None and record.capsules is None:
-            record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size)
+            record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size, report_unknown=True)
         session.establish(response, self._new_flow())
         self._release_early(session)
 

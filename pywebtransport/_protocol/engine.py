@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 
-from aioquic.quic import events as quic_events
-
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol import quic as quic_events
 from pywebtransport._protocol.core import EngineConfig
 from pywebtransport._protocol.headers import build_connect_request, build_response, decode_header_list
 from pywebtransport._protocol.quic import BackpressuredQuicConnection
@@ -270,7 +269,11 @@ class WebTransportEngine(RequestStreams, StreamRouting):
         it will not process; a client sends 0 (it accepts no pushes)."""
         if self._closed:
             return
-        self._h3.send_goaway(0 if self.is_client else self._highest_peer_bidi + 4)
+        if self.is_client or self._highest_peer_bidi < 0:
+            last_id = 0  # a client accepts no pushes; a server that saw no request names stream 0
+        else:
+            last_id = self._highest_peer_bidi + 4
+        self._h3.send_goaway(last_id)
 
     def drain_session(self, session_id: int) -> None:
         """Send WT_DRAIN_SESSION: ask the peer to wind the session down."""
@@ -435,12 +438,14 @@ class WebTransportEngine(RequestStreams, StreamRouting):
             self._check_watches()
 
     def _handle_quic_event(self, event: quic_events.QuicEvent) -> None:
-        if isinstance(event, quic_events.StreamDataReceived):
+        """Dispatch one backend-neutral QUIC event (the seam's classes, whichever the backend)."""
+        kind = type(event)
+        if kind is quic_events.StreamDataReceived:
             if not self._closed:
-                self._on_stream_data(event.stream_id, event.data, event.end_stream)
-        elif isinstance(event, quic_events.DatagramFrameReceived):
+                self._on_stream_data(event.stream_id, event.data, event.end_stream)  # type: ignore[union-attr]
+        elif kind is quic_events.DatagramFrameReceived:
             if not self._closed:
-                self._on_datagram(event.data)
+                self._on_datagram(event.data)  # type: ignore[union-attr]
         elif isinstance(event, quic_events.StreamReset):
             self._on_stream_reset(event.stream_id, event.error_code)
         elif isinstance(event, quic_events.StopSendingReceived):
@@ -459,7 +464,7 @@ class WebTransportEngine(RequestStreams, StreamRouting):
     def _on_terminated(self, event: quic_events.ConnectionTerminated) -> None:
         by_peer = not self._closed
         self._closed = True
-        if event.reason_phrase == "Idle timeout":  # aioquic's own phrase for its idle timer
+        if event.idle_timeout:  # QUIC's own idle timer, whichever backend noticed it
             by_peer, cause = False, CloseCause.IDLE_TIMEOUT
         elif by_peer:
             cause = CloseCause.PEER_CONNECTION_CLOSE

@@ -255,7 +255,7 @@ class RequestStreams(EngineCore):
                 self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
             return
         if record.capsules is None:  # a server before accepting: parse, so GREASE and CLOSE still work
-            record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size)
+            record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size, report_unknown=True)
         try:
             parsed = record.capsules.feed(data)
         except CapsuleError as exc:

@@ -113,12 +113,14 @@ def _decode_value(capsule_type: int, value: bytes) -> CapsuleValue:
 class CapsuleParser:
     """Incremental capsule parser for one CONNECT stream (see capsules.pyi)."""
 
-    __slots__ = ("_failed", "_head", "_max", "_need", "_skip", "_type", "_value")
+    __slots__ = ("_failed", "_head", "_max", "_need", "_report", "_skip", "_skip_type", "_type", "_value")
 
-    def __init__(self, *, max_capsule_size: int = c.DEFAULT_MAX_CAPSULE_SIZE) -> None:
+    def __init__(self, *, max_capsule_size: int = c.DEFAULT_MAX_CAPSULE_SIZE, report_unknown: bool = False) -> None:
         if max_capsule_size < 1:
             raise ValueError(f"max_capsule_size must be >= 1, got {max_capsule_size}")
         self._max = max_capsule_size
+        self._report = bool(report_unknown)
+        self._skip_type = 0
         self._head = bytearray()  # a capsule header split across feeds (at most 16 bytes)
         self._type = -1  # known capsule being collected, -1 when none
         self._need = 0
@@ -151,6 +153,8 @@ class CapsuleParser:
                 self._skip -= take
                 if self._skip:
                     return out
+                if self._report:
+                    out.append((self._skip_type, None))
             if self._type >= 0:
                 take = min(self._need - len(self._value), end - pos)
                 self._value += view[pos:pos + take]
@@ -183,5 +187,9 @@ class CapsuleParser:
                                                   f"limit of {self._max}", error_code=c.H3_EXCESSIVE_LOAD))
                 self._type = capsule_type
                 self._need = length
+            elif length == 0:
+                if self._report:
+                    out.append((capsule_type, None))
             else:
                 self._skip = length
+                self._skip_type = capsule_type

@@ -41,8 +41,10 @@ def encode_varint_capsule(capsule_type: int, value: int) -> bytes:
 def encode_datagram_capsule(payload: bytes | bytearray | memoryview) -> bytes: ...
 
 class CapsuleParser:
-    def __init__(self, *, max_capsule_size: int = ...) -> None:
-        """Default ``constants.DEFAULT_MAX_CAPSULE_SIZE``; ValueError if < 1."""
+    def __init__(self, *, max_capsule_size: int = ..., report_unknown: bool = False) -> None:
+        """Default ``constants.DEFAULT_MAX_CAPSULE_SIZE``; ValueError if < 1. Unknown (and
+        GREASE) capsules are skipped; with ``report_unknown`` each is also returned, once
+        skipped, as ``(type, None)``, so a caller can tell that bytes followed a capsule."""
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, CapsuleValue]]: ...
     @property
     def buffered(self) -> int: ...

@@ -128,12 +128,16 @@ cdef class CapsuleParser:
     cdef Py_ssize_t _need
     cdef bytearray _value
     cdef uint64_t _skip
+    cdef uint64_t _skip_type
+    cdef bint _report
     cdef bint _failed
 
-    def __init__(self, *, max_capsule_size=_c.DEFAULT_MAX_CAPSULE_SIZE):
+    def __init__(self, *, max_capsule_size=_c.DEFAULT_MAX_CAPSULE_SIZE, report_unknown=False):
         if max_capsule_size < 1:
             raise ValueError(f"max_capsule_size must be >= 1, got {max_capsule_size}")
         self._max = max_capsule_size
+        self._report = bool(report_unknown)
+        self._skip_type = 0
         self._head_len = 0
         self._type = -1
         self._need = 0
@@ -173,6 +177,8 @@ cdef class CapsuleParser:
                 self._skip -= take
                 if self._skip:
                     return out
+                if self._report:
+                    out.append((self._skip_type, None))
             if self._type >= 0:
                 if not len(self._value) and pos + self._need <= end:
                     # The whole value is here: no copy through the bytearray.
@@ -230,5 +236,9 @@ cdef class CapsuleParser:
                                                   f"limit of {self._max}", error_code=H3_EXCESSIVE_LOAD))
                 self._type = <long long>capsule_type
                 self._need = <Py_ssize_t>length
+            elif length == 0:
+                if self._report:
+                    out.append((capsule_type, None))
             else:
                 self._skip = length
+                self._skip_type = capsule_type

@@ -171,22 +171,37 @@ def no_h3(engine: WebTransportEngine) -> None:
 class RawPeer:
     """Writes hand-made HTTP/3 bytes from the client's QUIC connection to the server engine."""
 
-    def __init__(self, pair: Pair) -> None:
+    def __init__(self, pair: Pair, *, chunked: bool = False, from_server: bool = False) -> None:
         self.pair = pair
-        self.quic = pair.client.quic
+        self.quic = pair.server.quic if from_server else pair.client.quic
+        #: Issue #11: write every stream payload one byte per call, running the pair in between,
+        #: so the engine sees every frame, varint and header block cut at every possible point.
+        self.chunked = chunked
 
     def uni(self, data: bytes, *, fin: bool = False) -> int:
         stream_id = self.quic.get_next_available_stream_id(is_unidirectional=True)
-        self.quic.send_stream_data(stream_id, data, end_stream=fin)
+        self._write(stream_id, data, fin)
         return stream_id
 
     def bidi(self, data: bytes, *, fin: bool = False) -> int:
         stream_id = self.quic.get_next_available_stream_id(is_unidirectional=False)
-        self.quic.send_stream_data(stream_id, data, end_stream=fin)
+        self._write(stream_id, data, fin)
         return stream_id
 
     def send(self, stream_id: int, data: bytes, *, fin: bool = False) -> None:
-        self.quic.send_stream_data(stream_id, data, end_stream=fin)
+        self._write(stream_id, data, fin)
+
+    def _write(self, stream_id: int, data: bytes, fin: bool) -> None:
+        if not self.chunked or len(data) <= 1:
+            self.quic.send_stream_data(stream_id, data, end_stream=fin)
+            return
+        last = len(data) - 1
+        for index in range(len(data)):
+            try:
+                self.quic.send_stream_data(stream_id, data[index:index + 1], end_stream=fin and index == last)
+            except (RuntimeError, ValueError):  # the engine stopped or reset the stream: the rest is moot
+                return
+            self.pair.run()
 
     def control(self, settings: dict[int, int] | None = None) -> int:
         """Open a well-formed control stream + QPACK streams, as a proper client would."""
@@ -268,3 +283,57 @@ def response_status(data: bytes) -> int | None:
             _, headers = pylsqpack.Decoder(0, 0).feed_header(0, payload)
             return int(dict(headers)[b":status"])
     return None
+
+
+# -- helpers for the hardening tests (issue #10)
+
+Tweak = Callable[[WebTransportEngine], None]
+
+
+def with_settings(settings: dict[int, int]) -> Tweak:
+    """Make an engine send exactly ``settings`` in its SETTINGS frame (to imitate other stacks)."""
+
+    def tweak(engine: WebTransportEngine) -> None:
+        engine.local_settings = dict(settings)
+
+    return tweak
+
+
+def without_settings(*keys: int) -> Tweak:
+    """Make an engine leave ``keys`` out of the SETTINGS it would otherwise send."""
+
+    def tweak(engine: WebTransportEngine) -> None:
+        engine.local_settings = {k: v for k, v in engine.local_settings.items() if k not in keys}
+
+    return tweak
+
+
+def compose(*tweaks: Tweak) -> Tweak:
+    """Apply several tweaks in order."""
+
+    def tweak(engine: WebTransportEngine) -> None:
+        for each in tweaks:
+            each(engine)
+
+    return tweak
+
+
+def quic_stream_limits(*, bidi: int | None = None, uni: int | None = None) -> Tweak:
+    """Set the QUIC MAX_STREAMS an engine's connection grants the peer (aioquic fixes 128 and
+    has no setting for it); must run before the handshake, as Pair's tweaks do."""
+
+    def tweak(engine: WebTransportEngine) -> None:
+        for value, limit in ((bidi, engine.quic._local_max_streams_bidi),  # noqa: SLF001
+                             (uni, engine.quic._local_max_streams_uni)):  # noqa: SLF001
+            if value is not None:
+                limit.value = limit.sent = value
+
+    return tweak
+
+
+def pretend_peer_sent(engine: WebTransportEngine, settings: dict[int, int]) -> None:
+    """Replace what the engine believes the peer's SETTINGS said, after the handshake: the
+    only way to reach checks that guard against settings no conforming session can have."""
+    from pywebtransport._protocol.settings import PeerSettings
+
+    engine._h3.peer = PeerSettings.parse(settings)  # noqa: SLF001

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pywebtransport import constants as c
@@ -12,11 +14,21 @@ from pywebtransport.types import SessionState
 
 from .harness import Pair, RawPeer, no_h3, record_aborts, record_received, response_status
 
+RawPairFactory = Callable[..., tuple[Pair, RawPeer]]
 
-def raw_pair(**kwargs: object) -> tuple[Pair, RawPeer]:
-    pair = Pair(tweak_client=no_h3, **kwargs)  # type: ignore[arg-type]
-    pair.run()
-    return pair, RawPeer(pair)
+
+@pytest.fixture(params=[False, True], ids=["whole", "byte-by-byte"])
+def raw_pair(request: pytest.FixtureRequest) -> RawPairFactory:
+    """A factory for a started pair whose client writes raw bytes: whole, or one byte per
+    QUIC write with the pair run in between (issue #11), so every row is fed both ways."""
+    chunked = bool(request.param)
+
+    def make(**kwargs: object) -> tuple[Pair, RawPeer]:
+        pair = Pair(tweak_client=no_h3, **kwargs)  # type: ignore[arg-type]
+        pair.run()
+        return pair, RawPeer(pair, chunked=chunked)
+
+    return make
 
 
 def assert_connection_error(pair: Pair, code: int) -> None:
@@ -31,25 +43,25 @@ CONTROL = frames.encode_uni_stream_header(c.STREAM_TYPE_CONTROL)
 SETTINGS = frames.encode_frame(c.FRAME_SETTINGS, frames.encode_settings({c.SETTINGS_ENABLE_WEBTRANSPORT: 1}))
 
 
-def test_garbled_settings_payload_is_a_frame_error() -> None:
+def test_garbled_settings_payload_is_a_frame_error(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, b"\x40"))  # a truncated varint
     assert_connection_error(pair, c.H3_FRAME_ERROR)
 
 
-def test_first_control_frame_not_settings_is_missing_settings() -> None:
+def test_first_control_frame_not_settings_is_missing_settings(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + frames.encode_frame(c.FRAME_GOAWAY, buffer.encode_varint(0)))
     assert_connection_error(pair, c.H3_MISSING_SETTINGS)
 
 
-def test_second_settings_frame_is_frame_unexpected() -> None:
+def test_second_settings_frame_is_frame_unexpected(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS + SETTINGS)
     assert_connection_error(pair, c.H3_FRAME_UNEXPECTED)
 
 
-def test_duplicate_setting_identifier_is_a_settings_error() -> None:
+def test_duplicate_setting_identifier_is_a_settings_error(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     pair_bytes = buffer.encode_varint(0x33) + buffer.encode_varint(1)
     payload = pair_bytes + pair_bytes
@@ -58,20 +70,21 @@ def test_duplicate_setting_identifier_is_a_settings_error() -> None:
 
 
 @pytest.mark.parametrize("frame_type", [c.FRAME_DATA, c.FRAME_HEADERS, 0x02, 0x06, 0x08, 0x09])
-def test_request_or_http2_frames_on_the_control_stream_are_frame_unexpected(frame_type: int) -> None:
+def test_request_or_http2_frames_on_the_control_stream_are_frame_unexpected(frame_type: int,
+                                                                          raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS + frames.encode_frame(frame_type, b"\x00"))
     assert_connection_error(pair, c.H3_FRAME_UNEXPECTED)
 
 
-def test_closing_the_control_stream_is_closed_critical_stream() -> None:
+def test_closing_the_control_stream_is_closed_critical_stream(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS, fin=True)
     assert_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
 
 
 @pytest.mark.parametrize("stream_type", [c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_TYPE_QPACK_DECODER])
-def test_closing_a_qpack_stream_is_closed_critical_stream(stream_type: int) -> None:
+def test_closing_a_qpack_stream_is_closed_critical_stream(stream_type: int, raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS)
     raw.uni(frames.encode_uni_stream_header(stream_type), fin=True)
@@ -82,14 +95,14 @@ CRITICAL_TYPES = [c.STREAM_TYPE_CONTROL, c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_T
 
 
 @pytest.mark.parametrize("stream_type", CRITICAL_TYPES)
-def test_a_second_critical_stream_is_stream_creation_error(stream_type: int) -> None:
+def test_a_second_critical_stream_is_stream_creation_error(stream_type: int, raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.control()
     raw.uni(frames.encode_uni_stream_header(stream_type))
     assert_connection_error(pair, c.H3_STREAM_CREATION_ERROR)
 
 
-def test_unknown_uni_stream_type_is_stopped_alone() -> None:
+def test_unknown_uni_stream_type_is_stopped_alone(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     aborts = record_aborts(pair.server)
     raw.control()
@@ -102,7 +115,7 @@ def test_unknown_uni_stream_type_is_stopped_alone() -> None:
     assert pair.one("server", ev.SessionRequested).session_id == sid
 
 
-def test_unknown_frames_and_settings_are_ignored() -> None:
+def test_unknown_frames_and_settings_are_ignored(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     settings = frames.encode_settings({c.SETTINGS_ENABLE_WEBTRANSPORT: 1, 0x1F * 3 + 0x21: 77})
     raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, settings) + frames.encode_frame(0x21, b"grease"))
@@ -111,7 +124,7 @@ def test_unknown_frames_and_settings_are_ignored() -> None:
     assert pair.one("server", ev.H3Ready).settings[0x1F * 3 + 0x21] == 77
 
 
-def test_malformed_qpack_block_is_decompression_failed() -> None:
+def test_malformed_qpack_block_is_decompression_failed(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.control()
     raw.bidi(frames.encode_frame(c.FRAME_HEADERS, b"\xff\xff\xff\xff\xff"))
@@ -119,7 +132,7 @@ def test_malformed_qpack_block_is_decompression_failed() -> None:
 
 
 @pytest.mark.parametrize("missing", [b":path", b":authority", b":scheme"])
-def test_connect_without_required_pseudo_headers_gets_400(missing: bytes) -> None:
+def test_connect_without_required_pseudo_headers_gets_400(missing: bytes, raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     received = record_received(pair.client)
     raw.control()
@@ -130,7 +143,7 @@ def test_connect_without_required_pseudo_headers_gets_400(missing: bytes) -> Non
     assert response_status(received[stream_id]) == 400
 
 
-def test_webtransport_stream_naming_a_non_client_bidi_session_is_id_error() -> None:
+def test_webtransport_stream_naming_a_non_client_bidi_session_is_id_error(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.control()
     raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, 2) + b"x")
@@ -208,7 +221,7 @@ def test_capsule_split_across_data_frames_and_several_in_one_frame() -> None:
     assert (closed.error_code, closed.reason) == (9, "split")
 
 
-def test_header_block_over_the_limit_is_refused_on_its_stream_only() -> None:
+def test_header_block_over_the_limit_is_refused_on_its_stream_only(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair(server_config=EngineConfig(max_header_block_size=200))
     aborts = record_aborts(pair.server)
     raw.control()

@@ -424,8 +424,9 @@ def test_protocol_round_trips(protocol: str) -> None:
 names = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=6).map(str.encode)
 values = st.binary(max_size=10).filter(lambda v: not set(v) & {0, 10, 13} and v[:1] not in (b" ", b"\t")
                                        and v[-1:] not in (b" ", b"\t"))
+# ``host`` is left out: it must equal :authority (RFC 9114 §4.3.1), which its own test covers.
 field_lines = st.lists(st.tuples(names, values), max_size=30).filter(
-    lambda fl: all(n not in fields.CONNECTION_SPECIFIC_FIELDS and n != b"te" for n, _ in fl))
+    lambda fl: all(n not in fields.CONNECTION_SPECIFIC_FIELDS and n not in (b"te", b"host") for n, _ in fl))
 
 
 @settings(max_examples=200, deadline=None)

@@ -169,3 +169,13 @@ def test_compiled_and_pure_agree_on_garbage(both_wires, chunks: list[bytes]) -> 
         pytest.skip("PYWEBTRANSPORT_NO_EXTENSIONS is set: only the pure twin is present")
     compiled, pure = both_wires
     assert _outcome(compiled.capsules, chunks) == _outcome(pure.capsules, chunks)
+
+
+def test_report_unknown_returns_each_skipped_capsule_once(wire: SimpleNamespace) -> None:
+    grease = wire.capsules.encode_capsule(0x29, b"abc") + wire.capsules.encode_capsule(0x17D, b"")
+    close = wire.capsules.encode_close_session(7, "x")
+    quiet = wire.capsules.CapsuleParser()
+    assert quiet.feed(close + grease) == [(c.WT_CAPSULE_CLOSE_SESSION, (7, "x"))]
+    loud = wire.capsules.CapsuleParser(report_unknown=True)
+    out = [item for i in range(len(close + grease)) for item in loud.feed((close + grease)[i:i + 1])]
+    assert out == [(c.WT_CAPSULE_CLOSE_SESSION, (7, "x")), (0x29, None), (0x17D, None)]
