@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 
@@ -11,6 +12,7 @@ from pywebtransport.cli.echo import echo_session
 from pywebtransport.config import ServerConfig
 from pywebtransport.exceptions import ConfigurationError
 from pywebtransport.server import WebTransportServer
+from pywebtransport.server._signals import on_signals
 from pywebtransport.utils import generate_self_signed_cert, load_certificate_hash
 
 __all__ = ["PAGE", "run_serve", "url_host"]
@@ -98,10 +100,22 @@ async def run_serve(*, host: str, port: int, cert: str | None, key: str | None, 
                 page_port = page_server.sockets[0].getsockname()[1]
                 print(f"  try it: open http://127.0.0.1:{page_port}/ in Chrome or Chromium")
             print("  (Ctrl-C to stop)", flush=True)
-            if ready is not None:
-                ready.set()
-            try:
-                await server.serve_forever()
-            finally:
-                if page_server is not None:
-                    page_server.close()
+            closing: list[asyncio.Task[None]] = []
+
+            def close_on(signum: signal.Signals) -> None:
+                # SIGTERM (systemd, containers) closes like Ctrl-C: every session gets a
+                # clean WT_CLOSE_SESSION before the process ends.
+                if not closing:
+                    print(f"{signum.name}: closing the sessions ...", file=sys.stderr, flush=True)
+                    closing.append(asyncio.get_running_loop().create_task(server.close(),
+                                                                          name="pywebtransport-serve-close"))
+
+            with on_signals(close_on, (signal.SIGTERM,)):
+                if ready is not None:
+                    ready.set()
+                try:
+                    await server.serve_forever()
+                    await asyncio.gather(*closing)
+                finally:
+                    if page_server is not None:
+                        page_server.close()

@@ -38,6 +38,11 @@ class SessionManager(_ResourceManager[_SessionKey, "WebTransportSession"]):
 
     ``total_closed`` in the statistics counts every session that left the manager, closed
     or removed by hand, so ``total_created - total_closed == current_count``.
+
+    On a server, pass the manager as ``WebTransportServer(session_manager=...)`` (or
+    ``ServerApp(session_manager=...)``) rather than adding sessions in the handler: the server
+    then adds each session before accepting it, and a full manager makes the server refuse
+    the request with 503 instead of accepting the session only to fail it.
     """
 
     _kind = "session"

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pywebtransport.config import ServerConfig
-from pywebtransport.server.middleware import Middleware, OriginAllowList, Reject, SessionRequest
+from pywebtransport.server._signals import STOP_SIGNALS, on_signals
+from pywebtransport.server.middleware import Middleware, Reject, SessionRequest
 from pywebtransport.server.router import Router
 from pywebtransport.server.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.types import Address
+
+if TYPE_CHECKING:
+    from pywebtransport.manager.session_manager import SessionManager
 
 __all__ = ["ServerApp"]
 
@@ -35,29 +41,37 @@ class ServerApp:
             await app.serve_forever()
 
     Each request runs the middleware chain, then its route; no route means
-    ``config.reject_status_for_unknown_path`` (404). ``config.allowed_origins`` adds an
-    origin allow-list in front of the chain. Handlers get the session and the path
-    parameters as keyword arguments; the session is closed when the handler returns.
+    ``config.reject_status_for_unknown_path`` (404). ``config.allowed_origins`` is checked
+    first, by the server: a present, disallowed ``origin`` gets 403. Handlers get the session
+    and the path parameters as keyword arguments; a handler whose signature does not fit its
+    route is refused by ``route()`` with TypeError. The session is closed when the handler
+    returns. ``session_manager`` (entered by the caller) tracks accepted sessions; when it is
+    full, requests get 503 instead of being accepted.
     """
 
-    def __init__(self, *, config: ServerConfig | None = None, middleware: list[Middleware] | None = None) -> None:
+    def __init__(self, *, config: ServerConfig | None = None, middleware: list[Middleware] | None = None,
+                 session_manager: SessionManager | None = None) -> None:
         self._config = config or ServerConfig()
         self._router = Router()
-        self._middleware: list[Middleware] = []
-        if self._config.allowed_origins is not None:
-            self._middleware.append(OriginAllowList(self._config.allowed_origins))
-        self._middleware += middleware or []
+        self._middleware: list[Middleware] = list(middleware or [])
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
-        self._server = WebTransportServer(config=self._config, handler=self._dispatch, decider=self._decide)
+        self._server = WebTransportServer(config=self._config, handler=self._dispatch, decider=self._decide,
+                                          session_manager=session_manager)
         self._started = False
 
     # -- declaration
     def route(self, pattern: str) -> Callable[[RouteHandler], RouteHandler]:
+        """Decorator: run the handler as ``handler(session, **params)`` for paths matching
+        ``pattern``; TypeError now if it does not take exactly the pattern's parameters."""
         def register(handler: RouteHandler) -> RouteHandler:
             self._router.add(pattern, handler)
             return handler
         return register
+
+    def add_route(self, pattern: str, handler: RouteHandler) -> None:
+        """The same as ``route(pattern)(handler)``."""
+        self._router.add(pattern, handler)
 
     def add_middleware(self, middleware: Middleware) -> None:
         self._middleware.append(middleware)
@@ -90,6 +104,36 @@ class ServerApp:
     async def serve_forever(self) -> None:
         await self.start()
         await self._server.serve_forever()
+
+    async def serve_until_signalled(self, *, drain_timeout: float = 5.0,
+                                    signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> signal.Signals | None:
+        """Serve until SIGINT or SIGTERM arrives (or ``close()`` is called), then close
+        gracefully with ``drain_timeout``; returns the signal that stopped it, if any."""
+        received: list[signal.Signals] = []
+        stop = asyncio.Event()
+
+        def stop_on(signum: signal.Signals) -> None:
+            if not received:
+                logger.info("received %s; closing the server", signum.name)
+                received.append(signum)
+            stop.set()
+
+        with on_signals(stop_on, signals):
+            await self.start()
+            serving = asyncio.ensure_future(self._server.serve_forever())
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                await self.close(drain_timeout=drain_timeout)
+                await asyncio.gather(serving, stopping, return_exceptions=True)
+        return received[0] if received else None
+
+    def run(self, *, drain_timeout: float = 5.0) -> None:
+        """Blocking entry point for scripts: serve until SIGINT or SIGTERM, then close
+        gracefully (sessions see WT_CLOSE_SESSION code 0, shutdown hooks run)."""
+        asyncio.run(self.serve_until_signalled(drain_timeout=drain_timeout))
 
     async def close(self, *, drain_timeout: float = 5.0) -> None:
         """GOAWAY and WT_DRAIN_SESSION to everyone, ``drain_timeout`` for sessions to end, then

@@ -3,24 +3,56 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aioquic.quic.configuration import QuicConfiguration
 
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.quic import build_connection_refused
 from pywebtransport._protocol.settings import DIALECT_DRAFT02
 from pywebtransport.config import ServerConfig
 from pywebtransport.connection import WebTransportConnection, build_quic_configuration
-from pywebtransport.exceptions import ServerError
+from pywebtransport.events import Event, EventType
+from pywebtransport.exceptions import (
+    ConnectionClosedError,
+    ServerError,
+    SessionClosedError,
+    StreamClosedError,
+    WebTransportError,
+)
+from pywebtransport.manager.exceptions import ResourceLimitError
+from pywebtransport.server.router import check_handler
 from pywebtransport.session.session import WebTransportSession
-from pywebtransport.types import Address
+from pywebtransport.types import Address, CloseCause
 
-__all__ = ["RequestDecider", "SessionHandler", "WebTransportServer"]
+if TYPE_CHECKING:
+    from pywebtransport.manager.session_manager import SessionManager
+
+__all__ = ["DEFAULT_MAX_CONCURRENT_HANDSHAKES", "RequestDecider", "SessionHandler", "WebTransportServer"]
 
 logger = logging.getLogger(__name__)
+
+#: Handshakes in progress at once (each costs the server 8-16 ms of CPU); beyond it new
+#: clients are refused at once, so a burst cannot starve established sessions. Read from
+#: ``ServerConfig.max_concurrent_handshakes`` when the config has that field.
+DEFAULT_MAX_CONCURRENT_HANDSHAKES = 64
+#: At most one "refusing connection" warning per this many seconds; the others are counted.
+_REFUSAL_LOG_INTERVAL = 1.0
+#: Original destination connection ids of recently refused Initials: a client's retransmitted
+#: Initial is not counted or logged again.
+_REMEMBERED_REFUSALS = 4096
+#: How long a handler's transport error waits for its session's close to arrive (seconds).
+_CLOSE_GRACE = 0.25
+#: Close causes that mean the peer (or the path to it) ended the session, not this server.
+_PEER_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.PEER_CONNECTION_CLOSE, CloseCause.IDLE_TIMEOUT})
+#: Errors a handler meets because its session closed under it: a normal end, not a bug.
+_CLOSED_ERRORS = (SessionClosedError, StreamClosedError, ConnectionClosedError)
 
 #: Runs a session once it is accepted; the session is closed when it returns.
 SessionHandler = Callable[[WebTransportSession], Awaitable[None]]
@@ -34,17 +66,35 @@ class WebTransportServer:
     Register handlers per path with ``@server.route("/path")`` (or ``handler=`` for every
     path); a request for a path without a handler is refused with 404. Use
     ``async with server:`` and ``await server.serve_forever()``.
+
+    Before a session is accepted: a present ``origin`` header not in ``config.allowed_origins``
+    gets 403, then the path's handler and ``decider`` are consulted, then ``session_manager``
+    (if given) must have room for it, else ``session_limit_status`` (503). New connections
+    over ``config.max_connections`` or over the concurrent handshake cap are refused.
     """
 
     def __init__(self, *, config: ServerConfig | None = None, handler: SessionHandler | None = None,
-                 decider: RequestDecider | None = None) -> None:
+                 decider: RequestDecider | None = None, session_manager: SessionManager | None = None,
+                 session_limit_status: int = 503) -> None:
         self._config = config or ServerConfig()
+        if handler is not None:
+            check_handler("*", handler)
         self._default_handler = handler
         self._decider = decider
+        self._session_manager = session_manager
+        if not 400 <= session_limit_status <= 599:
+            raise ValueError(f"session_limit_status must be a 4xx or 5xx status, got {session_limit_status!r}")
+        self._session_limit_status = session_limit_status
+        origins = self._config.allowed_origins
+        self._allowed_origins = None if origins is None else frozenset(o.rstrip("/") for o in origins)
         self._routes: dict[str, SessionHandler] = {}
         self._endpoint: UdpEndpoint | None = None
         self._quic_configuration: QuicConfiguration | None = None
         self._connections: set[WebTransportConnection] = set()
+        self._handshaking: dict[WebTransportConnection, float] = {}  # -> when it started (monotonic)
+        self._recent_refusals: OrderedDict[bytes, None] = OrderedDict()
+        self._refusal_logged_at: float | None = None
+        self._refusals_suppressed = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
@@ -52,6 +102,9 @@ class WebTransportServer:
         self.sessions_accepted = 0
         self.sessions_rejected = 0
         self.connections_refused = 0
+        self.handshakes_refused = 0
+        self.handshakes_abandoned = 0
+        self.refusal_warnings = 0
 
     # -- configuration
     @property
@@ -66,8 +119,11 @@ class WebTransportServer:
         return register
 
     def add_route(self, path: str, handler: SessionHandler) -> None:
+        """Run ``handler(session)`` for sessions on ``path``; TypeError at once if the handler
+        cannot be called with the session as its only argument."""
         if not path.startswith("/"):
             raise ValueError(f"a route path must start with '/', got {path!r}")
+        check_handler(path, handler)
         self._routes[path] = handler
 
     def resolve(self, session: WebTransportSession) -> SessionHandler | None:
@@ -87,7 +143,14 @@ class WebTransportServer:
 
     @property
     def connections(self) -> list[WebTransportConnection]:
-        return [c for c in self._connections if not c.is_closed]
+        """The live connections (a connection leaves as soon as it closes or is lost)."""
+        return [c for c in self._connections if _is_live(c)]
+
+    @property
+    def max_concurrent_handshakes(self) -> int:
+        """How many handshakes may be in progress at once before new clients are refused."""
+        value = getattr(self._config, "max_concurrent_handshakes", None)
+        return DEFAULT_MAX_CONCURRENT_HANDSHAKES if value is None else int(value)
 
     async def start(self) -> None:
         """Bind the UDP socket and start accepting."""
@@ -97,7 +160,8 @@ class WebTransportServer:
         try:
             self._endpoint = await UdpEndpoint.open(local_addr=(self._config.host, self._config.port),
                                                     new_connection=self._new_connection,
-                                                    socket_buffer_size=self._config.socket_buffer_size)
+                                                    socket_buffer_size=self._config.socket_buffer_size,
+                                                    refuse=_refusal)
         except OSError as exc:
             raise ServerError(f"cannot listen on {self._config.host}:{self._config.port}: {exc}") from exc
         host, port = self.local_address
@@ -171,20 +235,73 @@ class WebTransportServer:
     def _new_connection(self, original_dcid: bytes, addr: Address) -> WebTransportConnection | None:
         if self._closing:
             return None
-        if len(self.connections) >= self._config.max_connections:
-            self.connections_refused += 1
-            logger.warning("refusing connection from %s:%d: max_connections (%d) reached", addr[0], addr[1],
-                           self._config.max_connections)
+        live = len(self.connections)
+        if live >= self._config.max_connections:
+            self._note_refusal(original_dcid, addr, f"max_connections ({self._config.max_connections}) reached")
             return None
+        handshaking = self._handshakes_in_progress()
+        if handshaking >= self.max_concurrent_handshakes:
+            self._note_refusal(original_dcid, addr, f"{handshaking} handshakes in progress "
+                                                    f"(max_concurrent_handshakes)", handshake=True)
+            return None
+        self._recent_refusals.pop(original_dcid, None)
         assert self._endpoint is not None and self._quic_configuration is not None
         connection = WebTransportConnection(
             config=self._config, endpoint=self._endpoint, quic_configuration=self._quic_configuration,
             remote_address=addr, original_destination_connection_id=original_dcid,
             on_session_request=self._on_session_request)
         self._connections.add(connection)
-        connection.events.on("connection.closed", lambda _e: self._connections.discard(connection))
-        connection.events.on("connection.lost", lambda _e: self._connections.discard(connection))
+        self._handshaking[connection] = time.monotonic()
+
+        def established(_event: Event) -> None:
+            self._handshaking.pop(connection, None)
+
+        def gone(_event: Event) -> None:
+            self._connections.discard(connection)
+            self._handshaking.pop(connection, None)
+
+        connection.events.on(EventType.CONNECTION_ESTABLISHED, established)
+        connection.events.on(EventType.CONNECTION_CLOSED, gone)
+        connection.events.on(EventType.CONNECTION_LOST, gone)
         return connection
+
+    def _handshakes_in_progress(self) -> int:
+        """Handshakes under way; one older than ``config.connect_timeout`` is abandoned (its
+        connection closed), so peers that never finish cannot hold the cap."""
+        deadline = time.monotonic() - self._config.connect_timeout
+        for connection, started in list(self._handshaking.items()):
+            if not _is_live(connection):
+                del self._handshaking[connection]
+            elif started < deadline:
+                del self._handshaking[connection]
+                self.handshakes_abandoned += 1
+                logger.info("abandoning the handshake with %s:%d: not done within %.1fs",
+                            connection.remote_address[0], connection.remote_address[1], self._config.connect_timeout)
+                self.spawn(connection.close(reason="handshake timeout"),
+                           name=f"pywebtransport-abandon-{connection.connection_id}")
+        return len(self._handshaking)
+
+    def _note_refusal(self, original_dcid: bytes, addr: Address, why: str, *, handshake: bool = False) -> None:
+        """Count and log a connection we will not serve (at most one warning per interval,
+        with how many were suppressed), unless it is a retransmission of an Initial already
+        refused. The endpoint answers the Initial itself with CONNECTION_REFUSED."""
+        if original_dcid in self._recent_refusals:
+            return
+        self._recent_refusals[original_dcid] = None
+        while len(self._recent_refusals) > _REMEMBERED_REFUSALS:
+            self._recent_refusals.popitem(last=False)
+        self.connections_refused += 1
+        if handshake:
+            self.handshakes_refused += 1
+        now = time.monotonic()
+        if self._refusal_logged_at is not None and now - self._refusal_logged_at < _REFUSAL_LOG_INTERVAL:
+            self._refusals_suppressed += 1
+            return
+        suppressed, self._refusals_suppressed = self._refusals_suppressed, 0
+        self._refusal_logged_at = now
+        self.refusal_warnings += 1
+        more = f" ({suppressed} more refused since the last warning)" if suppressed else ""
+        logger.warning("refusing connection from %s:%d: %s%s", addr[0], addr[1], why, more)
 
     def _on_session_request(self, connection: WebTransportConnection, session: WebTransportSession,
                             request: ev.SessionRequested) -> None:
@@ -203,10 +320,26 @@ class WebTransportServer:
         if not task.cancelled() and task.exception() is not None:
             logger.error("server task %s failed", task.get_name(), exc_info=task.exception())
 
+    def origin_allowed(self, session: WebTransportSession) -> bool:
+        """Whether the request's ``origin`` may connect under ``config.allowed_origins``.
+
+        Draft-15 §3.2: a server verifies the Origin header when there is one. A request
+        without one is allowed: browsers always send it, native clients may not.
+        """
+        if self._allowed_origins is None or "*" in self._allowed_origins:
+            return True
+        origin = session.headers.get("origin")
+        return origin is None or origin.rstrip("/") in self._allowed_origins
+
     async def _decide(self, connection: WebTransportConnection, session: WebTransportSession) -> None:
         handler = self.resolve(session)
-        status: int | None = None if handler is not None else self._config.reject_status_for_unknown_path
-        if status is None and self._decider is not None:
+        status: int | None = None
+        if not self.origin_allowed(session):
+            logger.info("%s rejected with 403: origin %r is not allowed", session.path, session.headers.get("origin"))
+            status = 403
+        elif handler is None:
+            status = self._config.reject_status_for_unknown_path
+        elif self._decider is not None:
             try:
                 verdict = await self._decider(session)
             except Exception:
@@ -218,6 +351,10 @@ class WebTransportServer:
                 status = verdict
         if connection.is_closed or session.is_closed:
             return
+        if status is None and self._session_manager is not None:
+            status = await self._admit(session)
+        if connection.is_closed or session.is_closed:
+            return
         if status is not None:
             self.sessions_rejected += 1
             connection.reject_session(session, status_code=status)
@@ -227,16 +364,50 @@ class WebTransportServer:
         assert handler is not None
         await self._run_handler(handler, session)
 
+    async def _admit(self, session: WebTransportSession) -> int | None:
+        """Add the session to the session manager before accepting it: a full (or shut down)
+        manager refuses it with ``session_limit_status`` rather than accepting it and failing."""
+        assert self._session_manager is not None
+        try:
+            await self._session_manager.add_session(session=session)
+        except ResourceLimitError as exc:
+            logger.info("%s rejected with %d: %s", session.path, self._session_limit_status, exc)
+            return self._session_limit_status
+        except SessionClosedError:
+            return None  # it closed meanwhile; _decide sees that
+        except RuntimeError as exc:  # the manager is not active or is shutting down
+            logger.info("%s rejected with %d: %s", session.path, self._session_limit_status, exc)
+            return self._session_limit_status
+        return None
+
     async def _run_handler(self, handler: SessionHandler, session: WebTransportSession) -> None:
+        closed_by_peer: list[bool] = []
+
+        def on_closed(event: Event) -> None:
+            data = event.data if isinstance(event.data, dict) else {}
+            closed_by_peer.append(bool(data.get("by_peer", False)))
+
+        session.events.on(EventType.SESSION_CLOSED, on_closed)
         try:
             await handler(session)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, WebTransportError) and not session.is_closed:
+                # A peer that leaves resets its streams and then closes the session; the
+                # handler may wake between the two. Give the close a moment to arrive.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(session.wait_closed(), _CLOSE_GRACE)
+            if _ended_by_close(session, exc, closed_by_peer):
+                logger.info("session handler for %s ended: the session was closed (code %s, reason %r): %s",
+                            session.path, session.close_code, session.close_reason, exc)
+                return
             logger.exception("session handler for %s failed", session.path)
             if not session.is_closed:
                 await session.close(error_code=1, reason="internal server error")
             return
+        finally:
+            session.events.off(EventType.SESSION_CLOSED, on_closed)
         if not session.is_closed:
             await session.close()
 
@@ -246,5 +417,35 @@ class WebTransportServer:
             "sessions_accepted": self.sessions_accepted,
             "sessions_rejected": self.sessions_rejected,
             "connections_refused": self.connections_refused,
+            "handshakes_in_progress": self._handshakes_in_progress(),
+            "handshakes_refused": self.handshakes_refused,
+            "handshakes_abandoned": self.handshakes_abandoned,
             "tasks": len(self._tasks),
         }
+
+
+def _is_live(connection: WebTransportConnection) -> bool:
+    """Not closed, and not already ending at the QUIC level (when the engine can tell)."""
+    if connection.is_closed:
+        return False
+    return not getattr(connection.protocol_handler, "is_closing", False)
+
+
+def _ended_by_close(session: WebTransportSession, exc: Exception, closed_by_peer: list[bool]) -> bool:
+    """Whether a handler's exception only says that its session is gone (the peer left, or
+    the server is closing it), as opposed to a bug in the handler."""
+    if not session.is_closed:
+        return False
+    if isinstance(exc, _CLOSED_ERRORS):
+        return True
+    if not isinstance(exc, WebTransportError):
+        return False
+    cause = getattr(session, "close_cause", None)
+    if isinstance(cause, CloseCause):
+        return cause in _PEER_CAUSES
+    return any(closed_by_peer)
+
+
+def _refusal(version: int, client_dcid: bytes, client_scid: bytes) -> bytes | None:
+    """The endpoint's answer to an Initial the server declines: CONNECTION_REFUSED, at once."""
+    return build_connection_refused(version=version, client_dcid=client_dcid, client_scid=client_scid)

@@ -10,7 +10,7 @@ import pytest
 
 from pywebtransport.client import WebTransportClient
 from pywebtransport.connection import WebTransportConnection
-from pywebtransport.exceptions import ConnectionClosedError, SessionClosedError
+from pywebtransport.exceptions import ConnectionClosedError, SessionClosedError, SessionRejectedError
 from pywebtransport.manager import (
     ConnectionLimitError,
     ConnectionManager,
@@ -18,6 +18,7 @@ from pywebtransport.manager import (
     SessionLimitError,
     SessionManager,
 )
+from pywebtransport.server import ServerApp, WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.types import ConnectionState, SessionState
 
@@ -331,12 +332,12 @@ async def test_sessions_by_state_and_stats_follow_draining(server_config, client
         assert stats["max_concurrent"] == 2 and stats["total_created"] == 2
 
 
-async def test_cleanup_task_sweeps_closed_sessions_on_its_interval(echo_server, client) -> None:
+async def test_cleanup_task_sweeps_closed_sessions_on_its_interval(echo_server, client, monkeypatch) -> None:
     _, base = echo_server
     sessions = await open_sessions(client, base, 2)
     manager = SessionManager(max_sessions=10, session_cleanup_interval=0.05)
     # Without the event subscription only the periodic sweep can notice a closed session.
-    manager._closed_events = ()
+    monkeypatch.setattr(manager, "_closed_events", ())
     async with manager:
         assert "pywebtransport-session-cleanup" in task_names()
         for session in sessions:
@@ -350,11 +351,11 @@ async def test_cleanup_task_sweeps_closed_sessions_on_its_interval(echo_server, 
     assert "pywebtransport-session-cleanup" not in task_names()
 
 
-async def test_cleanup_closed_sessions_returns_how_many_it_dropped(echo_server, client) -> None:
+async def test_cleanup_closed_sessions_returns_how_many_it_dropped(echo_server, client, monkeypatch) -> None:
     _, base = echo_server
     sessions = await open_sessions(client, base, 3)
     manager = SessionManager(max_sessions=10)
-    manager._closed_events = ()  # leave closed sessions in place for the explicit sweep
+    monkeypatch.setattr(manager, "_closed_events", ())  # leave closed sessions for the explicit sweep
     async with manager:
         for session in sessions:
             await manager.add_session(session=session)
@@ -424,3 +425,62 @@ def test_connection_manager_validates_its_settings() -> None:
     with pytest.raises(ValueError):
         ConnectionManager(max_connections=1, connection_cleanup_interval=-1)
     assert ConnectionManager(max_connections=3).max_connections == 3
+
+
+# ---------------------------------------------------------------------------- server admission
+
+
+async def test_a_full_session_manager_refuses_requests_with_503_before_accepting(server_config,
+                                                                                 client_config) -> None:
+    entered = asyncio.Queue[WebTransportSession]()
+
+    async def handler(session: WebTransportSession) -> None:
+        await entered.put(session)
+        await session.wait_closed()
+
+    async with SessionManager(max_sessions=2) as manager:
+        server = WebTransportServer(config=server_config, session_manager=manager)
+        server.add_route("/room", handler)
+        async with server, WebTransportClient(config=client_config) as client:
+            host, port = server.local_address
+            url = f"https://{host}:{port}/room"
+            first, _second = await client.connect(url), await client.connect(url)
+            server_sessions = [await asyncio.wait_for(entered.get(), 5) for _ in range(2)]
+            assert await manager.get_all_sessions() == server_sessions
+
+            with pytest.raises(SessionRejectedError) as info:
+                await client.connect(url)
+            assert info.value.status_code == 503  # refused, never accepted and then failed
+            assert entered.empty() and manager.get_session_count() == 2
+            stats = server.get_stats()
+            assert (stats["sessions_accepted"], stats["sessions_rejected"]) == (2, 1)
+
+            await first.close()
+            await asyncio.wait_for(server_sessions[0].wait_closed(), 5)
+            assert manager.get_session_count() == 1  # its slot is free again
+            third = await client.connect(url)
+            assert third.is_ready
+            assert await asyncio.wait_for(entered.get(), 5) in await manager.get_all_sessions()
+
+
+async def test_an_inactive_session_manager_refuses_with_the_configured_status(server_config, client) -> None:
+    async def handler(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    manager = SessionManager(max_sessions=5)  # never entered: it accepts nothing
+    app = ServerApp(config=server_config, session_manager=manager)
+    app.add_route("/room", handler)
+    async with app:
+        host, port = app.local_address
+        with pytest.raises(SessionRejectedError) as info:
+            await client.connect(f"https://{host}:{port}/room")
+        assert info.value.status_code == 503
+    server = WebTransportServer(config=server_config, session_manager=manager, session_limit_status=429)
+    server.add_route("/room", handler)
+    async with server:
+        host, port = server.local_address
+        with pytest.raises(SessionRejectedError) as info:
+            await client.connect(f"https://{host}:{port}/room")
+        assert info.value.status_code == 429
+    with pytest.raises(ValueError):
+        WebTransportServer(config=server_config, session_manager=manager, session_limit_status=200)

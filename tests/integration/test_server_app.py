@@ -63,7 +63,9 @@ async def test_origin_allow_list_from_the_config(server_config, certificate) -> 
     async with app:
         host, port = app.local_address
         url = f"https://{host}:{port}/rooms/a/users/b"
-        for origin, expected in (("https://good.test", 200), ("https://evil.test", 403), (None, 403)):
+        # No origin header is allowed (native clients); a present, unlisted one is not (draft-15 §3.2).
+        for origin, expected in (("https://good.test", 200), ("https://good.test/", 200),
+                                 ("https://evil.test", 403), (None, 200)):
             config = ClientConfig(server_certificate_hashes=[certificate.sha256], origin=origin)
             async with WebTransportClient(config=config) as client:
                 assert await status_of(client, url) == expected, origin
@@ -122,3 +124,73 @@ async def test_graceful_shutdown_drains_sessions(server_config, client) -> None:
     await app.close(drain_timeout=5)
     assert drained.is_set() and session.is_closed and session.close_reason == "drained"
     assert log == ["startup", "shutdown"]
+
+
+def test_route_refuses_a_handler_missing_a_path_parameter(server_config) -> None:
+    app = ServerApp(config=server_config)
+
+    async def room(session: WebTransportSession) -> None:
+        return None
+
+    with pytest.raises(TypeError, match=r"route '/rooms/\{room\}': handler .*room.* does not take the path "
+                                        r"parameter\(s\) 'room'"):
+        app.route("/rooms/{room}")(room)
+    assert app.server.get_stats()["sessions_accepted"] == 0
+
+
+def test_route_refuses_a_handler_needing_a_parameter_the_route_lacks(server_config) -> None:
+    app = ServerApp(config=server_config)
+
+    async def room(session: WebTransportSession, room: str, user: str) -> None:
+        return None
+
+    with pytest.raises(TypeError, match=r"route '/rooms/\{room\}': .* requires parameter\(s\) 'user'"):
+        app.add_route("/rooms/{room}", room)
+
+
+def test_route_accepts_defaults_and_catch_all_keywords(server_config) -> None:
+    app = ServerApp(config=server_config)
+
+    @app.route("/a/{x}/{y}")
+    async def catch_all(session: WebTransportSession, **params: str) -> None:
+        return None
+
+    @app.route("/b/{x}")
+    async def with_default(session: WebTransportSession, x: str, y: str = "") -> None:
+        return None
+
+    assert catch_all is not None and with_default is not None
+
+
+def test_server_add_route_refuses_a_handler_that_cannot_take_the_session(server_config) -> None:
+    from pywebtransport.server import WebTransportServer
+
+    server = WebTransportServer(config=server_config)
+
+    async def two(session: WebTransportSession, extra: str) -> None:
+        return None
+
+    async def none() -> None:
+        return None
+
+    with pytest.raises(TypeError, match=r"route '/x': .* requires parameter\(s\) 'extra'"):
+        server.add_route("/x", two)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"route '/y': .*cannot be called as handler\(session\)"):
+        server.route("/y")(none)  # type: ignore[arg-type]
+
+
+async def test_a_route_with_a_parameter_reaches_its_handler(server_config, client) -> None:
+    app = ServerApp(config=server_config)
+
+    @app.route("/rooms/{room}")
+    async def room(session: WebTransportSession, room: str) -> None:
+        stream = await session.create_unidirectional_stream()
+        await stream.write_all(room.encode(), end_stream=True)
+        await session.wait_closed()
+
+    async with app:
+        host, port = app.local_address
+        session = await client.connect(f"https://{host}:{port}/rooms/lobby")
+        stream = await session.accept_stream(timeout=5)
+        assert await stream.read() == b"lobby"  # type: ignore[union-attr]
+        await session.close()
