@@ -49,6 +49,10 @@ class EngineConfig:
     settings_timeout: float = 10.0
     request_timeout: float = 10.0
     early_stream_timeout: float = 10.0
+    #: Close (WT_CLOSE_SESSION, code 0) an established session from which nothing arrived
+    #: for this long; None never does. Keep-alive PINGs keep QUIC's idle timer from firing,
+    #: and Firefox keeps a session whose page navigated away (docs/browsers.md).
+    session_idle_timeout: float | None = None
 
 
 class EngineCore:

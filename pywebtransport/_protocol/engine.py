@@ -184,6 +184,12 @@ class WebTransportEngine(RequestStreams, StreamRouting):
         session.finished_sends = set(waiting)
         return waiting
 
+    def session_close_confirmed(self, session_id: int) -> bool:
+        """Whether the peer ended its side of the session's CONNECT stream (FIN or reset)
+        after our close, i.e. it has read our WT_CLOSE_SESSION; True once nothing is left."""
+        session = self._sessions.get(session_id)
+        return session is None or session.peer_fin_received or self._closed
+
     def stream_is_writable(self, stream_id: int) -> bool:
         record = self._streams.get(stream_id)
         return bool(record and record.kind is StreamKind.WEBTRANSPORT and not record.send_closed)
@@ -269,11 +275,10 @@ class WebTransportEngine(RequestStreams, StreamRouting):
         it will not process; a client sends 0 (it accepts no pushes)."""
         if self._closed:
             return
-        if self.is_client or self._highest_peer_bidi < 0:
-            last_id = 0  # a client accepts no pushes; a server that saw no request names stream 0
-        else:
-            last_id = self._highest_peer_bidi + 4
-        self._h3.send_goaway(last_id)
+        # A client accepts no pushes (0); a server names the first request it will not process,
+        # stream 0 when it saw none.
+        nothing_seen = self.is_client or self._highest_peer_bidi < 0
+        self._h3.send_goaway(0 if nothing_seen else self._highest_peer_bidi + 4)
 
     def drain_session(self, session_id: int) -> None:
         """Send WT_DRAIN_SESSION: ask the peer to wind the session down."""
@@ -497,6 +502,10 @@ class WebTransportEngine(RequestStreams, StreamRouting):
         oldest = self._streams.oldest_early() if self._streams.early_count else None
         if oldest is not None:
             deadlines.append(oldest + cfg.early_stream_timeout)
+        if cfg.session_idle_timeout is not None and self._active_sessions:
+            quiet = [s.last_activity for s in self._sessions.values() if s.is_open]
+            if quiet:
+                deadlines.append(min(quiet) + cfg.session_idle_timeout)
         return min(deadlines) if deadlines else None
 
     def _check_deadlines(self) -> None:
@@ -520,3 +529,9 @@ class WebTransportEngine(RequestStreams, StreamRouting):
                     record = self._streams.get(stream_id)
                     if record is not None and now >= record.early_since + cfg.early_stream_timeout:
                         self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+        if cfg.session_idle_timeout is not None:
+            for session in [s for s in self._sessions.values() if s.is_open]:
+                if now >= session.last_activity + cfg.session_idle_timeout:
+                    logger.info("session %d: nothing arrived for %.1fs; closing it", session.session_id,
+                                cfg.session_idle_timeout)
+                    session.close_locally(0, "session idle timeout")

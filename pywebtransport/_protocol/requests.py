@@ -128,6 +128,9 @@ class RequestStreams(EngineCore):
 
     def _on_request_stream_fin(self, record: StreamRecord) -> None:
         record.recv_closed = True
+        finished = self._sessions.get(record.session_id) if record.kind is StreamKind.CONNECT else None
+        if finished is not None:
+            finished.peer_fin_received = True
         if record.kind is StreamKind.REQUEST:  # FIN before complete headers (RFC 9114 §4.1.2)
             self.abort_stream(record.stream_id, c.H3_REQUEST_INCOMPLETE)
             return
@@ -271,6 +274,7 @@ class RequestStreams(EngineCore):
             self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
 
     def _on_capsule(self, session: Session, capsule_type: int, value: capsules.CapsuleValue) -> None:
+        session.last_activity = self._now
         if capsule_type == c.WT_CAPSULE_CLOSE_SESSION:
             assert isinstance(value, tuple)
             session.closed_by_peer(value[0], value[1])

@@ -147,6 +147,7 @@ class StreamRouting(EngineCore):
                 self._refuse_stream(record, c.WT_FLOW_CONTROL_ERROR)
                 session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
                 return False
+        session.last_activity = self._now
         if record.is_unidirectional:
             session.peer_streams_uni_opened += 1
         else:
@@ -176,6 +177,7 @@ class StreamRouting(EngineCore):
                 session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
                 return
         session.data_received += len(data)
+        session.last_activity = self._now
         if fin:
             record.recv_closed = True
         self._events.append(ev.StreamDataReceived(session.session_id, record.stream_id, data, fin))
@@ -268,6 +270,8 @@ class StreamRouting(EngineCore):
         """The peer aborted a request/CONNECT stream: the session ends abruptly, and our half
         is closed too, or the QUIC stream never finishes and holds a MAX_STREAMS slot."""
         session = self._sessions.get(record.session_id) if record.kind is StreamKind.CONNECT else None
+        if session is not None:
+            session.peer_fin_received = True
         if session is not None and not session.is_closed:
             session.local_fin_sent = True
             if session.state is SessionState.CONNECTING and self.is_client:
@@ -300,6 +304,7 @@ class StreamRouting(EngineCore):
             ring.push(payload)
 
     def _deliver_datagram(self, session: Session, payload: bytes) -> None:
+        session.last_activity = self._now
         session.datagrams_received += 1
         session.datagram_bytes_received += len(payload)
         self._events.append(ev.DatagramReceived(session.session_id, payload))

@@ -66,7 +66,10 @@ class Session:
     close_reason: str | None = None
     close_cause: CloseCause | None = None
     local_fin_sent: bool = False
+    #: The peer ended its side of the CONNECT stream (FIN or reset): it has seen our close.
     peer_fin_received: bool = False
+    #: When something last arrived for the session (streams, data, datagrams, capsules).
+    last_activity: float = 0.0
     protocol: str | None = None
     #: Streams we ended with FIN whose delivery a graceful close waits for (pruned as it grows).
     finished_sends: set[int] = field(default_factory=set)
@@ -130,7 +133,7 @@ class Session:
     # -- transitions
     def establish(self, response_headers: dict[str, str], flow: SessionFlow | None) -> None:
         self.transition(SessionState.CONNECTED)
-        self.ready_at = self.host.now
+        self.ready_at = self.last_activity = self.host.now
         self.flow = flow
         self.host.emit(ev.SessionEstablished(self.session_id, response_headers))
 

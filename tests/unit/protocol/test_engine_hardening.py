@@ -741,3 +741,27 @@ def test_open_stream_without_quic_credit_raises_and_credit_returns_later() -> No
     assert (credit.session_id, credit.is_unidirectional) == (sid, False)
     assert pair.client.can_open_stream(sid, is_unidirectional=False)
 
+
+
+def test_a_session_with_nothing_arriving_is_closed_after_session_idle_timeout() -> None:
+    pair = Pair(server_config=EngineConfig(session_idle_timeout=5.0))
+    sid = pair.open_session()
+    deadline = pair.server.get_timer()
+    assert deadline is not None and deadline <= pair.now + 5.0 + 0.05
+    pair.client.send_datagram(sid, b"still here")  # activity pushes the deadline back
+    pair.run(horizon=3.0)
+    assert pair.server.session(sid).is_open
+    pair.run(horizon=6.0)
+    closed = pair.one("server", ev.SessionClosed)
+    assert (closed.error_code, closed.reason, closed.by_peer) == (0, "session idle timeout", False)
+    assert pair.one("client", ev.SessionClosed).by_peer
+
+
+def test_close_is_confirmed_once_the_peer_ends_its_side_of_the_connect_stream() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.server.close_session(sid, 9, "bye")
+    assert not pair.server.session_close_confirmed(sid)
+    pair.run()
+    assert pair.one("client", ev.SessionClosed).error_code == 9
+    assert pair.server.session_close_confirmed(sid)
