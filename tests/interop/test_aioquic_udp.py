@@ -8,7 +8,9 @@ import ssl
 from typing import Any
 
 import pytest
-from aioquic.asyncio import QuicConnectionProtocol, connect, serve
+from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import QuicServer
 from aioquic.h3 import events as h3e
 from aioquic.h3.connection import H3Connection
 from aioquic.quic.configuration import QuicConfiguration
@@ -75,8 +77,11 @@ class AioquicWebTransportServer(QuicConnectionProtocol):
 async def test_our_client_against_an_aioquic_server(cert: SelfSignedCertificate) -> None:
     configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"], max_datagram_frame_size=65536)
     configuration.load_cert_chain(str(cert.cert_path), str(cert.key_path))
-    server = await serve("127.0.0.1", 0, configuration=configuration, create_protocol=AioquicWebTransportServer)
-    port = server._transport.get_extra_info("sockname")[1]
+    # What aioquic's serve() does, keeping the transport to learn the port it bound.
+    transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: QuicServer(configuration=configuration, create_protocol=AioquicWebTransportServer),
+        local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
     try:
         async with WebTransportClient(config=ClientConfig(server_certificate_hashes=[cert.sha256])) as client:
             session = await client.connect(f"https://127.0.0.1:{port}/anything")
@@ -115,6 +120,13 @@ class AioquicWebTransportClient(QuicConnectionProtocol):
         for h3_event in self.h3.handle_event(event):
             self.queue.put_nowait(h3_event)
 
+    def next_stream_id(self) -> int:
+        """The id the next bidirectional stream this client opens will have."""
+        return self._quic.get_next_available_stream_id()
+
+    def send_stream_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        self._quic.send_stream_data(stream_id, data, end_stream=end_stream)
+
     async def next(self, kind: type, timeout: float = 10) -> Any:
         async def wait() -> Any:
             while True:
@@ -139,7 +151,7 @@ async def test_an_aioquic_client_against_our_server(cert: SelfSignedCertificate)
         async with connect("127.0.0.1", port, configuration=configuration,
                            create_protocol=AioquicWebTransportClient) as client:
             assert isinstance(client, AioquicWebTransportClient)
-            sid = client._quic.get_next_available_stream_id()
+            sid = client.next_stream_id()
             client.h3.send_headers(sid, [(b":method", b"CONNECT"), (b":protocol", b"webtransport"),
                                          (b":scheme", b"https"), (b":authority", b"localhost"),
                                          (b":path", b"/echo"), (b"origin", b"https://aioquic.test")])
@@ -149,7 +161,7 @@ async def test_an_aioquic_client_against_our_server(cert: SelfSignedCertificate)
             assert seen and seen[0].headers["origin"] == "https://aioquic.test"
 
             bidi = open_aioquic_bidi(client.h3, sid)
-            client._quic.send_stream_data(bidi, b"hello ours", end_stream=True)
+            client.send_stream_data(bidi, b"hello ours", end_stream=True)
             client.transmit()
             echoed = bytearray()
             while True:
@@ -161,7 +173,7 @@ async def test_an_aioquic_client_against_our_server(cert: SelfSignedCertificate)
             assert bytes(echoed) == b"hello ours"
 
             uni = client.h3.create_webtransport_stream(sid, is_unidirectional=True)
-            client._quic.send_stream_data(uni, b"uni to ours", end_stream=True)
+            client.send_stream_data(uni, b"uni to ours", end_stream=True)
             client.transmit()
             reply = bytearray()
             while True:
