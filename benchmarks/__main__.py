@@ -1,4 +1,4 @@
-"""``python -m benchmarks SUITE [--quick] [--json FILE]``: in-process benchmark reports.
+"""``python -m benchmarks SUITE [--quick] [--json FILE] [options]``: in-process benchmark reports.
 
 Suites are registered in :data:`SUITES` (name -> function taking the parsed arguments and
 returning an exit status). Each prints a table and the machine it ran on, and with
@@ -67,26 +67,22 @@ def wire_suite(args: argparse.Namespace) -> int:
 
 
 def transport_suite(args: argparse.Namespace) -> int:
-    """Streams and datagrams over our stack vs raw aioquic QUIC streams (the floor)."""
-    from benchmarks.wire import machine_info
+    """Every stack (ours on each QUIC backend, raw aioquic, raw qh3, websockets) on every row."""
+    from benchmarks.rows import GROUPS
+    from benchmarks.stacks import STACKS
+    from benchmarks.transport import TransportOptions, parse_loops, run_transport
 
-    try:
-        from benchmarks.transport import run_transport
-    except ImportError as exc:  # the API layer it drives is still being written
-        print(f"the transport suite cannot run yet: {exc}", file=sys.stderr)
-        return 2
-
-    machine = machine_info()
-    print(f"transport benchmarks over UDP loopback: {machine['cores']} cores, Python {machine['python']}, "
-          f"IMPLEMENTATION={machine['IMPLEMENTATION']}")
-    results = run_transport(quick=args.quick)
-    headers = ("workload", "unit", "ours", "raw aioquic", "ratio vs floor")
-    table = [(r.workload, r.unit, f"{r.ours:,.1f}", f"{r.raw_aioquic:,.1f}", f"{r.ratio:.2f}") for r in results]
-    widths = [max(len(str(line[i])) for line in (headers, *table)) for i in range(len(headers))]
-    for line in (headers, tuple("-" * w for w in widths), *table):
-        print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths, strict=True))))
-    _write_json(args.json, {"suite": "transport", "machine": machine,
-                            "results": [r.as_dict() for r in results]})
+    groups = tuple(args.rows.split(",")) if args.rows else tuple(GROUPS)
+    stacks = tuple(args.stacks.split(",")) if args.stacks else tuple(STACKS)
+    for name, known in (("row group", GROUPS), ("stack", STACKS)):
+        for value in groups if name == "row group" else stacks:
+            if value not in known:
+                print(f"unknown {name} {value!r}; choose from {', '.join(known)}", file=sys.stderr)
+                return 2
+    options = TransportOptions(loops=parse_loops(args.loop), groups=groups, stacks=stacks,
+                               rounds=args.rounds if args.rounds else (1 if args.quick else 3),
+                               quick=args.quick, pure=not args.no_pure, json_path=args.json, plot_dir=args.plot)
+    run_transport(options)
     return 0
 
 
@@ -103,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run (seconds): numbers are rough")
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     parser.add_argument("--only", metavar="TEXT", help="wire: run only operations whose name contains TEXT")
+    parser.add_argument("--rows", metavar="GROUPS", help="transport: comma-separated row groups (default: all)")
+    parser.add_argument("--stacks", metavar="NAMES", help="transport: comma-separated stacks (default: all)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="asyncio",
+                        help="transport: event loop(s) to run every row on")
+    parser.add_argument("--rounds", type=int, default=0, help="transport: rounds per row, median reported "
+                        "(default 3, 1 with --quick)")
+    parser.add_argument("--plot", metavar="DIR", help="transport: write PNG plots to DIR (needs matplotlib)")
+    parser.add_argument("--no-pure", action="store_true", help="transport: skip the pure-_wire column")
     args = parser.parse_args(argv)
     return SUITES[args.suite](args)
 

@@ -1,211 +1,332 @@
-"""Transport benchmarks: pywebtransport against raw aioquic QUIC streams, same run, same machine.
+"""``python -m benchmarks transport``: every stack, every row, one run, one process tree.
 
-Each workload runs twice over UDP on 127.0.0.1: once through our whole stack (client,
-server, HTTP/3 engine, session, streams) and once on aioquic's own asyncio QUIC streams
-with no HTTP/3 at all, which is the floor any QUIC library in Python stands on. What to read
-is the ratio: absolute numbers on a shared 2-core machine are noise.
+For each event loop and round the runner starts measuring processes
+(``benchmarks.worker``): one with the compiled ``_wire`` running every stack interleaved,
+then one with ``PYWEBTRANSPORT_NO_EXTENSIONS=1`` running our stacks (the pure column), so
+both variants see the same stretch of machine load; each cell is the median over rounds.
+The memory row runs in a fresh process per stack so that one stack's heap does not hide
+another's. The runner merges the results into one table per loop and writes JSON and
+optional PNG plots. A cell that could not be measured holds the reason instead of a number.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from aioquic.asyncio import QuicConnectionProtocol, connect, serve
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import DatagramFrameReceived, QuicEvent
+from benchmarks.rows import GROUPS, METRICS, Metric
+from benchmarks.stacks import STACKS
+from benchmarks.worker import LOOPS, loop_unavailable
 
-from pywebtransport import config, utils
-from pywebtransport.cli.echo import echo_session
-from pywebtransport.client import WebTransportClient
-from pywebtransport.server import WebTransportServer
-
-__all__ = ["TransportResult", "run_transport"]
-
-CHUNK = 64 * 1024
+__all__ = ["COLUMNS", "Column", "TransportOptions", "format_table", "parse_loops", "relay_target", "run_transport"]
 
 
-@dataclass
-class TransportResult:
-    """One workload measured on both stacks."""
+@dataclass(frozen=True)
+class Column:
+    """One column of the report: a stack on one ``_wire`` variant."""
 
-    workload: str
-    unit: str
-    ours: float
-    raw_aioquic: float
-    higher_is_better: bool
-
-    @property
-    def ratio(self) -> float:
-        """ours / raw for throughput, raw / ours for latency: 1.0 = as fast as the floor."""
-        if self.higher_is_better:
-            return self.ours / self.raw_aioquic if self.raw_aioquic else 0.0
-        return self.raw_aioquic / self.ours if self.ours else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"workload": self.workload, "unit": self.unit, "ours": round(self.ours, 3),
-                "raw_aioquic": round(self.raw_aioquic, 3), "ratio_vs_floor": round(self.ratio, 3)}
+    key: str
+    stack: str
+    pure: bool = False
 
 
-# ---------------------------------------------------------------------------- our stack
+COLUMNS: tuple[Column, ...] = (
+    Column("ours-aioquic", "ours-aioquic"),
+    Column("ours-aioquic (pure)", "ours-aioquic", pure=True),
+    Column("ours-qh3", "ours-qh3"),
+    Column("ours-qh3 (pure)", "ours-qh3", pure=True),
+    Column("raw-aioquic", "raw-aioquic"),
+    Column("raw-qh3", "raw-qh3"),
+    Column("websockets", "websockets"),
+)
 
-async def _ours(cert: utils.SelfSignedCertificate, bulk_bytes: int, round_trips: int) -> dict[str, float]:
-    server = WebTransportServer(config=config.ServerConfig(host="127.0.0.1", port=0, certfile=str(cert.cert_path),
-                                                    keyfile=str(cert.key_path)))
-    server.add_route("/bench", echo_session)
-    client_config = config.ClientConfig(server_certificate_hashes=[cert.sha256])
-    async with server, WebTransportClient(config=client_config) as client:
-        port = server.local_address[1]
-        session = await client.connect(f"https://127.0.0.1:{port}/bench")
-        # bulk: one unidirectional stream, the server reports the byte count back
-        payload = b"\xab" * CHUNK
-        start = time.perf_counter()
-        stream = await session.create_unidirectional_stream()
-        sent = 0
-        while sent < bulk_bytes:
-            stream.write(payload)
-            sent += len(payload)
-            await stream.drain()
-        await stream.close()
-        reply = await session.accept_stream(timeout=60)  # the echo service reports the byte count
-        assert (await reply.read()).startswith(f"received {bulk_bytes} bytes".encode())  # type: ignore[union-attr]
-        bulk = bulk_bytes / (time.perf_counter() - start) / (1 << 20)
-        # latency: a new bidirectional stream per small request/response
-        stream_rtts = []
-        for _ in range(round_trips):
-            t0 = time.perf_counter()
-            s = await session.create_bidirectional_stream()
-            s.write(b"x" * 64)
-            await s.close()
-            await s.read()
-            stream_rtts.append(time.perf_counter() - t0)
-        # latency: datagram ping-pong
-        datagram_rtts = []
-        for _ in range(round_trips):
-            t0 = time.perf_counter()
-            await session.datagrams.send(b"y" * 64)
-            await session.datagrams.receive(timeout=5)
-            datagram_rtts.append(time.perf_counter() - t0)
-        await session.close()
-    return {"bulk": bulk, "stream_rtt": statistics.median(stream_rtts) * 1e6,
-            "datagram_rtt": statistics.median(datagram_rtts) * 1e6}
+#: (ours column, floor column) pairs reported as ratios.
+RATIOS: tuple[tuple[str, str], ...] = (
+    ("ours-aioquic", "raw-aioquic"),
+    ("ours-qh3", "raw-qh3"),
+    ("ours-aioquic", "ours-aioquic (pure)"),
+)
 
 
-# ---------------------------------------------------------------------------- raw aioquic
+@dataclass(frozen=True)
+class TransportOptions:
+    """What to run: loops, row groups, stacks, rounds, workload size, where to write."""
 
-class _RawServer(QuicConnectionProtocol):
-    """Echo datagrams; streams are handled by the stream_handler given to serve()."""
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        if isinstance(event, DatagramFrameReceived):
-            self._quic.send_datagram_frame(event.data)
-            self.transmit()
-        super().quic_event_received(event)
-
-
-class _RawClient(QuicConnectionProtocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.datagrams: asyncio.Queue[bytes] = asyncio.Queue()
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        if isinstance(event, DatagramFrameReceived):
-            self.datagrams.put_nowait(event.data)
-        super().quic_event_received(event)
+    loops: tuple[str, ...] = ("asyncio",)
+    groups: tuple[str, ...] = tuple(GROUPS)
+    stacks: tuple[str, ...] = tuple(STACKS)
+    rounds: int = 3
+    quick: bool = False
+    pure: bool = True
+    json_path: str | None = None
+    plot_dir: str | None = None
 
 
-def _raw_stream_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    async def handle() -> None:
-        first = await reader.read(1)
-        if first == b"E":  # echo request
-            writer.write(await reader.read())
-            writer.write_eof()
-        else:  # bulk sink: count and report
-            total = len(first)
-            while chunk := await reader.read(CHUNK):
-                total += len(chunk)
-            writer.write(str(total).encode())
-            writer.write_eof()
+def _worker(loop: str, stacks: list[str], groups: list[str], options: TransportOptions, *, pure: bool,
+            rounds: int = 1, first_round: int = 0) -> dict[str, Any] | str:
+    """Run one measuring process; its report, or why it failed."""
+    env = dict(os.environ)
+    env.pop("PYWEBTRANSPORT_NO_EXTENSIONS", None)
+    if pure:
+        env["PYWEBTRANSPORT_NO_EXTENSIONS"] = "1"
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
+    with tempfile.TemporaryDirectory(prefix="pywebtransport-bench-") as tmp:
+        out = Path(tmp) / "report.json"
+        command = [sys.executable, "-m", "benchmarks.worker", "--loop", loop, "--stacks", ",".join(stacks),
+                   "--groups", ",".join(groups), "--rounds", str(rounds), "--first-round", str(first_round),
+                   "--out", str(out)]
+        if options.quick:
+            command.append("--quick")
+        # The worker's progress lines go straight through; the last one names a failure.
+        with subprocess.Popen(command, env=env, cwd=root, stderr=subprocess.PIPE, text=True) as process:
+            assert process.stderr is not None
+            last = "no output"
+            for line in process.stderr:
+                sys.stderr.write(line)
+                if line.strip():
+                    last = line.strip()
+        if process.returncode != 0 or not out.exists():
+            return f"worker failed (exit {process.returncode}): {last}"
+        report: dict[str, Any] = json.loads(out.read_text())
+        return report
 
-    asyncio.ensure_future(handle())
+
+def _fill(table: dict[str, dict[str, Any]], column: str, metrics: list[Metric], outcome: dict[str, Any] | str,
+          stack: str) -> None:
+    for metric in metrics:
+        if isinstance(outcome, str):
+            table[column][metric.key] = {"na": outcome}
+        else:
+            table[column][metric.key] = outcome["results"][stack][metric.key]
 
 
-async def _raw(cert: utils.SelfSignedCertificate, bulk_bytes: int, round_trips: int) -> dict[str, float]:
-    # Same packet size and windows as our defaults, so only the stacks differ.
-    same = {"max_datagram_frame_size": 65536, "max_stream_data": 1 << 20, "max_data": 16 << 20,
-            "max_datagram_size": config.ClientConfig().quic_max_datagram_size}
-    server_cfg = QuicConfiguration(is_client=False, alpn_protocols=["bench"], **same)
-    server_cfg.load_cert_chain(str(cert.cert_path), str(cert.key_path))
-    server = await serve("127.0.0.1", 0, configuration=server_cfg, create_protocol=_RawServer,
-                         stream_handler=_raw_stream_handler)
-    port = server._transport.get_extra_info("sockname")[1]
-    client_cfg = QuicConfiguration(is_client=True, alpn_protocols=["bench"], **same)
-    client_cfg.load_verify_locations(cafile=str(cert.cert_path))
-    client_cfg.server_name = "localhost"
+def _median_cell(outcomes: list[dict[str, Any] | str], column: Column, key: str) -> Any:
+    """The median of one metric over the rounds' workers, or the first reason it has none."""
+    values: list[float] = []
+    reasons: list[str] = []
+    for outcome in outcomes:
+        if isinstance(outcome, str):
+            reasons.append(outcome)
+            continue
+        if column.stack.startswith("ours") and not column.pure and outcome["implementation"] != "cython":
+            reasons.append(f"the compiled _wire did not load (IMPLEMENTATION={outcome['implementation']})")
+            continue
+        value = outcome["results"][column.stack][key]
+        if isinstance(value, dict):
+            reasons.append(value["na"])
+        else:
+            values.append(value)
+    if values:
+        return statistics.median(values)
+    return {"na": reasons[0] if reasons else "not run"}
+
+
+def _memory_skip(name: str) -> str | None:
+    """Why the memory row cannot run on stack ``name`` (no worker is started then), or None."""
     try:
-        async with connect("127.0.0.1", port, configuration=client_cfg, create_protocol=_RawClient) as protocol:
-            assert isinstance(protocol, _RawClient)
-            payload = b"\xab" * CHUNK
-            start = time.perf_counter()
-            reader, writer = await protocol.create_stream()
-            sent = 0
-            while sent < bulk_bytes:
-                writer.write(payload)
-                sent += len(payload)
-                await writer.drain()  # aioquic's drain returns at once: it buffers without bound
-            writer.write_eof()
-            assert int(await reader.read()) == bulk_bytes
-            bulk = bulk_bytes / (time.perf_counter() - start) / (1 << 20)
-            stream_rtts = []
-            for _ in range(round_trips):
-                t0 = time.perf_counter()
-                reader, writer = await protocol.create_stream()
-                writer.write(b"E" + b"x" * 64)
-                writer.write_eof()
-                await reader.read()
-                stream_rtts.append(time.perf_counter() - t0)
-            datagram_rtts = []
-            for _ in range(round_trips):
-                t0 = time.perf_counter()
-                protocol._quic.send_datagram_frame(b"y" * 64)
-                protocol.transmit()
-                await asyncio.wait_for(protocol.datagrams.get(), 5)
-                datagram_rtts.append(time.perf_counter() - t0)
-    finally:
-        server.close()
-    return {"bulk": bulk, "stream_rtt": statistics.median(stream_rtts) * 1e6,
-            "datagram_rtt": statistics.median(datagram_rtts) * 1e6}
+        stack = STACKS[name]()
+        rows = getattr(stack, "rows", None)
+        return stack.unavailable() or (None if rows is None or "memory" in rows else "not measured on this stack")
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}: {exc}"
 
 
-# ---------------------------------------------------------------------------- runner
+def _run_loop(loop: str, options: TransportOptions) -> dict[str, Any]:
+    columns = [c for c in COLUMNS if c.stack in options.stacks and (options.pure or not c.pure)]
+    metrics = [m for m in METRICS if m.group in options.groups]
+    table: dict[str, dict[str, Any]] = {c.key: {} for c in columns}
+    info: dict[str, Any] = {}
+    why_not = loop_unavailable(loop)
+    if why_not is not None:
+        for column in columns:
+            _fill(table, column.key, metrics, why_not, column.stack)
+        return {"columns": [c.key for c in columns], "table": table, "info": {"unavailable": why_not}}
+    shared = [g for g in options.groups if g != "memory"]
+    shared_metrics = [m for m in metrics if m.group != "memory"]
+    # One worker per round and variant, alternating compiled and pure, so that the two
+    # variants see the same stretch of machine load; the median is taken over the rounds.
+    outcomes: dict[bool, list[dict[str, Any] | str]] = {False: [], True: []}
+    for r in range(options.rounds if shared else 0):
+        for pure in (False, True):
+            chosen = [c for c in columns if c.pure == pure]
+            if not chosen:
+                continue
+            outcome = _worker(loop, [c.stack for c in chosen], shared, options, pure=pure, first_round=r)
+            if not isinstance(outcome, str):
+                info.setdefault("pure" if pure else "compiled", {
+                    "implementation": outcome["implementation"], "loop_clock_step_s": outcome["loop_clock_step_s"]})
+            outcomes[pure].append(outcome)
+    for column in columns:
+        for metric in shared_metrics:
+            table[column.key][metric.key] = _median_cell(outcomes[column.pure], column, metric.key)
+    if "memory" in options.groups:
+        for column in columns:
+            skip = _memory_skip(column.stack)
+            outcome = skip or _worker(loop, [column.stack], ["memory"], options, pure=column.pure)
+            _fill(table, column.key, [m for m in metrics if m.group == "memory"], outcome, column.stack)
+    return {"columns": [c.key for c in columns], "table": table, "info": info}
 
-async def _best_of(runs: int, fn: Callable[[], Awaitable[dict[str, float]]]) -> dict[str, float]:
-    results = [await fn() for _ in range(runs)]
-    return {"bulk": max(r["bulk"] for r in results),
-            "stream_rtt": min(r["stream_rtt"] for r in results),
-            "datagram_rtt": min(r["datagram_rtt"] for r in results)}
+
+def _ratio(metric: Metric, ours: Any, floor: Any) -> float | None:
+    """1.0 = as good as the floor, above 1 = better (inverted for lower-is-better rows)."""
+    if not isinstance(ours, (int, float)) or not isinstance(floor, (int, float)) or not ours or not floor:
+        return None
+    return ours / floor if metric.higher_is_better else floor / ours
 
 
-async def _run(quick: bool) -> list[TransportResult]:
-    bulk_bytes = (8 if quick else 64) << 20
-    round_trips = 100 if quick else 500
-    runs = 1 if quick else 3
-    with tempfile.TemporaryDirectory() as tmp:
-        cert = utils.generate_self_signed_cert("localhost", output_dir=tmp)
-        ours = await _best_of(runs, lambda: _ours(cert, bulk_bytes, round_trips))
-        raw = await _best_of(runs, lambda: _raw(cert, bulk_bytes, round_trips))
-    return [
-        TransportResult(f"bulk stream {bulk_bytes >> 20} MiB", "MiB/s", ours["bulk"], raw["bulk"], True),
-        TransportResult("stream open+echo 64 B (median)", "us", ours["stream_rtt"], raw["stream_rtt"], False),
-        TransportResult("datagram echo 64 B (median)", "us", ours["datagram_rtt"], raw["datagram_rtt"], False),
-    ]
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return "n/a"
+    if value >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value < 10 else f"{value:.1f}"
 
 
-def run_transport(quick: bool = False) -> list[TransportResult]:
-    """Run every transport workload on both stacks; best of 3 (1 with ``quick``)."""
-    return asyncio.run(_run(quick))
+def format_table(loop: str, section: dict[str, Any]) -> tuple[str, list[str]]:
+    """The table of one loop as Markdown, and the n/a reasons as footnote lines."""
+    columns: list[str] = section["columns"]
+    table = section["table"]
+    ratio_pairs = [(a, b) for a, b in RATIOS if a in columns and b in columns]
+    headers = ["row", "unit", *columns, *(f"{a} / {b}" for a, b in ratio_pairs)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * 2 + "---:|" * (len(headers) - 2)]
+    reasons: dict[str, list[str]] = {}
+    for metric in METRICS:
+        if metric.key not in table[columns[0]]:
+            continue
+        cells = []
+        for column in columns:
+            value = table[column][metric.key]
+            cells.append(_cell(value))
+            if isinstance(value, dict):
+                reasons.setdefault(value["na"], []).append(f"{column}: {metric.label}")
+        for a, b in ratio_pairs:
+            ratio = _ratio(metric, table[a][metric.key], table[b][metric.key])
+            cells.append("-" if ratio is None else f"{ratio:.2f}x")
+        lines.append(f"| {metric.label} | {metric.unit} | " + " | ".join(cells) + " |")
+    notes = [f"n/a ({len(where)} cells, e.g. {where[0]}): {why}" for why, where in reasons.items()]
+    return "\n".join(lines), notes
+
+
+#: The issue's bar: our relay's CPU per delivered message at most this many times websockets'.
+RELAY_CPU_TARGET = 2.0
+
+
+def relay_target(section: dict[str, Any]) -> dict[str, Any] | None:
+    """Ours vs the websockets reference on relay CPU per delivered message, or None."""
+    table = section["table"]
+    ours = table.get("ours-aioquic", {}).get("relay_cpu_us_per_msg")
+    reference = table.get("websockets", {}).get("relay_cpu_us_per_msg")
+    if not isinstance(ours, (int, float)) or not isinstance(reference, (int, float)) or not reference:
+        return None
+    ratio = ours / reference
+    return {"ours_us": ours, "websockets_us": reference, "ratio": ratio, "target": RELAY_CPU_TARGET,
+            "met": ratio <= RELAY_CPU_TARGET}
+
+
+def _plot(report: dict[str, Any], directory: str) -> list[str]:
+    """One PNG per loop: every row, each column relative to raw aioquic (1.0 = the floor)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("n/a: plots need matplotlib (pip install 'pywebtransport[bench]')", file=sys.stderr)
+        return []
+    written = []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for loop, section in report["loops"].items():
+        table = section["table"]
+        metrics = [m for m in METRICS if m.key in table.get("raw-aioquic", {}) and m.unit != "%"
+                   and isinstance(table["raw-aioquic"][m.key], (int, float))]
+        columns = [c for c in section["columns"] if c != "raw-aioquic"
+                   and any(isinstance(table[c][m.key], (int, float)) for m in metrics)]
+        if not metrics or not columns:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 0.28 * len(metrics) * max(2, len(columns)) / 2 + 1.2), dpi=72)
+        height = 0.8 / max(1, len(columns))
+        for i, column in enumerate(columns):
+            ys, xs = [], []
+            for j, metric in enumerate(metrics):
+                ratio = _ratio(metric, table[column][metric.key], table["raw-aioquic"][metric.key])
+                if ratio is not None:
+                    ys.append(j + i * height)
+                    xs.append(ratio)
+            if xs:
+                ax.barh(ys, xs, height=height, label=column)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_yticks([j + 0.4 - height / 2 for j in range(len(metrics))])
+        ax.set_yticklabels([m.label for m in metrics], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("relative to raw aioquic (>1 = better)")
+        ax.set_title(f"pywebtransport transport benchmarks, {loop} loop", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        path = str(Path(directory) / f"transport-{loop}.png")
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages: on a shared machine they say how noisy a run was."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run_transport(options: TransportOptions) -> dict[str, Any]:
+    """Run every selected row on every selected stack and loop; print and return the report."""
+    from benchmarks.wire import machine_info
+
+    started = time.perf_counter()
+    machine = machine_info()
+    machine["load_average_at_start"] = _load_average()
+    print(f"transport benchmarks over UDP loopback: {machine['cores']} cores, Python {machine['python']}, "
+          f"loops {', '.join(options.loops)}, {options.rounds} rounds (median)"
+          f"{', --quick: a smoke run, not a measurement' if options.quick else ''}")
+    report: dict[str, Any] = {"suite": "transport", "machine": machine,
+                              "settings": {"rounds": options.rounds, "quick": options.quick,
+                                           "groups": list(options.groups), "stacks": list(options.stacks)},
+                              "metrics": [vars(m) for m in METRICS if m.group in options.groups],
+                              "loops": {}}
+    for loop in options.loops:
+        section = _run_loop(loop, options)
+        report["loops"][loop] = section
+        text, notes = format_table(loop, section)
+        print(f"\n### {loop} loop {json.dumps(section['info'])}\n\n{text}\n")
+        for note in notes:
+            print(f"  {note}")
+        target = relay_target(section)
+        section["relay_target"] = target
+        if target is not None:
+            print(f"  target: relay CPU per delivered message <= {target['target']:g}x websockets: "
+                  f"{target['ours_us']:.1f} us vs {target['websockets_us']:.1f} us = {target['ratio']:.2f}x, "
+                  f"{'met' if target['met'] else 'NOT met'}")
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["machine"]["load_average_at_end"] = _load_average()
+    print(f"\nfinished in {report['seconds']} s")
+    if options.json_path:
+        Path(options.json_path).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"JSON written to {options.json_path}")
+    if options.plot_dir:
+        for path in _plot(report, options.plot_dir):
+            print(f"plot written to {path}")
+    return report
+
+
+def parse_loops(value: str) -> tuple[str, ...]:
+    """``asyncio``, ``uvloop`` or ``both``."""
+    return LOOPS if value == "both" else (value,)
