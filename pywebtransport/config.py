@@ -42,7 +42,10 @@ class _CommonConfig:
     ``initial_max_streams_uni``, ``flow_control_auto_extend``.
     QUIC: ``congestion_control_algorithm``, ``max_datagram_frame_size`` (transport parameter;
     must be > 0 for datagrams), ``quic_max_datagram_size`` (UDP payload size),
-    ``socket_buffer_size``, ``secrets_log_file`` (TLS keys for Wireshark), ``debug``.
+    ``socket_buffer_size``, ``secrets_log_file`` (TLS keys for Wireshark), ``quic_log_dir``
+    (an existing writable directory: one aioquic qlog file per connection is written there).
+    ``debug=True`` logs every engine event of each connection at DEBUG on the
+    ``pywebtransport.connection`` logger (frames, capsules and streams as they are processed).
     """
 
     connect_timeout: float = 10.0
@@ -70,6 +73,7 @@ class _CommonConfig:
     quic_max_datagram_size: int = 1350
     socket_buffer_size: int = 4 << 20
     secrets_log_file: str | None = None
+    quic_log_dir: str | None = None
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -79,6 +83,12 @@ class _CommonConfig:
         return ConfigurationError(f"{type(self).__name__}.{name} {rule}, got {value!r}")
 
     def _validate(self) -> None:
+        self._validate_common()
+
+    def _validate_common(self) -> None:
+        if self.quic_log_dir is not None and not (os.path.isdir(self.quic_log_dir)
+                                                  and os.access(self.quic_log_dir, os.W_OK)):
+            raise self._fail("quic_log_dir", "must name an existing writable directory", self.quic_log_dir)
         for name in ("connect_timeout", "stream_creation_timeout", "close_timeout", "idle_timeout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
@@ -132,7 +142,7 @@ class ClientConfig(_CommonConfig):
     retry_delay: float = 1.0
 
     def _validate(self) -> None:
-        _CommonConfig._validate(self)
+        self._validate_common()
         if self.ca_certs is not None and not os.path.exists(self.ca_certs):
             raise self._fail("ca_certs", "must name an existing file", self.ca_certs)
         if self.server_certificate_hashes is not None:
@@ -163,7 +173,7 @@ class ServerConfig(_CommonConfig):
     reject_status_for_unknown_path: int = 404
 
     def _validate(self) -> None:
-        _CommonConfig._validate(self)
+        self._validate_common()
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise self._fail("port", "must be in [0, 65535]", self.port)
         if (self.certfile is None) != (self.keyfile is None):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.logger import QuicFileLogger, QuicLoggerTrace
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from pywebtransport import constants as c
@@ -27,14 +28,44 @@ from pywebtransport.exceptions import (
     TimeoutError,
 )
 from pywebtransport.session.session import WebTransportSession
-from pywebtransport.types import Address, ConnectionId, ConnectionState, Headers, SessionId, StreamId
+from pywebtransport.types import Address, CloseCause, ConnectionId, ConnectionState, Headers, SessionId, StreamId
 
 if TYPE_CHECKING:
     from pywebtransport.protocol import WebTransportProtocolHandler
 
-__all__ = ["SessionRequestHandler", "WebTransportConnection", "build_quic_configuration", "engine_config"]
+__all__ = ["QlogDirectoryLogger", "SessionRequestHandler", "WebTransportConnection", "build_quic_configuration",
+           "engine_config"]
 
 logger = logging.getLogger(__name__)
+
+#: Events that concern one session and go to its ``handle_event``.
+_SESSION_EVENTS = (ev.StreamDataReceived, ev.DatagramReceived, ev.StreamOpened, ev.StreamReset,
+                   ev.StreamStopSending, ev.StreamWritable, ev.StreamCreditAvailable, ev.SessionEstablished,
+                   ev.SessionDraining, ev.SessionCreditUpdated, ev.SessionBlocked)
+
+
+class QlogDirectoryLogger(QuicFileLogger):
+    """aioquic's one-qlog-file-per-connection logger, which a connection can also end itself.
+
+    A connection closed locally forgets its QUIC state before aioquic's closing period ends,
+    so it ends its trace (writes the file) itself; ending a trace twice is harmless.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.last_trace: QuicLoggerTrace | None = None
+        self._ended: set[int] = set()
+
+    def start_trace(self, is_client: bool, odcid: bytes) -> QuicLoggerTrace:
+        trace = super().start_trace(is_client, odcid)
+        self.last_trace = trace
+        return trace
+
+    def end_trace(self, trace: QuicLoggerTrace) -> None:
+        if id(trace) in self._ended:
+            return
+        self._ended.add(id(trace))
+        super().end_trace(trace)
 
 #: Called by a server connection for every session a client asks for.
 SessionRequestHandler = Callable[["WebTransportConnection", WebTransportSession, ev.SessionRequested], None]
@@ -72,6 +103,8 @@ def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name
     )
     if config.secrets_log_file:
         qc.secrets_log_file = open(config.secrets_log_file, "a")  # noqa: SIM115 - lives with the config
+    if config.quic_log_dir:
+        qc.quic_logger = QlogDirectoryLogger(config.quic_log_dir)
     if isinstance(config, ClientConfig):
         qc.server_name = server_name
         if config.server_certificate_hashes or not config.verify_mode:
@@ -110,6 +143,10 @@ class WebTransportConnection:
         quic = BackpressuredQuicConnection(configuration=quic_configuration,
                                            original_destination_connection_id=original_destination_connection_id)
         self._quic = quic
+        qlog = quic_configuration.quic_logger
+        self._qlog: tuple[QlogDirectoryLogger, QuicLoggerTrace] | None = None
+        if isinstance(qlog, QlogDirectoryLogger) and qlog.last_trace is not None:
+            self._qlog = (qlog, qlog.last_trace)
         self._engine = WebTransportEngine(quic, config=engine_config(config))
         self._connection_id: ConnectionId = os.urandom(8).hex()
         self._state = ConnectionState.IDLE if self.is_client else ConnectionState.CONNECTING
@@ -126,6 +163,7 @@ class WebTransportConnection:
         self._established_at: float | None = None
         self._keep_alive: asyncio.TimerHandle | None = None
         self._pings = 0
+        self._sessionless_since = self._loop.time()  # loop clock: when the last session left
         self._ack_waiters: list[tuple[tuple[StreamId, ...], asyncio.Future[None]]] = []
         self._close_task: asyncio.Task[None] | None = None
         for cid in quic.host_connection_ids():
@@ -192,7 +230,7 @@ class WebTransportConnection:
         """Client: start the handshake."""
         self._state = ConnectionState.CONNECTING
         self._engine.connect(self._remote_address, time.monotonic())
-        self._after_engine_call()
+        self.process_engine_events()
 
     async def wait_connected(self, *, timeout: float | None = None) -> None:
         """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure)."""
@@ -220,11 +258,15 @@ class WebTransportConnection:
             raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
                                         reason=self._close_reason)
         session_id = self._engine.open_session(authority=authority, path=path, origin=origin, headers=headers)
+        # The request as the engine built it (pseudo-headers included). The snapshot has no
+        # headers yet, so they come from the engine's record (see the lead's note).
         record = self._engine.session(session_id)
         session = WebTransportSession(connection=self, session_id=session_id, path=path,
-                                      headers=record.headers if record else {}, control_stream_id=session_id)
-        self._sessions[session_id] = session
-        self._after_engine_call()
+                                      headers=record.headers if record is not None else dict(headers or {}),
+                                      control_stream_id=session_id)
+        self._add_session(session)
+        session.log_requested()
+        self.process_engine_events()
         try:
             await session.ready(timeout=timeout if timeout is not None else self._config.connect_timeout)
         except TimeoutError:
@@ -237,14 +279,14 @@ class WebTransportConnection:
     def accept_session(self, session: WebTransportSession, *, headers: Headers | None = None) -> None:
         """Server: accept a requested session (200)."""
         self._engine.accept_session(session.session_id, headers=headers)
-        self._after_engine_call()
+        self.process_engine_events()
 
     def reject_session(self, session: WebTransportSession, *, status_code: int = 404) -> None:
         """Server: refuse a requested session with ``status_code``."""
         self._engine.reject_session(session.session_id, status_code)
-        self._after_engine_call()
-        session._on_rejected(status_code, f"rejected with {status_code}")
-        self._sessions.pop(session.session_id, None)
+        self.process_engine_events()
+        self._remove_session(session.session_id)
+        session.handle_event(ev.SessionRejected(session.session_id, status_code, {}, f"rejected with {status_code}"))
 
     # ------------------------------------------------------------------ closing
 
@@ -252,7 +294,7 @@ class WebTransportConnection:
         """Graceful shutdown: the peer may open no new sessions; current ones carry on."""
         if not self.is_closed:
             self._engine.send_goaway()
-            self._after_engine_call()
+            self.process_engine_events()
 
     async def close(self, *, error_code: int = c.H3_NO_ERROR, reason: str = "") -> None:
         """Close every session cleanly, then the connection.
@@ -338,8 +380,18 @@ class WebTransportConnection:
         self._close_code = error_code
         self._close_reason = reason
         self._wake_ack_waiters(everyone=True)
-        for session in list(self._sessions.values()):
-            session._on_closed(0, reason or "connection closed", by_peer=by_peer)
+        # The engine ended its sessions already; these are the ones it never knew as open.
+        cause = CloseCause.PEER_CONNECTION_CLOSE if by_peer else CloseCause.CONNECTION_CLOSED
+        for session_id in list(self._sessions):
+            session = self._remove_session(session_id)
+            if session is not None:
+                session.handle_event(ev.SessionClosed(session_id, 0, reason or "connection closed", by_peer, cause))
+        if self._qlog is not None:
+            qlog, trace = self._qlog
+            try:
+                qlog.end_trace(trace)
+            except (OSError, ValueError):
+                logger.exception("could not write the qlog file of connection %s", self._connection_id)
         self._closed.set()
         self._endpoint.forget(self)
         if self._owns_endpoint:
@@ -360,8 +412,6 @@ class WebTransportConnection:
         self._process_events()
         if self._ack_waiters:
             self._wake_ack_waiters()
-        for session in self._sessions.values():
-            session._wake_blocked()
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         return self._engine.datagrams_to_send(now)
@@ -375,27 +425,73 @@ class WebTransportConnection:
         self._engine.handle_timer(now)
         self._process_events()
 
-    def _schedule_flush(self) -> None:
+    def schedule_flush(self) -> None:
+        """Internal: have the endpoint transmit what this connection has to send."""
         self._endpoint.schedule_flush(self)
 
-    def _after_engine_call(self) -> None:
-        """Run after any call into the engine: deliver its events, schedule a transmit."""
+    def process_engine_events(self) -> None:
+        """Internal: run after any call into the engine; delivers its events and schedules a
+        transmit (used by this connection's sessions, not public API)."""
         self._process_events()
         self._endpoint.schedule_flush(self)
 
+    @property
+    def idle_timeout(self) -> float:
+        """The effective QUIC idle timeout: the smaller of ours and the peer's (RFC 9000 §10.1)."""
+        local = self._config.idle_timeout
+        # The peer's max_idle_timeout transport parameter, once the shim exposes it.
+        peer = getattr(self._quic, "peer_max_idle_timeout", None)
+        if isinstance(peer, (int, float)) and peer > 0:
+            return min(local, float(peer))
+        return local
+
+    @property
+    def keep_alive_interval(self) -> float | None:
+        """Seconds between keep-alive PINGs: the configured interval, but at most half the
+        effective idle timeout so that neither side's idle timer fires (None: disabled)."""
+        configured = self._config.keep_alive_interval
+        if configured is None:
+            return None
+        return min(configured, self.idle_timeout / 2)
+
+    @property
+    def keep_alive_pings(self) -> int:
+        """How many keep-alive PINGs this connection sent."""
+        return self._pings
+
     def _arm_keep_alive(self) -> None:
-        interval = self._config.keep_alive_interval
-        if interval is not None and not self.is_closed:
+        interval = self.keep_alive_interval
+        if interval is not None and not self.is_closed and self._keep_alive is None:
             self._keep_alive = self._loop.call_later(interval, self._send_keep_alive)
 
     def _send_keep_alive(self) -> None:
-        """A QUIC PING, so an idle connection outlives the peer's idle timeout."""
+        """A QUIC PING, so an idle connection outlives both sides' idle timeouts.
+
+        A connection that has carried no session for a whole idle timeout is not kept
+        alive: the pings stop and QUIC's idle timeout reaps it.
+        """
+        self._keep_alive = None
         if self.is_closed:
+            return
+        if not self._sessions and self._loop.time() - self._sessionless_since >= self.idle_timeout:
+            logger.debug("connection %s: no session for %.1fs; keep-alive stops", self._connection_id,
+                         self.idle_timeout)
             return
         self._pings += 1
         self._quic.send_ping(self._pings)
-        self._schedule_flush()
+        self.schedule_flush()
         self._arm_keep_alive()
+
+    def _add_session(self, session: WebTransportSession) -> None:
+        self._sessions[session.session_id] = session
+        if self._established_at is not None:
+            self._arm_keep_alive()  # it may have stopped while there was no session
+
+    def _remove_session(self, session_id: SessionId) -> WebTransportSession | None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None and not self._sessions:
+            self._sessionless_since = self._loop.time()
+        return session
 
     def _check_pinned_certificate(self) -> None:
         certificate = self._quic.peer_certificate
@@ -415,64 +511,29 @@ class WebTransportConnection:
 
     def _process_events(self) -> None:
         engine = self._engine
+        debug = self._config.debug
         while (event := engine.next_event()) is not None:
+            if debug:
+                logger.debug("connection %s: %r", self._connection_id, event)
             try:
-                self._handle_event(event)
+                self.handle_event(event)
             except Exception:  # a callback's bug must not stop event delivery
                 logger.exception("error while handling %r", event)
 
-    def _handle_event(self, event: ev.EngineEvent) -> None:
-        if isinstance(event, ev.StreamDataReceived):
+    def handle_event(self, event: ev.EngineEvent) -> None:
+        """Internal: one engine event, handled here or routed to the session it concerns."""
+        if isinstance(event, _SESSION_EVENTS):
             session = self._sessions.get(event.session_id)
             if session is not None:
-                session._on_stream_data(event.stream_id, event.data, event.end_stream)
-        elif isinstance(event, ev.DatagramReceived):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                session._on_datagram(event.data)
-        elif isinstance(event, ev.StreamOpened):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                session._on_stream_opened(event.stream_id, event.is_unidirectional)
-        elif isinstance(event, ev.StreamReset):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                session._on_stream_reset(event.stream_id, event.error_code)
-        elif isinstance(event, ev.StreamStopSending):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                session._on_stop_sending(event.stream_id, event.error_code)
-        elif isinstance(event, ev.SessionEstablished):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                session._on_established(event.headers)
+                session.handle_event(event)
         elif isinstance(event, ev.SessionRequested):
             self._on_requested(event)
-        elif isinstance(event, ev.SessionRejected):
-            session = self._sessions.pop(event.session_id, None)
+        elif isinstance(event, (ev.SessionRejected, ev.SessionClosed)):
+            session = self._remove_session(event.session_id)
             if session is not None:
-                session._on_rejected(event.status_code, event.reason)
-        elif isinstance(event, ev.SessionDraining):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                session._on_draining()
-        elif isinstance(event, ev.SessionClosed):
-            session = self._sessions.pop(event.session_id, None)
-            if session is not None:
-                session._on_closed(event.error_code, event.reason, by_peer=event.by_peer)
-        elif isinstance(event, ev.SessionCreditUpdated):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                session._wake_blocked()
-                name = {"data": EventType.SESSION_MAX_DATA_UPDATED,
-                        "streams_bidi": EventType.SESSION_MAX_STREAMS_BIDI_UPDATED,
-                        "streams_uni": EventType.SESSION_MAX_STREAMS_UNI_UPDATED}[event.kind]
-                session.events.emit_nowait(name, {"limit": event.limit})
-        elif isinstance(event, ev.SessionBlocked):
-            session = self._sessions.get(event.session_id)
-            if session is not None:
-                name = EventType.SESSION_DATA_BLOCKED if event.kind == "data" else EventType.SESSION_STREAMS_BLOCKED
-                session.events.emit_nowait(name, {"kind": event.kind, "limit": event.limit})
+                session.handle_event(event)
+                self._events.emit_nowait(EventType.SESSION_CLOSED, {"connection_id": self._connection_id,
+                                                                    "session_id": event.session_id})
         elif isinstance(event, ev.H3Ready):
             self._state = ConnectionState.CONNECTED
             self._established_at = self._loop.time()
@@ -485,8 +546,8 @@ class WebTransportConnection:
         elif isinstance(event, ev.ConnectionIdRetired):
             self._endpoint.unregister_cid(event.connection_id)
         elif isinstance(event, ev.ProtocolViolation):
-            for session in self._sessions.values():
-                session._on_protocol_error()
+            for session in list(self._sessions.values()):
+                session.handle_event(event)
             self._close_error = ConnectionClosedError(f"protocol error: {event.reason}",
                                                       error_code=event.error_code, reason=event.reason)
             self._events.emit_nowait(EventType.PROTOCOL_ERROR, {"error_code": event.error_code,
@@ -500,7 +561,8 @@ class WebTransportConnection:
     def _on_requested(self, event: ev.SessionRequested) -> None:
         session = WebTransportSession(connection=self, session_id=event.session_id, path=event.path,
                                       headers=event.headers, control_stream_id=event.session_id)
-        self._sessions[event.session_id] = session
+        self._add_session(session)
+        session.log_requested()
         if self._on_session_request is None:
             self.reject_session(session, status_code=404)
             return
@@ -524,6 +586,9 @@ class WebTransportConnection:
             "uptime": (self._loop.time() - self._established_at) if self._established_at else 0.0,
             "close_code": self._close_code,
             "close_reason": self._close_reason,
+            "idle_timeout": self.idle_timeout,
+            "keep_alive_interval": self.keep_alive_interval,
+            "keep_alive_pings": self._pings,
         }
 
     def __repr__(self) -> str:

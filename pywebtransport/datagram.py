@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
+from pywebtransport._protocol import events as ev
 from pywebtransport._waiters import Waiters
 from pywebtransport._wire import datagrams as wire_datagrams
 from pywebtransport.events import EventType
@@ -14,7 +15,7 @@ from pywebtransport.types import Data
 from pywebtransport.utils import ensure_bytes
 
 if TYPE_CHECKING:
-    from pywebtransport.session.session import WebTransportSession
+    from pywebtransport.session.port import SessionPort
 
 __all__ = ["WebTransportDatagramTransport"]
 
@@ -26,19 +27,15 @@ class WebTransportDatagramTransport:
     ``datagram_queue_bytes``); when it is full the oldest are dropped and counted, as
     datagrams are meant to be. Awaiting the transport returns itself, so both
     ``session.datagrams.send(...)`` and ``(await session.datagrams).send(...)`` work.
+    The counters in ``get_stats()`` are the engine's (one place), read from its snapshot.
     """
 
-    def __init__(self, session: WebTransportSession) -> None:
-        self._session = session
-        config = session._config
+    def __init__(self, session: SessionPort) -> None:
+        self._port = session
+        config = session.config
         self._ring = wire_datagrams.DatagramRing(max_count=config.datagram_queue_size,
                                                  max_bytes=config.datagram_queue_bytes)
         self._waiters = Waiters()
-        self.datagrams_sent = 0
-        self.bytes_sent = 0
-        self.datagrams_received = 0
-        self.bytes_received = 0
-        self.send_dropped = 0
 
     def __await__(self) -> Generator[Any, None, WebTransportDatagramTransport]:
         if False:  # pragma: no cover - makes this a generator
@@ -47,12 +44,12 @@ class WebTransportDatagramTransport:
 
     @property
     def session_id(self) -> int:
-        return self._session.session_id
+        return self._port.session_id
 
     @property
     def max_datagram_size(self) -> int:
         """Largest payload that can be sent now (the peer's limit and the path's)."""
-        return self._session._max_datagram_size()
+        return self._port.datagram_max_size()
 
     @property
     def receive_buffer_size(self) -> int:
@@ -66,7 +63,32 @@ class WebTransportDatagramTransport:
 
     @property
     def is_closed(self) -> bool:
-        return self._session.is_closed
+        return self._port.is_closed
+
+    @property
+    def datagrams_sent(self) -> int:
+        return self._counter("datagrams_sent")
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._counter("datagram_bytes_sent")
+
+    @property
+    def datagrams_received(self) -> int:
+        return self._counter("datagrams_received")
+
+    @property
+    def bytes_received(self) -> int:
+        return self._counter("datagram_bytes_received")
+
+    @property
+    def send_dropped(self) -> int:
+        """Datagrams refused because the local send queue was full."""
+        return self._counter("datagrams_dropped")
+
+    def _counter(self, name: str) -> int:
+        counters = self._port.datagram_counters()
+        return counters.get(name, 0)
 
     async def send(self, data: Data) -> bool:
         """Send one datagram. Returns False when the local send queue was full and it was
@@ -75,13 +97,9 @@ class WebTransportDatagramTransport:
 
     def send_nowait(self, data: Data) -> bool:
         payload = ensure_bytes(data)
-        sent = self._session._send_datagram(payload)
+        sent = self._port.datagram_send(payload)
         if sent:
-            self.datagrams_sent += 1
-            self.bytes_sent += len(payload)
-            self._session.events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
-        else:
-            self.send_dropped += 1
+            self._port.events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
         return sent
 
     def receive_nowait(self) -> bytes | None:
@@ -89,16 +107,18 @@ class WebTransportDatagramTransport:
         return self._ring.pop()
 
     async def receive(self, *, timeout: float | None = None) -> bytes:
-        """Wait for the next datagram. SessionClosedError once the session is closed and the
-        buffer is empty; TimeoutError after ``timeout`` seconds."""
-        loop = self._session._loop
+        """Wait for the next datagram. SessionClosedError (with the session's close code,
+        reason and cause) once the session is closed and the buffer is empty; TimeoutError
+        after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             payload = self._ring.pop()
             if payload is not None:
                 return payload
-            if self._session.is_closed:
-                raise SessionClosedError("the session is closed; no more datagrams")
+            if self._port.is_closed:
+                raise (self._port.closed_error("the session is closed; no more datagrams")
+                       or SessionClosedError("the session is closed; no more datagrams"))
             try:
                 await self._waiters.wait(None if deadline is None else max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
@@ -108,32 +128,31 @@ class WebTransportDatagramTransport:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[bytes]:
+        # The session-end rule (see WebTransportSession): quiet on a clean close, else raise.
         while True:
             try:
                 yield await self.receive()
             except SessionClosedError:
-                return
+                if self._port.ended_cleanly():
+                    return
+                raise
 
     def get_stats(self) -> dict[str, int]:
+        counters = self._port.datagram_counters()
         return {
-            "datagrams_sent": self.datagrams_sent,
-            "bytes_sent": self.bytes_sent,
-            "datagrams_received": self.datagrams_received,
-            "bytes_received": self.bytes_received,
-            "send_dropped": self.send_dropped,
+            "datagrams_sent": counters.get("datagrams_sent", 0),
+            "bytes_sent": counters.get("datagram_bytes_sent", 0),
+            "datagrams_received": counters.get("datagrams_received", 0),
+            "bytes_received": counters.get("datagram_bytes_received", 0),
+            "send_dropped": counters.get("datagrams_dropped", 0),
             "receive_dropped": self.receive_dropped,
             "receive_buffered": self.receive_buffer_size,
         }
 
-    # -- fed by the session
-    def _on_datagram(self, payload: bytes) -> None:
-        self.datagrams_received += 1
-        self.bytes_received += len(payload)
-        self._ring.push(payload)
-        self._wake()
-
-    def _on_session_closed(self) -> None:
-        self._wake()
-
-    def _wake(self) -> None:
-        self._waiters.wake()
+    def handle_event(self, event: ev.EngineEvent) -> None:
+        """Internal: a datagram or the session's end, routed by the session (not public API)."""
+        if isinstance(event, ev.DatagramReceived):
+            self._ring.push(event.data)
+            self._waiters.wake()
+        elif isinstance(event, ev.SessionClosed):
+            self._waiters.wake()

@@ -12,10 +12,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
+from pywebtransport._protocol import events as ev
+from pywebtransport.constants import WT_SESSION_GONE
 from pywebtransport._waiters import Waiters
 from pywebtransport.exceptions import (
+    SessionClosedError,
     StreamClosedError,
     StreamResetError,
     StreamStopSendingError,
@@ -25,6 +28,7 @@ from pywebtransport.types import Data, SessionId, StreamDirection, StreamId, Str
 from pywebtransport.utils import ensure_bytes
 
 if TYPE_CHECKING:
+    from pywebtransport.session.port import SessionPort
     from pywebtransport.session.session import WebTransportSession
 
 __all__ = [
@@ -46,13 +50,14 @@ class _StreamBase:
 
     def __init__(self, *, session: WebTransportSession, stream_id: StreamId) -> None:
         self._session = session
+        self._port: SessionPort = session
         self._stream_id = stream_id
         self._send_done = True
         self._recv_done = True
         self._reset_sent = False
         self._reset_received = False
         self._closed = asyncio.Event()
-        self.created_at = session._loop.time()
+        self.created_at = asyncio.get_running_loop().time()
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -94,10 +99,42 @@ class _StreamBase:
         """Wait until both directions are finished (FIN or reset either way)."""
         await self._closed.wait()
 
+    def handle_event(self, event: ev.EngineEvent) -> None:
+        """Internal: an engine event about this stream, routed by its session (not public API)."""
+        if isinstance(event, ev.StreamDataReceived):
+            self._on_data(event.data, event.end_stream)
+        elif isinstance(event, ev.StreamReset):
+            if event.http_error_code == WT_SESSION_GONE:
+                self._on_session_gone()
+            else:
+                self._on_reset(event.error_code)
+        elif isinstance(event, ev.StreamStopSending):
+            self._on_stop_sending(event.error_code)
+        elif isinstance(event, ev.StreamWritable):
+            self._wake_drain()
+        elif isinstance(event, ev.SessionClosed):
+            self._on_session_closed()
+
+    # Each side overrides what it handles; a side that cannot see an event ignores it.
+    def _on_data(self, data: bytes, end_stream: bool) -> None:
+        self._port.stream_consume(self._stream_id, len(data))
+
+    def _on_reset(self, error_code: int | None) -> None:
+        pass
+
+    def _on_session_gone(self) -> None:
+        pass
+
+    def _on_stop_sending(self, error_code: int | None) -> None:
+        pass
+
+    def _wake_drain(self) -> None:
+        pass
+
     def _check_closed(self) -> None:
         if self._send_done and self._recv_done and not self._closed.is_set():
             self._closed.set()
-            self._session._on_stream_closed(cast("StreamType", self))
+            self._port.stream_finished(self._stream_id)
 
     def _on_session_closed(self) -> None:
         """The session ended: every pending operation fails, the stream is closed."""
@@ -114,6 +151,7 @@ class _ReceiveSide(_StreamBase):
 
     def _init_receive(self) -> None:
         self._recv_done = False
+        self._session_gone = False
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._eof = False
@@ -130,15 +168,28 @@ class _ReceiveSide(_StreamBase):
             self._eof = True
         self._wake()
 
-    def _on_reset(self, error_code: int) -> None:
+    def _on_reset(self, error_code: int | None) -> None:
         self._reset_received = True
         self._error = StreamResetError(f"stream {self._stream_id} was reset by the peer", error_code=error_code)
         self._discard_buffer()
         self._finish_receiving()
 
+    def _on_session_gone(self) -> None:
+        """The peer reset the stream with WT_SESSION_GONE: its session is closing, and the
+        close capsule may arrive after the reset; reading follows the session-end rule."""
+        self._reset_received = True
+        self._session_gone = True
+        self._discard_buffer()
+        closed = self._port.closed_error(f"stream {self._stream_id}: the session closed")
+        if closed is not None:
+            self._error = closed
+            self._finish_receiving()
+        # Otherwise readers wait for the session's end, which this stream still receives.
+
     def _on_session_closed(self) -> None:
-        if not self._recv_done and self._error is None:
-            self._error = StreamClosedError(f"stream {self._stream_id}: the session closed")
+        if (not self._recv_done and self._error is None) or self._session_gone:
+            self._error = (self._port.closed_error(f"stream {self._stream_id}: the session closed")
+                           or StreamClosedError(f"stream {self._stream_id}: the session closed"))
         self._wake()
         super()._on_session_closed()
 
@@ -149,7 +200,7 @@ class _ReceiveSide(_StreamBase):
 
     def _discard_buffer(self) -> None:
         if self._buffered:
-            self._session._consume(self._stream_id, self._buffered)
+            self._port.stream_consume(self._stream_id, self._buffered)
         self._chunks.clear()
         self._buffered = 0
 
@@ -161,7 +212,7 @@ class _ReceiveSide(_StreamBase):
         while not self._chunks and not self._eof and self._error is None:
             if self._recv_done:
                 raise StreamClosedError(f"stream {self._stream_id} is closed for reading")
-            timeout = self._session._config.read_timeout
+            timeout = self._port.config.read_timeout
             try:
                 await self._readers.wait(timeout)
             except asyncio.TimeoutError:
@@ -187,7 +238,7 @@ class _ReceiveSide(_StreamBase):
             data = b"".join(parts)
         self._buffered -= len(data)
         if data:
-            self._session._consume(self._stream_id, len(data))
+            self._port.stream_consume(self._stream_id, len(data))
         if self._eof and not self._chunks and not self._recv_done:
             self._finish_receiving()
         return data
@@ -280,8 +331,14 @@ class _ReceiveSide(_StreamBase):
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[bytes]:
+        # The session-end rule (see WebTransportSession): a clean close ends iteration quietly.
         while True:
-            chunk = await self.read(_DEFAULT_LIMIT)
+            try:
+                chunk = await self.read(_DEFAULT_LIMIT)
+            except SessionClosedError:
+                if self._port.ended_cleanly():
+                    return
+                raise
             if not chunk:
                 return
             yield chunk
@@ -290,7 +347,7 @@ class _ReceiveSide(_StreamBase):
         """Send STOP_SENDING with ``error_code``; buffered data is discarded."""
         if self._recv_done:
             return
-        self._session._stop_stream(self._stream_id, error_code)
+        self._port.stream_stop(self._stream_id, error_code)
         self._error = StreamClosedError(f"stream {self._stream_id}: receiving was stopped")
         self._discard_buffer()
         self._finish_receiving()
@@ -302,19 +359,23 @@ class _SendSide(_StreamBase):
     def _init_send(self) -> None:
         self._send_done = False
         self._fin_sent = False
+        self._stop_received = False
         self._stop_code: int | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
 
     @property
     def write_buffer_size(self) -> int:
         """Bytes written and not yet acknowledged by the peer."""
-        return self._session._send_buffered(self._stream_id)
+        return self._port.stream_buffered(self._stream_id)
 
     def _check_writable(self) -> None:
-        if self._stop_code is not None:
+        if self._stop_received:
             raise StreamStopSendingError(f"stream {self._stream_id}: the peer sent STOP_SENDING",
                                          error_code=self._stop_code)
         if self._send_done:
+            closed = self._port.closed_error(f"stream {self._stream_id}: the session closed")
+            if closed is not None and not self._fin_sent and not self._reset_sent:
+                raise closed
             raise StreamClosedError(f"stream {self._stream_id} is closed for writing")
 
     def write(self, data: Data) -> None:
@@ -323,26 +384,33 @@ class _SendSide(_StreamBase):
         payload = ensure_bytes(data)
         if not payload:
             return
-        self._session._send(self._stream_id, payload, False)
+        self._port.stream_send(self._stream_id, payload, False)
         self.bytes_sent += len(payload)
 
     async def drain(self) -> None:
-        """Wait until the unacknowledged bytes fall to the low-water mark."""
-        high = self._session._config.stream_buffer_size
-        if self._session._send_buffered(self._stream_id) <= high:
-            if self._stop_code is not None:
+        """Wait until the unacknowledged bytes fall to the low-water mark.
+
+        Above ``stream_buffer_size`` unacknowledged bytes the writer waits until the engine
+        announces (StreamWritable) that at most half of that is left: acknowledgements wake it,
+        nothing polls.
+        """
+        port = self._port
+        high = port.config.stream_buffer_size
+        if port.stream_buffered(self._stream_id) <= high:
+            if self._stop_received:
                 self._check_writable()
             return
-        timeout = self._session._config.write_timeout
-        loop = self._session._loop
+        timeout = port.config.write_timeout
+        loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
-            while self._session._send_buffered(self._stream_id) > high // 2:
-                if self._stop_code is not None or self._session.is_closed:
+            while port.stream_buffered(self._stream_id) > high // 2:
+                if self._stop_received or port.is_closed:
                     self._check_writable()
-                    raise StreamClosedError(f"stream {self._stream_id}: the session closed")
+                    raise (port.closed_error(f"stream {self._stream_id}: the session closed")
+                           or StreamClosedError(f"stream {self._stream_id}: the session closed"))
                 self._drain_waiter = loop.create_future()
-                self._session._watch_drain(cast("WebTransportStream | WebTransportSendStream", self))
+                port.stream_watch_writable(self._stream_id, high // 2)
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 await asyncio.wait_for(self._drain_waiter, remaining)
         except asyncio.TimeoutError:
@@ -369,21 +437,22 @@ class _SendSide(_StreamBase):
         if self._send_done:
             return
         self._fin_sent = True
-        self._session._send(self._stream_id, b"", True)
+        self._port.stream_send(self._stream_id, b"", True)
         self._send_done = True
         self._check_closed()
 
     def abort(self, error_code: int = 0) -> None:
         """Reset the sending side (RESET_STREAM) with an application error code."""
-        if self._reset_sent or self._stop_code is not None or self._session.is_closed:
+        if self._reset_sent or self._stop_received or self._port.is_closed:
             return
         self._reset_sent = True
-        self._session._reset_stream(self._stream_id, error_code)
+        self._port.stream_reset(self._stream_id, error_code)
         self._send_done = True
         self._wake_drain()
         self._check_closed()
 
-    def _on_stop_sending(self, error_code: int) -> None:
+    def _on_stop_sending(self, error_code: int | None) -> None:
+        self._stop_received = True
         self._stop_code = error_code
         self._send_done = True
         self._wake_drain()

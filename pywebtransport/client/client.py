@@ -11,6 +11,7 @@ from pywebtransport._io import UdpEndpoint
 from pywebtransport.client.reconnect import OnConnect, ReconnectingClient, ReconnectPolicy
 from pywebtransport.config import ClientConfig
 from pywebtransport.connection import WebTransportConnection, build_quic_configuration
+from pywebtransport.events import EventType
 from pywebtransport.exceptions import ClientError, HandshakeError, TimeoutError
 from pywebtransport.session.session import WebTransportSession
 from pywebtransport.types import Address, Headers
@@ -115,16 +116,22 @@ class WebTransportClient:
             self._connections.discard(connection)
             raise
         self.sessions_opened += 1
-        session.events.on("session.closed", lambda _event: self._session_closed(connection))
+        # Every session on the connection counts, also those opened later with
+        # ``session.connection.open_session(...)``: the connection closes after the last one.
+        connection.events.on(EventType.SESSION_CLOSED, lambda _event: self._session_closed(connection))
+        for ended in (EventType.CONNECTION_CLOSED, EventType.CONNECTION_LOST):
+            connection.events.on(ended, lambda _event: self._connections.discard(connection))
         return session
 
     def _session_closed(self, connection: WebTransportConnection) -> None:
-        """A client connection carries one session: close it when that session ends."""
-        if not connection.sessions and not connection.is_closed:
+        """A session on ``connection`` ended: close the connection once it carries none."""
+        if connection.sessions:
+            return
+        self._connections.discard(connection)
+        if not connection.is_closed:
             task = asyncio.ensure_future(connection.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        self._connections.discard(connection)
 
     @staticmethod
     async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Address:
@@ -140,7 +147,8 @@ class WebTransportClient:
         """Close every connection this client opened."""
         self._closed = True
         connections, self._connections = list(self._connections), set()
-        await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+        closing = list(self._closing)
+        await asyncio.gather(*(c.close() for c in connections), *closing, return_exceptions=True)
 
     def get_stats(self) -> dict[str, Any]:
         return {"connections": len(self.connections), "sessions_opened": self.sessions_opened,

@@ -33,7 +33,7 @@ from pywebtransport.exceptions import (
     SessionRejectedError,
 )
 from pywebtransport.session.session import WebTransportSession
-from pywebtransport.types import Headers
+from pywebtransport.types import CloseCause, Headers
 
 if TYPE_CHECKING:
     from pywebtransport.client.client import WebTransportClient
@@ -137,22 +137,21 @@ class SessionEnd(str, Enum):
         return self in (SessionEnd.CONNECTION_LOST, SessionEnd.GOING_AWAY, SessionEnd.PEER_ERROR)
 
 
-def classify_session_end(*, error_code: int, by_peer: bool, connection_closed: bool,
-                         going_away: bool) -> SessionEnd:
-    """Decide how a session ended from what was known when it closed.
+def classify_session_end(*, error_code: int, cause: CloseCause, going_away: bool) -> SessionEnd:
+    """Decide how a session ended from its ``close_cause`` (no inference from side effects).
 
-    ``by_peer`` says whether the close came from the other side (a connection that died by
-    itself, such as an idle timeout, counts as the peer's); ``connection_closed`` whether the
-    QUIC connection was already gone; ``going_away`` whether the server had sent
-    WT_DRAIN_SESSION or GOAWAY, which ask the client to come back on a new connection.
+    ``going_away`` says whether the server had sent WT_DRAIN_SESSION or GOAWAY, which ask
+    the client to come back on a new connection.
     """
-    if not by_peer:
+    if cause in (CloseCause.LOCAL_CLOSE, CloseCause.CONNECTION_CLOSED):
         return SessionEnd.GOING_AWAY if going_away else SessionEnd.LOCAL_CLOSED
-    if connection_closed:
+    if cause in (CloseCause.PEER_CONNECTION_CLOSE, CloseCause.IDLE_TIMEOUT, CloseCause.CONNECTION_ERROR):
         return SessionEnd.CONNECTION_LOST
     if going_away:
         return SessionEnd.GOING_AWAY
-    return SessionEnd.PEER_CLOSED if error_code == 0 else SessionEnd.PEER_ERROR
+    if cause is CloseCause.PEER_CLOSE and error_code == 0:
+        return SessionEnd.PEER_CLOSED
+    return SessionEnd.PEER_ERROR  # a non-zero code, a session error or a refusal
 
 
 def is_retryable_error(exc: BaseException) -> bool:
@@ -364,30 +363,25 @@ class ReconnectingClient:
         def on_draining(_event: Event) -> None:
             watch.draining = True
 
-        def on_closed(event: Event) -> None:
-            data = event.data if isinstance(event.data, dict) else {}
-            self._settle(watch, session, error_code=int(data.get("error_code", 0)), reason=str(data.get("reason", "")),
-                         by_peer=bool(data.get("by_peer", True)))
+        def on_closed(_event: Event) -> None:
+            self._settle(watch, session)
 
-        if session.is_closed:
-            # It closed before it reached us, so nobody on this side closed it.
-            self._settle(watch, session, error_code=session.close_code or 0, reason=session.close_reason or "",
-                         by_peer=True)
+        if session.is_closed:  # it closed before it reached us
+            self._settle(watch, session)
             return
         session.events.once(EventType.SESSION_DRAINING, on_draining)
         session.events.once(EventType.SESSION_CLOSED, on_closed)
 
     @staticmethod
-    def _settle(watch: _Watch, session: WebTransportSession, *, error_code: int, reason: str, by_peer: bool) -> None:
+    def _settle(watch: _Watch, session: WebTransportSession) -> None:
         engine = session.protocol_handler
-        connection_closed = engine is None or engine.is_closed
         going_away = watch.draining or (engine is not None and engine.goaway_received is not None)
-        watch.error_code = error_code
-        watch.reason = reason
-        watch.end = classify_session_end(error_code=error_code, by_peer=by_peer, connection_closed=connection_closed,
-                                         going_away=going_away)
-        logger.debug("session %d ended (code %d, by_peer=%s, connection_closed=%s, going_away=%s): %s",
-                     session.session_id, error_code, by_peer, connection_closed, going_away, watch.end.value)
+        cause = session.close_cause or CloseCause.CONNECTION_CLOSED
+        watch.error_code = session.close_code or 0
+        watch.reason = session.close_reason or ""
+        watch.end = classify_session_end(error_code=watch.error_code, cause=cause, going_away=going_away)
+        logger.debug("session %d ended (code %d, cause %s, going_away=%s): %s", session.session_id,
+                     watch.error_code, cause.value, going_away, watch.end.value)
 
     def _session_end(self) -> SessionEnd:
         end = self._watch.end

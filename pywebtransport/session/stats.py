@@ -13,7 +13,8 @@ __all__ = ["SessionDiagnostics", "SessionStats"]
 
 @dataclass(slots=True)
 class SessionStats:
-    """Counters of one session, updated as it runs (timestamps are ``time.time()``)."""
+    """Counters of one session, built from the engine's snapshot (timestamps are wall-clock
+    ``time.time()`` values, for display; ``uptime`` is measured on the monotonic clock)."""
 
     session_id: SessionId
     created_at: float
@@ -27,6 +28,9 @@ class SessionStats:
     datagrams_sent: int = 0
     datagrams_received: int = 0
     protocol_errors: int = 0
+    #: The same moments on the engine's monotonic clock, which durations are measured on.
+    monotonic_ready_at: float | None = field(default=None, repr=False, compare=False)
+    monotonic_closed_at: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def active_streams(self) -> int:
@@ -36,6 +40,9 @@ class SessionStats:
     @property
     def uptime(self) -> float:
         """Seconds since the session became ready (0 before), until it closed or now."""
+        if self.monotonic_ready_at is not None:
+            end = self.monotonic_closed_at if self.monotonic_closed_at is not None else time.monotonic()
+            return max(0.0, end - self.monotonic_ready_at)
         if self.ready_at is None:
             return 0.0
         end = self.closed_at if self.closed_at is not None else time.time()
@@ -43,6 +50,7 @@ class SessionStats:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["monotonic_ready_at"], data["monotonic_closed_at"]
         data["active_streams"] = self.active_streams
         data["uptime"] = self.uptime
         return data

@@ -9,6 +9,7 @@ import pytest
 
 from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ServerConfig
+from pywebtransport.exceptions import SessionClosedError
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
 
@@ -37,9 +38,12 @@ class Collector:
             await self.received.put(b"".join(chunks))
 
         tasks = []
-        async for stream in session.incoming_streams():
-            if isinstance(stream, (WebTransportStream, WebTransportReceiveStream)):
-                tasks.append(asyncio.ensure_future(drain(stream)))
+        try:
+            async for stream in session.incoming_streams():
+                if isinstance(stream, (WebTransportStream, WebTransportReceiveStream)):
+                    tasks.append(asyncio.ensure_future(drain(stream)))
+        except SessionClosedError:
+            pass  # the session-end rule: a close with a non-zero code raises instead of ending quietly
         await asyncio.gather(*tasks)
         await session.wait_closed()
         await self.closed.put((session.close_code, session.close_reason))

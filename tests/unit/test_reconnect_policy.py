@@ -28,6 +28,7 @@ from pywebtransport.exceptions import (
     SessionRejectedError,
     TimeoutError,
 )
+from pywebtransport.types import CloseCause
 
 
 def _delay(retry: int, rand: float, **overrides: float) -> float:
@@ -106,20 +107,21 @@ def test_policy_defaults() -> None:
 # ---------------------------------------------------------------------- classify_session_end
 
 
-@pytest.mark.parametrize(("error_code", "by_peer", "connection_closed", "going_away", "expected"), [
-    (0, True, False, False, SessionEnd.PEER_CLOSED),
-    (7, True, False, False, SessionEnd.PEER_ERROR),
-    (0, True, True, False, SessionEnd.CONNECTION_LOST),    # idle timeout, peer CONNECTION_CLOSE
-    (0, True, True, True, SessionEnd.CONNECTION_LOST),
-    (0, True, False, True, SessionEnd.GOING_AWAY),       # server drained, then closed the session
-    (0, False, False, False, SessionEnd.LOCAL_CLOSED),     # session.close()
-    (0, False, True, False, SessionEnd.LOCAL_CLOSED),      # client.close()
-    (0, False, False, True, SessionEnd.GOING_AWAY),      # we closed it because the server asked
+@pytest.mark.parametrize(("error_code", "cause", "going_away", "expected"), [
+    (0, CloseCause.PEER_CLOSE, False, SessionEnd.PEER_CLOSED),
+    (7, CloseCause.PEER_CLOSE, False, SessionEnd.PEER_ERROR),
+    (0, CloseCause.IDLE_TIMEOUT, False, SessionEnd.CONNECTION_LOST),
+    (0, CloseCause.PEER_CONNECTION_CLOSE, False, SessionEnd.CONNECTION_LOST),
+    (0, CloseCause.CONNECTION_ERROR, True, SessionEnd.CONNECTION_LOST),
+    (0, CloseCause.PEER_CLOSE, True, SessionEnd.GOING_AWAY),          # server drained, then closed the session
+    (0, CloseCause.LOCAL_CLOSE, False, SessionEnd.LOCAL_CLOSED),      # session.close()
+    (0, CloseCause.CONNECTION_CLOSED, False, SessionEnd.LOCAL_CLOSED),  # client.close()
+    (0, CloseCause.LOCAL_CLOSE, True, SessionEnd.GOING_AWAY),         # we closed it because the server asked
+    (0, CloseCause.SESSION_ERROR, False, SessionEnd.PEER_ERROR),
+    (0, CloseCause.REJECTED, False, SessionEnd.PEER_ERROR),
 ])
-def test_classify_session_end(error_code: int, by_peer: bool, connection_closed: bool, going_away: bool,
-                              expected: SessionEnd) -> None:
-    assert classify_session_end(error_code=error_code, by_peer=by_peer, connection_closed=connection_closed,
-                                going_away=going_away) is expected
+def test_classify_session_end(error_code: int, cause: CloseCause, going_away: bool, expected: SessionEnd) -> None:
+    assert classify_session_end(error_code=error_code, cause=cause, going_away=going_away) is expected
 
 
 def test_only_losses_and_server_errors_reconnect() -> None:

@@ -1,0 +1,64 @@
+"""What a stream or a datagram transport may ask of its session (internal, not exported).
+
+Streams and the datagram transport never touch the session's or the connection's
+internals: they call this small port going down, and receive engine events through their
+own ``handle_event`` going up, as aioquic's protocol objects receive ``quic_event_received``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pywebtransport.config import ClientConfig, ServerConfig
+    from pywebtransport.events import EventEmitter
+    from pywebtransport.exceptions import SessionClosedError
+    from pywebtransport.types import SessionId, StreamId
+
+__all__ = ["SessionPort"]
+
+
+class SessionPort(Protocol):
+    """The operations a session offers to its own streams and datagram transport."""
+
+    @property
+    def session_id(self) -> SessionId: ...
+
+    @property
+    def config(self) -> ClientConfig | ServerConfig: ...
+
+    @property
+    def events(self) -> EventEmitter: ...
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    def closed_error(self, message: str) -> SessionClosedError | None:
+        """The error naming the session's close (code, reason, cause); None while it is open."""
+        ...
+
+    def ended_cleanly(self) -> bool:
+        """Whether the session is closed with code 0 by either side (iteration ends quietly)."""
+        ...
+
+    def stream_send(self, stream_id: StreamId, data: bytes, end_stream: bool) -> None: ...
+
+    def stream_consume(self, stream_id: StreamId, amount: int) -> None: ...
+
+    def stream_reset(self, stream_id: StreamId, error_code: int) -> None: ...
+
+    def stream_stop(self, stream_id: StreamId, error_code: int) -> None: ...
+
+    def stream_buffered(self, stream_id: StreamId) -> int: ...
+
+    def stream_watch_writable(self, stream_id: StreamId, low_water: int) -> None: ...
+
+    def stream_finished(self, stream_id: StreamId) -> None: ...
+
+    def datagram_send(self, payload: bytes) -> bool: ...
+
+    def datagram_max_size(self) -> int: ...
+
+    def datagram_counters(self) -> dict[str, int]:
+        """The engine's datagram counters of the session (the one place they are kept)."""
+        ...
