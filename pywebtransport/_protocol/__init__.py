@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pywebtransport._protocol import events
 from pywebtransport._protocol.engine import EngineConfig, WebTransportEngine
-from pywebtransport._protocol.quic import BackpressuredQuicConnection
+from pywebtransport._protocol.quic import BackpressuredQuicConnection, QuicCore, create_quic_connection
 
-__all__ = ["BackpressuredQuicConnection", "EngineConfig", "WebTransportEngine", "events"]
+__all__ = ["BackpressuredQuicConnection", "EngineConfig", "QuicCore", "WebTransportEngine", "create_quic_connection",
+           "events"]

@@ -15,7 +15,7 @@ from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.flow_control import SessionFlow
 from pywebtransport._protocol.h3 import Http3
-from pywebtransport._protocol.quic import BackpressuredQuicConnection
+from pywebtransport._protocol.quic import QuicCore
 from pywebtransport._protocol.session import Session
 from pywebtransport._protocol.settings import PeerSettings, build_local_settings, wants_flow_control
 from pywebtransport._protocol.streams import StreamKind, StreamRecord, StreamTable
@@ -58,7 +58,7 @@ class EngineConfig:
 class EngineCore:
     """Shared state of one engine, and the :class:`SessionHost` its sessions call."""
 
-    def __init__(self, quic: BackpressuredQuicConnection, *, config: EngineConfig | None = None) -> None:
+    def __init__(self, quic: QuicCore, *, config: EngineConfig | None = None) -> None:
         self.quic = quic
         self.is_client = bool(quic.configuration.is_client)
         self.config = cfg = config or EngineConfig()

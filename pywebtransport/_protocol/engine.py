@@ -21,7 +21,7 @@ from pywebtransport._protocol import events as ev
 from pywebtransport._protocol import quic as quic_events
 from pywebtransport._protocol.core import EngineConfig
 from pywebtransport._protocol.headers import build_connect_request, build_response, decode_header_list
-from pywebtransport._protocol.quic import BackpressuredQuicConnection
+from pywebtransport._protocol.quic import QuicCore
 from pywebtransport._protocol.requests import RequestStreams
 from pywebtransport._protocol.routing import StreamRouting
 from pywebtransport._protocol.session import Session
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 class WebTransportEngine(RequestStreams, StreamRouting):
     """HTTP/3 + WebTransport for one QUIC connection, client or server role."""
 
-    def __init__(self, quic: BackpressuredQuicConnection, *, config: EngineConfig | None = None) -> None:
+    def __init__(self, quic: QuicCore, *, config: EngineConfig | None = None) -> None:
         super().__init__(quic, config=config)
         self._write_watch: dict[int, int] = {}  # stream id -> low-water mark of unacked bytes
         self._credit_watch: set[tuple[int, bool]] = set()  # (session id, is_unidirectional)
@@ -451,6 +451,11 @@ class WebTransportEngine(RequestStreams, StreamRouting):
         elif kind is quic_events.DatagramFrameReceived:
             if not self._closed:
                 self._on_datagram(event.data)  # type: ignore[union-attr]
+        elif isinstance(event, quic_events.DatagramFrameLost):
+            # Lost in transit and never resent (RFC 9221 §5.2): counted as dropped for its session.
+            lost = self._sessions.get(datagrams.decode_datagram(event.data)[0])  # ours: it decodes
+            if lost is not None:
+                lost.datagrams_dropped += 1
         elif isinstance(event, quic_events.StreamReset):
             self._on_stream_reset(event.stream_id, event.error_code)
         elif isinstance(event, quic_events.StopSendingReceived):

@@ -1,4 +1,11 @@
-"""The one place that knows aioquic's internals: what the engine needs beyond its public API.
+"""The QUIC seam: everything the engine and the endpoint need from a QUIC implementation.
+
+Two cores sit behind it, chosen by name: ``"aioquic"`` (the default, implemented in this
+module) and ``"qh3"`` (an aioquic-derived QUIC with a native crypto core, optional extra
+``pywebtransport[qh3]``, implemented in ``quic_qh3.py``). ``create_quic_connection`` builds
+either from plain values; ``PYWEBTRANSPORT_QUIC_BACKEND`` picks the default for tests. The
+engine sees only ``QuicCore`` and the backend-neutral events below, never a backend's
+classes.
 
 aioquic grants stream credit when data *arrives* (doubling the window each time), so a
 slow reader cannot hold a fast writer back and memory grows without bound. Here stream
@@ -7,26 +14,71 @@ control real backpressure. Everything else the library reads of aioquic's privat
 (send buffers, stream discard, connection ids, the peer certificate, RTT, congestion
 control names) is read here too, each access commented with the attribute it needs, so an
 aioquic upgrade breaks exactly one module: ``REQUIRED_ATTRIBUTES`` is checked by a test.
+DATAGRAM frames in packets declared lost are counted (``datagrams_dropped``) and reported
+as ``DatagramFrameLost`` events on both backends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import importlib.util
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO, TypeAlias
 
+from aioquic.buffer import size_uint_var
+from aioquic.quic import events as aq_events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicFrameType
+from aioquic.quic.packet_builder import QuicDeliveryState
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 __all__ = [
+    "BACKENDS",
+    "BACKEND_ENV",
+    "DEFAULT_BACKEND",
     "PACKET_OVERHEAD",
     "REQUIRED_ATTRIBUTES",
+    "AioquicConnection",
     "BackpressuredQuicConnection",
+    "ConnectionIdIssued",
+    "ConnectionIdRetired",
+    "ConnectionTerminated",
+    "DatagramFrameLost",
+    "DatagramFrameReceived",
+    "HandshakeCompleted",
+    "QuicCore",
+    "QuicEvent",
+    "QuicSettings",
     "RttSample",
+    "StopSendingReceived",
+    "StreamDataReceived",
+    "StreamReset",
+    "aioquic_configuration",
+    "available_backends",
     "build_connection_refused",
     "congestion_control_algorithms",
+    "create_quic_connection",
+    "end_qlog_trace",
+    "file_version",
     "missing_attributes",
+    "qlog_directory_logger",
+    "resolve_backend",
 ]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable naming the QUIC backend used when a configuration does not (tests).
+BACKEND_ENV = "PYWEBTRANSPORT_QUIC_BACKEND"
+DEFAULT_BACKEND = "aioquic"
+#: Every backend the seam knows, default first; ``available_backends`` says which are installed.
+BACKENDS: tuple[str, ...] = ("aioquic", "qh3")
 
 #: Bytes a 1-RTT packet spends outside its frames in the worst case: first byte,
 #: a 20-byte destination connection id, a 4-byte packet number and the 16-byte AEAD tag.
@@ -34,30 +86,83 @@ PACKET_OVERHEAD = 1 + 20 + 4 + 16
 
 _MAX_STREAM_DATA_FRAME_CAPACITY = 1 + 8 + 8
 
-#: Private aioquic names this module relies on, as (owner, attribute). A test builds a real
-#: connection and fails loudly, naming the attribute, when an aioquic release drops one.
-REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
-    ("QuicConnection", "_streams"),
-    ("QuicConnection", "_stream_is_discarded"),
-    ("QuicConnection", "_local_next_stream_id_bidi"),
-    ("QuicConnection", "_local_next_stream_id_uni"),
-    ("QuicConnection", "_remote_max_streams_bidi"),
-    ("QuicConnection", "_remote_max_streams_uni"),
-    ("QuicConnection", "_remote_max_datagram_frame_size"),
-    ("QuicConnection", "_max_datagram_size"),
-    ("QuicConnection", "_datagrams_pending"),
-    ("QuicConnection", "_host_cids"),
-    ("QuicConnection", "_loss"),
-    ("QuicConnection", "_configuration"),
-    ("QuicConnection", "_on_max_stream_data_delivery"),
-    ("QuicConnection", "_write_stream_limits"),
-    ("QuicPacketRecovery", "_rtt_smoothed"),
-    ("QuicPacketRecovery", "_rtt_min"),
-    ("QuicPacketRecovery", "_rtt_latest"),
-    ("QuicStreamSender", "_buffer_start"),
-    ("QuicStreamSender", "_buffer_stop"),
-    ("tls.Context", "_peer_certificate"),
-)
+
+# ---------------------------------------------------------------------------- neutral events
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDataReceived:
+    """Bytes arrived on a stream (``end_stream``: the peer's FIN came with them)."""
+
+    stream_id: int
+    data: bytes
+    end_stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramFrameReceived:
+    """A QUIC DATAGRAM frame arrived (RFC 9221)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramFrameLost:
+    """A DATAGRAM frame we sent went out in a packet loss recovery declared lost; it is never
+    resent (RFC 9221 §5.2). ``data`` is the frame's payload as it was queued."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset:
+    """The peer reset its sending side of a stream (RESET_STREAM)."""
+
+    stream_id: int
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopSendingReceived:
+    """The peer asked us to stop sending on a stream (STOP_SENDING)."""
+
+    stream_id: int
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted:
+    """The TLS handshake finished; ``alpn_protocol`` is what ALPN negotiated."""
+
+    alpn_protocol: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionIdIssued:
+    """We issued a new connection id the peer may address us by."""
+
+    connection_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionIdRetired:
+    """A connection id of ours was retired and must no longer route to this connection."""
+
+    connection_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTerminated:
+    """The connection ended; ``idle_timeout`` is True when QUIC's idle timer ended it."""
+
+    error_code: int
+    reason_phrase: str
+    idle_timeout: bool = False
+
+
+QuicEvent: TypeAlias = (StreamDataReceived | DatagramFrameReceived | DatagramFrameLost | StreamReset
+                        | StopSendingReceived | HandshakeCompleted | ConnectionIdIssued | ConnectionIdRetired
+                        | ConnectionTerminated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +176,296 @@ class RttSample:
     bytes_in_flight: int
 
 
-def congestion_control_algorithms() -> tuple[str, ...]:
-    """Names aioquic accepts as ``congestion_control_algorithm``."""
+# ---------------------------------------------------------------------------- the seam
+
+
+class _Configuration(Protocol):
+    @property
+    def is_client(self) -> bool: ...
+
+
+class QuicCore(Protocol):
+    """What the engine, the connection and the endpoint use of a QUIC connection."""
+
+    @property
+    def configuration(self) -> _Configuration: ...
+    @property
+    def host_cid(self) -> bytes: ...
+    @property
+    def original_destination_connection_id(self) -> bytes: ...
+
+    # driving (sans-I/O: time comes in as ``now``)
+    def connect(self, addr: Any, now: float) -> None: ...
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None: ...
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]: ...
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def next_event(self) -> QuicEvent | None: ...
+    def close(self, error_code: int = ..., frame_type: int | None = None, reason_phrase: str = "") -> None: ...
+    def send_ping(self, uid: int) -> None: ...
+
+    # streams
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int: ...
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None: ...
+    def reset_stream(self, stream_id: int, error_code: int) -> None: ...
+    def stop_stream(self, stream_id: int, error_code: int) -> None: ...
+    def consume_stream_data(self, stream_id: int, amount: int) -> None: ...
+    def forget_stream(self, stream_id: int) -> None: ...
+    def send_buffered(self, stream_id: int) -> int: ...
+    def send_acknowledged(self, stream_id: int) -> bool: ...
+    def is_stream_discarded(self, stream_id: int) -> bool: ...
+    def has_stream(self, stream_id: int) -> bool: ...
+    def stream_window(self, stream_id: int) -> int: ...
+    def next_stream_id(self, is_unidirectional: bool) -> int: ...
+    def can_open_stream(self, is_unidirectional: bool) -> bool: ...
+    @property
+    def consumed_records(self) -> int: ...
+
+    # datagrams
+    def send_datagram_frame(self, data: bytes) -> None: ...
+    @property
+    def remote_max_datagram_frame_size(self) -> int: ...
+    @property
+    def datagram_path_limit(self) -> int: ...
+    @property
+    def pending_datagrams(self) -> int: ...
+    @property
+    def datagrams_dropped(self) -> int: ...
+
+    # connection facts
+    @property
+    def backend(self) -> str: ...
+    def host_connection_ids(self) -> list[bytes]: ...
+    @property
+    def peer_certificate(self) -> x509.Certificate | None: ...
+    @property
+    def peer_certificate_der(self) -> bytes | None: ...
+    @property
+    def peer_max_idle_timeout(self) -> float | None: ...
+    def rtt(self) -> RttSample: ...
+    def missing_attributes(self) -> list[str]: ...
+    def end_qlog(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------- choosing and building
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends importable here, default first."""
+    return tuple(name for name in BACKENDS if name == DEFAULT_BACKEND or importlib.util.find_spec(name) is not None)
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend to use: ``backend`` if given, else ``$PYWEBTRANSPORT_QUIC_BACKEND``, else aioquic.
+
+    ValueError for a name the seam does not know; ImportError when it is not installed.
+    """
+    name = backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise ValueError(f"unknown QUIC backend {name!r}; known: {', '.join(BACKENDS)}")
+    if name not in available_backends():
+        raise ImportError(f"QUIC backend {name!r} is not installed (pip install 'pywebtransport[{name}]')")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class QuicSettings:
+    """Everything a backend needs to build a QUIC connection, as plain values.
+
+    A server builds this once and calls ``create_connection`` for every client Initial.
+    Certificates are given as files (``certfile``/``keyfile``, PEM) or as ``cryptography``
+    objects (``certificate``, ``private_key``, ``certificate_chain``). ``qlog_dir`` writes
+    one qlog file per connection with the backend's own logger; ``quic_logger`` (a logger of
+    the backend's own classes) is passed through untouched instead when given.
+    """
+
+    is_client: bool
+    backend: str = DEFAULT_BACKEND
+    alpn_protocols: tuple[str, ...] = ("h3",)
+    server_name: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    certificate: x509.Certificate | None = None
+    private_key: Any = None
+    certificate_chain: tuple[x509.Certificate, ...] = ()
+    verify_peer: bool = True
+    cafile: str | None = None
+    max_datagram_frame_size: int | None = 65536
+    max_datagram_size: int = 1200
+    idle_timeout: float = 60.0
+    congestion_control_algorithm: str = "reno"
+    secrets_log: TextIO | None = None
+    qlog_dir: str | None = None  # one qlog file per connection in this directory
+    quic_logger: Any = None
+    max_stream_data: int = 1 << 20
+    max_data: int = 1 << 24
+    extra: dict[str, Any] = field(default_factory=dict)  # backend configuration fields set as-is
+
+    def validate(self) -> None:
+        """Build the backend's configuration once now, so that unusable certificate or CA files
+        fail at startup (OSError, ValueError) rather than at the first connection."""
+        if self.backend == "qh3":
+            from pywebtransport._protocol import quic_qh3
+
+            quic_qh3.qh3_configuration(self)
+        else:
+            aioquic_configuration(self)
+
+    def create_connection(self, *, original_destination_connection_id: bytes | None = None) -> QuicCore:
+        """A new connection of this backend with these settings."""
+        if self.backend == "qh3":
+            from pywebtransport._protocol import quic_qh3
+
+            return quic_qh3.create(self, original_destination_connection_id)
+        if self.backend != "aioquic":
+            raise ValueError(f"unknown QUIC backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        return AioquicConnection(configuration=aioquic_configuration(self),
+                                 original_destination_connection_id=original_destination_connection_id)
+
+
+def create_quic_connection(backend: str | None = None, *, is_client: bool,
+                           original_destination_connection_id: bytes | None = None, **settings: Any) -> QuicCore:
+    """Build a QUIC connection of ``backend`` (None: ``$PYWEBTRANSPORT_QUIC_BACKEND`` or aioquic)
+    from plain values; ``settings`` are the fields of :class:`QuicSettings`."""
+    quic_settings = QuicSettings(is_client=is_client, backend=resolve_backend(backend), **settings)
+    return quic_settings.create_connection(original_destination_connection_id=original_destination_connection_id)
+
+
+@functools.lru_cache(maxsize=16)
+def _aioquic_chain(certfile: str, keyfile: str | None, mtime: float) -> tuple[Any, list[Any], Any]:
+    """Certificate, chain and key of a PEM pair, parsed once per file version (a server
+    builds one configuration per connection)."""
+    probe = QuicConfiguration()
+    probe.load_cert_chain(certfile, keyfile)
+    return probe.certificate, list(probe.certificate_chain), probe.private_key
+
+
+def file_version(path: str) -> float:
+    """The modification time of ``path`` (part of certificate cache keys: a renewed file is reread)."""
+    return os.stat(path).st_mtime
+
+
+def aioquic_configuration(settings: QuicSettings) -> QuicConfiguration:
+    """aioquic's configuration for ``settings``."""
+    qc = QuicConfiguration(
+        is_client=settings.is_client,
+        alpn_protocols=list(settings.alpn_protocols),
+        max_datagram_frame_size=settings.max_datagram_frame_size,
+        idle_timeout=settings.idle_timeout,
+        congestion_control_algorithm=settings.congestion_control_algorithm,
+        max_datagram_size=settings.max_datagram_size,
+        max_stream_data=settings.max_stream_data,
+        max_data=settings.max_data,
+        server_name=settings.server_name,
+        secrets_log_file=settings.secrets_log,
+        quic_logger=settings.quic_logger or (_aioquic_qlog(settings.qlog_dir) if settings.qlog_dir else None),
+    )
+    qc.verify_mode = ssl.CERT_REQUIRED if settings.verify_peer else ssl.CERT_NONE
+    if settings.cafile:
+        qc.load_verify_locations(cafile=settings.cafile)
+    if settings.certfile:
+        qc.certificate, qc.certificate_chain, qc.private_key = _aioquic_chain(
+            settings.certfile, settings.keyfile, file_version(settings.certfile))
+    if settings.certificate is not None:
+        qc.certificate = settings.certificate
+        qc.certificate_chain = list(settings.certificate_chain)
+    if settings.private_key is not None:
+        qc.private_key = settings.private_key
+    for name, value in settings.extra.items():
+        setattr(qc, name, value)
+    return qc
+
+
+# ---------------------------------------------------------------------------- qlog
+
+
+def qlog_directory_logger(base: type[Any]) -> type[Any]:
+    """A subclass of a backend's ``QuicFileLogger`` (one qlog file per connection in a
+    directory) whose ``end_trace`` may be called twice: a connection closed locally ends its
+    trace itself, before QUIC's closing period would."""
+
+    def end_trace(self: Any, trace: Any) -> None:
+        if trace in self._traces:  # the base logger's own list of live traces
+            base.end_trace(self, trace)
+
+    return type("QlogDirectoryLogger", (base,), {"end_trace": end_trace})
+
+
+@functools.lru_cache(maxsize=8)
+def _aioquic_qlog(directory: str) -> Any:
+    from aioquic.quic.logger import QuicFileLogger
+
+    return qlog_directory_logger(QuicFileLogger)(directory)
+
+
+def end_qlog_trace(connection: Any) -> None:
+    """End ``connection``'s qlog trace now (its file is written) if a directory logger has it."""
+    # Both backends keep the connection's trace in QuicConnection._quic_logger.
+    trace, logger = connection._quic_logger, connection._configuration.quic_logger
+    if trace is not None and logger is not None and type(logger).__name__ == "QlogDirectoryLogger":
+        logger.end_trace(trace)
+
+
+# ---------------------------------------------------------------------------- aioquic
+
+#: Private aioquic names this module relies on, as (owner, attribute). A test builds a real
+#: connection and fails loudly, naming the attribute, when an aioquic release drops one.
+REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("QuicConnection", "_events"),
+    ("QuicConnection", "_streams"),
+    ("QuicConnection", "_stream_is_discarded"),
+    ("QuicConnection", "_local_next_stream_id_bidi"),
+    ("QuicConnection", "_local_next_stream_id_uni"),
+    ("QuicConnection", "_remote_max_streams_bidi"),
+    ("QuicConnection", "_remote_max_streams_uni"),
+    ("QuicConnection", "_remote_max_datagram_frame_size"),
+    ("QuicConnection", "_remote_max_idle_timeout"),
+    ("QuicConnection", "_max_datagram_size"),
+    ("QuicConnection", "_datagrams_pending"),
+    ("QuicConnection", "_host_cids"),
+    ("QuicConnection", "_loss"),
+    ("QuicConnection", "_configuration"),
+    ("QuicConnection", "_on_max_stream_data_delivery"),
+    ("QuicConnection", "_write_stream_limits"),
+    ("QuicConnection", "_write_datagram_frame"),
+    ("QuicConnection", "_quic_logger"),
+    ("QuicPacketRecovery", "_rtt_smoothed"),
+    ("QuicPacketRecovery", "_rtt_min"),
+    ("QuicPacketRecovery", "_rtt_latest"),
+    ("QuicStreamSender", "_buffer_start"),
+    ("QuicStreamSender", "_buffer_stop"),
+    ("tls.Context", "_peer_certificate"),
+    ("QuicFileLogger", "_traces"),
+)
+
+#: aioquic's ConnectionTerminated phrase when its idle timer (not the peer) ended the connection.
+_AIOQUIC_IDLE_PHRASE = "Idle timeout"
+
+
+def _translate_aioquic(event: aq_events.QuicEvent) -> QuicEvent | None:
+    """The neutral event for one of aioquic's (None for those the engine does not use)."""
+    translate = _AIOQUIC_EVENTS.get(type(event))
+    return translate(event) if translate is not None else None
+
+
+_AIOQUIC_EVENTS: dict[type, Callable[[Any], QuicEvent]] = {
+    aq_events.StreamDataReceived: lambda e: StreamDataReceived(e.stream_id, e.data, e.end_stream),
+    aq_events.DatagramFrameReceived: lambda e: DatagramFrameReceived(e.data),
+    aq_events.StreamReset: lambda e: StreamReset(e.stream_id, e.error_code),
+    aq_events.StopSendingReceived: lambda e: StopSendingReceived(e.stream_id, e.error_code),
+    aq_events.HandshakeCompleted: lambda e: HandshakeCompleted(e.alpn_protocol),
+    aq_events.ConnectionIdIssued: lambda e: ConnectionIdIssued(e.connection_id),
+    aq_events.ConnectionIdRetired: lambda e: ConnectionIdRetired(e.connection_id),
+    aq_events.ConnectionTerminated: lambda e: ConnectionTerminated(
+        e.error_code, e.reason_phrase, e.reason_phrase == _AIOQUIC_IDLE_PHRASE),
+    DatagramFrameLost: lambda e: e,  # ours, queued by the delivery handler below
+}
+
+
+def congestion_control_algorithms(backend: str = DEFAULT_BACKEND) -> tuple[str, ...]:
+    """Names ``backend`` accepts as ``congestion_control_algorithm`` (qh3 has CUBIC only)."""
+    if backend == "qh3":
+        return ("cubic",)
     from aioquic.quic.congestion import base
 
     # aioquic keeps its registry in the private module dict ``base._factories``.
@@ -80,19 +473,34 @@ def congestion_control_algorithms() -> tuple[str, ...]:
     return names or ("reno",)
 
 
-class BackpressuredQuicConnection(QuicConnection):
-    """A QuicConnection whose stream receive windows follow the application's reads."""
+class AioquicConnection(QuicConnection):
+    """aioquic's QuicConnection whose stream receive windows follow the application's reads."""
+
+    backend = "aioquic"
 
     def __init__(self, *, configuration: QuicConfiguration,
                  original_destination_connection_id: bytes | None = None) -> None:
         super().__init__(configuration=configuration,
                          original_destination_connection_id=original_destination_connection_id)
         self._consumed: dict[int, int] = {}
+        self._dropped = 0
+
+    # -- events
+    def next_event(self) -> QuicEvent | None:  # type: ignore[override]
+        """The next backend-neutral event (aioquic's PING acks and ALPN events are skipped)."""
+        queue = self._events  # aioquic's own event deque (QuicConnection._events)
+        while queue:
+            event = _translate_aioquic(queue.popleft())
+            if event is not None:
+                return event
+        return None
 
     # -- read-driven stream credit
     def consume_stream_data(self, stream_id: int, amount: int) -> None:
-        """The application has read ``amount`` more bytes of ``stream_id``."""
-        if amount > 0:
+        """The application has read ``amount`` more bytes of ``stream_id`` (ignored once the
+        stream received everything: no credit is needed then, and no record may linger)."""
+        stream = self._streams.get(stream_id)
+        if amount > 0 and stream is not None and not stream.receiver.is_finished:
             self._consumed[stream_id] = self._consumed.get(stream_id, 0) + amount
 
     def forget_stream(self, stream_id: int) -> None:
@@ -163,6 +571,29 @@ class BackpressuredQuicConnection(QuicConnection):
         """Datagrams queued in aioquic and not yet put in a packet."""
         return len(self._datagrams_pending)
 
+    @property
+    def datagrams_dropped(self) -> int:
+        """DATAGRAM frames sent in packets loss recovery declared lost (RFC 9221 §5.2: never
+        resent); aioquic itself drops no queued datagram before sending it."""
+        return self._dropped
+
+    def _write_datagram_frame(self, builder, data, frame_type) -> bool:  # type: ignore[no-untyped-def]
+        # aioquic hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with
+        # length). Ours carries a delivery handler, so a packet declared lost counts its datagrams.
+        length = len(data)
+        buf = builder.start_frame(frame_type, capacity=1 + size_uint_var(length) + length,
+                                  handler=self._on_datagram_delivery, handler_args=(data,))
+        buf.push_uint_var(length)
+        buf.push_bytes(data)
+        if self._quic_logger is not None:  # aioquic's qlog trace, as its own writer does
+            builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
+        return True
+
+    def _on_datagram_delivery(self, delivery: QuicDeliveryState, data: bytes) -> None:
+        if delivery != QuicDeliveryState.ACKED:
+            self._dropped += 1
+            self._events.append(DatagramFrameLost(data))  # type: ignore[arg-type]  # next_event passes it up
+
     # -- connection facts
     def host_connection_ids(self) -> list[bytes]:
         """Every connection id of ours the peer may use now (for the endpoint's routing)."""
@@ -176,6 +607,17 @@ class BackpressuredQuicConnection(QuicConnection):
         certificate = getattr(tls, "_peer_certificate", None)
         return certificate if isinstance(certificate, x509.Certificate) else None
 
+    @property
+    def peer_certificate_der(self) -> bytes | None:
+        """The peer's leaf certificate, DER-encoded (what hash pinning digests)."""
+        certificate = self.peer_certificate
+        return certificate.public_bytes(Encoding.DER) if certificate is not None else None
+
+    @property
+    def peer_max_idle_timeout(self) -> float | None:
+        """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
+        return self._remote_max_idle_timeout or None
+
     def rtt(self) -> RttSample:
         """RTT and congestion state from aioquic's loss recovery."""
         loss = self._loss
@@ -183,6 +625,24 @@ class BackpressuredQuicConnection(QuicConnection):
         return RttSample(smoothed=loss._rtt_smoothed, minimum=0.0 if minimum == float("inf") else minimum,
                          latest=loss._rtt_latest, congestion_window=loss.congestion_window,
                          bytes_in_flight=loss.bytes_in_flight)
+
+    def end_qlog(self) -> None:
+        """Write this connection's qlog file now (a no-op without ``qlog_dir``)."""
+        end_qlog_trace(self)
+
+    def missing_attributes(self) -> list[str]:
+        """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
+        from aioquic.quic.stream import QuicStreamSender
+
+        owners: dict[str, object] = {
+            "QuicConnection": self,
+            "QuicPacketRecovery": getattr(self, "_loss", None),
+            "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
+            "tls.Context": getattr(self, "tls", None),
+            "QuicFileLogger": _aioquic_qlog(tempfile.gettempdir()),
+        }
+        return [f"{owner}.{name}" for owner, name in REQUIRED_ATTRIBUTES
+                if owners[owner] is None or not hasattr(owners[owner], name)]
 
     # aioquic hook: called for every stream when a packet is built.
     def _write_stream_limits(self, builder, space, stream) -> None:  # type: ignore[no-untyped-def]
@@ -205,27 +665,24 @@ class BackpressuredQuicConnection(QuicConnection):
             stream.max_stream_data_local_sent = stream.max_stream_data_local
 
 
-def missing_attributes(connection: QuicConnection) -> list[str]:
-    """The entries of ``REQUIRED_ATTRIBUTES`` a live connection lacks (empty when all exist)."""
-    from aioquic.quic.stream import QuicStreamSender
+#: The name the rest of the library has used for the aioquic backend.
+BackpressuredQuicConnection = AioquicConnection
 
-    owners: dict[str, object] = {
-        "QuicConnection": connection,
-        "QuicPacketRecovery": getattr(connection, "_loss", None),
-        "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
-        "tls.Context": connection.tls,
-    }
-    return [f"{owner}.{name}" for owner, name in REQUIRED_ATTRIBUTES
-            if owners[owner] is None or not hasattr(owners[owner], name)]
+
+def missing_attributes(connection: QuicCore | QuicConnection) -> list[str]:
+    """The private attributes a live connection of either backend lacks (empty when all exist)."""
+    check = getattr(connection, "missing_attributes", None)
+    if check is None:  # a plain aioquic QuicConnection: check it against aioquic's list
+        return AioquicConnection.missing_attributes(connection)  # type: ignore[arg-type]
+    return list(check())
 
 
 def build_connection_refused(*, version: int, client_dcid: bytes, client_scid: bytes,
                              reason: str = "server busy") -> bytes | None:
     """A server Initial carrying CONNECTION_CLOSE(CONNECTION_REFUSED) for a client Initial
     the server will not serve (RFC 9000 §10.2.3, §20.1), so the client learns at once
-    instead of waiting out its timeout. None for a version aioquic cannot build."""
-    import os
-
+    instead of waiting out its timeout. None for a version aioquic cannot build. The packet
+    is the same whichever backend serves the other connections."""
     from aioquic.quic.crypto import CryptoPair
     from aioquic.quic.packet import QuicErrorCode, QuicPacketType, QuicProtocolVersion
     from aioquic.quic.packet_builder import QuicPacketBuilder

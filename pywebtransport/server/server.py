@@ -10,11 +10,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aioquic.quic.configuration import QuicConfiguration
-
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol import events as ev
-from pywebtransport._protocol.quic import build_connection_refused
+from pywebtransport._protocol.quic import QuicSettings, build_connection_refused
 from pywebtransport._protocol.settings import DIALECT_DRAFT02
 from pywebtransport.config import ServerConfig
 from pywebtransport.connection import WebTransportConnection, build_quic_configuration
@@ -89,7 +87,7 @@ class WebTransportServer:
         self._allowed_origins = None if origins is None else frozenset(o.rstrip("/") for o in origins)
         self._routes: dict[str, SessionHandler] = {}
         self._endpoint: UdpEndpoint | None = None
-        self._quic_configuration: QuicConfiguration | None = None
+        self._quic_configuration: QuicSettings | None = None
         self._connections: set[WebTransportConnection] = set()
         self._handshaking: dict[WebTransportConnection, float] = {}  # -> when it started (monotonic)
         self._recent_refusals: OrderedDict[bytes, None] = OrderedDict()

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pywebtransport._protocol import BackpressuredQuicConnection, EngineConfig, WebTransportEngine
+from pywebtransport._protocol import EngineConfig, WebTransportEngine
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol import quic as quic_seam
 
 CLIENT_ADDR = ("10.0.0.1", 50000)  # only labels: nothing is sent anywhere
 SERVER_ADDR = ("10.0.0.2", 4433)
@@ -64,13 +65,19 @@ class Pair:
     tweak_client: Callable[[WebTransportEngine], None] | None = None
     tweak_server: Callable[[WebTransportEngine], None] | None = None
     now: float = 1000.0
+    #: QUIC backend of both engines (None: $PYWEBTRANSPORT_QUIC_BACKEND, else aioquic).
+    backend: str | None = None
 
     def __post_init__(self) -> None:
-        cq = BackpressuredQuicConnection(configuration=quic_configuration(is_client=True, **self.client_quic))
-        self.client = WebTransportEngine(cq, config=self.client_config)
-        sq = BackpressuredQuicConnection(configuration=quic_configuration(is_client=False, **self.server_quic),
-                                         original_destination_connection_id=cq.original_destination_connection_id)
-        self.server = WebTransportEngine(sq, config=self.server_config)
+        backend = quic_seam.resolve_backend(self.backend)
+        cert, key = test_certificate()
+        cq = quic_seam.create_quic_connection(backend, is_client=True, verify_peer=False, server_name="localhost",
+                                              **{"max_data": 1 << 22, **self.client_quic})
+        self.client = WebTransportEngine(cq, config=self.client_config)  # type: ignore[arg-type]
+        sq = quic_seam.create_quic_connection(backend, is_client=False, certificate=cert, private_key=key,
+                                              original_destination_connection_id=cq.original_destination_connection_id,
+                                              **{"max_data": 1 << 22, **self.server_quic})
+        self.server = WebTransportEngine(sq, config=self.server_config)  # type: ignore[arg-type]
         if self.tweak_client:
             self.tweak_client(self.client)
         if self.tweak_server:
@@ -255,15 +262,13 @@ def record_aborts(engine: WebTransportEngine) -> list[tuple[str, int, int]]:
 
 def record_received(engine: WebTransportEngine) -> dict[int, bytearray]:
     """Record every stream byte the engine's QUIC connection hands up, before the engine sees it."""
-    from aioquic.quic import events as quic_events
-
     received: dict[int, bytearray] = {}
     quic = engine.quic
     next_event = quic.next_event
 
-    def recording_next_event() -> quic_events.QuicEvent | None:
+    def recording_next_event() -> quic_seam.QuicEvent | None:
         event = next_event()
-        if isinstance(event, quic_events.StreamDataReceived):
+        if isinstance(event, quic_seam.StreamDataReceived):
             received.setdefault(event.stream_id, bytearray()).extend(event.data)
         return event
 

@@ -1,0 +1,472 @@
+"""The qh3 backend of the QUIC seam (``pywebtransport[qh3]``, qh3 1.x).
+
+qh3 1.x keeps aioquic's Python connection and packet scheduling and moves buffers, TLS and
+crypto into a native module. What differs from the aioquic backend:
+
+- Read-driven stream credit. qh3 has no ``_write_stream_limits`` hook: it raises a
+  stream's receive window inline while building packets (doubling it once the peer used
+  half, and again on every STREAM_DATA_BLOCKED). The closest safe mechanism is the one
+  place all of those go through, the assignment to ``QuicStream.max_stream_data_local``:
+  every stream of the connection gets a per-connection subclass whose property lets the
+  window grow only up to *consumed + window*. Reads raise the window themselves and mark
+  the stream for qh3's own MAX_STREAM_DATA writer, so the frame goes out exactly as qh3
+  would send it. The effect is the same as on aioquic: a slow reader caps what the sender
+  can have in flight at one window.
+- Stream-count credit. qh3 doubles the MAX_STREAMS it grants once the peer used half, so
+  a peer could open streams without end without closing any; aioquic grants one more as
+  each of the peer's streams is finished and discarded. Here too: ``_StreamCountLimit``
+  refuses qh3's raises and the set of discarded streams grants the slot back.
+- ``send_buffered`` counts bytes not yet sent rather than not yet acknowledged: qh3's
+  native stream sender does not expose its acknowledged offset, only the ranges still to
+  send. ``send_acknowledged`` is exact (the sender's ``is_finished``).
+- A reset or send on a stream qh3 already discarded raises ValueError as in aioquic (qh3
+  would otherwise create the stream again). qh3 remembers every discarded stream id in a
+  set for the connection's lifetime (aioquic computes it); that set is qh3's, not ours.
+- qh3 does CUBIC only: ``congestion_control_algorithm`` is ignored. Client path MTU
+  probing is off so that both backends send packets of ``max_datagram_size``.
+- Datagram drops. qh3 queues every DATAGRAM frame until a packet has room, like aioquic,
+  and drops none itself. What goes missing is lost *packets*: qh3 sends in large bursts
+  (over 1,600 packets from one ``datagrams_to_send`` in a loopback flood, where aioquic
+  releases at most about 17), the receiver's UDP buffer
+  overflows (the kernel's RcvbufErrors grow by the same amount), loss recovery declares
+  the packets lost, and a DATAGRAM frame is never resent (RFC 9221 §5.2). Both backends
+  count these: our DATAGRAM writer registers a delivery handler, ``datagrams_dropped``
+  counts the frames of every packet declared lost (a spuriously declared loss counts too),
+  and a ``DatagramFrameLost`` event lets the engine count it for its session.
+
+qh3 2.x replaced the Python connection with a native packet core that exposes neither
+streams nor flow-control windows, so read-driven credit cannot hold there: only 1.x is
+supported (``qh3>=1.9,<2``). Every private qh3 attribute used is listed in
+``REQUIRED_ATTRIBUTES`` and read in this module only.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from qh3._hazmat import size_uint_var
+from qh3.quic import events as q_events
+from qh3.quic.configuration import QuicConfiguration
+from qh3.quic.connection import QuicConnection, stream_is_client_initiated, stream_is_unidirectional
+from qh3.quic.packet import QuicFrameType
+from qh3.quic.packet_builder import QuicDeliveryState
+from qh3.quic.stream import QuicStream
+from qh3.tls import load_pem_private_key, load_pem_x509_certificates
+
+from pywebtransport._protocol.quic import (
+    PACKET_OVERHEAD,
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    ConnectionTerminated,
+    DatagramFrameLost,
+    DatagramFrameReceived,
+    HandshakeCompleted,
+    QuicEvent,
+    QuicSettings,
+    RttSample,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamReset,
+    end_qlog_trace,
+    file_version,
+    qlog_directory_logger,
+)
+
+__all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"]
+
+#: Private qh3 names this module relies on, as (owner, attribute); a test fails naming the
+#: attribute when a qh3 release drops one.
+REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("QuicConnection", "_events"),
+    ("QuicConnection", "_streams"),
+    ("QuicConnection", "_streams_finished"),
+    ("QuicConnection", "_streams_dirty_limits"),
+    ("QuicConnection", "_local_max_streams_bidi"),
+    ("QuicConnection", "_local_max_streams_uni"),
+    ("QuicConnection", "_is_client"),
+    ("QuicConnection", "_get_or_create_stream"),
+    ("QuicConnection", "_get_or_create_stream_for_send"),
+    ("QuicConnection", "_local_next_stream_id_bidi"),
+    ("QuicConnection", "_local_next_stream_id_uni"),
+    ("QuicConnection", "_remote_max_streams_bidi"),
+    ("QuicConnection", "_remote_max_streams_uni"),
+    ("QuicConnection", "_remote_max_datagram_frame_size"),
+    ("QuicConnection", "_remote_max_idle_timeout"),
+    ("QuicConnection", "_max_datagram_size"),
+    ("QuicConnection", "_datagrams_pending"),
+    ("QuicConnection", "_write_datagram_frame"),
+    ("QuicConnection", "_quic_logger"),
+    ("QuicFileLogger", "_traces"),
+    ("QuicConnection", "_host_cids"),
+    ("QuicConnection", "_loss"),
+    ("QuicConnection", "_configuration"),
+    ("QuicPacketRecovery", "_rtt_smoothed"),
+    ("QuicPacketRecovery", "_rtt_min"),
+    ("QuicPacketRecovery", "_rtt_latest"),
+    ("QuicStreamSender", "_pending"),
+    ("QuicPacketBuilder", "start_frame"),
+)
+
+#: qh3's ConnectionTerminated phrase when its idle timer (not the peer) ended the connection.
+_QH3_IDLE_PHRASE = "Idle timeout"
+
+#: MAX_STREAMS of each kind granted in the transport parameters (aioquic's fixed value).
+_INITIAL_MAX_STREAMS = 128
+
+#: The slot descriptor behind ``QuicStream.max_stream_data_local`` (the window we police).
+_WINDOW_SLOT: Any = QuicStream.__dict__["max_stream_data_local"]
+
+
+def _translate(event: Any) -> QuicEvent | None:
+    """The neutral event for one of qh3's (None for those the engine does not use)."""
+    kind = type(event)
+    if kind is q_events.StreamDataReceived:
+        return StreamDataReceived(event.stream_id, event.data, event.end_stream)
+    if kind is q_events.DatagramFrameReceived:
+        return DatagramFrameReceived(event.data)
+    if kind is q_events.StreamReset:
+        return StreamReset(event.stream_id, event.error_code)
+    if kind is q_events.StopSendingReceived:
+        return StopSendingReceived(event.stream_id, event.error_code)
+    if kind is q_events.HandshakeCompleted:
+        return HandshakeCompleted(event.alpn_protocol)
+    if kind is q_events.ConnectionIdIssued:
+        return ConnectionIdIssued(event.connection_id)
+    if kind is q_events.ConnectionIdRetired:
+        return ConnectionIdRetired(event.connection_id)
+    if isinstance(event, DatagramFrameLost):  # ours, queued by the delivery handler
+        return event
+    if kind is q_events.ConnectionTerminated:
+        phrase = event.reason_phrase
+        return ConnectionTerminated(event.error_code, phrase, phrase == _QH3_IDLE_PHRASE)
+    return None
+
+
+def _read_driven_stream_class(consumed: dict[int, int], window: int) -> type[QuicStream]:
+    """A QuicStream subclass (same layout, so streams can be switched to it) whose receive
+    window may grow only as far as the application has read plus one window."""
+
+    def get_window(stream: QuicStream) -> int:
+        return int(_WINDOW_SLOT.__get__(stream, QuicStream))
+
+    def set_window(stream: QuicStream, value: int) -> None:
+        current = _WINDOW_SLOT.__get__(stream, QuicStream)
+        if value > current:
+            # qh3 doubles the window on arrival and on STREAM_DATA_BLOCKED: cap it at the reads.
+            value = max(current, min(value, consumed.get(stream.stream_id or 0, 0) + window))
+        _WINDOW_SLOT.__set__(stream, value)
+
+    return type("ReadDrivenQuicStream", (QuicStream,),
+                {"__slots__": (), "max_stream_data_local": property(get_window, set_window)})
+
+
+class _StreamCountLimit:
+    """The MAX_STREAMS we grant of one kind, raised only as the peer's streams finish (as
+    aioquic does). qh3 doubles it once the peer used half, which bounds nothing; those raises
+    are ignored, and ``grant`` is the only way up. Same fields as qh3's ``Limit``."""
+
+    def __init__(self, limit: Any, initial: int) -> None:
+        self.frame_type: int = limit.frame_type
+        self.name: str = limit.name
+        self.sent: int = initial
+        self.used: int = limit.used
+        self._value: int = initial
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        if value <= self._value:  # qh3's own raises are refused; lowering before the handshake is allowed
+            self._value = value
+
+    def grant(self) -> None:
+        """One more stream of this kind may be opened by the peer."""
+        self._value += 1
+
+
+class _FinishedStreams(set[int]):
+    """qh3's set of discarded stream ids, which also returns a finished peer stream's slot."""
+
+    def __init__(self, existing: set[int], on_finished: Any) -> None:
+        super().__init__(existing)
+        self._on_finished = on_finished
+
+    def add(self, stream_id: int) -> None:
+        if stream_id not in self:
+            super().add(stream_id)
+            self._on_finished(stream_id)
+
+
+class Qh3Connection(QuicConnection):
+    """qh3's QuicConnection behind the seam: neutral events, read-driven stream credit."""
+
+    backend = "qh3"
+
+    def __init__(self, *, configuration: QuicConfiguration,
+                 original_destination_connection_id: bytes | None = None) -> None:
+        super().__init__(configuration=configuration,
+                         original_destination_connection_id=original_destination_connection_id)
+        self._consumed: dict[int, int] = {}
+        self._window = configuration.max_stream_data
+        self._stream_class = _read_driven_stream_class(self._consumed, self._window)
+        self._dropped = 0
+        # Stream-count credit follows finished streams, not arrivals (see _StreamCountLimit).
+        # Before the handshake, so the transport parameters carry it: aioquic's 128 of each kind
+        # (qh3 starts at 100 and 103; a browser page opening 100 streams at once needs more).
+        self._local_max_streams_bidi = _StreamCountLimit(  # type: ignore[assignment]
+            self._local_max_streams_bidi, _INITIAL_MAX_STREAMS)
+        self._local_max_streams_uni = _StreamCountLimit(  # type: ignore[assignment]
+            self._local_max_streams_uni, _INITIAL_MAX_STREAMS)
+        self._streams_finished = _FinishedStreams(self._streams_finished, self._on_stream_discarded)
+
+    def _on_stream_discarded(self, stream_id: int) -> None:
+        if stream_is_client_initiated(stream_id) != self._is_client:  # the peer's stream: its slot is free
+            limit = self._local_max_streams_uni if stream_is_unidirectional(stream_id) else self._local_max_streams_bidi
+            limit.grant()  # type: ignore[attr-defined]
+
+    # -- events
+    def next_event(self) -> QuicEvent | None:  # type: ignore[override]
+        """The next backend-neutral event (qh3's PING acks and ALPN events are skipped)."""
+        queue = self._events  # qh3's own event deque (QuicConnection._events)
+        while queue:
+            event = _translate(queue.popleft())
+            if event is not None:
+                return event
+        return None
+
+    # -- read-driven stream credit (see the module docstring)
+    def _get_or_create_stream(self, frame_type: int, stream_id: int) -> QuicStream:
+        # qh3 hook: every received stream frame finds its stream here.
+        stream = super()._get_or_create_stream(frame_type, stream_id)
+        if type(stream) is QuicStream:
+            stream.__class__ = self._stream_class
+        return stream
+
+    def _get_or_create_stream_for_send(self, stream_id: int) -> QuicStream:
+        # qh3 hook: every send, reset and new local stream comes through here. aioquic refuses
+        # a discarded stream; qh3 would create it anew.
+        if stream_id in self._streams_finished:
+            raise ValueError("Cannot send data on a finished stream")
+        stream = super()._get_or_create_stream_for_send(stream_id)
+        if type(stream) is QuicStream:
+            stream.__class__ = self._stream_class
+        return stream
+
+    def consume_stream_data(self, stream_id: int, amount: int) -> None:
+        """The application has read ``amount`` more bytes of ``stream_id``: grant credit
+        (ignored once the stream received everything, so no record lingers)."""
+        stream = self._streams.get(stream_id)
+        if amount <= 0 or stream is None or stream.receiver.is_finished:
+            return
+        consumed = self._consumed[stream_id] = self._consumed.get(stream_id, 0) + amount
+        if not stream.max_stream_data_local:
+            return
+        wanted = consumed + self._window
+        current = _WINDOW_SLOT.__get__(stream, QuicStream)
+        # Grant more once half of the window has been consumed (RFC 9000 §4.2 advice).
+        if wanted - current >= self._window // 2:
+            _WINDOW_SLOT.__set__(stream, wanted)
+            self._streams_dirty_limits.add(stream)  # qh3 writes MAX_STREAM_DATA for dirty streams
+
+    def forget_stream(self, stream_id: int) -> None:
+        """Drop the consumption record of a finished stream."""
+        self._consumed.pop(stream_id, None)
+
+    @property
+    def consumed_records(self) -> int:
+        """How many streams have a consumption record (for leak tests)."""
+        return len(self._consumed)
+
+    # -- streams
+    def send_buffered(self, stream_id: int) -> int:
+        """Bytes written to ``stream_id`` and not yet sent (see the module docstring)."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return 0
+        # The native sender lists the ranges still to send (new or lost) in _pending.
+        return sum(stop - start for start, stop in stream.sender._pending)
+
+    def send_acknowledged(self, stream_id: int) -> bool:
+        """Whether everything sent on ``stream_id``, FIN or reset included, was acknowledged."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return self.is_stream_discarded(stream_id)
+        return bool(stream.sender.is_finished)
+
+    def is_stream_discarded(self, stream_id: int) -> bool:
+        """Whether the stream was opened and qh3 has since dropped its state."""
+        return stream_id in self._streams_finished
+
+    def has_stream(self, stream_id: int) -> bool:
+        """Whether qh3 still holds state for ``stream_id``."""
+        return stream_id in self._streams
+
+    def stream_window(self, stream_id: int) -> int:
+        """Receive credit the peer has left on ``stream_id`` (0 for unknown streams)."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return max(0, stream.max_stream_data_local - stream.receiver.highest_offset)
+
+    def next_stream_id(self, is_unidirectional: bool) -> int:
+        """The id our next stream of this kind gets (without opening it)."""
+        return self._local_next_stream_id_uni if is_unidirectional else self._local_next_stream_id_bidi
+
+    def can_open_stream(self, is_unidirectional: bool) -> bool:
+        """Whether the peer's MAX_STREAMS lets us open one more stream of this kind now."""
+        limit = self._remote_max_streams_uni if is_unidirectional else self._remote_max_streams_bidi
+        return self.next_stream_id(is_unidirectional) // 4 < limit
+
+    # -- datagrams
+    @property
+    def remote_max_datagram_frame_size(self) -> int:
+        """The peer's max_datagram_frame_size transport parameter (0 before/without it)."""
+        return self._remote_max_datagram_frame_size or 0
+
+    @property
+    def datagram_path_limit(self) -> int:
+        """Room for one DATAGRAM frame in a packet of the configured size."""
+        return int(self._max_datagram_size) - PACKET_OVERHEAD
+
+    @property
+    def pending_datagrams(self) -> int:
+        """Datagrams queued in qh3 and not yet put in a packet."""
+        return len(self._datagrams_pending)
+
+    @property
+    def datagrams_dropped(self) -> int:
+        """DATAGRAM frames sent in packets qh3's loss recovery declared lost (never resent)."""
+        return self._dropped
+
+    def _write_datagram_frame(self, builder: Any, data: bytes, frame_type: QuicFrameType) -> bool:
+        # qh3 hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with length).
+        # Ours carries a delivery handler, so a packet declared lost counts its datagrams.
+        length = len(data)
+        buf = builder.start_frame(frame_type, capacity=1 + size_uint_var(length) + length,
+                                  handler=self._on_datagram_delivery, handler_args=(data,))
+        buf.push_uint_var(length)
+        buf.push_bytes(data)
+        if self._quic_logger is not None:  # qh3's qlog trace, as its own writer does
+            builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
+        return True
+
+    def _on_datagram_delivery(self, delivery: QuicDeliveryState, data: bytes) -> None:
+        if delivery != QuicDeliveryState.ACKED:
+            self._dropped += 1
+            self._events.append(DatagramFrameLost(data))  # type: ignore[arg-type]  # next_event passes it up
+
+    # -- connection facts
+    def host_connection_ids(self) -> list[bytes]:
+        """Every connection id of ours the peer may use now (for the endpoint's routing)."""
+        return [self.host_cid, *(entry.cid for entry in self._host_cids)]
+
+    @property
+    def peer_certificate_der(self) -> bytes | None:
+        """The peer's leaf certificate, DER-encoded (what hash pinning digests)."""
+        certificate = self.get_peercert()
+        return bytes(certificate.public_bytes()) if certificate is not None else None
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The peer's leaf certificate as a ``cryptography`` object, as on aioquic."""
+        der = self.peer_certificate_der
+        return x509.load_der_x509_certificate(der) if der is not None else None
+
+    @property
+    def peer_max_idle_timeout(self) -> float | None:
+        """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
+        return float(self._remote_max_idle_timeout) or None
+
+    def rtt(self) -> RttSample:
+        """RTT and congestion state from qh3's loss recovery."""
+        loss = self._loss
+        minimum = loss._rtt_min
+        return RttSample(smoothed=loss._rtt_smoothed, minimum=0.0 if minimum == float("inf") else minimum,
+                         latest=loss._rtt_latest, congestion_window=loss.congestion_window,
+                         bytes_in_flight=loss.bytes_in_flight)
+
+    def end_qlog(self) -> None:
+        """Write this connection's qlog file now (a no-op without ``qlog_dir``)."""
+        end_qlog_trace(self)
+
+    def missing_attributes(self) -> list[str]:
+        """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
+        from qh3._hazmat import QuicStreamSender
+        from qh3.quic.packet_builder import QuicPacketBuilder
+
+        owners: dict[str, object] = {
+            "QuicConnection": self,
+            "QuicPacketRecovery": getattr(self, "_loss", None),
+            "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
+            "QuicPacketBuilder": QuicPacketBuilder,
+            "QuicFileLogger": _qh3_qlog(tempfile.gettempdir()),
+        }
+        missing = [f"{owner}.{name}" for owner, name in REQUIRED_ATTRIBUTES
+                   if owners[owner] is None or not hasattr(owners[owner], name)]
+        if not isinstance(_WINDOW_SLOT, type(QuicStream.__dict__["stream_id"])):
+            missing.append("QuicStream.max_stream_data_local (a slot)")
+        return missing
+
+
+@functools.lru_cache(maxsize=16)
+def _chain_from_files(certfile: str, keyfile: str | None, mtime: float) -> tuple[Any, list[Any], Any]:
+    """qh3's certificate, chain and key of a PEM pair, parsed once per file version."""
+    probe = QuicConfiguration()
+    probe.load_cert_chain(certfile, keyfile)
+    return probe.certificate, list(probe.certificate_chain), probe.private_key
+
+
+@functools.lru_cache(maxsize=8)
+def _qh3_qlog(directory: str) -> Any:
+    from qh3.quic.logger import QuicFileLogger
+
+    return qlog_directory_logger(QuicFileLogger)(directory)
+
+
+def qh3_configuration(settings: QuicSettings) -> QuicConfiguration:
+    """qh3's configuration for ``settings`` (objects from ``cryptography`` are converted)."""
+    qc = QuicConfiguration(
+        is_client=settings.is_client,
+        alpn_protocols=list(settings.alpn_protocols),
+        max_datagram_frame_size=settings.max_datagram_frame_size,
+        idle_timeout=settings.idle_timeout,
+        max_datagram_size=settings.max_datagram_size,
+        probe_datagram_size=False,
+        max_stream_data=settings.max_stream_data,
+        max_data=settings.max_data,
+        server_name=settings.server_name,
+        quic_logger=settings.quic_logger or (_qh3_qlog(settings.qlog_dir) if settings.qlog_dir else None),
+    )
+    if settings.secrets_log is not None:
+        qc.secrets_log_file = settings.secrets_log
+    if not settings.verify_peer:
+        import ssl
+
+        qc.verify_mode = ssl.CERT_NONE
+    if settings.cafile:
+        qc.load_verify_locations(cafile=settings.cafile)
+    if settings.certfile:
+        qc.certificate, qc.certificate_chain, qc.private_key = _chain_from_files(
+            settings.certfile, settings.keyfile, file_version(settings.certfile))
+    if settings.certificate is not None:
+        pem = b"".join(c.public_bytes(Encoding.PEM) for c in (settings.certificate, *settings.certificate_chain))
+        certificates = load_pem_x509_certificates(pem)
+        qc.certificate, qc.certificate_chain = certificates[0], certificates[1:]
+    if settings.private_key is not None:
+        qc.private_key = load_pem_private_key(settings.private_key.private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    for name, value in settings.extra.items():
+        setattr(qc, name, value)
+    return qc
+
+
+def create(settings: QuicSettings, original_destination_connection_id: bytes | None) -> Qh3Connection:
+    """A qh3 connection for ``settings``."""
+    return Qh3Connection(configuration=qh3_configuration(settings),
+                         original_destination_connection_id=original_destination_connection_id)

@@ -1,0 +1,296 @@
+"""The QUIC seam on each backend (aioquic, qh3): whole sessions, read-driven stream credit,
+stream-count credit, neutral events, certificates, lost datagrams and idle timeouts.
+
+qh3 is installed with the test extra; these tests run on it, they never skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from pywebtransport._protocol import EngineConfig, WebTransportEngine
+from pywebtransport._protocol import events as ev
+from pywebtransport._protocol import quic as seam
+from pywebtransport.types import CloseCause
+
+from .harness import CLIENT_ADDR, SERVER_ADDR, Pair
+from .harness import test_certificate as make_certificate
+
+BACKENDS = seam.BACKENDS
+WINDOW = 64 * 1024  # the QUIC stream receive window of the tests below
+
+#: Session flow control far above the QUIC window, so QUIC's stream credit is what binds.
+NO_SESSION_LIMIT = EngineConfig(initial_max_data=1 << 30)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def record_quic_events(engine: WebTransportEngine) -> list[Any]:
+    """Record every event the engine's QUIC connection hands the engine."""
+    seen: list[Any] = []
+    quic = engine.quic
+    next_event = quic.next_event
+
+    def recording() -> Any:
+        event = next_event()
+        if event is not None:
+            seen.append(event)
+        return event
+
+    quic.next_event = recording  # type: ignore[method-assign]
+    return seen
+
+
+def test_both_backends_are_installed_and_known() -> None:
+    assert seam.available_backends() == ("aioquic", "qh3")
+    assert seam.resolve_backend("qh3") == "qh3"
+    with pytest.raises(ValueError, match="unknown QUIC backend"):
+        seam.resolve_backend("picoquic")
+
+
+def test_the_environment_variable_picks_the_default_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(seam.BACKEND_ENV, "qh3")
+    assert seam.resolve_backend() == "qh3"
+    assert seam.create_quic_connection(is_client=True).backend == "qh3"
+    assert seam.resolve_backend("aioquic") == "aioquic"  # an explicit choice wins
+    monkeypatch.delenv(seam.BACKEND_ENV)
+    assert seam.create_quic_connection(is_client=True).backend == "aioquic"
+
+
+def test_every_private_attribute_the_backend_reads_exists(backend: str) -> None:
+    pair = Pair(backend=backend)
+    pair.open_session()
+    for quic in (pair.client.quic, pair.server.quic):
+        assert quic.backend == backend
+        assert seam.missing_attributes(quic) == []
+        assert quic.rtt().smoothed > 0 and quic.rtt().congestion_window > 0
+        assert quic.host_cid in quic.host_connection_ids()
+
+
+def test_a_whole_session_runs_on_each_backend(backend: str) -> None:
+    pair = Pair(backend=backend)
+    sid = pair.open_session()
+    bidi = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(bidi, b"ping", end_stream=True)
+    uni = pair.client.open_stream(sid, is_unidirectional=True)
+    pair.client.send_stream_data(uni, b"one way", end_stream=True)
+    assert pair.client.send_datagram(sid, b"dgram")
+    pair.run()
+    assert pair.stream_payload("server", bidi) == (b"ping", True)
+    assert pair.stream_payload("server", uni) == (b"one way", True)
+    assert [d.data for d in pair.take("server", ev.DatagramReceived)] == [b"dgram"]
+    pair.server.send_stream_data(bidi, b"pong", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("client", bidi) == (b"pong", True)
+    assert pair.client.stream_send_acknowledged(bidi)
+    pair.client.close_session(sid, 7, "done")
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert (closed.error_code, closed.reason, closed.by_peer) == (7, "done", True)
+    pair.client.close()
+    pair.run()
+    terminated = pair.one("server", ev.ConnectionTerminated)
+    assert terminated.by_peer
+
+
+def test_only_backend_neutral_events_reach_the_engine(backend: str) -> None:
+    pair = Pair(backend=backend)
+    client_seen, server_seen = record_quic_events(pair.client), record_quic_events(pair.server)
+    sid = pair.open_session()
+    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stream_id, b"x")
+    pair.client.send_datagram(sid, b"d")
+    pair.run()
+    pair.server.reset_stream(stream_id, 3)
+    pair.server.stop_stream(stream_id, 4)
+    pair.run()
+    pair.client.close()
+    pair.run()
+    seen = client_seen + server_seen
+    kinds = {type(event) for event in seen}
+    assert {seam.HandshakeCompleted, seam.StreamDataReceived, seam.DatagramFrameReceived, seam.StreamReset,
+            seam.StopSendingReceived, seam.ConnectionTerminated} <= kinds
+    assert all(type(event).__module__ == seam.__name__ for event in seen), kinds
+    handshake = next(e for e in seen if isinstance(e, seam.HandshakeCompleted))
+    assert handshake.alpn_protocol == "h3"
+
+
+def _send_under_a_slow_reader(backend: str, rounds_before_reading: int) -> tuple[Pair, int, list[int], int]:
+    """Client writes 512 KiB to a server that reads only when told; returns what arrived
+    after each round of not reading, and the server's consumption records before."""
+    pair = Pair(backend=backend, server_quic={"max_stream_data": WINDOW}, client_config=NO_SESSION_LIMIT,
+                server_config=NO_SESSION_LIMIT)
+    sid = pair.open_session()
+    records = pair.server.quic.consumed_records
+    stream_id = pair.client.open_stream(sid, is_unidirectional=True)
+    pair.client.send_stream_data(stream_id, b"s" * (512 * 1024), end_stream=True)
+    arrived: list[int] = []
+    total = 0
+    for _ in range(rounds_before_reading):
+        pair.run(horizon=2.0)  # timers fire too: the sender's probes and STREAM_DATA_BLOCKED go out
+        total += sum(len(e.data) for e in pair.take("server", ev.StreamDataReceived))
+        arrived.append(total)
+    return pair, stream_id, arrived, records
+
+
+def test_a_slow_reader_caps_what_the_sender_can_have_in_flight(backend: str) -> None:
+    pair, stream_id, arrived, _ = _send_under_a_slow_reader(backend, rounds_before_reading=5)
+    assert 0 < arrived[-1] <= WINDOW, arrived
+    assert arrived[-1] == arrived[0]  # nothing more arrives however long the reader waits
+    assert pair.server.quic.stream_window(stream_id) < 1024
+    assert pair.client.stream_send_buffered(stream_id) >= 512 * 1024 - WINDOW
+
+
+def test_reading_grants_credit_one_window_ahead_until_everything_arrives(backend: str) -> None:
+    pair, stream_id, arrived, records = _send_under_a_slow_reader(backend, rounds_before_reading=1)
+    consumed, fin = 0, False
+    received = arrived[-1]
+    for _ in range(100):
+        pair.server.consume_stream_data(stream_id, received - consumed)
+        consumed = received
+        pair.run()
+        for event in pair.take("server", ev.StreamDataReceived):
+            received += len(event.data)
+            fin = fin or event.end_stream
+        # never more than one window beyond what the application has read
+        assert received <= consumed + WINDOW, (received, consumed)
+        if fin:
+            break
+    assert fin and received == 512 * 1024
+    pair.server.consume_stream_data(stream_id, received - consumed)
+    pair.run()
+    assert pair.server.quic.consumed_records == records  # the finished stream's record is gone
+
+
+def test_peer_stream_count_credit_follows_finished_streams(backend: str) -> None:
+    def few_streams(engine: WebTransportEngine) -> None:
+        for limit in (engine.quic._local_max_streams_bidi,):  # noqa: SLF001 - test-only tweak of the grant
+            limit.value = limit.sent = 8
+
+    pair = Pair(backend=backend, tweak_server=few_streams, client_config=NO_SESSION_LIMIT,
+                server_config=NO_SESSION_LIMIT)
+    sid = pair.open_session()
+    opened = []
+    while pair.client.quic.can_open_stream(is_unidirectional=False):
+        stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+        pair.client.send_stream_data(stream_id, b"q")
+        opened.append(stream_id)
+    pair.run(horizon=2.0)
+    assert len(opened) == 7  # the CONNECT stream holds the eighth
+    # however long the streams stay open, no more credit comes: concurrency is bounded
+    assert not pair.client.quic.can_open_stream(is_unidirectional=False)
+    for stream_id in opened:
+        pair.client.send_stream_data(stream_id, b"", end_stream=True)
+        pair.server.send_stream_data(stream_id, b"a", end_stream=True)
+    pair.run()
+    assert pair.client.quic.can_open_stream(is_unidirectional=False)
+
+
+def test_the_peer_certificate_is_the_same_der_on_each_backend(backend: str) -> None:
+    pair = Pair(backend=backend)
+    pair.open_session()
+    cert, _ = make_certificate()
+    der = cert.public_bytes(Encoding.DER)
+    assert pair.client.quic.peer_certificate_der == der
+    assert pair.client.quic.peer_certificate == cert
+    assert hashlib.sha256(pair.client.quic.peer_certificate_der or b"").digest() == hashlib.sha256(der).digest()
+    assert pair.server.quic.peer_certificate_der is None  # no client certificate
+
+
+def test_datagrams_in_lost_packets_are_counted_as_dropped(backend: str) -> None:
+    pair = Pair(backend=backend)
+    sid = pair.open_session()
+    for i in range(20):
+        assert pair.client.send_datagram(sid, b"%d" % i + b"." * 500)
+    lost = 0
+    while pair.client.quic.pending_datagrams:  # every packet carrying them is lost on the way
+        lost += len(pair.client.datagrams_to_send(pair.now))
+        pair.now += 0.005
+    assert lost
+    assert pair.client.quic.datagrams_dropped == 0
+    pair.run(horizon=5.0)  # the server's later ACKs and the client's timers declare them lost
+    for i in range(5):
+        pair.client.send_datagram(sid, b"after %d" % i)
+    pair.run(horizon=5.0)
+    delivered = pair.take("server", ev.DatagramReceived)
+    assert [d.data for d in delivered] == [b"after %d" % i for i in range(5)]
+    assert pair.client.quic.datagrams_dropped == 20
+    assert pair.server.quic.datagrams_dropped == 0
+    # counted where the application looks: the session's dropped datagrams
+    snapshot = pair.client.session_snapshot(sid)
+    assert snapshot is not None and snapshot.datagrams_dropped == 20 and snapshot.datagrams_sent == 25
+
+
+def test_an_idle_timeout_is_reported_as_such_on_each_backend(backend: str) -> None:
+    pair = Pair(backend=backend, client_quic={"idle_timeout": 5.0}, server_quic={"idle_timeout": 5.0})
+    sid = pair.open_session()
+    assert pair.client.quic.peer_max_idle_timeout == 5.0
+    pair.run(horizon=30.0, max_rounds=50)
+    closed = pair.one("client", ev.SessionClosed)
+    assert closed.session_id == sid and closed.cause is CloseCause.IDLE_TIMEOUT
+    terminated = pair.one("client", ev.ConnectionTerminated)
+    assert not terminated.by_peer
+
+
+@pytest.mark.parametrize(("client_backend", "server_backend"), [("aioquic", "qh3"), ("qh3", "aioquic")])
+def test_the_backends_talk_to_each_other(client_backend: str, server_backend: str) -> None:
+    cert, key = make_certificate()
+    client = WebTransportEngine(seam.create_quic_connection(  # type: ignore[arg-type]
+        client_backend, is_client=True, verify_peer=False, server_name="localhost"))
+    server = WebTransportEngine(seam.create_quic_connection(  # type: ignore[arg-type]
+        server_backend, is_client=False, certificate=cert, private_key=key,
+        original_destination_connection_id=client.quic.original_destination_connection_id))
+    now = 1.0
+    client.connect(SERVER_ADDR, now)
+    events: dict[str, list[Any]] = {"client": [], "server": []}
+
+    def run() -> None:
+        nonlocal now
+        for _ in range(50):
+            moved = False
+            for data, _ in client.datagrams_to_send(now):
+                server.receive_datagram(data, CLIENT_ADDR, now)
+                moved = True
+            for data, _ in server.datagrams_to_send(now):
+                client.receive_datagram(data, SERVER_ADDR, now)
+                moved = True
+            now += 0.001
+            for side, engine in (("client", client), ("server", server)):
+                while (event := engine.next_event()) is not None:
+                    events[side].append(event)
+            if not moved:
+                return
+
+    run()
+    sid = client.open_session(authority="localhost", path="/echo")
+    run()
+    assert any(isinstance(e, ev.SessionRequested) for e in events["server"])
+    server.accept_session(sid)
+    run()
+    stream_id = client.open_stream(sid, is_unidirectional=False)
+    client.send_stream_data(stream_id, b"across", end_stream=True)
+    client.send_datagram(sid, b"dgram")
+    run()
+    data = b"".join(e.data for e in events["server"] if isinstance(e, ev.StreamDataReceived))
+    assert data == b"across"
+    assert [e.data for e in events["server"] if isinstance(e, ev.DatagramReceived)] == [b"dgram"]
+
+
+def test_each_backend_lets_the_peer_open_128_streams_of_each_kind(backend: str) -> None:
+    pair = Pair(backend=backend)
+    pair.open_session()
+    client = pair.client.quic
+    for uni in (False, True):
+        opened = 0
+        while client.can_open_stream(uni):
+            client.send_stream_data(client.get_next_available_stream_id(is_unidirectional=uni), b"")
+            opened += 1
+        # the CONNECT stream holds one bidi slot; the HTTP/3 control and QPACK streams three uni
+        assert opened == (127 if not uni else 125), (uni, opened)
