@@ -14,7 +14,7 @@ from typing import Any
 
 from pywebtransport import __version__
 from pywebtransport import constants as c
-from pywebtransport._protocol.quic import congestion_control_algorithms
+from pywebtransport._protocol.quic import congestion_control_algorithms, resolve_backend
 from pywebtransport.exceptions import ConfigurationError
 
 __all__ = ["CONGESTION_CONTROL_ALGORITHMS", "ClientConfig", "ServerConfig"]
@@ -46,6 +46,12 @@ class _CommonConfig:
     (an existing writable directory: one aioquic qlog file per connection is written there).
     ``debug=True`` logs every engine event of each connection at DEBUG on the
     ``pywebtransport.connection`` logger (frames, capsules and streams as they are processed).
+    ``quic_backend``: "aioquic" (default) or "qh3" (the ``pywebtransport[qh3]`` extra); None
+    reads ``PYWEBTRANSPORT_QUIC_BACKEND``, else aioquic. ``max_field_section_size``: the
+    largest decoded header section accepted and advertised (RFC 9114 §4.2.2).
+    ``session_idle_timeout``: close (code 0) an established session from which nothing arrived
+    for that long; None (default) never does. Keep-alive PINGs keep QUIC's idle timer from
+    firing, and Firefox keeps the session of a page that navigated away (docs/browsers.md).
     """
 
     connect_timeout: float = 10.0
@@ -75,6 +81,9 @@ class _CommonConfig:
     secrets_log_file: str | None = None
     quic_log_dir: str | None = None
     debug: bool = False
+    quic_backend: str | None = None
+    max_field_section_size: int = c.DEFAULT_MAX_FIELD_SECTION_SIZE
+    session_idle_timeout: float | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -93,13 +102,13 @@ class _CommonConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise self._fail(name, "must be a number > 0", value)
-        for name in ("read_timeout", "write_timeout", "keep_alive_interval"):
+        for name in ("read_timeout", "write_timeout", "keep_alive_interval", "session_idle_timeout"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
                 raise self._fail(name, "must be None or a number > 0", value)
         for name in ("max_sessions", "stream_buffer_size", "datagram_queue_size", "datagram_queue_bytes",
                      "max_frame_size", "max_header_block_size", "max_capsule_size", "max_incoming_streams_queue",
-                     "socket_buffer_size"):
+                     "socket_buffer_size", "max_field_section_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self._fail(name, "must be an int >= 1", value)
@@ -111,6 +120,12 @@ class _CommonConfig:
         if not 1200 <= self.quic_max_datagram_size <= 65527:
             raise self._fail("quic_max_datagram_size", "must be in [1200, 65527] (RFC 9000 §14)",
                              self.quic_max_datagram_size)
+        if self.quic_backend is not None:
+            try:
+                resolve_backend(self.quic_backend)
+            except (ImportError, ValueError) as exc:
+                raise self._fail("quic_backend", f"must name an installed backend ({exc})",
+                                 self.quic_backend) from None
         if self.congestion_control_algorithm not in CONGESTION_CONTROL_ALGORITHMS:
             raise self._fail("congestion_control_algorithm", f"must be one of {list(CONGESTION_CONTROL_ALGORITHMS)}",
                              self.congestion_control_algorithm)
@@ -162,13 +177,16 @@ class ClientConfig(_CommonConfig):
 class ServerConfig(_CommonConfig):
     """Server options: where to listen (port 0 picks a free port), the certificate and key
     (PEM files; see ``pywebtransport.utils.generate_self_signed_cert``), how many connections
-    to accept, which origins may connect (None: any), and the status for unknown paths."""
+    to accept (``max_connections``; ``max_concurrent_handshakes`` in progress at once, more are
+    refused at once with CONNECTION_REFUSED), which origins may connect (None: any; checked
+    by every server, draft-15 §3.2), and the status for unknown paths."""
 
     host: str = "127.0.0.1"
     port: int = 4433
     certfile: str | None = None
     keyfile: str | None = None
     max_connections: int = 1000
+    max_concurrent_handshakes: int = 64
     allowed_origins: list[str] | None = None
     reject_status_for_unknown_path: int = 404
 
@@ -182,8 +200,10 @@ class ServerConfig(_CommonConfig):
             value = getattr(self, name)
             if value is not None and not os.path.exists(value):
                 raise self._fail(name, "must name an existing file", value)
-        if not isinstance(self.max_connections, int) or self.max_connections < 1:
-            raise self._fail("max_connections", "must be an int >= 1", self.max_connections)
+        for name in ("max_connections", "max_concurrent_handshakes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise self._fail(name, "must be an int >= 1", value)
         if not 400 <= self.reject_status_for_unknown_path <= 599:
             raise self._fail("reject_status_for_unknown_path", "must be a 4xx or 5xx status",
                              self.reject_status_for_unknown_path)

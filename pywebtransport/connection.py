@@ -6,23 +6,20 @@ import asyncio
 import hashlib
 import logging
 import os
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.logger import QuicFileLogger, QuicLoggerTrace
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from pywebtransport import constants as c
 from pywebtransport._io import UdpEndpoint
-from pywebtransport._protocol import BackpressuredQuicConnection, EngineConfig, WebTransportEngine
+from pywebtransport._protocol import EngineConfig, WebTransportEngine
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.quic import QuicSettings, resolve_backend
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.events import EventEmitter, EventType
 from pywebtransport.exceptions import (
     CertificateError,
+    ConfigurationError,
     ConnectionClosedError,
     HandshakeError,
     TimeoutError,
@@ -33,39 +30,20 @@ from pywebtransport.types import Address, CloseCause, ConnectionId, ConnectionSt
 if TYPE_CHECKING:
     from pywebtransport.protocol import WebTransportProtocolHandler
 
-__all__ = ["QlogDirectoryLogger", "SessionRequestHandler", "WebTransportConnection", "build_quic_configuration",
+__all__ = ["SessionRequestHandler", "WebTransportConnection", "build_quic_configuration",
            "engine_config"]
 
 logger = logging.getLogger(__name__)
+
+#: After a close capsule was acknowledged, how long a close waits at most for the peer's FIN
+#: on the CONNECT stream (the sign its application read the close) before CONNECTION_CLOSE.
+CLOSE_CONFIRM_GRACE = 0.25
 
 #: Events that concern one session and go to its ``handle_event``.
 _SESSION_EVENTS = (ev.StreamDataReceived, ev.DatagramReceived, ev.StreamOpened, ev.StreamReset,
                    ev.StreamStopSending, ev.StreamWritable, ev.StreamCreditAvailable, ev.SessionEstablished,
                    ev.SessionDraining, ev.SessionCreditUpdated, ev.SessionBlocked)
 
-
-class QlogDirectoryLogger(QuicFileLogger):
-    """aioquic's one-qlog-file-per-connection logger, which a connection can also end itself.
-
-    A connection closed locally forgets its QUIC state before aioquic's closing period ends,
-    so it ends its trace (writes the file) itself; ending a trace twice is harmless.
-    """
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.last_trace: QuicLoggerTrace | None = None
-        self._ended: set[int] = set()
-
-    def start_trace(self, is_client: bool, odcid: bytes) -> QuicLoggerTrace:
-        trace = super().start_trace(is_client, odcid)
-        self.last_trace = trace
-        return trace
-
-    def end_trace(self, trace: QuicLoggerTrace) -> None:
-        if id(trace) in self._ended:
-            return
-        self._ended.add(id(trace))
-        super().end_trace(trace)
 
 #: Called by a server connection for every session a client asks for.
 SessionRequestHandler = Callable[["WebTransportConnection", WebTransportSession, ev.SessionRequested], None]
@@ -84,54 +62,52 @@ def engine_config(config: ClientConfig | ServerConfig) -> EngineConfig:
         initial_max_streams_bidi=config.initial_max_streams_bidi,
         initial_max_streams_uni=config.initial_max_streams_uni,
         flow_control_auto_extend=config.flow_control_auto_extend,
+        max_field_section_size=config.max_field_section_size,
+        session_idle_timeout=config.session_idle_timeout,
     )
 
 
 def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name: str | None = None
-                             ) -> QuicConfiguration:
-    """aioquic's configuration for HTTP/3 with datagrams, from ours."""
-    is_client = isinstance(config, ClientConfig)
-    qc = QuicConfiguration(
-        is_client=is_client,
-        alpn_protocols=[c.ALPN_H3],
-        max_datagram_frame_size=config.max_datagram_frame_size,
-        idle_timeout=config.idle_timeout,
-        congestion_control_algorithm=config.congestion_control_algorithm,
-        max_datagram_size=config.quic_max_datagram_size,
-        max_stream_data=config.stream_buffer_size,
-        max_data=max(config.stream_buffer_size * 16, config.initial_max_data),
-    )
-    if config.secrets_log_file:
-        qc.secrets_log_file = open(config.secrets_log_file, "a")  # noqa: SIM115 - lives with the config
-    if config.quic_log_dir:
-        qc.quic_logger = QlogDirectoryLogger(config.quic_log_dir)
+                             ) -> QuicSettings:
+    """The QUIC settings for HTTP/3 with datagrams, from ours, for the configured backend
+    (``quic_backend``, else ``PYWEBTRANSPORT_QUIC_BACKEND``, else aioquic)."""
+    try:
+        backend = resolve_backend(config.quic_backend)
+    except (ImportError, ValueError) as exc:
+        raise ConfigurationError(f"quic_backend: {exc}") from exc
+    secrets = open(config.secrets_log_file, "a") if config.secrets_log_file else None  # noqa: SIM115 - lives with it
+    common: dict[str, Any] = {
+        "backend": backend, "alpn_protocols": (c.ALPN_H3,), "max_datagram_frame_size": config.max_datagram_frame_size,
+        "idle_timeout": config.idle_timeout, "congestion_control_algorithm": config.congestion_control_algorithm,
+        "max_datagram_size": config.quic_max_datagram_size, "max_stream_data": config.stream_buffer_size,
+        "max_data": max(config.stream_buffer_size * 16, config.initial_max_data), "secrets_log": secrets,
+        "qlog_dir": config.quic_log_dir,
+    }
     if isinstance(config, ClientConfig):
-        qc.server_name = server_name
-        if config.server_certificate_hashes or not config.verify_mode:
-            # Pinning by hash (as browsers' serverCertificateHashes) is checked after the
-            # handshake by the connection; aioquic's chain verification is off for it.
-            qc.verify_mode = ssl.CERT_NONE
-        else:
-            qc.verify_mode = ssl.CERT_REQUIRED
-            if config.ca_certs:
-                qc.load_verify_locations(cafile=config.ca_certs)
+        # Pinning by hash (as browsers' serverCertificateHashes) is checked after the handshake
+        # by the connection; the backend's chain verification is off for it.
+        verify = bool(config.verify_mode) and not config.server_certificate_hashes
+        settings = QuicSettings(is_client=True, server_name=server_name, verify_peer=verify,
+                                cafile=config.ca_certs if verify else None, **common)
     else:
         if not config.certfile or not config.keyfile:
             raise CertificateError("ServerConfig needs certfile and keyfile (see pywebtransport.utils."
                                    "generate_self_signed_cert)")
-        try:
-            qc.load_cert_chain(config.certfile, config.keyfile)
-        except (OSError, ValueError) as exc:
-            raise CertificateError(f"cannot load certificate {config.certfile!r} / key {config.keyfile!r}: "
-                                   f"{exc}") from exc
-    return qc
+        settings = QuicSettings(is_client=False, certfile=config.certfile, keyfile=config.keyfile, **common)
+    try:
+        settings.validate()
+    except (OSError, ValueError) as exc:
+        target = f"certificate {config.certfile!r} / key {config.keyfile!r}" if isinstance(config, ServerConfig) \
+            else f"CA file {config.ca_certs!r}"
+        raise CertificateError(f"cannot load {target}: {exc}") from exc
+    return settings
 
 
 class WebTransportConnection:
     """A QUIC connection carrying HTTP/3 and any number of WebTransport sessions."""
 
     def __init__(self, *, config: ClientConfig | ServerConfig, endpoint: UdpEndpoint,
-                 quic_configuration: QuicConfiguration, remote_address: Address,
+                 quic_configuration: QuicSettings, remote_address: Address,
                  original_destination_connection_id: bytes | None = None,
                  on_session_request: SessionRequestHandler | None = None, owns_endpoint: bool = False) -> None:
         self._config = config
@@ -140,13 +116,9 @@ class WebTransportConnection:
         self._loop = asyncio.get_running_loop()
         self._remote_address = remote_address
         self._on_session_request = on_session_request
-        quic = BackpressuredQuicConnection(configuration=quic_configuration,
-                                           original_destination_connection_id=original_destination_connection_id)
+        quic = quic_configuration.create_connection(
+            original_destination_connection_id=original_destination_connection_id)
         self._quic = quic
-        qlog = quic_configuration.quic_logger
-        self._qlog: tuple[QlogDirectoryLogger, QuicLoggerTrace] | None = None
-        if isinstance(qlog, QlogDirectoryLogger) and qlog.last_trace is not None:
-            self._qlog = (qlog, qlog.last_trace)
         self._engine = WebTransportEngine(quic, config=engine_config(config))
         self._connection_id: ConnectionId = os.urandom(8).hex()
         self._state = ConnectionState.IDLE if self.is_client else ConnectionState.CONNECTING
@@ -164,7 +136,7 @@ class WebTransportConnection:
         self._keep_alive: asyncio.TimerHandle | None = None
         self._pings = 0
         self._sessionless_since = self._loop.time()  # loop clock: when the last session left
-        self._ack_waiters: list[tuple[tuple[StreamId, ...], asyncio.Future[None]]] = []
+        self._ack_waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._close_task: asyncio.Task[None] | None = None
         for cid in quic.host_connection_ids():
             endpoint.register_cid(cid, self)
@@ -258,11 +230,10 @@ class WebTransportConnection:
             raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
                                         reason=self._close_reason)
         session_id = self._engine.open_session(authority=authority, path=path, origin=origin, headers=headers)
-        # The request as the engine built it (pseudo-headers included). The snapshot has no
-        # headers yet, so they come from the engine's record (see the lead's note).
-        record = self._engine.session(session_id)
+        # The request as the engine built it (pseudo-headers included).
+        snapshot = self._engine.session_snapshot(session_id)
         session = WebTransportSession(connection=self, session_id=session_id, path=path,
-                                      headers=record.headers if record is not None else dict(headers or {}),
+                                      headers=snapshot.headers if snapshot is not None else dict(headers or {}),
                                       control_stream_id=session_id)
         self._add_session(session)
         session.log_requested()
@@ -320,7 +291,7 @@ class WebTransportConnection:
         if open_ids:
             self._process_events()
             self._endpoint.transmit(self)
-            await self.wait_acknowledged(open_ids, timeout=self._config.close_timeout)
+            await self.wait_close_confirmed(open_ids, timeout=self._config.close_timeout)
         # Put what is still queued on the wire first: once QUIC is closing it sends nothing
         # but CONNECTION_CLOSE.
         self._endpoint.transmit(self)
@@ -338,12 +309,35 @@ class WebTransportConnection:
         by acknowledgements, not by polling.
         """
         ids = tuple(stream_ids)
-        if self._all_acknowledged(ids):
+        engine = self._engine
+        return await self._wait_until(lambda: all(engine.stream_send_acknowledged(sid) for sid in ids), timeout)
+
+    async def wait_close_confirmed(self, session_ids: Iterable[SessionId], *, timeout: float) -> bool:
+        """After closing sessions: wait until their WT_CLOSE_SESSION is acknowledged, then (at
+        most ``CLOSE_CONFIRM_GRACE`` more) until the peer ended its side of each CONNECT stream.
+
+        An acknowledgement says the bytes arrived, not that the peer's application read them:
+        Chromium reported 'Connection lost' when CONNECTION_CLOSE followed right after. A peer
+        that answers the close with its FIN has read it; one that never does costs the grace.
+        """
+        ids = tuple(session_ids)
+        loop = self._loop
+        deadline = loop.time() + timeout
+        if not await self.wait_acknowledged(ids, timeout=timeout):
+            return False
+        engine = self._engine
+        grace = min(CLOSE_CONFIRM_GRACE, max(0.0, deadline - loop.time()))
+        return await self._wait_until(lambda: all(engine.session_close_confirmed(sid) for sid in ids), grace)
+
+    async def _wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait, at most ``timeout`` s, until ``condition()`` holds; it is checked after every
+        received datagram while someone waits (never polled on a timer)."""
+        if condition():
             return True
-        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED) or timeout <= 0:
             return False
         waiter: asyncio.Future[None] = self._loop.create_future()
-        entry = (ids, waiter)
+        entry = (condition, waiter)
         self._ack_waiters.append(entry)
         try:
             await asyncio.wait_for(waiter, timeout)
@@ -352,15 +346,11 @@ class WebTransportConnection:
         finally:
             if entry in self._ack_waiters:
                 self._ack_waiters.remove(entry)
-        return self._all_acknowledged(ids)
-
-    def _all_acknowledged(self, stream_ids: tuple[StreamId, ...]) -> bool:
-        engine = self._engine
-        return all(engine.stream_send_acknowledged(stream_id) for stream_id in stream_ids)
+        return condition()
 
     def _wake_ack_waiters(self, *, everyone: bool = False) -> None:
-        for ids, waiter in list(self._ack_waiters):
-            if not waiter.done() and (everyone or self._all_acknowledged(ids)):
+        for condition, waiter in list(self._ack_waiters):
+            if not waiter.done() and (everyone or condition()):
                 waiter.set_result(None)
 
     async def wait_closed(self) -> None:
@@ -386,12 +376,10 @@ class WebTransportConnection:
             session = self._remove_session(session_id)
             if session is not None:
                 session.handle_event(ev.SessionClosed(session_id, 0, reason or "connection closed", by_peer, cause))
-        if self._qlog is not None:
-            qlog, trace = self._qlog
-            try:
-                qlog.end_trace(trace)
-            except (OSError, ValueError):
-                logger.exception("could not write the qlog file of connection %s", self._connection_id)
+        try:
+            self._quic.end_qlog()  # a connection closed locally ends its trace itself
+        except (OSError, ValueError):
+            logger.exception("could not write the qlog file of connection %s", self._connection_id)
         self._closed.set()
         self._endpoint.forget(self)
         if self._owns_endpoint:
@@ -439,9 +427,8 @@ class WebTransportConnection:
     def idle_timeout(self) -> float:
         """The effective QUIC idle timeout: the smaller of ours and the peer's (RFC 9000 §10.1)."""
         local = self._config.idle_timeout
-        # The peer's max_idle_timeout transport parameter, once the shim exposes it.
-        peer = getattr(self._quic, "peer_max_idle_timeout", None)
-        if isinstance(peer, (int, float)) and peer > 0:
+        peer = self._quic.peer_max_idle_timeout  # its max_idle_timeout transport parameter
+        if peer is not None and peer > 0:
             return min(local, float(peer))
         return local
 
@@ -494,11 +481,11 @@ class WebTransportConnection:
         return session
 
     def _check_pinned_certificate(self) -> None:
-        certificate = self._quic.peer_certificate
-        if certificate is None:
+        der = self._quic.peer_certificate_der
+        if der is None:
             return
         self._peer_checked = True
-        digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()
+        digest = hashlib.sha256(der).digest()
         assert self._pinned is not None
         if digest not in self._pinned:
             logger.error("server certificate hash %s is not pinned; closing", digest.hex())
@@ -589,6 +576,8 @@ class WebTransportConnection:
             "idle_timeout": self.idle_timeout,
             "keep_alive_interval": self.keep_alive_interval,
             "keep_alive_pings": self._pings,
+            "quic_backend": self._quic.backend,
+            "datagrams_lost": self._quic.datagrams_dropped,
         }
 
     def __repr__(self) -> str:

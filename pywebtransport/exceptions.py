@@ -7,8 +7,12 @@ Errors that correspond to a code on the wire carry it as ``error_code``: an HTTP
 from __future__ import annotations
 
 import builtins
+from typing import TYPE_CHECKING
 
 from pywebtransport import constants as c
+
+if TYPE_CHECKING:
+    from pywebtransport.types import CloseCause
 
 __all__ = [
     "BufferReadError",
@@ -161,21 +165,24 @@ class SessionRejectedError(SessionError):
         self.status_code = status_code
 
 
-class SessionClosedError(SessionError):
-    """The session is closed; ``error_code`` and ``reason`` are the close capsule's."""
-
-    def __init__(self, message: str = "session closed", *, error_code: int | None = None,
-                 reason: str = "") -> None:
-        super().__init__(message, error_code=error_code)
-        self.reason = reason
-
-
 class StreamError(WebTransportError):
     """A stream operation failed."""
 
 
 class StreamClosedError(StreamError):
     """The stream (or the relevant side of it) is already closed."""
+
+
+class SessionClosedError(SessionError, StreamClosedError):
+    """The session is closed; ``error_code`` and ``reason`` are the close capsule's and
+    ``cause`` says why it ended (a :class:`~pywebtransport.types.CloseCause`). It is also a
+    StreamClosedError, so code that catches closed streams catches a closed session too."""
+
+    def __init__(self, message: str = "session closed", *, error_code: int | None = None,
+                 reason: str = "", cause: CloseCause | None = None) -> None:
+        super().__init__(message, error_code=error_code)
+        self.reason = reason
+        self.cause = cause
 
 
 class StreamResetError(StreamError):

@@ -41,7 +41,17 @@ class SessionSnapshot:
     local_streams_uni_opened: int
     peer_streams_bidi_opened: int
     peer_streams_uni_opened: int
-    #: Session flow control (draft-15 peers); 0 when off.
+    #: The CONNECT request's header fields as sent or received (pseudo-headers included).
+    headers: dict[str, str]
+    #: Session flow control (draft-15 peers); 0 when off. ``local_*`` are the limits we
+    #: advertised, ``peer_*`` the peer's limits on us (draft-15 §5.6).
+    local_max_data: int
+    peer_max_data: int
+    local_max_streams_bidi: int
+    peer_max_streams_bidi: int
+    local_max_streams_uni: int
+    peer_max_streams_uni: int
+    local_data_received: int
     send_data_available: int
     send_streams_bidi_available: int
     send_streams_uni_available: int

@@ -50,10 +50,7 @@ _CLEAN_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.LOCAL_CLOSE})
 def session_closed_error(message: str, *, error_code: int | None, reason: str,
                          cause: CloseCause | None) -> SessionClosedError:
     """A SessionClosedError carrying the session's close code, reason and ``cause``."""
-    error = SessionClosedError(message, error_code=error_code, reason=reason)
-    # ``cause`` as an attribute until SessionClosedError takes it as an argument.
-    error.__dict__["cause"] = cause
-    return error
+    return SessionClosedError(message, error_code=error_code, reason=reason, cause=cause)
 
 
 class WebTransportSession:
@@ -261,7 +258,7 @@ class WebTransportSession:
                                                CloseCause.LOCAL_CLOSE))
         if close_connection and connection is not None:
             if not connection.is_closed:
-                await connection.wait_acknowledged([self._session_id], timeout=linger)
+                await connection.wait_close_confirmed([self._session_id], timeout=linger)
             await connection.close()
 
     async def drain(self) -> None:
@@ -471,42 +468,13 @@ class WebTransportSession:
         )
 
     def _limits(self) -> dict[str, int]:
-        """The session's flow-control limits, from the snapshot.
-
-        Until SessionSnapshot carries the limits themselves, the peer's are derived (credit
-        left plus credit used) and ours read as 0.
-        """
+        """The session's flow-control limits, from the snapshot (0 without flow control)."""
+        snapshot = self._snapshot()
         names = ("local_max_data", "peer_max_data", "local_max_streams_bidi", "peer_max_streams_bidi",
                  "local_max_streams_uni", "peer_max_streams_uni", "local_data_received")
-        out = dict.fromkeys(names, 0)
-        snapshot = self._snapshot()
-        if snapshot is None or not snapshot.flow_control:
-            return out
-        if hasattr(snapshot, "local_max_data"):
-            for name in names:
-                out[name] = int(getattr(snapshot, name, 0))
-            return out
-        out["peer_max_data"] = snapshot.send_data_available + snapshot.data_sent - snapshot.blocked_bytes
-        out["peer_max_streams_bidi"] = snapshot.send_streams_bidi_available + snapshot.local_streams_bidi_opened
-        out["peer_max_streams_uni"] = snapshot.send_streams_uni_available + snapshot.local_streams_uni_opened
-        out.update(self._local_limits_from_record())
-        return out
-
-    def _local_limits_from_record(self) -> dict[str, int]:
-        """Our own limits, which no snapshot field carries yet: a bridge over the engine's
-        record (``engine.session()``) that goes once SessionSnapshot has them."""
-        record = self._engine.session(self._session_id)
-        flow = getattr(record, "flow", record)
-        recv_data = getattr(flow, "recv_data", None)
-        recv_streams = getattr(flow, "recv_streams", None)
-        if isinstance(recv_streams, dict):
-            bidi, uni = recv_streams.get(False), recv_streams.get(True)
-        else:
-            bidi, uni = getattr(flow, "recv_streams_bidi", None), getattr(flow, "recv_streams_uni", None)
-        return {"local_max_data": int(getattr(recv_data, "limit", 0)),
-                "local_data_received": int(getattr(recv_data, "received", 0)),
-                "local_max_streams_bidi": int(getattr(bidi, "limit", 0)),
-                "local_max_streams_uni": int(getattr(uni, "limit", 0))}
+        if snapshot is None:
+            return dict.fromkeys(names, 0)
+        return {name: int(getattr(snapshot, name)) for name in names}
 
     @property
     def stats(self) -> SessionStats:
