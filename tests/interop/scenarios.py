@@ -405,9 +405,10 @@ async def scenario_navigating_away_ends_the_session_within_the_idle_bound(rig: R
     # QUIC idle timeout expires. Chromium closes the session (code 0) as the page unloads.
     # Firefox ESR 153 does not: it sends no WT_CLOSE_SESSION, no FIN or reset on the CONNECT
     # stream and no CONNECTION_CLOSE, and keeps the connection alive with a PING every half
-    # idle timeout (docs/browsers.md, "Firefox keeps sessions of pages it left").
-    async with serving(rig.cert, idle_timeout=NAVIGATE_IDLE_TIMEOUT,
-                       keep_alive_interval=NAVIGATE_KEEP_ALIVE) as (server, seen):
+    # idle timeout (docs/browsers.md, "Firefox keeps sessions of pages it left"), so only the
+    # server's session inactivity bound (session_idle_timeout) can notice it.
+    async with serving(rig.cert, idle_timeout=NAVIGATE_IDLE_TIMEOUT, keep_alive_interval=NAVIGATE_KEEP_ALIVE,
+                       session_idle_timeout=NAVIGATE_IDLE_TIMEOUT) as (server, seen):
         base = f"https://127.0.0.1:{server.local_address[1]}"
         assert await rig.run("hold", f"{base}/hold") == {"held": 1}
         await seen.wait("session")
