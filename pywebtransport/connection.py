@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pywebtransport import constants as c
@@ -227,12 +227,15 @@ class WebTransportConnection:
                                  error_code=self._close_code)
 
     async def open_session(self, *, path: str, authority: str, origin: str | None = None,
-                           headers: Headers | None = None, timeout: float | None = None) -> WebTransportSession:
-        """Client: open a session and wait until it is ready (SessionRejectedError if refused)."""
+                           headers: Headers | None = None, timeout: float | None = None,
+                           protocols: Sequence[str] | None = None) -> WebTransportSession:
+        """Client: open a session and wait until it is ready (SessionRejectedError if refused);
+        ``protocols`` is the subprotocol offer (draft-15 §3.3)."""
         if self.is_closed:
             raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
                                         reason=self._close_reason)
-        session_id = self._engine.open_session(authority=authority, path=path, origin=origin, headers=headers)
+        session_id = self._engine.open_session(authority=authority, path=path, origin=origin, headers=headers,
+                                               protocols=tuple(protocols or ()))
         # The request as the engine built it (pseudo-headers included).
         snapshot = self._engine.session_snapshot(session_id)
         session = WebTransportSession(connection=self, session_id=session_id, path=path,
@@ -250,9 +253,10 @@ class WebTransportConnection:
 
     # ------------------------------------------------------------------ server side
 
-    def accept_session(self, session: WebTransportSession, *, headers: Headers | None = None) -> None:
-        """Server: accept a requested session (200)."""
-        self._engine.accept_session(session.session_id, headers=headers)
+    def accept_session(self, session: WebTransportSession, *, headers: Headers | None = None,
+                       protocol: str | None = None) -> None:
+        """Server: accept a requested session (200), answering ``protocol`` as its subprotocol."""
+        self._engine.accept_session(session.session_id, headers=headers, protocol=protocol)
         self.process_engine_events()
 
     def reject_session(self, session: WebTransportSession, *, status_code: int = 404) -> None:

@@ -14,7 +14,7 @@ the stream table (``streams.py``). This module holds the state they share and th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
@@ -211,11 +211,13 @@ class WebTransportEngine(RequestStreams, StreamRouting):
     # ------------------------------------------------------------------ sessions
 
     def open_session(self, *, authority: str, path: str, origin: str | None = None,
-                     headers: dict[str, str] | None = None, protocol: str = "webtransport") -> int:
+                     headers: dict[str, str] | None = None, protocol: str = "webtransport",
+                     protocols: Sequence[str] = ()) -> int:
         """Client: send an extended CONNECT; returns the session id (its stream id).
 
         The request waits inside the engine until the server's SETTINGS arrived, as RFC 9220
         §3 requires; the outcome is a SessionEstablished or SessionRejected event.
+        ``protocols`` is the subprotocol offer (WT-Available-Protocols, draft-15 §3.3).
         """
         self._check_usable()
         if not self.is_client:
@@ -224,9 +226,10 @@ class WebTransportEngine(RequestStreams, StreamRouting):
             raise SessionError("the server sent GOAWAY: it accepts no new sessions on this connection")
         session_id = self.quic.get_next_available_stream_id(is_unidirectional=False)
         request = build_connect_request(authority=authority, path=path, origin=origin, protocol=protocol,
-                                        extra=headers)
+                                        extra=headers, available_protocols=list(protocols) if protocols else None)
         session = Session(host=self, session_id=session_id, path=path, authority=authority,
-                          headers=decode_header_list(request), created_at=self._now)
+                          headers=decode_header_list(request), created_at=self._now,
+                          available_protocols=tuple(protocols))
         self._add_session(session)
         self._streams.add(StreamRecord(session_id, StreamKind.CONNECT, is_unidirectional=False, local=True,
                                        session_id=session_id,
@@ -238,13 +241,20 @@ class WebTransportEngine(RequestStreams, StreamRouting):
             self._send_connect(session)
         return session_id
 
-    def accept_session(self, session_id: int, *, headers: dict[str, str] | None = None) -> None:
-        """Server: answer a SessionRequested with 200 and make the session usable."""
+    def accept_session(self, session_id: int, *, headers: dict[str, str] | None = None,
+                       protocol: str | None = None) -> None:
+        """Server: answer a SessionRequested with 200 and make the session usable; ``protocol``
+        (one of the client's ``available_protocols``) is answered as WT-Protocol (draft-15 §3.3)."""
         session = self._require_session(session_id)
         if self.is_client or session.state is not SessionState.CONNECTING:
             raise LocalProtocolError(f"session {session_id} is {session.state.value}; only a requested session "
                                      "can be accepted")
-        self._h3.send_headers(session_id, build_response(200, draft02=session.draft02, extra=headers))
+        if protocol is not None and protocol not in session.available_protocols:
+            raise LocalProtocolError(f"subprotocol {protocol!r} was not offered by the client "
+                                     f"(offered: {list(session.available_protocols)})")
+        session.protocol = protocol
+        self._h3.send_headers(session_id, build_response(200, draft02=session.draft02, extra=headers,
+                                                         protocol=protocol))
         self._establish(session, {":status": "200"})
 
     def reject_session(self, session_id: int, status_code: int = 404,

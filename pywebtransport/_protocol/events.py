@@ -106,14 +106,18 @@ class SessionRequested(EngineEvent):
     origin: str | None
     protocol: str
     headers: dict[str, str]
+    #: The client's WT-Available-Protocols offer, in its order (draft-15 §3.3).
+    available_protocols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class SessionEstablished(EngineEvent):
-    """The session is usable (2xx answered or received)."""
+    """The session is usable (2xx answered or received); ``protocol`` is the negotiated
+    subprotocol (WT-Protocol, draft-15 §3.3), None when none was chosen."""
 
     session_id: int
     headers: dict[str, str]
+    protocol: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.core import EngineCore
 from pywebtransport._protocol.headers import (
+    WT_PROTOCOL,
     HeaderValidationError,
     build_connect_request,
     build_response,
@@ -21,6 +22,7 @@ from pywebtransport._protocol.headers import (
     decode_request,
     decode_response,
     parse_connect_request,
+    parse_protocol,
     parse_status,
 )
 from pywebtransport._protocol.session import Session
@@ -173,7 +175,8 @@ class RequestStreams(EngineCore):
             self._answer_and_refuse(record, 429, c.H3_REQUEST_REJECTED)
             return
         session = Session(host=self, session_id=record.stream_id, path=request.path, authority=request.authority,
-                          headers=request.headers, created_at=self._now, draft02=request.draft02)
+                          headers=request.headers, created_at=self._now, draft02=request.draft02,
+                          available_protocols=tuple(request.available_protocols))
         self._add_session(session)
         record.kind = StreamKind.CONNECT
         record.session_id = session.session_id
@@ -212,7 +215,8 @@ class RequestStreams(EngineCore):
             return
         h = session.headers
         self._events.append(ev.SessionRequested(session.session_id, session.path, session.authority, h.get("origin"),
-                                                h.get(":protocol", "webtransport"), dict(h)))
+                                                h.get(":protocol", "webtransport"), dict(h),
+                                                session.available_protocols))
 
     def _refuse_session(self, session: Session, status: int, reason: str) -> None:
         logger.info("session %d: refused with %d: %s", session.session_id, status, reason)
@@ -243,6 +247,22 @@ class RequestStreams(EngineCore):
             session.reject(0, {}, f"malformed response: {exc.message}")
             return
         if 200 <= status < 300:
+            chosen = headers.get(WT_PROTOCOL)
+            if chosen is not None:
+                try:
+                    session.protocol = parse_protocol(chosen)
+                except HeaderValidationError as exc:
+                    session.protocol = None
+                    problem: str | None = f"the server's WT-Protocol is malformed: {exc.message}"
+                else:
+                    problem = None if session.protocol in session.available_protocols else (
+                        f"the server chose subprotocol {session.protocol!r}, which the client did not offer "
+                        f"(offered: {list(session.available_protocols)})")
+                if problem is not None:  # draft-15 §3.3: the client must not use the session
+                    session.local_fin_sent = True
+                    self.abort_stream(record.stream_id, c.H3_REQUEST_CANCELLED)
+                    session.reject(0, headers, problem)
+                    return
             self._establish(session, headers)
             return
         session.reject(status, headers, f"rejected with status {status}")

@@ -70,7 +70,9 @@ class Session:
     peer_fin_received: bool = False
     #: When something last arrived for the session (streams, data, datagrams, capsules).
     last_activity: float = 0.0
+    #: The negotiated subprotocol, and what the client offered (draft-15 §3.3).
     protocol: str | None = None
+    available_protocols: tuple[str, ...] = ()
     #: Streams we ended with FIN whose delivery a graceful close waits for (pruned as it grows).
     finished_sends: set[int] = field(default_factory=set)
     data_sent: int = 0  # session stream payload bytes, with and without flow control
@@ -135,7 +137,7 @@ class Session:
         self.transition(SessionState.CONNECTED)
         self.ready_at = self.last_activity = self.host.now
         self.flow = flow
-        self.host.emit(ev.SessionEstablished(self.session_id, response_headers))
+        self.host.emit(ev.SessionEstablished(self.session_id, response_headers, self.protocol))
 
     def drained_by_peer(self) -> None:
         if self.state is SessionState.CONNECTED:
@@ -210,6 +212,8 @@ class Session:
             peer_streams_bidi_opened=self.peer_streams_bidi_opened,
             peer_streams_uni_opened=self.peer_streams_uni_opened,
             headers=dict(self.headers),
+            protocol=self.protocol,
+            available_protocols=self.available_protocols,
             local_max_data=flow.recv_data.limit if flow else 0,
             peer_max_data=flow.send_data.limit if flow else 0,
             local_max_streams_bidi=flow.recv_streams[False].limit if flow else 0,

@@ -43,6 +43,9 @@ class SessionSnapshot:
     peer_streams_uni_opened: int
     #: The CONNECT request's header fields as sent or received (pseudo-headers included).
     headers: dict[str, str]
+    #: The negotiated subprotocol (None: none) and the client's offer (draft-15 §3.3).
+    protocol: str | None
+    available_protocols: tuple[str, ...]
     #: Session flow control (draft-15 peers); 0 when off. ``local_*`` are the limits we
     #: advertised, ``peer_*`` the peer's limits on us (draft-15 §5.6).
     local_max_data: int

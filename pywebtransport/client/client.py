@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from pywebtransport._io import UdpEndpoint
@@ -57,9 +58,13 @@ class WebTransportClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def connect(self, url: str, *, headers: Headers | None = None,
-                      timeout: float | None = None) -> WebTransportSession:
+    async def connect(self, url: str, *, headers: Headers | None = None, timeout: float | None = None,
+                      protocols: Sequence[str] | None = None) -> WebTransportSession:
         """Open a new connection to ``url`` (``https://host:port/path``) and a session on it.
+
+        ``protocols`` offers subprotocols in order of preference (WT-Available-Protocols,
+        draft-15 §3.3, the W3C ``protocols`` option); the server's choice is
+        ``session.protocol``, and a choice outside the offer fails with SessionRejectedError.
 
         Raises SessionRejectedError when the server refuses (with its status code),
         TimeoutError after ``timeout`` seconds (default ``config.connect_timeout``),
@@ -72,7 +77,7 @@ class WebTransportClient:
         attempts = 1 + self._config.max_retries
         for attempt in range(1, attempts + 1):
             try:
-                return await asyncio.wait_for(self._connect_once(host, port, path, headers), timeout)
+                return await asyncio.wait_for(self._connect_once(host, port, path, headers, protocols), timeout)
             except (asyncio.TimeoutError, HandshakeError) as exc:
                 self.connect_failures += 1
                 if attempt == attempts:
@@ -93,7 +98,8 @@ class WebTransportClient:
         """
         return ReconnectingClient(self, url, headers=headers, policy=policy, on_connect=on_connect)
 
-    async def _connect_once(self, host: str, port: int, path: str, headers: Headers | None) -> WebTransportSession:
+    async def _connect_once(self, host: str, port: int, path: str, headers: Headers | None,
+                            protocols: Sequence[str] | None = None) -> WebTransportSession:
         loop = asyncio.get_running_loop()
         remote = await self._resolve(loop, host, port)
         local: Address = ("::", 0) if ":" in remote[0] else ("0.0.0.0", 0)
@@ -110,7 +116,7 @@ class WebTransportClient:
             request_headers = {"user-agent": self._config.user_agent, **self._config.headers, **(headers or {})}
             authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             session = await connection.open_session(path=path, authority=authority, origin=self._config.origin,
-                                                    headers=request_headers)
+                                                    headers=request_headers, protocols=protocols)
         except BaseException:
             await connection.close()
             self._connections.discard(connection)

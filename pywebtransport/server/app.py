@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pywebtransport.config import ServerConfig
@@ -50,14 +50,14 @@ class ServerApp:
     """
 
     def __init__(self, *, config: ServerConfig | None = None, middleware: list[Middleware] | None = None,
-                 session_manager: SessionManager | None = None) -> None:
+                 session_manager: SessionManager | None = None, protocols: Sequence[str] = ()) -> None:
         self._config = config or ServerConfig()
         self._router = Router()
         self._middleware: list[Middleware] = list(middleware or [])
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._server = WebTransportServer(config=self._config, handler=self._dispatch, decider=self._decide,
-                                          session_manager=session_manager)
+                                          session_manager=session_manager, protocols=protocols)
         self._started = False
 
     # -- declaration

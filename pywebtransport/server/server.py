@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pywebtransport._io import UdpEndpoint
@@ -73,8 +73,11 @@ class WebTransportServer:
 
     def __init__(self, *, config: ServerConfig | None = None, handler: SessionHandler | None = None,
                  decider: RequestDecider | None = None, session_manager: SessionManager | None = None,
-                 session_limit_status: int = 503) -> None:
+                 session_limit_status: int = 503, protocols: Sequence[str] = ()) -> None:
         self._config = config or ServerConfig()
+        #: Subprotocols this server speaks, most preferred first (draft-15 §3.3): a session gets
+        #: the first of these the client offered, unless a decider chose with select_protocol().
+        self._protocols = tuple(protocols)
         if handler is not None:
             check_handler("*", handler)
         self._default_handler = handler
@@ -301,6 +304,14 @@ class WebTransportServer:
         more = f" ({suppressed} more refused since the last warning)" if suppressed else ""
         logger.warning("refusing connection from %s:%d: %s%s", addr[0], addr[1], why, more)
 
+    def choose_protocol(self, session: WebTransportSession) -> str | None:
+        """The subprotocol to answer: the one a decider selected, else the first of the server's
+        ``protocols`` the client offered, else None (no WT-Protocol is sent)."""
+        if session.selected_protocol is not None:
+            return session.selected_protocol
+        offered = session.available_protocols
+        return next((p for p in self._protocols if p in offered), None)
+
     def _on_session_request(self, connection: WebTransportConnection, session: WebTransportSession,
                             request: ev.SessionRequested) -> None:
         self.spawn(self._decide(connection, session), name=f"pywebtransport-decide-{session.session_id}")
@@ -357,7 +368,7 @@ class WebTransportServer:
             self.sessions_rejected += 1
             connection.reject_session(session, status_code=status)
             return
-        connection.accept_session(session)
+        connection.accept_session(session, protocol=self.choose_protocol(session))
         self.sessions_accepted += 1
         assert handler is not None
         await self._run_handler(handler, session)

@@ -77,6 +77,7 @@ class WebTransportSession:
         self._is_client = isinstance(connection.config, ClientConfig)
         self._loop = asyncio.get_running_loop()
         self._session_id = session_id
+        self._selected_protocol: str | None = None
         self._path = path
         self._headers = dict(headers)
         self._control_stream_id = session_id if control_stream_id is None else control_stream_id
@@ -126,6 +127,33 @@ class WebTransportSession:
     @property
     def response_headers(self) -> Headers:
         return dict(self._response_headers)
+
+    @property
+    def protocol(self) -> str | None:
+        """The negotiated subprotocol (WT-Protocol, draft-15 §3.3); None when none was chosen."""
+        snapshot = self._snapshot()
+        return snapshot.protocol if snapshot is not None else None
+
+    @property
+    def selected_protocol(self) -> str | None:
+        """Server: the subprotocol chosen with select_protocol() before acceptance (None: none)."""
+        return self._selected_protocol
+
+    def select_protocol(self, protocol: str) -> None:
+        """Server, before acceptance (in a decider or middleware): answer ``protocol``, one of
+        ``available_protocols``, as the session's subprotocol (WT-Protocol, draft-15 §3.3)."""
+        if self.state is not SessionState.CONNECTING:
+            raise SessionError(f"session {self._session_id} is {self.state.value}: a subprotocol is chosen "
+                               "before the session is accepted")
+        if protocol not in self.available_protocols:
+            raise ValueError(f"subprotocol {protocol!r} was not offered (offered: {list(self.available_protocols)})")
+        self._selected_protocol = protocol
+
+    @property
+    def available_protocols(self) -> tuple[str, ...]:
+        """The subprotocols the client offered (WT-Available-Protocols), in its order."""
+        snapshot = self._snapshot()
+        return snapshot.available_protocols if snapshot is not None else ()
 
     @property
     def path(self) -> str:

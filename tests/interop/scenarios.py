@@ -32,6 +32,9 @@ SCENARIOS: list[Scenario] = []
 
 #: How long a scenario waits for the server to see something the page did.
 SERVER_WAIT = 10.0
+#: Whether each browser sends the page's `protocols` offer as WT-Available-Protocols (measured:
+#: see docs/browsers.md); the subprotocol scenario fails when a browser changes.
+SUBPROTOCOL_SUPPORT = {"chromium": True, "firefox": False}
 
 
 def scenario(function: Scenario) -> Scenario:
@@ -69,7 +72,7 @@ class Observed:
 
 def build_server(config: ServerConfig, seen: Observed) -> WebTransportServer:
     """A server with one route per scenario, recording into ``seen``."""
-    server = WebTransportServer(config=config)
+    server = WebTransportServer(config=config, protocols=["chat.v2", "chat.v1"])
 
     def remember(session: WebTransportSession) -> None:
         connection = session.connection
@@ -239,6 +242,21 @@ async def scenario_session_is_established_and_the_server_sees_path_headers_origi
     assert session["headers"].get("sec-webtransport-http3-draft02") == "1"
     assert session["dialect"] == "draft-02", session["peer_settings"]
     assert session["peer_settings"].get(0x2B603742) == 1, session["peer_settings"]
+
+
+@scenario
+async def scenario_subprotocols_offered_by_the_page_reach_the_server_when_the_browser_sends_them(rig: Rig) -> None:
+    # Draft-15 §3.3 / the W3C `protocols` option. Whether the page's offer reaches us is the
+    # browser's business: the result is recorded per browser (docs/browsers.md), and when an
+    # offer arrives, our answer must come back as the page's `protocol`.
+    result = await rig.run("protocols", f"{rig.base}/echo", ["chat.v2", "chat.v1"])
+    offered = rig.seen.sessions[-1]["headers"].get("wt-available-protocols") if rig.seen.sessions else None
+    expected = SUBPROTOCOL_SUPPORT[rig.browser.name]
+    assert (offered is not None) == expected, (rig.browser.name, offered, result)
+    if expected:
+        assert result == {"constructed": True, "ready": True, "protocol": "chat.v2"}, result
+    else:
+        assert result["ready"] is True, result
 
 
 @scenario
