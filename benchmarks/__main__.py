@@ -4,6 +4,10 @@ Suites are registered in :data:`SUITES` (name -> function taking the parsed argu
 returning an exit status). Each prints a table and the machine it ran on, and with
 ``--json`` writes the same numbers to a file. Ratios are reported, never enforced: the exit
 status says whether the suite ran, not whether it was fast enough.
+
+Run from a source checkout whose ``pywebtransport/`` was not built in place, the runner
+re-runs itself on an installed copy that has the compiled ``_wire`` modules, or warns loudly
+that it measures the pure twins (``pywebtransport.cli.compiled.prefer_compiled``).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ SUITES: dict[str, Suite] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("suite", choices=sorted(SUITES), help="which report to run")
     parser.add_argument("--quick", action="store_true", help="short smoke run (seconds): numbers are rough")
@@ -107,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 3, 1 with --quick)")
     parser.add_argument("--plot", metavar="DIR", help="transport: write PNG plots to DIR (needs matplotlib)")
     parser.add_argument("--no-pure", action="store_true", help="transport: skip the pure-_wire column")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
+    from pywebtransport.cli.compiled import prefer_compiled
+
+    status = prefer_compiled(arguments, module="benchmarks")
+    if status is not None:
+        return status
     return SUITES[args.suite](args)
 
 

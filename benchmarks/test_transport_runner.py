@@ -6,18 +6,26 @@ paths), not how fast anything is: the workload is far too small to mean anything
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import benchmarks
+import pywebtransport
 from benchmarks.__main__ import main
 from benchmarks.rows import METRICS, percentile
 from benchmarks.stacks import STACKS
 from benchmarks.stacks.ours import OursStack
 from benchmarks.stacks.rawquic import RawQuicStack
-from benchmarks.transport import COLUMNS
+from benchmarks.transport import COLUMNS, TransportOptions, planned_workers, run_transport
 from benchmarks.worker import loop_unavailable
+from pywebtransport._wire import NO_EXTENSIONS
 
 
 def _cells(report: dict[str, Any], loop: str) -> dict[str, dict[str, Any]]:
@@ -83,3 +91,73 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(samples, 0.5) == 50.0
     assert percentile(samples, 0.99) == 99.0
     assert percentile([7.0], 0.99) == 7.0
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr in an interactive shell."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+#: One row group on the raw aioquic floor, two rounds: two short measuring processes.
+_TINY = TransportOptions(groups=("echo",), stacks=("raw-aioquic",), pure=False, quick=True, rounds=2)
+
+
+def test_transport_progress_counts_measuring_processes_on_a_terminal() -> None:
+    assert planned_workers(_TINY) == 2
+    stream = _Terminal()
+    run_transport(_TINY, progress_stream=stream)
+    shown = stream.getvalue()
+    assert "\r  asyncio loop: 0/2 measuring processes" in shown
+    assert "\r  asyncio loop: 2/2 measuring processes (100%" in shown
+    # The workers' own lines are printed above the counter, not torn by it.
+    assert "\r\x1b[K  [asyncio] echo round 2 raw-aioquic: ok\n" in shown
+    assert shown.endswith("\n")
+
+
+def test_transport_progress_stays_off_when_stderr_is_not_a_terminal() -> None:
+    stream = io.StringIO()
+    run_transport(_TINY, progress_stream=stream)
+    shown = stream.getvalue()
+    assert "measuring processes" not in shown and "\r" not in shown
+    assert "  [asyncio] echo round 1 raw-aioquic: ok\n" in shown  # worker lines pass through
+
+
+def _tree_without_extensions(tmp_path: Path) -> Path:
+    """A checkout-like directory whose ``pywebtransport/`` has no compiled modules."""
+    skip = shutil.ignore_patterns("*.so", "*.pyd", "*.c", "__pycache__")
+    shutil.copytree(Path(pywebtransport.__file__).parent, tmp_path / "pywebtransport", ignore=skip)
+    shutil.copytree(Path(benchmarks.__file__).parent, tmp_path / "benchmarks", ignore=skip)
+    return tmp_path
+
+
+def _wire_run(tree: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "benchmarks", "wire", "--quick", "--only", "varint", "--json",
+                           str(out)], cwd=tree, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_runner_from_a_tree_without_extensions_runs_the_compiled_copy(tmp_path: Path) -> None:
+    """``python -m benchmarks`` in a source tree that was never built in place."""
+    tree = _tree_without_extensions(tmp_path / "tree")
+    out = tmp_path / "wire.json"
+    result = _wire_run(tree, out, dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    implementation = json.loads(out.read_text())["machine"]["IMPLEMENTATION"]
+    if NO_EXTENSIONS:  # the twins were asked for: no re-run, no warning
+        assert implementation == "python"
+        assert "running the installed copy" not in result.stderr and "WARNING" not in result.stderr
+    else:
+        assert implementation == "cython", result.stderr
+        assert "has no compiled _wire modules; running the installed copy" in result.stderr
+
+
+def test_runner_says_loudly_when_it_falls_back_to_the_pure_twins(tmp_path: Path) -> None:
+    tree = _tree_without_extensions(tmp_path / "tree")
+    out = tmp_path / "wire.json"
+    env = {**os.environ, "PYWEBTRANSPORT_CLI_REEXEC": "1"}  # as if no compiled copy could be found
+    env.pop("PYWEBTRANSPORT_NO_EXTENSIONS", None)
+    result = _wire_run(tree, out, env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["machine"]["IMPLEMENTATION"] == "python"
+    assert "WARNING: running the PURE-PYTHON _wire twins" in result.stderr

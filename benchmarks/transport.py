@@ -7,6 +7,7 @@ both variants see the same stretch of machine load; each cell is the median over
 The memory row runs in a fresh process per stack so that one stack's heap does not hide
 another's. The runner merges the results into one table per loop and writes JSON and
 optional PNG plots. A cell that could not be measured holds the reason instead of a number.
+On a terminal, a counter of the measuring processes per loop is kept on stderr.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from benchmarks.rows import GROUPS, METRICS, Metric
 from benchmarks.stacks import STACKS
 from benchmarks.worker import LOOPS, loop_unavailable
+from pywebtransport.cli.progress import Progress
 
-__all__ = ["COLUMNS", "Column", "TransportOptions", "format_table", "parse_loops", "relay_target", "run_transport"]
+__all__ = ["COLUMNS", "Column", "TransportOptions", "WorkerProgress", "format_table", "parse_loops", "planned_workers",
+           "relay_target", "run_transport"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,33 @@ class TransportOptions:
     plot_dir: str | None = None
 
 
+class WorkerProgress(Progress):
+    """Counts one loop's measuring processes; their own lines are printed above the counter."""
+
+    def line(self, text: str) -> None:
+        """Print a worker's line without tearing the counter (redrawn below it on a terminal)."""
+        if self.enabled:
+            self._stream.write("\r\x1b[K" + text)
+            self._draw()
+        else:
+            self._stream.write(text)
+        self._stream.flush()
+
+
+def planned_workers(options: TransportOptions) -> int:
+    """How many measuring processes one loop of ``options`` starts (the progress total)."""
+    columns = _columns(options)
+    variants = len({c.pure for c in columns})
+    shared = [g for g in options.groups if g != "memory"]
+    return (options.rounds * variants if shared else 0) + (len(columns) if "memory" in options.groups else 0)
+
+
+def _columns(options: TransportOptions) -> list[Column]:
+    return [c for c in COLUMNS if c.stack in options.stacks and (options.pure or not c.pure)]
+
+
 def _worker(loop: str, stacks: list[str], groups: list[str], options: TransportOptions, *, pure: bool,
-            rounds: int = 1, first_round: int = 0) -> dict[str, Any] | str:
+            rounds: int = 1, first_round: int = 0, progress: WorkerProgress | None = None) -> dict[str, Any] | str:
     """Run one measuring process; its report, or why it failed."""
     env = dict(os.environ)
     env.pop("PYWEBTRANSPORT_NO_EXTENSIONS", None)
@@ -91,7 +119,10 @@ def _worker(loop: str, stacks: list[str], groups: list[str], options: TransportO
             assert process.stderr is not None
             last = "no output"
             for line in process.stderr:
-                sys.stderr.write(line)
+                if progress is not None:
+                    progress.line(line)
+                else:
+                    sys.stderr.write(line)
                 if line.strip():
                     last = line.strip()
         if process.returncode != 0 or not out.exists():
@@ -140,8 +171,8 @@ def _memory_skip(name: str) -> str | None:
         return f"failed: {type(exc).__name__}: {exc}"
 
 
-def _run_loop(loop: str, options: TransportOptions) -> dict[str, Any]:
-    columns = [c for c in COLUMNS if c.stack in options.stacks and (options.pure or not c.pure)]
+def _run_loop(loop: str, options: TransportOptions, progress: WorkerProgress | None = None) -> dict[str, Any]:
+    columns = _columns(options)
     metrics = [m for m in METRICS if m.group in options.groups]
     table: dict[str, dict[str, Any]] = {c.key: {} for c in columns}
     info: dict[str, Any] = {}
@@ -149,6 +180,8 @@ def _run_loop(loop: str, options: TransportOptions) -> dict[str, Any]:
     if why_not is not None:
         for column in columns:
             _fill(table, column.key, metrics, why_not, column.stack)
+        if progress is not None:
+            progress.advance(planned_workers(options))
         return {"columns": [c.key for c in columns], "table": table, "info": {"unavailable": why_not}}
     shared = [g for g in options.groups if g != "memory"]
     shared_metrics = [m for m in metrics if m.group != "memory"]
@@ -160,7 +193,10 @@ def _run_loop(loop: str, options: TransportOptions) -> dict[str, Any]:
             chosen = [c for c in columns if c.pure == pure]
             if not chosen:
                 continue
-            outcome = _worker(loop, [c.stack for c in chosen], shared, options, pure=pure, first_round=r)
+            outcome = _worker(loop, [c.stack for c in chosen], shared, options, pure=pure, first_round=r,
+                              progress=progress)
+            if progress is not None:
+                progress.advance()
             if not isinstance(outcome, str):
                 info.setdefault("pure" if pure else "compiled", {
                     "implementation": outcome["implementation"], "loop_clock_step_s": outcome["loop_clock_step_s"]})
@@ -171,7 +207,9 @@ def _run_loop(loop: str, options: TransportOptions) -> dict[str, Any]:
     if "memory" in options.groups:
         for column in columns:
             skip = _memory_skip(column.stack)
-            outcome = skip or _worker(loop, [column.stack], ["memory"], options, pure=column.pure)
+            outcome = skip or _worker(loop, [column.stack], ["memory"], options, pure=column.pure, progress=progress)
+            if progress is not None:
+                progress.advance()
             _fill(table, column.key, [m for m in metrics if m.group == "memory"], outcome, column.stack)
     return {"columns": [c.key for c in columns], "table": table, "info": info}
 
@@ -287,8 +325,12 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def run_transport(options: TransportOptions) -> dict[str, Any]:
-    """Run every selected row on every selected stack and loop; print and return the report."""
+def run_transport(options: TransportOptions, *, progress_stream: TextIO | None = None) -> dict[str, Any]:
+    """Run every selected row on every selected stack and loop; print and return the report.
+
+    A counter of measuring processes goes to ``progress_stream`` (stderr by default) when it
+    is a terminal; otherwise the workers' own lines pass through unchanged.
+    """
     from benchmarks.wire import machine_info
 
     started = time.perf_counter()
@@ -302,8 +344,15 @@ def run_transport(options: TransportOptions) -> dict[str, Any]:
                                            "groups": list(options.groups), "stacks": list(options.stacks)},
                               "metrics": [vars(m) for m in METRICS if m.group in options.groups],
                               "loops": {}}
+    stream = sys.stderr if progress_stream is None else progress_stream
     for loop in options.loops:
-        section = _run_loop(loop, options)
+        progress = WorkerProgress(f"{loop} loop", planned_workers(options), unit="measuring processes",
+                                  stream=stream)
+        progress.advance(0)  # the counter shows before the first process is done
+        try:
+            section = _run_loop(loop, options, progress)
+        finally:
+            progress.finish()  # ends the counter's line before the table is printed
         report["loops"][loop] = section
         text, notes = format_table(loop, section)
         print(f"\n### {loop} loop {json.dumps(section['info'])}\n\n{text}\n")

@@ -7,6 +7,7 @@ Errors that correspond to a code on the wire carry it as ``error_code``: an HTTP
 from __future__ import annotations
 
 import builtins
+import errno
 from typing import TYPE_CHECKING
 
 from pywebtransport import constants as c
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionError",
+    "ConnectionRefusedError",
     "DatagramError",
     "DatagramTooLargeError",
     "FlowControlError",
@@ -142,6 +144,15 @@ class ConnectionError(WebTransportError):
 
 class HandshakeError(ConnectionError):
     """The QUIC/TLS or HTTP/3 handshake failed."""
+
+
+class ConnectionRefusedError(HandshakeError, builtins.ConnectionRefusedError):
+    """Nothing answers at the server's address: the host reported the UDP port unreachable
+    (ICMP), so the connect fails at once; also a :class:`builtins.ConnectionRefusedError`."""
+
+    def __init__(self, message: str = "connection refused", *, error_code: int | None = None) -> None:
+        super().__init__(message, error_code=error_code)
+        self.errno = errno.ECONNREFUSED  # as the OSError a refused socket call raises
 
 
 class ConnectionClosedError(ConnectionError):

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from pywebtransport._protocol import events as ev
-from pywebtransport.constants import WT_SESSION_GONE
 from pywebtransport._waiters import Waiters
+from pywebtransport.constants import WT_SESSION_GONE
 from pywebtransport.exceptions import (
     SessionClosedError,
     StreamClosedError,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pywebtransport._io.endpoint import ConnectionDriver, UdpEndpoint
+from pywebtransport._io.endpoint import ClientDriver, ConnectionDriver, UdpEndpoint
 from pywebtransport._io.modes import UdpMode
 
-__all__ = ["ConnectionDriver", "UdpEndpoint", "UdpMode"]
+__all__ = ["ClientDriver", "ConnectionDriver", "UdpEndpoint", "UdpMode"]

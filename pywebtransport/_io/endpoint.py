@@ -5,6 +5,10 @@ send is collected in a single ``call_soon`` pass, so a burst of reads or writes 
 flush, not one per call. Time given to QUIC is ``time.monotonic()``: aioquic's pacer wants a
 fine clock, and some loops' ``time()`` is coarse (PROTOCOL.md, aioquic pitfalls). How the
 socket is read and written (``modes.UdpMode``) is chosen when the endpoint opens.
+
+A client endpoint serves one peer, so its socket is connected to it: the kernel then reports
+an ICMP port unreachable as ECONNREFUSED on the socket, which the endpoint hands to the
+client connection (``error_received``) instead of letting it wait out its timeout.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pywebtransport._io.modes import UdpMode, mmsg, requested_mode, resolve_mode
 from pywebtransport._io.packets import PacketType, encode_version_negotiation, parse_header
 from pywebtransport.types import Address
 
-__all__ = ["ConnectionDriver", "UdpEndpoint"]
+__all__ = ["ClientDriver", "ConnectionDriver", "UdpEndpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ _HOST_CID_LENGTH = 8
 _RECEIVE_BATCH = 64
 #: RFC 9000 §14.1: a server drops an Initial in a UDP payload smaller than this.
 _MIN_INITIAL_DATAGRAM = 1200
+#: How systems report an ICMP port unreachable on a UDP socket.
+_UNREACHABLE = (ConnectionRefusedError, ConnectionResetError)
 
 
 class ConnectionDriver(Protocol):
@@ -40,6 +46,12 @@ class ConnectionDriver(Protocol):
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]: ...
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
+
+
+class ClientDriver(ConnectionDriver, Protocol):
+    """A client connection: it alone uses its endpoint, so socket errors concern it."""
+
+    def error_received(self, exc: OSError) -> None: ...
 
 
 NewConnectionFactory = Callable[[bytes, Address], "ConnectionDriver | None"]
@@ -53,19 +65,23 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def __init__(self, *, new_connection: NewConnectionFactory | None = None,
                  socket_buffer_size: int = 4 << 20, loop: asyncio.AbstractEventLoop | None = None,
-                 refuse: RefusalBuilder | None = None) -> None:
+                 refuse: RefusalBuilder | None = None, remote_addr: Address | None = None) -> None:
         self._loop = asyncio.get_running_loop() if loop is None else loop
         self._new_connection = new_connection
         self._refuse = refuse
         #: Initials answered with CONNECTION_REFUSED because the factory declined them.
         self.refused = 0
+        #: The one peer a client endpoint's socket is connected to (None: a server's socket).
+        self._peer = remote_addr
+        #: ICMP port-unreachable reports (ECONNREFUSED) seen on a connected socket.
+        self.unreachable = 0
         self._socket_buffer_size = socket_buffer_size
         self._mode = UdpMode.TRANSPORT
         self._transport: asyncio.DatagramTransport | None = None
         self._sock: socket.socket | None = None  # set when the loop lets us read the socket ourselves
         self._batch: mmsg.BatchSocket | None = None  # set in mmsg mode
         self._by_cid: dict[bytes, ConnectionDriver] = {}
-        self._client: ConnectionDriver | None = None
+        self._client: ClientDriver | None = None
         self._dirty: set[ConnectionDriver] = set()
         self._flush_handle: asyncio.Handle | None = None
         self._timers: dict[ConnectionDriver, tuple[float, asyncio.TimerHandle]] = {}
@@ -79,8 +95,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, *, local_addr: Address, new_connection: NewConnectionFactory | None = None,
                    socket_buffer_size: int = 4 << 20, mode: UdpMode | None = None,
-                   refuse: RefusalBuilder | None = None) -> UdpEndpoint:
+                   refuse: RefusalBuilder | None = None, remote_addr: Address | None = None) -> UdpEndpoint:
         """Bind a UDP socket at ``local_addr`` (port 0 picks a free port).
+
+        ``remote_addr`` connects the socket to the one peer of a client endpoint, so that
+        an ICMP port unreachable from it surfaces (``ClientDriver.error_received``).
 
         ``mode`` defaults to ``PYWEBTRANSPORT_UDP_MODE``; a forced ``reader`` or ``mmsg`` on a
         loop that cannot watch sockets raises RuntimeError instead of quietly falling back.
@@ -89,13 +108,16 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         requested = requested_mode() if mode is None else mode
         chosen = resolve_mode(requested, platform=sys.platform, batched=mmsg.BATCHED)
         family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
-        endpoint = cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size, refuse=refuse)
+        endpoint = cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size, refuse=refuse,
+                       remote_addr=remote_addr)
         if chosen is not UdpMode.TRANSPORT:
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 sock.setblocking(False)
                 sock.bind(local_addr)
-                endpoint._tune(sock)
+                _tune(sock, socket_buffer_size)
+                if remote_addr is not None:
+                    sock.connect(remote_addr)  # UDP: no packet is sent, the kernel notes the peer
                 endpoint.attach_socket(sock, mode=chosen)
                 return endpoint
             except NotImplementedError:  # e.g. the Windows proactor loop: use asyncio's transport
@@ -106,7 +128,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             except BaseException:
                 sock.close()
                 raise
-        _, protocol = await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr, family=family)
+        _, protocol = await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr,
+                                                          remote_addr=remote_addr, family=family)
         return protocol
 
     def attach_socket(self, sock: socket.socket, *, mode: UdpMode) -> None:
@@ -132,19 +155,12 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         """Whether sends of equal-size datagrams are coalesced by the kernel (UDP GSO)."""
         return self._batch is not None and self._batch.gso
 
-    def _tune(self, sock: socket.socket) -> None:
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer_size)
-            except OSError:  # pragma: no cover - some systems cap or refuse it
-                logger.debug("could not set socket buffer option %s", option)
-
     def _on_readable(self) -> None:
         if self._batch is not None:
             try:
                 received = self._batch.recv()
             except OSError as exc:  # e.g. an ICMP error surfaced on the socket: not fatal
-                logger.debug("recvmmsg failed: %s", exc)
+                self._socket_error(exc)
                 return
             for data, addr in received:
                 self.datagram_received(data, addr)
@@ -158,15 +174,33 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. an ICMP error surfaced on the socket: not fatal
-                logger.debug("recvfrom failed: %s", exc)
+                self._socket_error(exc)
                 return
             self.datagram_received(data, addr)
+
+    def _socket_error(self, exc: OSError) -> None:
+        """A socket call failed: a refusal on a connected socket goes to the client connection."""
+        if isinstance(exc, _UNREACHABLE) and self._peer is not None:
+            # Linux and macOS report an ICMP port unreachable as ECONNREFUSED only on a
+            # connected socket; Windows as WSAECONNRESET.
+            self.unreachable += 1
+            if self._client is not None:
+                self._client.error_received(exc)
+            return
+        logger.debug("socket error: %s", exc)
+
+    def error_received(self, exc: Exception) -> None:
+        """asyncio's transport reports a failed socket call (``transport`` mode)."""
+        if isinstance(exc, OSError):
+            self._socket_error(exc)
+        else:  # pragma: no cover - asyncio only passes OSError
+            logger.debug("socket error: %r", exc)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            self._tune(sock)
+            _tune(sock, self._socket_buffer_size)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed.set()
@@ -180,8 +214,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             addr = self._transport.get_extra_info("sockname")
         return (addr[0], addr[1])
 
-    def attach_client(self, connection: ConnectionDriver) -> None:
-        """Route every datagram on this socket to one client connection."""
+    def attach_client(self, connection: ClientDriver) -> None:
+        """Route every datagram on this socket, and its errors, to one client connection."""
         self._client = connection
 
     def register_cid(self, cid: bytes, connection: ConnectionDriver) -> None:
@@ -293,16 +327,20 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def _send(self, data: bytes, addr: Address) -> None:
         if self._sock is not None:
             try:
-                self._sock.sendto(data, addr)
+                if self._peer is not None:
+                    self._sock.send(data)  # connected: some systems refuse sendto with an address
+                else:
+                    self._sock.sendto(data, addr)
             except (BlockingIOError, InterruptedError):
                 self.send_dropped += 1  # the kernel buffer is full: a lost packet QUIC recovers
                 return
-            except OSError as exc:
-                logger.debug("sendto %s failed: %s", addr, exc)
+            except OSError as exc:  # a refusal reported by an earlier ICMP, or a bad address
+                self._socket_error(exc)
                 return
             self.datagrams_out += 1
         elif self._transport is not None and not self._transport.is_closing():
-            self._transport.sendto(data, addr)
+            # A connected transport takes no address (asyncio refuses any but its peer's).
+            self._transport.sendto(data, None if self._peer is not None else addr)
             self.datagrams_out += 1
 
     def _arm_timer(self, connection: ConnectionDriver) -> None:
@@ -347,3 +385,12 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+
+def _tune(sock: socket.socket, size: int) -> None:
+    """Ask for ``size``-byte kernel buffers: bursts of datagrams wait there between wake-ups."""
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except OSError:  # pragma: no cover - some systems cap or refuse it
+            logger.debug("could not set socket buffer option %s", option)

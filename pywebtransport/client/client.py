@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import socket
 from collections.abc import Sequence
@@ -67,8 +68,9 @@ class WebTransportClient:
         ``session.protocol``, and a choice outside the offer fails with SessionRejectedError.
 
         Raises SessionRejectedError when the server refuses (with its status code),
-        TimeoutError after ``timeout`` seconds (default ``config.connect_timeout``),
-        HandshakeError/CertificateError when QUIC or TLS fails.
+        ConnectionRefusedError at once when the server's host reports nothing listening on the
+        port, TimeoutError after ``timeout`` seconds (default ``config.connect_timeout``) naming
+        the stage reached, HandshakeError/CertificateError when QUIC or TLS fails.
         """
         if self._closed:
             raise ClientError("the client is closed")
@@ -77,12 +79,12 @@ class WebTransportClient:
         attempts = 1 + self._config.max_retries
         for attempt in range(1, attempts + 1):
             try:
-                return await asyncio.wait_for(self._connect_once(host, port, path, headers, protocols), timeout)
-            except (asyncio.TimeoutError, HandshakeError) as exc:
+                return await self._connect_once(host, port, path, headers, protocols, timeout=timeout)
+            except (builtins.TimeoutError, asyncio.TimeoutError, HandshakeError) as exc:  # distinct before 3.11
                 self.connect_failures += 1
                 if attempt == attempts:
-                    if isinstance(exc, asyncio.TimeoutError):
-                        raise TimeoutError(f"could not open a session to {url} within {timeout}s") from None
+                    if isinstance(exc, (builtins.TimeoutError, asyncio.TimeoutError)):
+                        raise TimeoutError(f"could not open a session to {url}: {exc}") from None
                     raise
                 logger.info("connect attempt %d to %s failed (%s); retrying", attempt, url, exc)
                 await asyncio.sleep(self._config.retry_delay)
@@ -99,11 +101,21 @@ class WebTransportClient:
         return ReconnectingClient(self, url, headers=headers, policy=policy, on_connect=on_connect)
 
     async def _connect_once(self, host: str, port: int, path: str, headers: Headers | None,
-                            protocols: Sequence[str] | None = None) -> WebTransportSession:
+                            protocols: Sequence[str] | None = None, *, timeout: float) -> WebTransportSession:
         loop = asyncio.get_running_loop()
-        remote = await self._resolve(loop, host, port)
+        deadline = loop.time() + timeout
+
+        def remaining() -> float:
+            return max(0.0, deadline - loop.time())
+
+        try:
+            remote = await asyncio.wait_for(self._resolve(loop, host, port), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"resolving {host!r} took longer than {timeout}s") from None
         local: Address = ("::", 0) if ":" in remote[0] else ("0.0.0.0", 0)
-        endpoint = await UdpEndpoint.open(local_addr=local, socket_buffer_size=self._config.socket_buffer_size)
+        # Connected to the server, so that an ICMP port unreachable fails the connect at once.
+        endpoint = await UdpEndpoint.open(local_addr=local, remote_addr=remote,
+                                          socket_buffer_size=self._config.socket_buffer_size)
         connection = WebTransportConnection(
             config=self._config, endpoint=endpoint,
             quic_configuration=build_quic_configuration(self._config, server_name=host),
@@ -112,11 +124,12 @@ class WebTransportClient:
         self._connections.add(connection)
         try:
             connection.connect()
-            await connection.wait_connected()
+            await connection.wait_connected(timeout=remaining())
             request_headers = {"user-agent": self._config.user_agent, **self._config.headers, **(headers or {})}
             authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             session = await connection.open_session(path=path, authority=authority, origin=self._config.origin,
-                                                    headers=request_headers, protocols=protocols)
+                                                    headers=request_headers, protocols=protocols,
+                                                    timeout=remaining())
         except BaseException:
             await connection.close()
             self._connections.discard(connection)

@@ -12,7 +12,7 @@ import pytest
 from pywebtransport.client import ReconnectPolicy, SessionEnd, WebTransportClient
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.events import EventType
-from pywebtransport.exceptions import SessionClosedError, SessionRejectedError
+from pywebtransport.exceptions import ConnectionRefusedError, SessionClosedError, SessionRejectedError
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportStream
@@ -109,7 +109,8 @@ async def test_server_restart_on_same_port_reconnects_and_reruns_on_connect(
         await server_a.close(drain_timeout=WAIT)
         await asyncio.wait_for(log.reached.wait(), WAIT)
         assert not sessions.connected
-        assert isinstance(sessions.last_error, TimeoutError)  # attempt 1 found nobody listening
+        # Attempt 1 found nobody listening: the port's ICMP unreachable is a prompt refusal.
+        assert isinstance(sessions.last_error, ConnectionRefusedError)
         await server_b.start()
 
         second = await asyncio.wait_for(connects.get(), WAIT)

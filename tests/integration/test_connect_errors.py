@@ -1,0 +1,145 @@
+"""A failed connect says what happened: a refused port fails at once, and a timeout names the
+stage reached (no reply at all, handshake not done, no SETTINGS, CONNECT not answered)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+import pytest
+from aioquic.asyncio.server import QuicServer
+from aioquic.quic.configuration import QuicConfiguration
+
+from pywebtransport.client import WebTransportClient
+from pywebtransport.config import ClientConfig, ServerConfig
+from pywebtransport.connection import ConnectStage
+from pywebtransport.exceptions import ConnectionRefusedError, HandshakeError, TimeoutError
+from pywebtransport.server import WebTransportServer
+from pywebtransport.session import WebTransportSession
+from pywebtransport.utils import SelfSignedCertificate
+
+#: The connect timeout of the stage tests: long enough for a loopback handshake on a busy
+#: machine, short enough that each test waits it out quickly.
+STAGE_TIMEOUT = 2.0
+
+
+def closed_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing listens on (bound once, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class _Silent(asyncio.DatagramProtocol):
+    """A bound UDP port that reads everything and answers nothing."""
+
+
+class _Junk(asyncio.DatagramProtocol):
+    """Answers every datagram with bytes that are not QUIC."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.transport.sendto(b"\x00not quic\x00" * 4, addr)
+
+
+@asynccontextmanager
+async def udp_peer(protocol: asyncio.DatagramProtocol) -> AsyncIterator[int]:
+    """Serve ``protocol`` on a fresh loopback port; yields the port."""
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: protocol, local_addr=("127.0.0.1", 0))
+    try:
+        yield transport.get_extra_info("sockname")[1]
+    finally:
+        transport.close()
+
+
+@asynccontextmanager
+async def quic_only_server(certificate: SelfSignedCertificate) -> AsyncIterator[int]:
+    """A raw aioquic server that completes QUIC with ALPN h3 but never speaks HTTP/3."""
+    configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"], max_datagram_frame_size=65536)
+    configuration.load_cert_chain(str(certificate.cert_path), str(certificate.key_path))
+    transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: QuicServer(configuration=configuration), local_addr=("127.0.0.1", 0))
+    try:
+        yield transport.get_extra_info("sockname")[1]
+    finally:
+        server.close()
+
+
+async def _connect_fails(config: ClientConfig, url: str) -> BaseException:
+    async with WebTransportClient(config=config) as client:
+        with pytest.raises((builtins.TimeoutError, HandshakeError)) as caught:
+            # The outer bound only guards the test: the client must give up by itself first.
+            await asyncio.wait_for(client.connect(url), config.connect_timeout + 10)
+        assert client.connect_failures == 1
+    return caught.value
+
+
+@pytest.mark.parametrize("mode", ["reader", "transport", "mmsg"])
+async def test_nothing_listening_fails_at_once_with_connection_refused(
+        client_config: ClientConfig, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    monkeypatch.setenv("PYWEBTRANSPORT_UDP_MODE", mode)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    error = await _connect_fails(client_config.replace(connect_timeout=30.0),
+                                 f"https://127.0.0.1:{closed_port()}/")
+    assert isinstance(error, ConnectionRefusedError)
+    assert isinstance(error, builtins.ConnectionRefusedError) and isinstance(error, HandshakeError)
+    assert "unreachable" in str(error)
+    assert loop.time() - started < 10.0  # a third of the connect timeout: it did not wait it out
+
+
+async def test_a_peer_that_never_answers_times_out_saying_no_reply(client_config: ClientConfig) -> None:
+    async with udp_peer(_Silent()) as port:
+        error = await _connect_fails(client_config.replace(connect_timeout=STAGE_TIMEOUT),
+                                     f"https://127.0.0.1:{port}/")
+    assert isinstance(error, TimeoutError) and isinstance(error, builtins.TimeoutError)
+    assert ConnectStage.NO_REPLY.value in str(error)
+    assert f"127.0.0.1:{port}" in str(error)
+
+
+async def test_a_peer_that_answers_without_quic_times_out_in_the_handshake(client_config: ClientConfig) -> None:
+    async with udp_peer(_Junk()) as port:
+        error = await _connect_fails(client_config.replace(connect_timeout=STAGE_TIMEOUT),
+                                     f"https://127.0.0.1:{port}/")
+    assert isinstance(error, TimeoutError)
+    assert ConnectStage.HANDSHAKE.value in str(error)
+    assert "datagrams received" in str(error)
+
+
+async def test_a_quic_peer_without_http3_times_out_waiting_for_settings(
+        client_config: ClientConfig, certificate: SelfSignedCertificate) -> None:
+    async with quic_only_server(certificate) as port:
+        error = await _connect_fails(client_config.replace(connect_timeout=STAGE_TIMEOUT),
+                                     f"https://127.0.0.1:{port}/")
+    assert isinstance(error, TimeoutError)
+    assert ConnectStage.SETTINGS.value in str(error)
+
+
+async def test_an_unanswered_connect_request_times_out_naming_it(
+        server_config: ServerConfig, client_config: ClientConfig) -> None:
+    asked = asyncio.Event()
+    never = asyncio.Event()
+
+    async def decider(session: WebTransportSession) -> int | None:
+        asked.set()
+        await never.wait()  # never decides: the CONNECT request stays unanswered
+        return None
+
+    async def handler(session: WebTransportSession) -> None:  # pragma: no cover - never accepted
+        await session.wait_closed()
+
+    async with WebTransportServer(config=server_config, handler=handler, decider=decider) as server:
+        host, port = server.local_address
+        error = await _connect_fails(client_config.replace(connect_timeout=STAGE_TIMEOUT),
+                                     f"https://{host}:{port}/waiting")
+    assert asked.is_set()
+    assert isinstance(error, TimeoutError)
+    assert "did not answer the CONNECT request for /waiting" in str(error)
