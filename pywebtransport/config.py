@@ -17,11 +17,13 @@ from pywebtransport import constants as c
 from pywebtransport._protocol.quic import congestion_control_algorithms, resolve_backend
 from pywebtransport.exceptions import ConfigurationError
 
-__all__ = ["CONGESTION_CONTROL_ALGORITHMS", "ClientConfig", "ServerConfig"]
+__all__ = ["CONGESTION_CONTROL_ALGORITHMS", "VERIFY_CLIENT_MODES", "ClientConfig", "ServerConfig"]
 
 
 #: Congestion controllers the installed aioquic offers.
 CONGESTION_CONTROL_ALGORITHMS = congestion_control_algorithms()
+#: What ``ServerConfig.verify_client`` accepts: ask for no client certificate, verify one if sent, require one.
+VERIFY_CLIENT_MODES = ("none", "optional", "required")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -145,7 +147,8 @@ class ClientConfig(_CommonConfig):
     certificate's DER instead, as browsers' ``serverCertificateHashes`` do;
     ``verify_mode=False`` disables verification (development on loopback only).
     ``headers`` are added to every CONNECT; ``origin`` sets the ``origin`` header.
-    ``max_retries``/``retry_delay`` retry a failed handshake."""
+    ``max_retries``/``retry_delay`` retry a failed handshake. ``certfile``/``keyfile`` (PEM,
+    given together) are the client certificate sent when a server asks for one (mTLS)."""
 
     verify_mode: bool = True
     ca_certs: str | None = None
@@ -155,6 +158,8 @@ class ClientConfig(_CommonConfig):
     origin: str | None = None
     max_retries: int = 0
     retry_delay: float = 1.0
+    certfile: str | None = None
+    keyfile: str | None = None
 
     def _validate(self) -> None:
         self._validate_common()
@@ -164,6 +169,12 @@ class ClientConfig(_CommonConfig):
             for digest in self.server_certificate_hashes:
                 if not isinstance(digest, bytes) or len(digest) != 32:
                     raise self._fail("server_certificate_hashes", "must hold 32-byte SHA-256 digests", digest)
+        if (self.certfile is None) != (self.keyfile is None):
+            raise self._fail("certfile/keyfile", "must be given together", (self.certfile, self.keyfile))
+        for name in ("certfile", "keyfile"):
+            value = getattr(self, name)
+            if value is not None and not os.path.exists(value):
+                raise self._fail(name, "must name an existing file", value)
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise self._fail("max_retries", "must be an int >= 0", self.max_retries)
         if self.retry_delay < 0:
@@ -179,7 +190,15 @@ class ServerConfig(_CommonConfig):
     (PEM files; see ``pywebtransport.utils.generate_self_signed_cert``), how many connections
     to accept (``max_connections``; ``max_concurrent_handshakes`` in progress at once, more are
     refused at once with CONNECTION_REFUSED), which origins may connect (None: any; checked
-    by every server, draft-15 §3.2), and the status for unknown paths."""
+    by every server, draft-15 §3.2), and the status for unknown paths.
+
+    Client certificates (mTLS): ``verify_client`` is ``"none"`` (default: none is asked for),
+    ``"optional"`` (asked for; one that is sent must verify against ``ca_certs``) or
+    ``"required"`` (a client without a valid one fails the handshake). The chain is checked
+    against the CA certificates in ``ca_certs`` (PEM) as a TLS client certificate (its
+    extended key usage must allow client authentication; it needs a subjectAltName and an
+    authority key identifier).
+    The aioquic backend only: qh3 1.x servers cannot ask for a certificate."""
 
     host: str = "127.0.0.1"
     port: int = 4433
@@ -189,6 +208,8 @@ class ServerConfig(_CommonConfig):
     max_concurrent_handshakes: int = 64
     allowed_origins: list[str] | None = None
     reject_status_for_unknown_path: int = 404
+    ca_certs: str | None = None
+    verify_client: str = "none"
 
     def _validate(self) -> None:
         self._validate_common()
@@ -196,10 +217,15 @@ class ServerConfig(_CommonConfig):
             raise self._fail("port", "must be in [0, 65535]", self.port)
         if (self.certfile is None) != (self.keyfile is None):
             raise self._fail("certfile/keyfile", "must be given together", (self.certfile, self.keyfile))
-        for name in ("certfile", "keyfile"):
+        for name in ("certfile", "keyfile", "ca_certs"):
             value = getattr(self, name)
             if value is not None and not os.path.exists(value):
                 raise self._fail(name, "must name an existing file", value)
+        if self.verify_client not in VERIFY_CLIENT_MODES:
+            raise self._fail("verify_client", f"must be one of {list(VERIFY_CLIENT_MODES)}", self.verify_client)
+        if self.verify_client != "none" and self.ca_certs is None:
+            raise self._fail("ca_certs", f"must name the CA file when verify_client is {self.verify_client!r}",
+                             self.ca_certs)
         for name in ("max_connections", "max_concurrent_handshakes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
+import enum
 import hashlib
 import logging
 import os
@@ -14,7 +16,15 @@ from pywebtransport import constants as c
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol import EngineConfig, WebTransportEngine
 from pywebtransport._protocol import events as ev
-from pywebtransport._protocol.quic import QuicSettings, resolve_backend
+from pywebtransport._protocol.quic import (
+    TLS_ALERT_BAD_CERTIFICATE,
+    TLS_ALERT_CERTIFICATE_REQUIRED,
+    QuicSettings,
+    RttSample,
+    close_with_tls_alert,
+    resolve_backend,
+    verify_client_certificate,
+)
 from pywebtransport._protocol.settings import Dialect
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.events import EventEmitter, EventType
@@ -22,6 +32,7 @@ from pywebtransport.exceptions import (
     CertificateError,
     ConfigurationError,
     ConnectionClosedError,
+    ConnectionRefusedError,
     HandshakeError,
     TimeoutError,
 )
@@ -29,9 +40,11 @@ from pywebtransport.session.session import WebTransportSession
 from pywebtransport.types import Address, CloseCause, ConnectionId, ConnectionState, Headers, SessionId, StreamId
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from pywebtransport.protocol import WebTransportProtocolHandler
 
-__all__ = ["SessionRequestHandler", "WebTransportConnection", "build_quic_configuration",
+__all__ = ["ConnectStage", "SessionRequestHandler", "WebTransportConnection", "build_quic_configuration",
            "engine_config"]
 
 logger = logging.getLogger(__name__)
@@ -46,6 +59,15 @@ BROWSER_CLOSE_SETTLE = 0.1
 _SESSION_EVENTS = (ev.StreamDataReceived, ev.DatagramReceived, ev.StreamOpened, ev.StreamReset,
                    ev.StreamStopSending, ev.StreamWritable, ev.StreamCreditAvailable, ev.SessionEstablished,
                    ev.SessionDraining, ev.SessionCreditUpdated, ev.SessionBlocked)
+
+
+class ConnectStage(enum.Enum):
+    """How far a client connection got on its way to HTTP/3: named when a connect times out."""
+
+    NO_REPLY = "no reply at all from the peer (nothing listening, or the packets are dropped)"
+    HANDSHAKE = "the peer answered but the QUIC/TLS handshake did not complete"
+    SETTINGS = "QUIC is up but the peer sent no HTTP/3 SETTINGS"
+    HTTP3 = "HTTP/3 is up (the peer's SETTINGS arrived)"
 
 
 #: Called by a server connection for every session a client asks for.
@@ -90,18 +112,26 @@ def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name
         # Pinning by hash (as browsers' serverCertificateHashes) is checked after the handshake
         # by the connection; the backend's chain verification is off for it.
         verify = bool(config.verify_mode) and not config.server_certificate_hashes
+        # certfile/keyfile: the client certificate, sent when the server asks for one (mTLS).
         settings = QuicSettings(is_client=True, server_name=server_name, verify_peer=verify,
-                                cafile=config.ca_certs if verify else None, **common)
+                                cafile=config.ca_certs if verify else None, certfile=config.certfile,
+                                keyfile=config.keyfile, **common)
     else:
         if not config.certfile or not config.keyfile:
             raise CertificateError("ServerConfig needs certfile and keyfile (see pywebtransport.utils."
                                    "generate_self_signed_cert)")
-        settings = QuicSettings(is_client=False, certfile=config.certfile, keyfile=config.keyfile, **common)
+        wants_client_certificate = config.verify_client != "none"
+        if wants_client_certificate and backend != "aioquic":
+            raise ConfigurationError(f"verify_client={config.verify_client!r} needs the aioquic backend: {backend} "
+                                     "servers cannot ask for a client certificate")
+        # The client's chain is verified against ca_certs by the connection after the handshake.
+        settings = QuicSettings(is_client=False, certfile=config.certfile, keyfile=config.keyfile,
+                                request_client_certificate=wants_client_certificate, **common)
     try:
         settings.validate()
     except (OSError, ValueError) as exc:
         target = f"certificate {config.certfile!r} / key {config.keyfile!r}" if isinstance(config, ServerConfig) \
-            else f"CA file {config.ca_certs!r}"
+            else f"CA file {config.ca_certs!r} / client certificate {config.certfile!r}"
         raise CertificateError(f"cannot load {target}: {exc}") from exc
     return settings
 
@@ -141,6 +171,7 @@ class WebTransportConnection:
         self._sessionless_since = self._loop.time()  # loop clock: when the last session left
         self._ack_waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._close_task: asyncio.Task[None] | None = None
+        self._datagrams_from_peer = 0  # how far a connect got (connect_stage)
         for cid in quic.host_connection_ids():
             endpoint.register_cid(cid, self)
 
@@ -208,7 +239,9 @@ class WebTransportConnection:
         self.process_engine_events()
 
     async def wait_connected(self, *, timeout: float | None = None) -> None:
-        """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure)."""
+        """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure,
+        ConnectionRefusedError when the peer's host reports nothing listening, TimeoutError
+        naming the stage reached)."""
         ready = asyncio.ensure_future(self._h3_ready.wait())
         closed = asyncio.ensure_future(self._closed.wait())
         try:
@@ -217,9 +250,10 @@ class WebTransportConnection:
             ready.cancel()
             closed.cancel()
         if not done:
-            await self._abandon(f"connecting to {self._remote_address[0]}:{self._remote_address[1]} timed out")
-            raise TimeoutError(f"no QUIC/HTTP3 handshake with {self._remote_address[0]}:"
-                               f"{self._remote_address[1]} within {timeout}s")
+            host, port = self._remote_address[0], self._remote_address[1]
+            stage = self._describe_stage()
+            await self._abandon(f"connecting to {host}:{port} timed out")
+            raise TimeoutError(f"no HTTP/3 connection to {host}:{port} within {timeout:.1f}s: {stage}")
         if not self._h3_ready.is_set():
             if self._close_error is not None:
                 raise self._close_error
@@ -244,12 +278,48 @@ class WebTransportConnection:
         self._add_session(session)
         session.log_requested()
         self.process_engine_events()
+        wait = timeout if timeout is not None else self._config.connect_timeout
         try:
-            await session.ready(timeout=timeout if timeout is not None else self._config.connect_timeout)
+            await session.ready(timeout=wait)
         except TimeoutError:
+            stage = self.connect_stage
             await session.close(error_code=0, reason="timed out")
-            raise
+            if stage is ConnectStage.HTTP3:
+                raise TimeoutError(f"the server did not answer the CONNECT request for {path} within {wait:.1f}s "
+                                   f"({stage.value})") from None
+            raise TimeoutError(f"no session on {path} within {wait:.1f}s: {self._describe_stage()}") from None
         return session
+
+    @property
+    def connect_stage(self) -> ConnectStage:
+        """How far this connection got towards HTTP/3 (what a connect timeout reports)."""
+        if self._h3_ready.is_set():
+            return ConnectStage.HTTP3
+        if self._quic.handshake_complete:
+            return ConnectStage.SETTINGS
+        if self._datagrams_from_peer:
+            return ConnectStage.HANDSHAKE
+        return ConnectStage.NO_REPLY
+
+    def _describe_stage(self) -> str:
+        stage = self.connect_stage
+        if stage is ConnectStage.HANDSHAKE:
+            return f"{stage.value} ({self._datagrams_from_peer} datagrams received from it)"
+        return str(stage.value)
+
+    def error_received(self, exc: OSError) -> None:
+        """Endpoint: the connected socket reported ``exc``. An ICMP port unreachable
+        (ECONNREFUSED; WSAECONNRESET on Windows) before HTTP/3 is up ends the connect at once:
+        nothing listens there."""
+        refused = isinstance(exc, (builtins.ConnectionRefusedError, builtins.ConnectionResetError))
+        if not refused or self._h3_ready.is_set() or self.is_closed:
+            return
+        host, port = self._remote_address[0], self._remote_address[1]
+        self._close_error = ConnectionRefusedError(
+            f"{host}:{port} refused the connection: its host reports UDP port {port} unreachable "
+            "(nothing listens there)")
+        self._engine.close(c.H3_NO_ERROR, "connection refused")
+        self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "connection refused", False)
 
     # ------------------------------------------------------------------ server side
 
@@ -407,9 +477,12 @@ class WebTransportConnection:
         if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
             return
         self._remote_address = addr
+        self._datagrams_from_peer += 1
         self._engine.receive_datagram(data, addr, now)
         if self._pinned and not self._peer_checked:
             self._check_pinned_certificate()
+        elif not self._peer_checked and isinstance(self._config, ServerConfig):
+            self._check_client_certificate(self._config)
         self._process_events()
         if self._ack_waiters:
             self._wake_ack_waiters()
@@ -506,6 +579,67 @@ class WebTransportConnection:
                                                  "configured server_certificate_hashes")
             self._engine.close(c.H3_NO_ERROR, "certificate not pinned")
             self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "certificate not pinned", False)
+
+    def _check_client_certificate(self, config: ServerConfig) -> None:
+        """Server, right after the handshake: verify the client's certificate as
+        ``verify_client`` asks, before any of its requests is handled; on failure close the
+        connection with the TLS alert as CRYPTO_ERROR (RFC 9001 §4.8), its reason phrase
+        saying why (the client's HandshakeError carries it)."""
+        if config.verify_client == "none":
+            self._peer_checked = True
+            return
+        if not self._quic.handshake_complete:
+            return
+        self._peer_checked = True
+        leaf = self._quic.peer_certificate
+        if leaf is None:
+            if config.verify_client != "required":
+                return
+            alert, problem = TLS_ALERT_CERTIFICATE_REQUIRED, "client certificate required"
+        else:
+            assert config.ca_certs is not None  # the configuration requires it with verify_client
+            failure = verify_client_certificate(leaf, self._quic.peer_certificate_chain, config.ca_certs)
+            if failure is None:
+                return
+            alert, problem = TLS_ALERT_BAD_CERTIFICATE, f"client certificate rejected: {failure}"
+        logger.warning("connection %s from %s:%s: %s; closing", self._connection_id, self._remote_address[0],
+                       self._remote_address[1], problem)
+        self._close_error = CertificateError(problem)
+        code = close_with_tls_alert(self._quic, alert, problem)
+        self._engine.close(c.H3_NO_ERROR, problem)  # its sessions end; QUIC is closing already
+        # A request that came in the same datagram as the client's Finished is never served.
+        while (event := self._engine.next_event()) is not None:
+            if isinstance(event, (ev.ConnectionIdIssued, ev.ConnectionIdRetired)):
+                self.handle_event(event)
+        self._endpoint.transmit(self)  # the CONNECTION_CLOSE, before the connection is forgotten
+        self._loop.call_soon(self._terminated, code, problem, False)
+
+    # ------------------------------------------------------------------ TLS and transport facts
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The peer's TLS leaf certificate (a server sees the client's with mTLS; None without)."""
+        return self._quic.peer_certificate
+
+    def export_keying_material(self, label: bytes, context: bytes = b"", length: int = 32) -> bytes:
+        """TLS-Exporter(label, context, length) of the connection (RFC 8446 §7.5): the same bytes
+        on both ends. Sessions bind it to themselves: ``WebTransportSession.export_keying_material``."""
+        if self.is_closed:
+            raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
+                                        reason=self._close_reason)
+        try:
+            return self._quic.export_keying_material(bytes(label), bytes(context), length)
+        except RuntimeError as exc:
+            raise HandshakeError(str(exc)) from exc
+
+    def transport_rtt(self) -> RttSample:
+        """RTT, congestion window and bytes in flight from the QUIC connection's loss recovery."""
+        return self._quic.rtt()
+
+    @property
+    def quic_backend(self) -> str:
+        """The QUIC implementation of this connection ("aioquic", "qh3")."""
+        return self._quic.backend
 
     # ------------------------------------------------------------------ engine events
 

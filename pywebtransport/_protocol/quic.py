@@ -16,11 +16,22 @@ control names) is read here too, each access commented with the attribute it nee
 aioquic upgrade breaks exactly one module: ``REQUIRED_ATTRIBUTES`` is checked by a test.
 DATAGRAM frames in packets declared lost are counted (``datagrams_dropped``) and reported
 as ``DatagramFrameLost`` events on both backends.
+
+TLS extras, on both backends: the TLS 1.3 exporter (RFC 8446 §7.5) is computed here from the
+exporter master secret, captured from the backend's key schedule at the moment it derives
+the server's application traffic secret (same secret, same transcript: ClientHello up to
+the server's Finished). A server asks for a client certificate when
+``request_client_certificate`` is set (aioquic only: qh3 1.x has no server-side
+CertificateRequest); the chain is verified by the caller after the handshake. Neither
+backend implements RESET_STREAM_AT (``supports_reset_stream_at`` is False).
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
+import hashlib
+import hmac
 import importlib.util
 import logging
 import os
@@ -45,6 +56,8 @@ __all__ = [
     "DEFAULT_BACKEND",
     "PACKET_OVERHEAD",
     "REQUIRED_ATTRIBUTES",
+    "TLS_ALERT_BAD_CERTIFICATE",
+    "TLS_ALERT_CERTIFICATE_REQUIRED",
     "AioquicConnection",
     "BackpressuredQuicConnection",
     "ConnectionIdIssued",
@@ -63,13 +76,17 @@ __all__ = [
     "aioquic_configuration",
     "available_backends",
     "build_connection_refused",
+    "close_with_tls_alert",
     "congestion_control_algorithms",
     "create_quic_connection",
     "end_qlog_trace",
+    "exporter_secret_from_schedule",
     "file_version",
     "missing_attributes",
     "qlog_directory_logger",
     "resolve_backend",
+    "tls_exporter",
+    "verify_client_certificate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +102,14 @@ BACKENDS: tuple[str, ...] = ("aioquic", "qh3")
 PACKET_OVERHEAD = 1 + 20 + 4 + 16
 
 _MAX_STREAM_DATA_FRAME_CAPACITY = 1 + 8 + 8
+
+#: TLS alerts (RFC 8446 §6.2) a server sends when a client certificate fails its checks.
+TLS_ALERT_BAD_CERTIFICATE = 42
+TLS_ALERT_CERTIFICATE_REQUIRED = 116
+#: QUIC carries a TLS alert as CRYPTO_ERROR 0x100 + alert, closing with a transport
+#: CONNECTION_CLOSE whose frame type is CRYPTO (RFC 9001 §4.8, RFC 9000 §20.1).
+_CRYPTO_ERROR_BASE = 0x100
+_CRYPTO_FRAME_TYPE = 0x06
 
 
 # ---------------------------------------------------------------------------- neutral events
@@ -241,7 +266,14 @@ class QuicCore(Protocol):
     @property
     def peer_certificate_der(self) -> bytes | None: ...
     @property
+    def peer_certificate_chain(self) -> tuple[x509.Certificate, ...]: ...
+    @property
     def peer_max_idle_timeout(self) -> float | None: ...
+    @property
+    def handshake_complete(self) -> bool: ...
+    @property
+    def supports_reset_stream_at(self) -> bool: ...
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes: ...
     def rtt(self) -> RttSample: ...
     def missing_attributes(self) -> list[str]: ...
     def end_qlog(self) -> None: ...
@@ -299,6 +331,7 @@ class QuicSettings:
     quic_logger: Any = None
     max_stream_data: int = 1 << 20
     max_data: int = 1 << 24
+    request_client_certificate: bool = False  # server: send a CertificateRequest (aioquic only)
     extra: dict[str, Any] = field(default_factory=dict)  # backend configuration fields set as-is
 
     def validate(self) -> None:
@@ -320,7 +353,8 @@ class QuicSettings:
         if self.backend != "aioquic":
             raise ValueError(f"unknown QUIC backend {self.backend!r}; known: {', '.join(BACKENDS)}")
         return AioquicConnection(configuration=aioquic_configuration(self),
-                                 original_destination_connection_id=original_destination_connection_id)
+                                 original_destination_connection_id=original_destination_connection_id,
+                                 request_client_certificate=self.request_client_certificate)
 
 
 def create_quic_connection(backend: str | None = None, *, is_client: bool,
@@ -376,6 +410,84 @@ def aioquic_configuration(settings: QuicSettings) -> QuicConfiguration:
     return qc
 
 
+# ---------------------------------------------------------------------------- TLS exporter
+
+
+def _hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+    """HKDF-Expand-Label (RFC 8446 §7.1) over HKDF-Expand (RFC 5869 §2.3)."""
+    full_label = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes([len(full_label)]) + full_label + bytes([len(context)]) + context
+    output, block = b"", b""
+    counter = 1
+    while len(output) < length:
+        block = hmac.new(secret, block + info + bytes([counter]), hash_name).digest()
+        output += block
+        counter += 1
+    return output[:length]
+
+
+def tls_exporter(hash_name: str, exporter_master_secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+    """TLS-Exporter(label, context, length) of RFC 8446 §7.5 from the exporter master secret
+    of a handshake whose cipher suite hashes with ``hash_name`` ("sha256", "sha384")."""
+    if not 0 <= length <= 255 * hashlib.new(hash_name).digest_size:
+        raise ValueError(f"an exporter cannot give {length} bytes")
+    if len(label) > 249:  # the HKDF label is at most 255 bytes, "tls13 " included
+        raise ValueError("an exporter label is at most 249 bytes")
+    empty = hashlib.new(hash_name).digest()
+    # Derive-Secret(exporter_master_secret, label, "") hashes the empty transcript.
+    derived = _hkdf_expand_label(hash_name, exporter_master_secret, label, empty, len(empty))
+    return _hkdf_expand_label(hash_name, derived, b"exporter", hashlib.new(hash_name, context).digest(), length)
+
+
+def close_with_tls_alert(connection: QuicCore, alert: int, reason: str) -> int:
+    """Close ``connection`` with the TLS ``alert`` as CRYPTO_ERROR; returns the error code."""
+    code = _CRYPTO_ERROR_BASE + alert
+    connection.close(error_code=code, frame_type=_CRYPTO_FRAME_TYPE, reason_phrase=reason)
+    return code
+
+
+@functools.lru_cache(maxsize=8)
+def _ca_store(cafile: str, mtime: float) -> Any:
+    """The trust store of a PEM file of CA certificates, parsed once per file version."""
+    from cryptography.x509.verification import Store
+
+    with open(cafile, "rb") as pem:
+        return Store(x509.load_pem_x509_certificates(pem.read()))
+
+
+def verify_client_certificate(leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...],
+                              cafile: str, *, now: datetime.datetime | None = None) -> str | None:
+    """Why ``leaf`` (with the ``intermediates`` the client sent) is not a valid TLS client
+    certificate chaining to a CA of ``cafile``, or None when it is (RFC 5280 path validation,
+    with the client-authentication extended key usage, as ``cryptography`` checks it)."""
+    from cryptography.x509.verification import PolicyBuilder, VerificationError
+
+    try:
+        store = _ca_store(cafile, file_version(cafile))
+    except (OSError, ValueError) as exc:
+        return f"cannot read CA file {cafile!r}: {exc}"
+    verifier = PolicyBuilder().store(store).time(now or datetime.datetime.now(datetime.timezone.utc)) \
+        .build_client_verifier()
+    try:
+        verifier.verify(leaf, list(intermediates))
+    except VerificationError as exc:
+        detail = str(exc)
+        if "candidates exhausted" in detail:  # no path to any CA of the store
+            return f"not issued by a CA in {os.path.basename(cafile)} ({detail})"
+        return detail
+    return None
+
+
+def exporter_secret_from_schedule(schedule: Any, hash_name: str, server_traffic_secret: bytes
+                                  ) -> tuple[str, bytes] | None:
+    """(hash name, exporter master secret) from a backend's TLS key schedule at the moment it
+    derived the server's application traffic secret, or None when the schedule does not
+    reproduce ``server_traffic_secret`` (then the moment is not the one RFC 8446 §7.1 names)."""
+    if schedule.derive_secret(b"s ap traffic") != server_traffic_secret:
+        return None
+    return hash_name, bytes(schedule.derive_secret(b"exp master"))
+
+
 # ---------------------------------------------------------------------------- qlog
 
 
@@ -413,7 +525,8 @@ def end_qlog_trace(connection: Any) -> None:
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
     ("QuicConnection", "_streams"),
-    ("QuicConnection", "_stream_is_discarded"),
+    # aioquic >= 1.7 has _stream_is_discarded(); 1.3 (the newest on Python 3.10) a set instead.
+    ("QuicConnection", "_stream_is_discarded|_streams_finished"),
     ("QuicConnection", "_local_next_stream_id_bidi"),
     ("QuicConnection", "_local_next_stream_id_uni"),
     ("QuicConnection", "_remote_max_streams_bidi"),
@@ -435,6 +548,12 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicStreamSender", "_buffer_start"),
     ("QuicStreamSender", "_buffer_stop"),
     ("tls.Context", "_peer_certificate"),
+    ("tls.Context", "_peer_certificate_chain"),
+    ("tls.Context", "_request_client_certificate"),
+    ("tls.Context", "key_schedule"),
+    ("QuicConnection", "_initialize"),
+    ("QuicConnection", "_update_traffic_key"),
+    ("QuicConnection", "_handshake_complete"),
     ("QuicFileLogger", "_traces"),
 )
 
@@ -477,13 +596,49 @@ class AioquicConnection(QuicConnection):
     """aioquic's QuicConnection whose stream receive windows follow the application's reads."""
 
     backend = "aioquic"
+    #: RESET_STREAM_AT (reliable reset) is not implemented by aioquic (docs/protocol.md).
+    supports_reset_stream_at = False
 
     def __init__(self, *, configuration: QuicConfiguration,
-                 original_destination_connection_id: bytes | None = None) -> None:
+                 original_destination_connection_id: bytes | None = None,
+                 request_client_certificate: bool = False) -> None:
         super().__init__(configuration=configuration,
                          original_destination_connection_id=original_destination_connection_id)
         self._consumed: dict[int, int] = {}
         self._dropped = 0
+        self._wants_client_certificate = request_client_certificate and not configuration.is_client
+        self._exporter_secret: tuple[str, bytes] | None = None
+
+    # -- TLS
+    def _initialize(self, peer_cid: bytes) -> None:
+        # aioquic hook: creates the tls.Context. Its server sends a CertificateRequest only
+        # when the private _request_client_certificate flag is set.
+        super()._initialize(peer_cid)
+        if self._wants_client_certificate:
+            self.tls._request_client_certificate = True
+
+    def _update_traffic_key(self, direction, epoch, cipher_suite, secret) -> None:  # type: ignore[no-untyped-def]
+        # aioquic hook: every new traffic secret passes here. The first 1-RTT secret of the
+        # server's direction comes right after the key schedule (tls.Context.key_schedule)
+        # extracted the master secret over the transcript up to the server's Finished.
+        super()._update_traffic_key(direction, epoch, cipher_suite, secret)
+        from aioquic.tls import Direction, Epoch
+
+        if (self._exporter_secret is None and epoch == Epoch.ONE_RTT
+                and (direction == Direction.DECRYPT) == self._is_client):
+            schedule: Any = self.tls.key_schedule
+            self._exporter_secret = exporter_secret_from_schedule(schedule, schedule.algorithm.name, secret)
+
+    @property
+    def handshake_complete(self) -> bool:
+        """Whether the TLS handshake finished (aioquic's _handshake_complete)."""
+        return bool(self._handshake_complete)
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """The TLS exporter's output (RFC 8446 §7.5); RuntimeError before the handshake."""
+        if self._exporter_secret is None or not self._handshake_complete:
+            raise RuntimeError("keying material can be exported once the TLS handshake is complete")
+        return tls_exporter(*self._exporter_secret, label, context, length)
 
     # -- events
     def next_event(self) -> QuicEvent | None:  # type: ignore[override]
@@ -533,7 +688,12 @@ class AioquicConnection(QuicConnection):
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Whether the stream was opened and aioquic has since dropped its state; aioquic
         then drops late frames for it itself, so no event about it can follow."""
-        return bool(self._stream_is_discarded(stream_id))
+        discarded = getattr(self, "_stream_is_discarded", None)
+        if discarded is not None:
+            return bool(discarded(stream_id))
+        # aioquic < 1.7 keeps the ids of the streams it discarded in _streams_finished.
+        finished: set[int] = getattr(self, "_streams_finished", set())
+        return stream_id in finished
 
     def has_stream(self, stream_id: int) -> bool:
         """Whether aioquic still holds state for ``stream_id``."""
@@ -614,6 +774,13 @@ class AioquicConnection(QuicConnection):
         return certificate.public_bytes(Encoding.DER) if certificate is not None else None
 
     @property
+    def peer_certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The certificates the peer sent after its leaf (intermediates), in its order."""
+        # tls.Context keeps them in _peer_certificate_chain.
+        chain = getattr(getattr(self, "tls", None), "_peer_certificate_chain", None) or ()
+        return tuple(c for c in chain if isinstance(c, x509.Certificate))
+
+    @property
     def peer_max_idle_timeout(self) -> float | None:
         """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
         return self._remote_max_idle_timeout or None
@@ -642,7 +809,7 @@ class AioquicConnection(QuicConnection):
             "QuicFileLogger": _aioquic_qlog(tempfile.gettempdir()),
         }
         return [f"{owner}.{name}" for owner, name in REQUIRED_ATTRIBUTES
-                if owners[owner] is None or not hasattr(owners[owner], name)]
+                if owners[owner] is None or not any(hasattr(owners[owner], one) for one in name.split("|"))]
 
     # aioquic hook: called for every stream when a packet is built.
     def _write_stream_limits(self, builder, space, stream) -> None:  # type: ignore[no-untyped-def]

@@ -34,6 +34,11 @@ crypto into a native module. What differs from the aioquic backend:
   counts the frames of every packet declared lost (a spuriously declared loss counts too),
   and a ``DatagramFrameLost`` event lets the engine count it for its session.
 
+- TLS extras. The exporter master secret is captured as on aioquic (qh3's TLS state
+  machine is Python, with the same key schedule). qh3 1.x answers a CertificateRequest as a
+  client, but its server never sends one: ``request_client_certificate`` is refused (a
+  ValueError when the configuration is built), so servers that verify clients run on aioquic.
+
 qh3 2.x replaced the Python connection with a native packet core that exposes neither
 streams nor flow-control windows, so read-driven credit cannot hold there: only 1.x is
 supported (``qh3>=1.9,<2``). Every private qh3 attribute used is listed in
@@ -72,8 +77,10 @@ from pywebtransport._protocol.quic import (
     StreamDataReceived,
     StreamReset,
     end_qlog_trace,
+    exporter_secret_from_schedule,
     file_version,
     qlog_directory_logger,
+    tls_exporter,
 )
 
 __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"]
@@ -109,6 +116,10 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicPacketRecovery", "_rtt_latest"),
     ("QuicStreamSender", "_pending"),
     ("QuicPacketBuilder", "start_frame"),
+    ("QuicConnection", "_update_traffic_key"),
+    ("QuicConnection", "_handshake_complete"),
+    ("tls.Context", "key_schedule"),
+    ("tls.Context", "_peer_certificate_chain"),
 )
 
 #: qh3's ConnectionTerminated phrase when its idle timer (not the peer) ended the connection.
@@ -207,6 +218,8 @@ class Qh3Connection(QuicConnection):
     """qh3's QuicConnection behind the seam: neutral events, read-driven stream credit."""
 
     backend = "qh3"
+    #: RESET_STREAM_AT (reliable reset) is not implemented by qh3 1.x (docs/protocol.md).
+    supports_reset_stream_at = False
 
     def __init__(self, *, configuration: QuicConfiguration,
                  original_destination_connection_id: bytes | None = None) -> None:
@@ -216,6 +229,7 @@ class Qh3Connection(QuicConnection):
         self._window = configuration.max_stream_data
         self._stream_class = _read_driven_stream_class(self._consumed, self._window)
         self._dropped = 0
+        self._exporter_secret: tuple[str, bytes] | None = None
         # Stream-count credit follows finished streams, not arrivals (see _StreamCountLimit).
         # Before the handshake, so the transport parameters carry it: aioquic's 128 of each kind
         # (qh3 starts at 100 and 103; a browser page opening 100 streams at once needs more).
@@ -229,6 +243,30 @@ class Qh3Connection(QuicConnection):
         if stream_is_client_initiated(stream_id) != self._is_client:  # the peer's stream: its slot is free
             limit = self._local_max_streams_uni if stream_is_unidirectional(stream_id) else self._local_max_streams_bidi
             limit.grant()  # type: ignore[attr-defined]
+
+    # -- TLS
+    def _update_traffic_key(self, direction: Any, epoch: Any, cipher_suite: Any, secret: bytes) -> None:
+        # qh3 hook: every new traffic secret passes here. The first 1-RTT secret of the
+        # server's direction comes right after the key schedule (tls.Context.key_schedule)
+        # extracted the master secret over the transcript up to the server's Finished.
+        super()._update_traffic_key(direction, epoch, cipher_suite, secret)
+        from qh3.tls import Direction, Epoch
+
+        if (self._exporter_secret is None and epoch == Epoch.ONE_RTT
+                and (direction == Direction.DECRYPT) == self._is_client):
+            schedule: Any = self.tls.key_schedule  # qh3's KeySchedule.algorithm is the digest size in bits
+            self._exporter_secret = exporter_secret_from_schedule(schedule, f"sha{schedule.algorithm}", secret)
+
+    @property
+    def handshake_complete(self) -> bool:
+        """Whether the TLS handshake finished (qh3's _handshake_complete)."""
+        return bool(self._handshake_complete)
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """The TLS exporter's output (RFC 8446 §7.5); RuntimeError before the handshake."""
+        if self._exporter_secret is None or not self._handshake_complete:
+            raise RuntimeError("keying material can be exported once the TLS handshake is complete")
+        return tls_exporter(*self._exporter_secret, label, context, length)
 
     # -- events
     def next_event(self) -> QuicEvent | None:  # type: ignore[override]
@@ -379,6 +417,13 @@ class Qh3Connection(QuicConnection):
         return x509.load_der_x509_certificate(der) if der is not None else None
 
     @property
+    def peer_certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The certificates the peer sent after its leaf (intermediates), in its order."""
+        # tls.Context keeps them in _peer_certificate_chain (qh3's own certificate type).
+        chain = getattr(getattr(self, "tls", None), "_peer_certificate_chain", None) or ()
+        return tuple(x509.load_der_x509_certificate(bytes(c.public_bytes())) for c in chain)
+
+    @property
     def peer_max_idle_timeout(self) -> float | None:
         """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
         return float(self._remote_max_idle_timeout) or None
@@ -406,6 +451,7 @@ class Qh3Connection(QuicConnection):
             "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
             "QuicPacketBuilder": QuicPacketBuilder,
             "QuicFileLogger": _qh3_qlog(tempfile.gettempdir()),
+            "tls.Context": getattr(self, "tls", None),
         }
         missing = [f"{owner}.{name}" for owner, name in REQUIRED_ATTRIBUTES
                    if owners[owner] is None or not hasattr(owners[owner], name)]
@@ -430,7 +476,13 @@ def _qh3_qlog(directory: str) -> Any:
 
 
 def qh3_configuration(settings: QuicSettings) -> QuicConfiguration:
-    """qh3's configuration for ``settings`` (objects from ``cryptography`` are converted)."""
+    """qh3's configuration for ``settings`` (objects from ``cryptography`` are converted).
+
+    ValueError for ``request_client_certificate``: qh3 1.x servers cannot ask for one.
+    """
+    if settings.request_client_certificate and not settings.is_client:
+        raise ValueError("the qh3 backend cannot request client certificates (qh3 1.x servers send no "
+                         "CertificateRequest); use quic_backend='aioquic' for verify_client")
     qc = QuicConfiguration(
         is_client=settings.is_client,
         alpn_protocols=list(settings.alpn_protocols),

@@ -27,11 +27,13 @@ from pywebtransport.exceptions import (
     StreamClosedError,
     TimeoutError,
 )
-from pywebtransport.session.stats import SessionDiagnostics, SessionStats
+from pywebtransport.session.stats import SessionDiagnostics, SessionStatistics, SessionStats
 from pywebtransport.stream import StreamType, WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from pywebtransport.types import CloseCause, Headers, SessionId, SessionState, StreamId
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from pywebtransport.connection import WebTransportConnection
     from pywebtransport.messaging import Serializer, StructuredDatagramTransport, StructuredStream
     from pywebtransport.protocol import WebTransportProtocolHandler
@@ -45,6 +47,9 @@ lifecycle_logger = logging.getLogger("pywebtransport.session")
 _T = TypeVar("_T")
 
 _CLEAN_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.LOCAL_CLOSE})
+
+#: The TLS exporter label of every WebTransport session export (draft-15 §4.8).
+_WT_EXPORTER_LABEL = b"EXPORTER-WebTransport"
 
 
 def session_closed_error(message: str, *, error_code: int | None, reason: str,
@@ -532,6 +537,60 @@ class WebTransportSession:
         stats.datagrams_sent = snapshot.datagrams_sent
         stats.datagrams_received = snapshot.datagrams_received
         return stats
+
+    def get_statistics(self) -> SessionStatistics:
+        """Transport and payload statistics of the session now (RTT, congestion window, bytes
+        and datagrams); RTT and congestion fields read 0 once the connection is gone."""
+        snapshot = self._snapshot()
+        connection = self._connection_ref()
+        rtt = connection.transport_rtt() if connection is not None else None
+        return SessionStatistics(
+            session_id=self._session_id,
+            backend=connection.quic_backend if connection is not None else "",
+            smoothed_rtt=rtt.smoothed if rtt else 0.0,
+            min_rtt=rtt.minimum if rtt else 0.0,
+            latest_rtt=rtt.latest if rtt else 0.0,
+            congestion_window=rtt.congestion_window if rtt else 0,
+            bytes_in_flight=rtt.bytes_in_flight if rtt else 0,
+            stream_bytes_sent=snapshot.data_sent if snapshot else 0,
+            stream_bytes_received=snapshot.data_received if snapshot else 0,
+            datagrams_sent=snapshot.datagrams_sent if snapshot else 0,
+            datagrams_received=snapshot.datagrams_received if snapshot else 0,
+            datagrams_dropped=snapshot.datagrams_dropped if snapshot else 0,
+            datagrams_receive_dropped=self._datagrams.receive_dropped if self._datagrams is not None else 0,
+            datagram_bytes_sent=snapshot.datagram_bytes_sent if snapshot else 0,
+            datagram_bytes_received=snapshot.datagram_bytes_received if snapshot else 0,
+        )
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The peer's TLS leaf certificate: the server's on a client; on a server the client's
+        (mTLS, verified against ``ServerConfig.ca_certs``), None when the client sent none."""
+        connection = self._connection_ref()
+        return connection.peer_certificate if connection is not None else None
+
+    def export_keying_material(self, label: bytes | str, context: bytes = b"", length: int = 32) -> bytes:
+        """Keying material bound to this session (draft-15 §4.8): the connection's TLS exporter
+        (RFC 8446 §7.5) with the label "EXPORTER-WebTransport" and a context made of the
+        session ID, ``label`` (1-255 bytes; str is UTF-8) and ``context`` (0-255 bytes). Both
+        ends of the session get the same ``length`` bytes; other sessions, labels or contexts
+        get unrelated ones. ValueError for bad sizes, SessionClosedError once closed."""
+        app_label = label.encode("utf-8") if isinstance(label, str) else bytes(label)
+        app_context = bytes(context)
+        if not 1 <= len(app_label) <= 255:
+            raise ValueError(f"the exporter label must be 1-255 bytes, got {len(app_label)}")
+        if len(app_context) > 255:
+            raise ValueError(f"the exporter context must be at most 255 bytes, got {len(app_context)}")
+        if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length <= 255 * 32:
+            raise ValueError(f"length must be an int in [0, 8160], got {length!r}")
+        if self.state is SessionState.CLOSED:
+            raise self._closed_error_or_generic(f"session {self._session_id} is closed")
+        connection = self._require_connection()
+        # WebTransport Exporter Context: Session ID (64), label length (8), label,
+        # context length (8), context.
+        exporter_context = (self._session_id.to_bytes(8, "big") + bytes([len(app_label)]) + app_label
+                            + bytes([len(app_context)]) + app_context)
+        return connection.export_keying_material(_WT_EXPORTER_LABEL, exporter_context, length)
 
     async def get_session_stats(self) -> dict[str, Any]:
         """Current statistics as a dict (SessionStats fields plus live counters)."""

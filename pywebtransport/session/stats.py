@@ -1,4 +1,5 @@
-"""Records describing a session: running statistics and a diagnostics snapshot."""
+"""Records describing a session: running statistics, transport statistics and a diagnostics
+snapshot."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from pywebtransport.types import Headers, SessionId, SessionState, StreamId
 
-__all__ = ["SessionDiagnostics", "SessionStats"]
+__all__ = ["SessionDiagnostics", "SessionStatistics", "SessionStats"]
 
 
 @dataclass(slots=True)
@@ -88,3 +89,50 @@ class SessionDiagnostics:
     close_reason: str | None = None
     closed_at: float | None = None
     ready_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    """What a realtime application reads of its session at one moment.
+
+    RTTs are in seconds, as the QUIC connection's loss recovery measures them (RFC 9002 §5;
+    0.0 before the first sample) and, like ``congestion_window`` and ``bytes_in_flight``
+    (bytes), belong to the QUIC connection the session shares with any others. Byte and
+    datagram counts are this session's own payload: stream bytes written and read, datagrams
+    sent and received, ``datagrams_dropped`` (sent ones in packets declared lost, or refused
+    because the QUIC send queue was full) and ``datagrams_receive_dropped`` (received ones the
+    full receive buffer evicted). ``backend`` names the QUIC implementation ("aioquic", "qh3").
+    """
+
+    session_id: SessionId
+    backend: str
+    smoothed_rtt: float
+    min_rtt: float
+    latest_rtt: float
+    congestion_window: int
+    bytes_in_flight: int
+    stream_bytes_sent: int
+    stream_bytes_received: int
+    datagrams_sent: int
+    datagrams_received: int
+    datagrams_dropped: int
+    datagrams_receive_dropped: int
+    datagram_bytes_sent: int
+    datagram_bytes_received: int
+
+    @property
+    def bytes_sent(self) -> int:
+        """Payload bytes this session sent, on streams and in datagrams."""
+        return self.stream_bytes_sent + self.datagram_bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        """Payload bytes this session received, on streams and in datagrams."""
+        return self.stream_bytes_received + self.datagram_bytes_received
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields and the two byte totals, for logs and JSON."""
+        data = asdict(self)
+        data["bytes_sent"] = self.bytes_sent
+        data["bytes_received"] = self.bytes_received
+        return data
