@@ -6,19 +6,21 @@ the module named for it (``pywebtransport.session``, ``pywebtransport.config``, 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pywebtransport._version import __version__
+
 if TYPE_CHECKING:
-    from pywebtransport.client import WebTransportClient
+    from pywebtransport.broadcast import BroadcastResult, StreamBroadcaster, broadcast
+    from pywebtransport.client import ReconnectingClient, ReconnectPolicy, SessionEnd, WebTransportClient
     from pywebtransport.config import ClientConfig, ServerConfig
     from pywebtransport.connection import WebTransportConnection
     from pywebtransport.datagram import WebTransportDatagramTransport
     from pywebtransport.events import Event, EventEmitter, EventType
     from pywebtransport.exceptions import (
         ConnectionClosedError,
+        ConnectionRefusedError,
         DatagramTooLargeError,
         SessionClosedError,
         SessionRejectedError,
@@ -28,9 +30,18 @@ if TYPE_CHECKING:
     )
     from pywebtransport.protocol import WebTransportProtocolHandler
     from pywebtransport.server import WebTransportServer
-    from pywebtransport.session import SessionDiagnostics, SessionStats, WebTransportSession
+    from pywebtransport.session import SessionDiagnostics, SessionStatistics, SessionStats, WebTransportSession
     from pywebtransport.stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
-    from pywebtransport.types import ConnectionId, ConnectionState, Data, Headers, SessionId, SessionState, StreamId
+    from pywebtransport.types import (
+        CloseCause,
+        ConnectionId,
+        ConnectionState,
+        Data,
+        Headers,
+        SessionId,
+        SessionState,
+        StreamId,
+    )
 
 #: Where each public name lives; imported on first use so that ``import pywebtransport._wire``
 #: (or the CLI's ``--help``) does not pay for the whole asyncio layer.
@@ -65,6 +76,15 @@ _LAZY = {
     "SessionId": "pywebtransport.types",
     "SessionState": "pywebtransport.types",
     "StreamId": "pywebtransport.types",
+    "ReconnectPolicy": "pywebtransport.client",
+    "ReconnectingClient": "pywebtransport.client",
+    "SessionEnd": "pywebtransport.client",
+    "BroadcastResult": "pywebtransport.broadcast",
+    "StreamBroadcaster": "pywebtransport.broadcast",
+    "broadcast": "pywebtransport.broadcast",
+    "ConnectionRefusedError": "pywebtransport.exceptions",
+    "SessionStatistics": "pywebtransport.session",
+    "CloseCause": "pywebtransport.types",
 }
 
 
@@ -78,9 +98,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BroadcastResult",
     "ClientConfig",
+    "CloseCause",
     "ConnectionClosedError",
     "ConnectionId",
+    "ConnectionRefusedError",
     "ConnectionState",
     "Data",
     "DatagramTooLargeError",
@@ -88,13 +111,18 @@ __all__ = [
     "EventEmitter",
     "EventType",
     "Headers",
+    "ReconnectPolicy",
+    "ReconnectingClient",
     "ServerConfig",
     "SessionClosedError",
     "SessionDiagnostics",
+    "SessionEnd",
     "SessionId",
     "SessionRejectedError",
     "SessionState",
+    "SessionStatistics",
     "SessionStats",
+    "StreamBroadcaster",
     "StreamId",
     "StreamResetError",
     "TimeoutError",
@@ -109,4 +137,5 @@ __all__ = [
     "WebTransportSession",
     "WebTransportStream",
     "__version__",
+    "broadcast",
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pywebtransport.session.session import WebTransportSession
-from pywebtransport.session.stats import SessionDiagnostics, SessionStats
+from pywebtransport.session.stats import SessionDiagnostics, SessionStatistics, SessionStats
 
-__all__ = ["SessionDiagnostics", "SessionManager", "SessionStats", "WebTransportSession"]
+__all__ = ["SessionDiagnostics", "SessionManager", "SessionStatistics", "SessionStats", "WebTransportSession"]
 
 if TYPE_CHECKING:
     from pywebtransport.manager import SessionManager
