@@ -55,6 +55,7 @@ class ServerApp:
         self._router = Router()
         self._middleware: list[Middleware] = list(middleware or [])
         self._startup: list[Hook] = []
+        self._ready: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._server = WebTransportServer(config=self._config, handler=self._dispatch, decider=self._decide,
                                           session_manager=session_manager, protocols=protocols)
@@ -77,7 +78,13 @@ class ServerApp:
         self._middleware.append(middleware)
 
     def on_startup(self, hook: Hook) -> Hook:
+        """Run ``hook`` before the server binds its socket (set up what handlers need)."""
         self._startup.append(hook)
+        return hook
+
+    def on_ready(self, hook: Hook) -> Hook:
+        """Run ``hook`` once the server listens (``local_address`` is valid): announce it."""
+        self._ready.append(hook)
         return hook
 
     def on_shutdown(self, hook: Hook) -> Hook:
@@ -100,6 +107,8 @@ class ServerApp:
             await _run(hook)
         await self._server.start()
         self._started = True
+        for hook in self._ready:
+            await _run(hook)
 
     async def serve_forever(self) -> None:
         await self.start()

@@ -446,7 +446,7 @@ async def test_server_app_run_closes_cleanly_on_sigterm(certificate: SelfSignedC
         async def stay(session):
             await session.wait_closed()
 
-        @app.on_startup
+        @app.on_ready  # the socket is bound: a client may connect now
         def started():
             print("port", port, flush=True)
 

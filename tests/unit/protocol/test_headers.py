@@ -46,6 +46,9 @@ class CountingList(list[tuple[bytes, bytes]]):
             yield item
 
 
+from .harness import qpack_block  # noqa: E402 - after the module's own helpers' imports
+
+
 def qpack_roundtrip(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Encode with pylsqpack's encoder and decode with its decoder, as the engine does."""
     _, block = pylsqpack.Encoder().encode(0, headers)
@@ -125,8 +128,10 @@ def test_a_repeated_name_is_joined_once_not_once_per_line(monkeypatch: pytest.Mo
         return join(name, values)
 
     monkeypatch.setattr(fields, "join_field_values", counting_join)
-    headers = qpack_roundtrip([*CONNECT, *[(b"x-rep", b"v")] * 20_000, (b"x-one", b"1")])
-    decoded = decode_request(headers, max_field_section_size=None)
+    # Built by hand: pylsqpack 0.3 (the newest on Python 3.10) cannot encode this many lines.
+    block = qpack_block([*CONNECT, *[(b"x-rep", b"v")] * 20_000, (b"x-one", b"1")])
+    _, headers = pylsqpack.Decoder(0, 0).feed_header(0, block)
+    decoded = decode_request(list(headers), max_field_section_size=None)
     assert calls == [("x-rep", 20_000)]
     assert decoded["x-rep"] == ", ".join(["v"] * 20_000)
     assert decoded["x-one"] == "1"
