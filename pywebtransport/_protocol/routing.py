@@ -230,6 +230,12 @@ class StreamRouting(EngineCore):
     def _on_stream_reset(self, stream_id: int, http_code: int) -> None:
         record = self._streams.get(stream_id)
         if record is None:
+            # Reset before a byte of it arrived (no RESET_STREAM_AT to carry its header): a
+            # peer bidi stream keeps our sending side open, and with it a QUIC stream slot,
+            # unless we reset that side too.
+            peer_bidi = not (stream_id & 2) and (stream_id & 1) == (0 if not self.is_client else 1)
+            if peer_bidi and self.quic.has_stream(stream_id):
+                self._quic_reset(stream_id, http_code)
             return
         kind = record.kind
         if kind is StreamKind.WEBTRANSPORT:
