@@ -46,7 +46,6 @@ from aioquic.quic import events as aq_events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicFrameType
-from aioquic.quic.packet_builder import QuicDeliveryState
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -592,7 +591,119 @@ def congestion_control_algorithms(backend: str = DEFAULT_BACKEND) -> tuple[str, 
     return names or ("reno",)
 
 
-class AioquicConnection(QuicConnection):
+class AioquicFamilyMethods:
+    """What aioquic and qh3 (an aioquic fork) implement alike over the same private state:
+    written once, mixed into both backend classes ahead of their QuicConnection."""
+
+    # The state these methods read, named as both libraries name it.
+    _streams: Any
+    _consumed: dict[int, int]
+    _handshake_complete: bool
+    _exporter_secret: tuple[str, bytes] | None
+    _dropped: int
+    _events: Any
+    _local_next_stream_id_bidi: int
+    _local_next_stream_id_uni: int
+    _remote_max_streams_bidi: int
+    _remote_max_streams_uni: int
+    _remote_max_datagram_frame_size: int | None
+    _datagrams_pending: Any
+    _loss: Any
+    _host_cids: Any
+    host_cid: bytes
+
+    def is_stream_discarded(self, stream_id: int) -> bool:
+        """Implemented by each backend: the libraries differ here."""
+        raise NotImplementedError
+
+    @property
+    def handshake_complete(self) -> bool:
+        """Whether the TLS handshake finished (the library's _handshake_complete)."""
+        return bool(self._handshake_complete)
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """The TLS exporter's output (RFC 8446 §7.5); RuntimeError before the handshake."""
+        if self._exporter_secret is None or not self._handshake_complete:
+            raise RuntimeError("keying material can be exported once the TLS handshake is complete")
+        return tls_exporter(*self._exporter_secret, label, context, length)
+
+    def forget_stream(self, stream_id: int) -> None:
+        """Drop the consumption record of a finished stream."""
+        self._consumed.pop(stream_id, None)
+
+    @property
+    def consumed_records(self) -> int:
+        """How many streams have a consumption record (for leak tests)."""
+        return len(self._consumed)
+
+    def send_acknowledged(self, stream_id: int) -> bool:
+        """Whether everything sent on ``stream_id``, FIN or reset included, was acknowledged
+        (True once aioquic discarded the stream, False for a stream still being written)."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return self.is_stream_discarded(stream_id)
+        return bool(stream.sender.is_finished)
+
+    def has_stream(self, stream_id: int) -> bool:
+        """Whether aioquic still holds state for ``stream_id``."""
+        return stream_id in self._streams
+
+    def stream_window(self, stream_id: int) -> int:
+        """Receive credit the peer has left on ``stream_id`` (0 for unknown streams)."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return max(0, int(stream.max_stream_data_local - stream.receiver.highest_offset))
+
+    def next_stream_id(self, is_unidirectional: bool) -> int:
+        """The id our next stream of this kind gets (without opening it)."""
+        return self._local_next_stream_id_uni if is_unidirectional else self._local_next_stream_id_bidi
+
+    def can_open_stream(self, is_unidirectional: bool) -> bool:
+        """Whether the peer's MAX_STREAMS lets us open one more stream of this kind now."""
+        limit = self._remote_max_streams_uni if is_unidirectional else self._remote_max_streams_bidi
+        return self.next_stream_id(is_unidirectional) // 4 < limit
+
+    @property
+    def remote_max_datagram_frame_size(self) -> int:
+        """The peer's max_datagram_frame_size transport parameter (0 before/without it)."""
+        return self._remote_max_datagram_frame_size or 0
+
+    @property
+    def pending_datagrams(self) -> int:
+        """Datagrams queued in aioquic and not yet put in a packet."""
+        return len(self._datagrams_pending)
+
+    @property
+    def datagrams_dropped(self) -> int:
+        """DATAGRAM frames sent in packets loss recovery declared lost (RFC 9221 §5.2: never
+        resent); aioquic itself drops no queued datagram before sending it."""
+        return int(self._dropped)
+
+    def _on_datagram_delivery(self, delivery: Any, data: bytes) -> None:
+        # By name: aioquic and qh3 each have their own QuicDeliveryState enum.
+        if delivery.name != "ACKED":
+            self._dropped += 1
+            self._events.append(DatagramFrameLost(data))  # next_event passes it up
+
+    def host_connection_ids(self) -> list[bytes]:
+        """Every connection id of ours the peer may use now (for the endpoint's routing)."""
+        return [self.host_cid, *(entry.cid for entry in self._host_cids)]
+
+    def rtt(self) -> RttSample:
+        """RTT and congestion state from aioquic's loss recovery."""
+        loss = self._loss
+        minimum = loss._rtt_min
+        return RttSample(smoothed=loss._rtt_smoothed, minimum=0.0 if minimum == float("inf") else minimum,
+                         latest=loss._rtt_latest, congestion_window=loss.congestion_window,
+                         bytes_in_flight=loss.bytes_in_flight)
+
+    def end_qlog(self) -> None:
+        """Write this connection's qlog file now (a no-op without ``qlog_dir``)."""
+        end_qlog_trace(self)
+
+
+class AioquicConnection(AioquicFamilyMethods, QuicConnection):
     """aioquic's QuicConnection whose stream receive windows follow the application's reads."""
 
     backend = "aioquic"
@@ -629,16 +740,7 @@ class AioquicConnection(QuicConnection):
             schedule: Any = self.tls.key_schedule
             self._exporter_secret = exporter_secret_from_schedule(schedule, schedule.algorithm.name, secret)
 
-    @property
-    def handshake_complete(self) -> bool:
-        """Whether the TLS handshake finished (aioquic's _handshake_complete)."""
-        return bool(self._handshake_complete)
 
-    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
-        """The TLS exporter's output (RFC 8446 §7.5); RuntimeError before the handshake."""
-        if self._exporter_secret is None or not self._handshake_complete:
-            raise RuntimeError("keying material can be exported once the TLS handshake is complete")
-        return tls_exporter(*self._exporter_secret, label, context, length)
 
     # -- events
     def next_event(self) -> QuicEvent | None:  # type: ignore[override]
@@ -658,14 +760,7 @@ class AioquicConnection(QuicConnection):
         if amount > 0 and stream is not None and not stream.receiver.is_finished:
             self._consumed[stream_id] = self._consumed.get(stream_id, 0) + amount
 
-    def forget_stream(self, stream_id: int) -> None:
-        """Drop the consumption record of a finished stream."""
-        self._consumed.pop(stream_id, None)
 
-    @property
-    def consumed_records(self) -> int:
-        """How many streams have a consumption record (for leak tests)."""
-        return len(self._consumed)
 
     # -- streams
     def send_buffered(self, stream_id: int) -> int:
@@ -675,15 +770,8 @@ class AioquicConnection(QuicConnection):
             return 0
         sender = stream.sender
         # QuicStreamSender keeps unacknowledged bytes between _buffer_start and _buffer_stop.
-        return sender._buffer_stop - sender._buffer_start
+        return int(sender._buffer_stop - sender._buffer_start)
 
-    def send_acknowledged(self, stream_id: int) -> bool:
-        """Whether everything sent on ``stream_id``, FIN or reset included, was acknowledged
-        (True once aioquic discarded the stream, False for a stream still being written)."""
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return self.is_stream_discarded(stream_id)
-        return bool(stream.sender.is_finished)
 
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Whether the stream was opened and aioquic has since dropped its state; aioquic
@@ -695,47 +783,18 @@ class AioquicConnection(QuicConnection):
         finished: set[int] = getattr(self, "_streams_finished", set())
         return stream_id in finished
 
-    def has_stream(self, stream_id: int) -> bool:
-        """Whether aioquic still holds state for ``stream_id``."""
-        return stream_id in self._streams
 
-    def stream_window(self, stream_id: int) -> int:
-        """Receive credit the peer has left on ``stream_id`` (0 for unknown streams)."""
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return 0
-        return max(0, stream.max_stream_data_local - stream.receiver.highest_offset)
 
-    def next_stream_id(self, is_unidirectional: bool) -> int:
-        """The id our next stream of this kind gets (without opening it)."""
-        return self._local_next_stream_id_uni if is_unidirectional else self._local_next_stream_id_bidi
 
-    def can_open_stream(self, is_unidirectional: bool) -> bool:
-        """Whether the peer's MAX_STREAMS lets us open one more stream of this kind now."""
-        limit = self._remote_max_streams_uni if is_unidirectional else self._remote_max_streams_bidi
-        return self.next_stream_id(is_unidirectional) // 4 < limit
 
     # -- datagrams
-    @property
-    def remote_max_datagram_frame_size(self) -> int:
-        """The peer's max_datagram_frame_size transport parameter (0 before/without it)."""
-        return self._remote_max_datagram_frame_size or 0
 
     @property
     def datagram_path_limit(self) -> int:
         """Room for one DATAGRAM frame in a packet of the configured size."""
         return self._max_datagram_size - PACKET_OVERHEAD
 
-    @property
-    def pending_datagrams(self) -> int:
-        """Datagrams queued in aioquic and not yet put in a packet."""
-        return len(self._datagrams_pending)
 
-    @property
-    def datagrams_dropped(self) -> int:
-        """DATAGRAM frames sent in packets loss recovery declared lost (RFC 9221 §5.2: never
-        resent); aioquic itself drops no queued datagram before sending it."""
-        return self._dropped
 
     def _write_datagram_frame(self, builder, data, frame_type) -> bool:  # type: ignore[no-untyped-def]
         # aioquic hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with
@@ -749,15 +808,8 @@ class AioquicConnection(QuicConnection):
             builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
         return True
 
-    def _on_datagram_delivery(self, delivery: QuicDeliveryState, data: bytes) -> None:
-        if delivery != QuicDeliveryState.ACKED:
-            self._dropped += 1
-            self._events.append(DatagramFrameLost(data))  # type: ignore[arg-type]  # next_event passes it up
 
     # -- connection facts
-    def host_connection_ids(self) -> list[bytes]:
-        """Every connection id of ours the peer may use now (for the endpoint's routing)."""
-        return [self.host_cid, *(entry.cid for entry in self._host_cids)]
 
     @property
     def peer_certificate(self) -> x509.Certificate | None:
@@ -785,17 +837,7 @@ class AioquicConnection(QuicConnection):
         """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
         return self._remote_max_idle_timeout or None
 
-    def rtt(self) -> RttSample:
-        """RTT and congestion state from aioquic's loss recovery."""
-        loss = self._loss
-        minimum = loss._rtt_min
-        return RttSample(smoothed=loss._rtt_smoothed, minimum=0.0 if minimum == float("inf") else minimum,
-                         latest=loss._rtt_latest, congestion_window=loss.congestion_window,
-                         bytes_in_flight=loss.bytes_in_flight)
 
-    def end_qlog(self) -> None:
-        """Write this connection's qlog file now (a no-op without ``qlog_dir``)."""
-        end_qlog_trace(self)
 
     def missing_attributes(self) -> list[str]:
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""

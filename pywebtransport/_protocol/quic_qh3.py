@@ -58,12 +58,12 @@ from qh3.quic import events as q_events
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, stream_is_client_initiated, stream_is_unidirectional
 from qh3.quic.packet import QuicFrameType
-from qh3.quic.packet_builder import QuicDeliveryState
 from qh3.quic.stream import QuicStream
 from qh3.tls import load_pem_private_key, load_pem_x509_certificates
 
 from pywebtransport._protocol.quic import (
     PACKET_OVERHEAD,
+    AioquicFamilyMethods,
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
@@ -72,15 +72,12 @@ from pywebtransport._protocol.quic import (
     HandshakeCompleted,
     QuicEvent,
     QuicSettings,
-    RttSample,
     StopSendingReceived,
     StreamDataReceived,
     StreamReset,
-    end_qlog_trace,
     exporter_secret_from_schedule,
     file_version,
     qlog_directory_logger,
-    tls_exporter,
 )
 
 __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"]
@@ -214,7 +211,7 @@ class _FinishedStreams(set[int]):
             self._on_finished(stream_id)
 
 
-class Qh3Connection(QuicConnection):
+class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     """qh3's QuicConnection behind the seam: neutral events, read-driven stream credit."""
 
     backend = "qh3"
@@ -257,16 +254,7 @@ class Qh3Connection(QuicConnection):
             schedule: Any = self.tls.key_schedule  # qh3's KeySchedule.algorithm is the digest size in bits
             self._exporter_secret = exporter_secret_from_schedule(schedule, f"sha{schedule.algorithm}", secret)
 
-    @property
-    def handshake_complete(self) -> bool:
-        """Whether the TLS handshake finished (qh3's _handshake_complete)."""
-        return bool(self._handshake_complete)
 
-    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
-        """The TLS exporter's output (RFC 8446 §7.5); RuntimeError before the handshake."""
-        if self._exporter_secret is None or not self._handshake_complete:
-            raise RuntimeError("keying material can be exported once the TLS handshake is complete")
-        return tls_exporter(*self._exporter_secret, label, context, length)
 
     # -- events
     def next_event(self) -> QuicEvent | None:  # type: ignore[override]
@@ -312,14 +300,7 @@ class Qh3Connection(QuicConnection):
             _WINDOW_SLOT.__set__(stream, wanted)
             self._streams_dirty_limits.add(stream)  # qh3 writes MAX_STREAM_DATA for dirty streams
 
-    def forget_stream(self, stream_id: int) -> None:
-        """Drop the consumption record of a finished stream."""
-        self._consumed.pop(stream_id, None)
 
-    @property
-    def consumed_records(self) -> int:
-        """How many streams have a consumption record (for leak tests)."""
-        return len(self._consumed)
 
     # -- streams
     def send_buffered(self, stream_id: int) -> int:
@@ -330,57 +311,23 @@ class Qh3Connection(QuicConnection):
         # The native sender lists the ranges still to send (new or lost) in _pending.
         return sum(stop - start for start, stop in stream.sender._pending)
 
-    def send_acknowledged(self, stream_id: int) -> bool:
-        """Whether everything sent on ``stream_id``, FIN or reset included, was acknowledged."""
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return self.is_stream_discarded(stream_id)
-        return bool(stream.sender.is_finished)
 
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Whether the stream was opened and qh3 has since dropped its state."""
         return stream_id in self._streams_finished
 
-    def has_stream(self, stream_id: int) -> bool:
-        """Whether qh3 still holds state for ``stream_id``."""
-        return stream_id in self._streams
 
-    def stream_window(self, stream_id: int) -> int:
-        """Receive credit the peer has left on ``stream_id`` (0 for unknown streams)."""
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return 0
-        return max(0, stream.max_stream_data_local - stream.receiver.highest_offset)
 
-    def next_stream_id(self, is_unidirectional: bool) -> int:
-        """The id our next stream of this kind gets (without opening it)."""
-        return self._local_next_stream_id_uni if is_unidirectional else self._local_next_stream_id_bidi
 
-    def can_open_stream(self, is_unidirectional: bool) -> bool:
-        """Whether the peer's MAX_STREAMS lets us open one more stream of this kind now."""
-        limit = self._remote_max_streams_uni if is_unidirectional else self._remote_max_streams_bidi
-        return self.next_stream_id(is_unidirectional) // 4 < limit
 
     # -- datagrams
-    @property
-    def remote_max_datagram_frame_size(self) -> int:
-        """The peer's max_datagram_frame_size transport parameter (0 before/without it)."""
-        return self._remote_max_datagram_frame_size or 0
 
     @property
     def datagram_path_limit(self) -> int:
         """Room for one DATAGRAM frame in a packet of the configured size."""
         return int(self._max_datagram_size) - PACKET_OVERHEAD
 
-    @property
-    def pending_datagrams(self) -> int:
-        """Datagrams queued in qh3 and not yet put in a packet."""
-        return len(self._datagrams_pending)
 
-    @property
-    def datagrams_dropped(self) -> int:
-        """DATAGRAM frames sent in packets qh3's loss recovery declared lost (never resent)."""
-        return self._dropped
 
     def _write_datagram_frame(self, builder: Any, data: bytes, frame_type: QuicFrameType) -> bool:
         # qh3 hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with length).
@@ -394,15 +341,8 @@ class Qh3Connection(QuicConnection):
             builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
         return True
 
-    def _on_datagram_delivery(self, delivery: QuicDeliveryState, data: bytes) -> None:
-        if delivery != QuicDeliveryState.ACKED:
-            self._dropped += 1
-            self._events.append(DatagramFrameLost(data))  # type: ignore[arg-type]  # next_event passes it up
 
     # -- connection facts
-    def host_connection_ids(self) -> list[bytes]:
-        """Every connection id of ours the peer may use now (for the endpoint's routing)."""
-        return [self.host_cid, *(entry.cid for entry in self._host_cids)]
 
     @property
     def peer_certificate_der(self) -> bytes | None:
@@ -428,17 +368,7 @@ class Qh3Connection(QuicConnection):
         """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
         return float(self._remote_max_idle_timeout) or None
 
-    def rtt(self) -> RttSample:
-        """RTT and congestion state from qh3's loss recovery."""
-        loss = self._loss
-        minimum = loss._rtt_min
-        return RttSample(smoothed=loss._rtt_smoothed, minimum=0.0 if minimum == float("inf") else minimum,
-                         latest=loss._rtt_latest, congestion_window=loss.congestion_window,
-                         bytes_in_flight=loss.bytes_in_flight)
 
-    def end_qlog(self) -> None:
-        """Write this connection's qlog file now (a no-op without ``qlog_dir``)."""
-        end_qlog_trace(self)
 
     def missing_attributes(self) -> list[str]:
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
