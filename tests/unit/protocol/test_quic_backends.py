@@ -371,7 +371,7 @@ def test_the_exporter_secret_is_taken_where_rfc_8446_derives_it(backend: str, mo
     reproduce it yields no exporter secret."""
     import io
 
-    from pywebtransport._protocol import quic_qh3
+    from pywebtransport._protocol import quic_aioquic, quic_qh3
 
     captured: list[tuple[str, bytes, bool]] = []
     real = seam.exporter_secret_from_schedule
@@ -381,7 +381,7 @@ def test_the_exporter_secret_is_taken_where_rfc_8446_derives_it(backend: str, mo
         captured.append((hash_name, secret, result is not None))
         return result
 
-    monkeypatch.setattr(seam, "exporter_secret_from_schedule", recording)
+    monkeypatch.setattr(quic_aioquic, "exporter_secret_from_schedule", recording)
     monkeypatch.setattr(quic_qh3, "exporter_secret_from_schedule", recording)
     log = io.StringIO()
     pair = Pair(backend=backend, client_quic={"secrets_log": log})
