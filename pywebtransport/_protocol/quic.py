@@ -339,6 +339,42 @@ def create_quic_connection(backend: str | None = None, *, is_client: bool,
 
 
 
+# ---------------------------------------------------------------------------- private state
+# The only reads of aioquic's and qh3's private state on objects other than a backend's own
+# connection (``self``), each naming the attribute and why; REQUIRED_ATTRIBUTES and
+# ``missing_attributes`` guard them.
+
+
+def loss_rtt(loss: Any) -> tuple[float, float, float]:
+    """(smoothed, minimum, latest) RTT of a QuicPacketRecovery: both libraries keep them in
+    _rtt_smoothed/_rtt_min/_rtt_latest and expose none publicly. Minimum is 0.0 before a sample."""
+    minimum = loss._rtt_min
+    return loss._rtt_smoothed, 0.0 if minimum == float("inf") else minimum, loss._rtt_latest
+
+
+def sender_unacknowledged(sender: Any) -> int:
+    """Bytes an aioquic QuicStreamSender holds unacknowledged: between _buffer_start and
+    _buffer_stop (no public accessor)."""
+    return int(sender._buffer_stop - sender._buffer_start)
+
+
+def sender_unsent(sender: Any) -> int:
+    """Bytes a qh3 native stream sender still has to send (new or lost): its _pending ranges."""
+    return sum(stop - start for start, stop in sender._pending)
+
+
+def request_client_certificate(tls: Any) -> None:
+    """Make an aioquic tls.Context (server) send a CertificateRequest: it does only when the
+    private _request_client_certificate flag is set."""
+    tls._request_client_certificate = True
+
+
+def qlog_trace_and_logger(connection: Any) -> tuple[Any, Any]:
+    """A connection's qlog trace and its configuration's logger: both libraries keep them in
+    QuicConnection._quic_logger and _configuration.quic_logger."""
+    return connection._quic_logger, connection._configuration.quic_logger
+
+
 # The aioquic backend, importable from the seam as before (imported last: it builds on the
 # events and the protocol above; import it through this module).
 from pywebtransport._protocol.quic_aioquic import (  # noqa: E402

@@ -48,6 +48,10 @@ from pywebtransport._protocol.quic import (
     StreamDataReceived,
     StreamReset,
     file_version,
+    loss_rtt,
+    qlog_trace_and_logger,
+    request_client_certificate,
+    sender_unacknowledged,
 )
 from pywebtransport._protocol.quic_tls import exporter_secret_from_schedule, tls_exporter
 
@@ -123,8 +127,7 @@ def _aioquic_qlog(directory: str) -> Any:
 
 def end_qlog_trace(connection: Any) -> None:
     """End ``connection``'s qlog trace now (its file is written) if a directory logger has it."""
-    # Both backends keep the connection's trace in QuicConnection._quic_logger.
-    trace, logger = connection._quic_logger, connection._configuration.quic_logger
+    trace, logger = qlog_trace_and_logger(connection)
     if trace is not None and logger is not None and type(logger).__name__ == "QlogDirectoryLogger":
         logger.end_trace(trace)
 
@@ -305,9 +308,8 @@ class AioquicFamilyMethods:
     def rtt(self) -> RttSample:
         """RTT and congestion state from aioquic's loss recovery."""
         loss = self._loss
-        minimum = loss._rtt_min
-        return RttSample(smoothed=loss._rtt_smoothed, minimum=0.0 if minimum == float("inf") else minimum,
-                         latest=loss._rtt_latest, congestion_window=loss.congestion_window,
+        smoothed, minimum, latest = loss_rtt(loss)
+        return RttSample(smoothed=smoothed, minimum=minimum, latest=latest, congestion_window=loss.congestion_window,
                          bytes_in_flight=loss.bytes_in_flight)
 
     def end_qlog(self) -> None:
@@ -338,7 +340,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         # when the private _request_client_certificate flag is set.
         super()._initialize(peer_cid)
         if self._wants_client_certificate:
-            self.tls._request_client_certificate = True
+            request_client_certificate(self.tls)
 
     def _update_traffic_key(self, direction, epoch, cipher_suite, secret) -> None:  # type: ignore[no-untyped-def]
         # aioquic hook: every new traffic secret passes here. The first 1-RTT secret of the
@@ -380,9 +382,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         stream = self._streams.get(stream_id)
         if stream is None:
             return 0
-        sender = stream.sender
-        # QuicStreamSender keeps unacknowledged bytes between _buffer_start and _buffer_stop.
-        return int(sender._buffer_stop - sender._buffer_start)
+        return sender_unacknowledged(stream.sender)
 
 
     def is_stream_discarded(self, stream_id: int) -> bool:

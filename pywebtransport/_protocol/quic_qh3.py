@@ -78,6 +78,7 @@ from pywebtransport._protocol.quic import (
     exporter_secret_from_schedule,
     file_version,
     qlog_directory_logger,
+    sender_unsent,
 )
 
 __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"]
@@ -308,8 +309,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         stream = self._streams.get(stream_id)
         if stream is None:
             return 0
-        # The native sender lists the ranges still to send (new or lost) in _pending.
-        return sum(stop - start for start, stop in stream.sender._pending)
+        return sender_unsent(stream.sender)
 
 
     def is_stream_discarded(self, stream_id: int) -> bool:
