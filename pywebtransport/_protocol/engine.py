@@ -146,6 +146,11 @@ class WebTransportEngine(RequestStreams, StreamRouting):
         """The live session object (engine-internal; the API layer reads ``session_snapshot``)."""
         return self._sessions.get(session_id)
 
+    def session_state(self, session_id: int) -> SessionState | None:
+        """The session's state alone (the hot-path check; ``session_snapshot`` copies all)."""
+        session = self._sessions.get(session_id)
+        return session.state if session is not None else None
+
     def session_snapshot(self, session_id: int) -> SessionSnapshot | None:
         """A frozen copy of the session's state and counters (None for an unknown session)."""
         session = self._sessions.get(session_id)

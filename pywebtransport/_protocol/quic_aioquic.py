@@ -330,6 +330,9 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         super().__init__(configuration=configuration,
                          original_destination_connection_id=original_destination_connection_id)
         self._consumed: dict[int, int] = {}
+        #: Streams read from since their credit was last checked: aioquic calls the credit
+        #: hook for every stream in every packet it builds, and only these can need a grant.
+        self._credit_dirty: set[int] = set()
         self._dropped = 0
         self._wants_client_certificate = request_client_certificate and not configuration.is_client
         self._exporter_secret: tuple[str, bytes] | None = None
@@ -373,6 +376,12 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         stream = self._streams.get(stream_id)
         if amount > 0 and stream is not None and not stream.receiver.is_finished:
             self._consumed[stream_id] = self._consumed.get(stream_id, 0) + amount
+            self._credit_dirty.add(stream_id)
+
+    def forget_stream(self, stream_id: int) -> None:
+        """Drop the consumption record of a finished stream."""
+        super().forget_stream(stream_id)
+        self._credit_dirty.discard(stream_id)
 
 
 
@@ -469,12 +478,14 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
     def _write_stream_limits(self, builder, space, stream) -> None:  # type: ignore[no-untyped-def]
         if not stream.max_stream_data_local:
             return
-        window = self._configuration.max_stream_data
-        wanted = self._consumed.get(stream.stream_id, 0) + window
-        # Grant more once half of the window has been consumed (RFC 9000 §4.2 advice).
-        if wanted - stream.max_stream_data_local >= window // 2:
-            stream.max_stream_data_local = wanted
-        if stream.max_stream_data_local_sent != stream.max_stream_data_local:
+        if stream.stream_id in self._credit_dirty:  # only a read can make a grant due
+            self._credit_dirty.discard(stream.stream_id)
+            window = self._configuration.max_stream_data
+            wanted = self._consumed.get(stream.stream_id, 0) + window
+            # Grant more once half of the window has been consumed (RFC 9000 §4.2 advice).
+            if wanted - stream.max_stream_data_local >= window // 2:
+                stream.max_stream_data_local = wanted
+        if stream.max_stream_data_local_sent != stream.max_stream_data_local:  # new, or lost and resent
             buf = builder.start_frame(
                 QuicFrameType.MAX_STREAM_DATA,
                 capacity=_MAX_STREAM_DATA_FRAME_CAPACITY,

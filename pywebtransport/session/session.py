@@ -172,11 +172,10 @@ class WebTransportSession:
     def state(self) -> SessionState:
         """The engine's state of the session: it changes the moment the engine processed a
         close, before any event about it is delivered."""
-        snapshot = self._snapshot()
-        if snapshot is None:
-            # The engine forgot a closed session; it knew it when this object was made.
-            return SessionState.CLOSED
-        return snapshot.state
+        if self._final is not None:
+            return self._final.state
+        # The engine forgot a closed session; it knew it when this object was made.
+        return self._engine.session_state(self._session_id) or SessionState.CLOSED
 
     @property
     def is_ready(self) -> bool:
