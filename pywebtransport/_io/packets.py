@@ -12,6 +12,8 @@ import os
 import struct
 from dataclasses import dataclass
 
+from pywebtransport._wire import buffer
+
 __all__ = [
     "QUIC_VERSION_1",
     "QUIC_VERSION_2",
@@ -64,17 +66,12 @@ class PacketHeader:
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int] | None:
-    """Decode a QUIC variable-length integer at ``pos`` (RFC 9000 §16): (value, next) or None."""
-    if pos >= len(data):
+    """A QUIC varint at ``pos`` (RFC 9000 §16) as (value, next), or None when the data ends
+    first: routing must never raise on garbage."""
+    try:
+        return buffer.decode_varint(data, pos)
+    except buffer.BufferReadError:
         return None
-    first = data[pos]
-    length = 1 << (first >> 6)
-    if pos + length > len(data):
-        return None
-    value = first & 0x3F
-    for i in range(1, length):
-        value = (value << 8) | data[pos + i]
-    return value, pos + length
 
 
 def parse_header(data: bytes, *, short_cid_length: int) -> PacketHeader | None:
