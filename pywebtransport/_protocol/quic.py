@@ -358,8 +358,13 @@ def sender_unacknowledged(sender: Any) -> int:
     return int(sender._buffer_stop - sender._buffer_start)
 
 
+def sender_pending(sender: Any) -> list[tuple[int, int]]:
+    """The byte ranges a qh3 native stream sender still has to send (new or lost)."""
+    return list(sender._pending)
+
+
 def sender_unsent(sender: Any) -> int:
-    """Bytes a qh3 native stream sender still has to send (new or lost): its _pending ranges."""
+    """Bytes a qh3 stream sender still has to send (new or lost): its _pending ranges."""
     return sum(stop - start for start, stop in sender._pending)
 
 

@@ -19,6 +19,11 @@ crypto into a native module. What differs from the aioquic backend:
 - ``send_buffered`` counts bytes not yet sent rather than not yet acknowledged: qh3's
   native stream sender does not expose its acknowledged offset, only the ranges still to
   send. ``send_acknowledged`` is exact (the sender's ``is_finished``).
+- A FIN written after the stream's data left. qh3 1.x's native sender has no ``fin``
+  argument in its delivery handler (aioquic's has) and calls itself finished once the data
+  up to the FIN offset is acknowledged, FIN sent or not; qh3 then discards the stream and
+  the FIN never goes out. ``_FinAwareSender`` wraps the sender of a stream whose FIN was
+  written and waits for the acknowledgement of a frame that carried it.
 - A reset or send on a stream qh3 already discarded raises ValueError as in aioquic (qh3
   would otherwise create the stream again). qh3 remembers every discarded stream id in a
   set for the connection's lifetime (aioquic computes it); that set is qh3's, not ours.
@@ -58,6 +63,7 @@ from qh3.quic import events as q_events
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, stream_is_client_initiated, stream_is_unidirectional
 from qh3.quic.packet import QuicFrameType
+from qh3.quic.packet_builder import QuicDeliveryState
 from qh3.quic.stream import QuicStream
 from qh3.tls import load_pem_private_key, load_pem_x509_certificates
 
@@ -78,6 +84,7 @@ from pywebtransport._protocol.quic import (
     exporter_secret_from_schedule,
     file_version,
     qlog_directory_logger,
+    sender_pending,
     sender_unsent,
 )
 
@@ -126,6 +133,9 @@ _QH3_IDLE_PHRASE = "Idle timeout"
 #: MAX_STREAMS of each kind granted in the transport parameters (aioquic's fixed value).
 _INITIAL_MAX_STREAMS = 128
 
+#: The FIN bit of a STREAM frame's type (RFC 9000 §19.8).
+_STREAM_FIN_BIT = 0x01
+
 #: The slot descriptor behind ``QuicStream.max_stream_data_local`` (the window we police).
 _WINDOW_SLOT: Any = QuicStream.__dict__["max_stream_data_local"]
 
@@ -171,6 +181,87 @@ def _read_driven_stream_class(consumed: dict[int, int], window: int) -> type[Qui
 
     return type("ReadDrivenQuicStream", (QuicStream,),
                 {"__slots__": (), "max_stream_data_local": property(get_window, set_window)})
+
+
+class _FinStop(int):
+    """The end offset of a STREAM frame that carried the FIN, as its delivery handler sees it."""
+
+    __slots__ = ()
+
+
+class _FinAwareSender:
+    """qh3's native stream sender, once the application has written the FIN.
+
+    qh3 1.x's ``QuicStreamSender.on_data_delivery`` has no ``fin`` argument (aioquic's has): it
+    calls the sender finished as soon as the data up to the FIN offset is acknowledged, even
+    when the FIN was written after that data left and has not been sent yet. qh3 then
+    discards the stream and the FIN is never sent: the peer waits for the end of the stream
+    forever (a browser page echoing 100 streams hung on one of them). This wrapper marks the
+    frames that carry the FIN (their end offset is a ``_FinStop``, which only the delivery
+    handler reads) and reports the sender finished once one of them, or the reset that
+    replaced them, is acknowledged. Streams get it only when their FIN is written, so the
+    common sending path stays on the native object.
+    """
+
+    __slots__ = ("_fin_acked", "_native", "_reset_acked")
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._fin_acked = False
+        self._reset_acked = False
+
+    @property
+    def is_finished(self) -> bool:
+        return bool(self._native.is_finished) and (self._fin_acked or self._reset_acked)
+
+    @property
+    def buffer_is_empty(self) -> bool:
+        return bool(self._native.buffer_is_empty)
+
+    @property
+    def highest_offset(self) -> int:
+        return int(self._native.highest_offset)
+
+    @property
+    def next_offset(self) -> int:
+        return int(self._native.next_offset)
+
+    @property
+    def reset_pending(self) -> bool:
+        return bool(self._native.reset_pending)
+
+    @property
+    def _pending(self) -> list[tuple[int, int]]:  # read by quic.sender_unsent
+        return sender_pending(self._native)
+
+    def prepare_stream_frame(self, flight_space: int, max_offset: int) -> Any:
+        result = self._native.prepare_stream_frame(flight_space, max_offset)
+        if result is not None and result[1] & _STREAM_FIN_BIT:
+            data, frame_type, offset, stop, previous_highest, overhead = result
+            return data, frame_type, offset, _FinStop(stop), previous_highest, overhead
+        return result
+
+    def on_data_delivery(self, delivery: int, start: int, stop: int) -> None:
+        self._native.on_data_delivery(delivery, start, int(stop))
+        if type(stop) is _FinStop and delivery == QuicDeliveryState.ACKED:
+            self._fin_acked = True
+
+    def on_reset_delivery(self, delivery: int) -> None:
+        self._native.on_reset_delivery(delivery)
+        if delivery == QuicDeliveryState.ACKED:
+            self._reset_acked = True
+
+    def get_frame(self, max_size: int, max_offset: int | None = None) -> Any:
+        return self._native.get_frame(max_size, max_offset)
+
+    def get_reset_frame(self) -> Any:
+        return self._native.get_reset_frame()
+
+    def reset(self, error_code: int) -> None:
+        self._native.reset(error_code)
+
+    def write(self, data: bytes, end_stream: bool = False) -> None:
+        self._native.write(data, end_stream)
 
 
 class _StreamCountLimit:
@@ -284,6 +375,15 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         if type(stream) is QuicStream:
             stream.__class__ = self._stream_class
         return stream
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue ``data`` on ``stream_id``; with the FIN, the stream's sender waits for the
+        FIN's own acknowledgement before it counts as finished (see ``_FinAwareSender``)."""
+        super().send_stream_data(stream_id, data, end_stream)
+        if end_stream:
+            stream = self._streams.get(stream_id)
+            if stream is not None and type(stream.sender) is not _FinAwareSender:
+                stream.sender = _FinAwareSender(stream.sender)
 
     def consume_stream_data(self, stream_id: int, amount: int) -> None:
         """The application has read ``amount`` more bytes of ``stream_id``: grant credit

@@ -102,6 +102,64 @@ def test_a_whole_session_runs_on_each_backend(backend: str) -> None:
     assert terminated.by_peer
 
 
+def _deliver_acks(pair: Pair, side: str) -> None:
+    """Move ``side``'s next packets (its ACKs, once its ACK delay fired) to the other side."""
+    sender, receiver = (pair.client, pair.server) if side == "client" else (pair.server, pair.client)
+    to = SERVER_ADDR if side == "client" else CLIENT_ADDR
+    for _ in range(100):
+        packets = sender.datagrams_to_send(pair.now)
+        if packets:
+            for data, _ in packets:
+                receiver.receive_datagram(data, to, pair.now)
+            return
+        timer = sender.get_timer()
+        assert timer is not None, f"the {side} has nothing to send and no timer"
+        pair.now = max(pair.now, timer)
+        sender.handle_timer(pair.now)
+    raise AssertionError(f"the {side} sent nothing")
+
+
+def test_a_fin_written_after_its_data_left_is_sent_even_if_that_data_is_acked_first(backend: str) -> None:
+    # The echo pattern: the data goes out, then the application finishes the stream, and
+    # the peer's ACK of the data arrives before the next packet is built. The stream must
+    # not count as done (and be discarded) until the FIN itself is acknowledged: qh3 1.x's
+    # native sender calls itself finished as soon as the data up to the FIN offset is
+    # acknowledged, and the page of a browser then waited forever for the end of the stream.
+    pair = Pair(backend=backend)
+    sid = pair.open_session()
+    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stream_id, b"ping", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("server", stream_id) == (b"ping", True)
+    pair.server.send_stream_data(stream_id, b"pong")
+    for data, _ in pair.server.datagrams_to_send(pair.now):  # the data leaves, no FIN yet
+        pair.client.receive_datagram(data, SERVER_ADDR, pair.now)
+    pair.server.send_stream_data(stream_id, b"", end_stream=True)
+    _deliver_acks(pair, "client")  # the data is acknowledged before the FIN is ever sent
+    assert not pair.server.stream_send_acknowledged(stream_id)
+    pair.run()
+    assert pair.stream_payload("client", stream_id) == (b"pong", True)
+    assert pair.server.stream_send_acknowledged(stream_id)
+
+
+def test_a_lost_fin_is_sent_again_after_its_data_was_acknowledged(backend: str) -> None:
+    pair = Pair(backend=backend)
+    sid = pair.open_session()
+    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stream_id, b"ping", end_stream=True)
+    pair.run()
+    pair.take("server")
+    pair.server.send_stream_data(stream_id, b"pong")
+    for data, _ in pair.server.datagrams_to_send(pair.now):
+        pair.client.receive_datagram(data, SERVER_ADDR, pair.now)
+    pair.server.send_stream_data(stream_id, b"", end_stream=True)
+    assert pair.server.datagrams_to_send(pair.now)  # the packet with the FIN is lost
+    _deliver_acks(pair, "client")  # ACK of the data only
+    pair.run(horizon=5.0)  # loss recovery sends the FIN again
+    assert pair.stream_payload("client", stream_id) == (b"pong", True)
+    assert pair.server.stream_send_acknowledged(stream_id)
+
+
 def test_only_backend_neutral_events_reach_the_engine(backend: str) -> None:
     pair = Pair(backend=backend)
     client_seen, server_seen = record_quic_events(pair.client), record_quic_events(pair.server)
