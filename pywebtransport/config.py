@@ -190,7 +190,9 @@ class ServerConfig(_CommonConfig):
     (PEM files; see ``pywebtransport.utils.generate_self_signed_cert``), how many connections
     to accept (``max_connections``; ``max_concurrent_handshakes`` in progress at once, more are
     refused at once with CONNECTION_REFUSED), which origins may connect (None: any; checked
-    by every server, draft-15 §3.2), and the status for unknown paths.
+    by every server, draft-15 §3.2), and the status for unknown paths. ``reuse_port`` sets
+    SO_REUSEPORT on the UDP socket (Linux), so that several worker processes can share one
+    port, the kernel spreading clients over them by address (``ServerApp.run(workers=N)``).
 
     Client certificates (mTLS): ``verify_client`` is ``"none"`` (default: none is asked for),
     ``"optional"`` (asked for; one that is sent must verify against ``ca_certs``) or
@@ -210,9 +212,12 @@ class ServerConfig(_CommonConfig):
     reject_status_for_unknown_path: int = 404
     ca_certs: str | None = None
     verify_client: str = "none"
+    reuse_port: bool = False
 
     def _validate(self) -> None:
         self._validate_common()
+        if not isinstance(self.reuse_port, bool):
+            raise self._fail("reuse_port", "must be a bool", self.reuse_port)
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise self._fail("port", "must be in [0, 65535]", self.port)
         if (self.certfile is None) != (self.keyfile is None):

@@ -95,11 +95,15 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, *, local_addr: Address, new_connection: NewConnectionFactory | None = None,
                    socket_buffer_size: int = 4 << 20, mode: UdpMode | None = None,
-                   refuse: RefusalBuilder | None = None, remote_addr: Address | None = None) -> UdpEndpoint:
+                   refuse: RefusalBuilder | None = None, remote_addr: Address | None = None,
+                   reuse_port: bool = False) -> UdpEndpoint:
         """Bind a UDP socket at ``local_addr`` (port 0 picks a free port).
 
         ``remote_addr`` connects the socket to the one peer of a client endpoint, so that
         an ICMP port unreachable from it surfaces (``ClientDriver.error_received``).
+
+        ``reuse_port`` sets SO_REUSEPORT before binding, so that processes can share the port
+        (OSError where the system has no SO_REUSEPORT).
 
         ``mode`` defaults to ``PYWEBTRANSPORT_UDP_MODE``; a forced ``reader`` or ``mmsg`` on a
         loop that cannot watch sockets raises RuntimeError instead of quietly falling back.
@@ -114,6 +118,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 sock.setblocking(False)
+                if reuse_port:
+                    _reuse_port(sock)
                 sock.bind(local_addr)
                 _tune(sock, socket_buffer_size)
                 if remote_addr is not None:
@@ -129,7 +135,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 sock.close()
                 raise
         _, protocol = await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr,
-                                                          remote_addr=remote_addr, family=family)
+                                                          remote_addr=remote_addr, family=family,
+                                                          reuse_port=reuse_port or None)
         return protocol
 
     def attach_socket(self, sock: socket.socket, *, mode: UdpMode) -> None:
@@ -385,6 +392,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+
+def _reuse_port(sock: socket.socket) -> None:
+    """SO_REUSEPORT on ``sock`` (OSError naming the option where the system lacks it)."""
+    option = getattr(socket, "SO_REUSEPORT", None)
+    if option is None:
+        raise OSError(f"SO_REUSEPORT is not available on {sys.platform}")
+    sock.setsockopt(socket.SOL_SOCKET, option, 1)
 
 
 def _tune(sock: socket.socket, size: int) -> None:

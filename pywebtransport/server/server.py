@@ -162,7 +162,7 @@ class WebTransportServer:
             self._endpoint = await UdpEndpoint.open(local_addr=(self._config.host, self._config.port),
                                                     new_connection=self._new_connection,
                                                     socket_buffer_size=self._config.socket_buffer_size,
-                                                    refuse=_refusal)
+                                                    refuse=_refusal, reuse_port=self._config.reuse_port)
         except OSError as exc:
             raise ServerError(f"cannot listen on {self._config.host}:{self._config.port}: {exc}") from exc
         host, port = self.local_address

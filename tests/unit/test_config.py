@@ -70,3 +70,9 @@ def test_replace_validates_and_to_dict_lists_every_field() -> None:
 def test_fields_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         ClientConfig(10.0)  # type: ignore[misc]
+
+
+def test_reuse_port_must_be_a_bool() -> None:
+    assert ServerConfig(reuse_port=True).reuse_port is True
+    with pytest.raises(ConfigurationError, match="reuse_port"):
+        ServerConfig(reuse_port=1)  # type: ignore[arg-type]

@@ -188,3 +188,19 @@ def test_attach_socket_refuses_modes_that_do_not_read_the_socket() -> None:
             sock.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mode", [UdpMode.READER, UdpMode.TRANSPORT])
+async def test_reuse_port_lets_two_endpoints_share_a_port(mode: UdpMode) -> None:
+    first = await UdpEndpoint.open(local_addr=("127.0.0.1", 0), mode=mode, reuse_port=True)
+    try:
+        port = first.local_address[1]
+        second = await UdpEndpoint.open(local_addr=("127.0.0.1", port), mode=mode, reuse_port=True)
+        try:
+            assert second.local_address == ("127.0.0.1", port)
+        finally:
+            second.close()
+        with pytest.raises(OSError):  # without the option the port is taken
+            await UdpEndpoint.open(local_addr=("127.0.0.1", port), mode=mode)
+    finally:
+        first.close()
