@@ -8,6 +8,7 @@ it measures, so nothing carries over from one stack or group to the next.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import os
 import statistics
@@ -86,6 +87,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("relay_p99_ms", "fan-out relay: p99 latency", "ms", False, "relay"),
     Metric("relay_delivered_pct", "fan-out relay: delivered", "%", True, "relay"),
     Metric("memory_kib_per_session", "memory per idle session (client+server)", "KiB", False, "memory"),
+    Metric("loop_wakeups_echo", "loop wake-ups per 64 B echo, open stream (both sides)", "n", False, "iterations"),
+    Metric("loop_wakeups_new_stream", "loop wake-ups per new stream + echo (both sides)", "n", False, "iterations"),
+    Metric("loop_wakeups_datagram", "loop wake-ups per datagram echo (both sides)", "n", False, "iterations"),
+    Metric("callbacks_echo", "loop callbacks run per 64 B echo, open stream", "n", False, "iterations"),
+    Metric("callbacks_datagram", "loop callbacks run per datagram echo", "n", False, "iterations"),
 )
 
 GroupResult = dict[str, float]
@@ -322,6 +328,103 @@ async def _memory(stack: Stack, cert: Certificate, w: Workload, loop: str) -> Gr
     return {"memory_kib_per_session": (after - before) / 1024 / w.idle_sessions}
 
 
+class _LoopCounter:
+    """Counts the event loop's wake-ups (selector polls) and the callbacks it runs.
+
+    Client and server share the loop in a run, so a count is both sides of one exchange.
+    Only asyncio's own loop can be counted (its selector and ready queue are Python objects);
+    uvloop's are not.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        selector = getattr(loop, "_selector", None)
+        if selector is None or not hasattr(loop, "_ready"):
+            raise RuntimeError("only asyncio's selector loop can be counted")
+        self.wakeups = 0
+        self.callbacks = 0
+        self._selector = selector
+        self._select = selector.select
+        self._loop = loop
+
+        def select(timeout: float | None = None) -> Any:
+            self.wakeups += 1
+            events = self._select(timeout)
+            return events
+
+        selector.select = select
+        counter = self
+
+        class CountingQueue(collections.deque):  # type: ignore[type-arg]
+            """The loop's ready queue: every callback the loop runs is popped from it."""
+
+            def popleft(self) -> Any:
+                counter.callbacks += 1
+                return super().popleft()
+
+        self._ready = loop._ready
+        loop._ready = CountingQueue(self._ready)
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.wakeups, self.callbacks
+
+    def close(self) -> None:
+        self._selector.select = self._select
+        counting = self._loop._ready
+        self._ready.clear()
+        self._ready.extend(counting)
+        self._loop._ready = self._ready
+
+
+async def _iterations(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
+    if loop != "asyncio":
+        raise RuntimeError("loop wake-ups are counted on asyncio's loop only")
+    counter = _LoopCounter(asyncio.get_running_loop())
+    n = max(20, w.round_trips // 2)
+    try:
+        async with _Served(stack, cert) as served:
+            client = await served.connect()
+            stream = await client.open_stream()
+            stream.write(CMD_ECHO)
+            message = b"m" * 64
+            for _ in range(10):  # warm-up
+                stream.write(message)
+                await stream.readexactly(64)
+            w0, c0 = counter.snapshot()
+            for _ in range(n):
+                stream.write(message)
+                await stream.readexactly(64)
+            w1, c1 = counter.snapshot()
+            await stream.finish()
+            for _ in range(5):
+                await _request(client, CMD_ECHO + message)
+            w2, _ = counter.snapshot()
+            for _ in range(n):
+                await _request(client, CMD_ECHO + message)
+            w3, _ = counter.snapshot()
+            for seq in range(10):
+                client.send_datagram(b"w" + seq.to_bytes(4, "big") + b"d" * 59)
+                await client.receive_datagram(2.0)
+            w4, c4 = counter.snapshot()
+            received = 0
+            for seq in range(n):
+                tag = b"e" + seq.to_bytes(4, "big")
+                client.send_datagram(tag + b"d" * 59)
+                try:
+                    while (await client.receive_datagram(2.0))[:5] != tag:
+                        pass
+                    received += 1
+                except (asyncio.TimeoutError, TimeoutError):
+                    continue
+            w5, c5 = counter.snapshot()
+    finally:
+        counter.close()
+    if received < n // 2:
+        raise RuntimeError(f"only {received} of {n} datagram echoes came back")
+    return {"loop_wakeups_echo": (w1 - w0) / n, "callbacks_echo": (c1 - c0) / n,
+            "loop_wakeups_new_stream": (w3 - w2) / n,
+            "loop_wakeups_datagram": (w5 - w4) / received, "callbacks_datagram": (c5 - c4) / received}
+
+
 #: Every group, in report order: name -> (procedure, per-group timeout in seconds).
 GROUPS: dict[str, GroupFn] = {
     "handshake": _handshake,
@@ -333,6 +436,7 @@ GROUPS: dict[str, GroupFn] = {
     "datagram_rate": _datagram_rate,
     "relay": _relay,
     "memory": _memory,
+    "iterations": _iterations,
 }
 
 
