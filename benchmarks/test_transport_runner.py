@@ -6,6 +6,7 @@ paths), not how fast anything is: the workload is far too small to mean anything
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import math
@@ -161,3 +162,15 @@ def test_runner_says_loudly_when_it_falls_back_to_the_pure_twins(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["machine"]["IMPLEMENTATION"] == "python"
     assert "WARNING: running the PURE-PYTHON _wire twins" in result.stderr
+
+
+def test_loop_wakeups_are_counted_per_exchange_on_our_stack() -> None:
+    from benchmarks.rows import Workload
+    from benchmarks.worker import measure
+
+    result = asyncio.run(measure(["ours-aioquic"], ["iterations"], 1, Workload.quick(), "asyncio"))
+    row = result["results"]["ours-aioquic"]
+    # An echo needs at least one wake-up of each side to read; nothing runs without callbacks.
+    for key in ("loop_wakeups_echo", "loop_wakeups_new_stream", "loop_wakeups_datagram"):
+        assert 2 <= row[key] < 100, (key, row)
+    assert row["callbacks_echo"] >= row["loop_wakeups_echo"] and row["callbacks_datagram"] > 0
