@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,28 @@ from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
 from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 Handler = Callable[[WebTransportSession], Awaitable[None]]
+
+
+async def eventually(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0, *,
+                     interval: float = 0.01) -> None:
+    """Wait until ``predicate()`` holds (it may be a coroutine function), checking it every
+    ``interval`` seconds; AssertionError if it still does not after ``timeout`` seconds.
+
+    For conditions the library has no event for (a counter reaching a value, a state that
+    changes when a frame arrives over UDP). Where there is an event, a future or
+    ``wait_closed()``, wait on that instead.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if loop.time() >= deadline:
+            raise AssertionError(f"condition not reached within {timeout}s")
+        await asyncio.sleep(interval)
 
 
 @pytest.fixture(scope="session")

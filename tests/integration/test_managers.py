@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
 
 import pytest
 
@@ -22,18 +21,9 @@ from pywebtransport.server import ServerApp, WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.types import ConnectionState, SessionState
 
-from .conftest import running_server
+from .conftest import eventually, running_server
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Wait until ``predicate()`` holds (events travel over UDP and the loop)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached within the timeout")
-        await asyncio.sleep(0.01)
 
 
 def task_names() -> set[str]:

@@ -359,17 +359,21 @@ async def test_datagram_iteration_ends_when_the_session_closes(servers: str, cli
     session = await client.connect(servers + "/echo")
     typed = await session.create_structured_datagram_transport(serializer=JSONSerializer(), registry=REGISTRY)
     seen: list[Any] = []
+    arrived = asyncio.Event()
 
     async def collect() -> None:
         async for obj in typed:
             seen.append(obj)
+            arrived.set()
 
     task = asyncio.ensure_future(collect())
-    for seq in range(50):  # one reader only; datagrams may be lost, so keep sending
+    for seq in range(10):  # one reader only; datagrams may be lost, so send again if none came back
         await typed.send_obj(Ping(seq=seq))
-        await asyncio.sleep(0.02)
-        if seen:
+        try:
+            await asyncio.wait_for(arrived.wait(), 1.0)
             break
+        except asyncio.TimeoutError:
+            continue
     assert seen and isinstance(seen[0], Ping)
     await session.close()
     await asyncio.wait_for(task, 5)

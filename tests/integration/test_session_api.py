@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import inspect
 import warnings
 
 import pytest
@@ -25,11 +26,16 @@ from pywebtransport.exceptions import (
 )
 from pywebtransport.session import SessionDiagnostics, WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
-from pywebtransport.types import ConnectionState, SessionState
+from pywebtransport.types import CloseCause, ConnectionState, SessionState, StreamState
 
-from .conftest import echo_handler, running_server
+from .conftest import echo_handler, eventually, running_server
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def suspended(task: asyncio.Task[object]) -> bool:
+    """The task has run up to an ``await`` and is waiting there (not merely scheduled)."""
+    return inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_SUSPENDED
 
 
 async def test_connect_gives_a_ready_session_with_its_identity(echo_server, client) -> None:
@@ -298,7 +304,7 @@ async def test_session_events_report_lifecycle(echo_server, client) -> None:
     session.events.on(EventType.SESSION_CLOSED, lambda e: seen.append(f"closed:{e.data['error_code']}"))
     await session.create_unidirectional_stream()
     await session.close(error_code=3)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(session.wait_closed(), 5)
     assert seen == ["opened", "closed:3"]
 
 
@@ -320,10 +326,14 @@ async def test_stream_creation_waits_for_credit_and_times_out(server_config, cli
 
 
 async def test_granted_stream_credit_unblocks_a_waiting_creator(server_config, client) -> None:
+    listening = asyncio.Event()
     granted = asyncio.Event()
 
     async def handler(session: WebTransportSession) -> None:
-        await asyncio.sleep(0.3)
+        blocked = asyncio.Event()
+        session.events.on(EventType.SESSION_STREAMS_BLOCKED, lambda _e: blocked.set())
+        listening.set()
+        await blocked.wait()  # the client's creator waits for credit (it sent WT_STREAMS_BLOCKED)
         await session.grant_streams_credit(max_streams=5, is_unidirectional=True)
         granted.set()
         await session.wait_closed()
@@ -331,6 +341,7 @@ async def test_granted_stream_credit_unblocks_a_waiting_creator(server_config, c
     config = server_config.replace(initial_max_streams_uni=1, flow_control_auto_extend=False)
     async with running_server(config, {"/g": handler}) as (_, base):
         session = await client.connect(f"{base}/g")
+        await asyncio.wait_for(listening.wait(), 5)
         await session.create_unidirectional_stream()
         second = await session.create_unidirectional_stream(timeout=5)
         assert granted.is_set() and isinstance(second, WebTransportSendStream)
@@ -355,7 +366,7 @@ async def test_cancelling_a_read_leaves_the_stream_usable(echo_server, client) -
     session = await client.connect(f"{base}/echo")
     stream = await session.create_bidirectional_stream()
     reader = asyncio.ensure_future(stream.read(5))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: suspended(reader))  # the read is waiting for data
     reader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reader
@@ -386,14 +397,16 @@ async def test_stop_receiving_code_reaches_the_writer(server_config, client) -> 
     async def handler(session: WebTransportSession) -> None:
         stream = await session.accept_stream(timeout=5)
         assert isinstance(stream, WebTransportStream)
-        for _ in range(200):
-            try:
-                stream.write(b"x" * 1000)
-                await stream.drain()
-            except StreamStopSendingError as exc:
-                result.set_result(exc.error_code or 0)
-                break
-            await asyncio.sleep(0.01)
+        stream.write(b"x" * 1000)
+        await stream.drain()
+        # STOP_SENDING has no event of its own: it ends the sending side (the state changes).
+        await eventually(lambda: stream.state is not StreamState.OPEN, timeout=5)
+        try:
+            stream.write(b"x" * 1000)
+        except StreamStopSendingError as exc:
+            result.set_result(exc.error_code or 0)
+        else:
+            result.set_exception(AssertionError(f"the write after STOP_SENDING went through ({stream.state})"))
         await session.wait_closed()
 
     async with running_server(server_config, {"/stop": handler}) as (_, base):
@@ -466,12 +479,18 @@ async def test_datagram_receive_times_out_and_iteration_ends_on_close(echo_serve
     with pytest.raises(TimeoutError):
         await session.datagrams.receive(timeout=0.1)
 
+    collected: list[bytes] = []
+    arrived = asyncio.Event()
+
     async def collect() -> list[bytes]:
-        return [d async for d in session.datagrams]
+        async for datagram in session.datagrams:
+            collected.append(datagram)
+            arrived.set()
+        return collected
 
     collector = asyncio.ensure_future(collect())
     await session.datagrams.send(b"one")
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(arrived.wait(), 5)  # the echo came back
     await session.close()
     assert await asyncio.wait_for(collector, 5) == [b"one"]
 
@@ -500,15 +519,20 @@ async def test_diagnostics_report_true_values(echo_server, client) -> None:
 
 
 async def test_incoming_streams_iteration_ends_when_the_session_closes(server_config, client) -> None:
+    delivered = asyncio.Event()
+
     async def handler(session: WebTransportSession) -> None:
         s = await session.create_unidirectional_stream()
         await s.write_all(b"a", end_stream=True)
-        await asyncio.sleep(0.2)
+        await delivered.wait()  # the client's iteration yielded the stream
         await session.close()
 
     async with running_server(server_config, {"/it": handler}) as (_, base):
         session = await client.connect(f"{base}/it")
-        streams = [s async for s in session.incoming_streams()]
+        streams = []
+        async for stream in session.incoming_streams():
+            streams.append(stream)
+            delivered.set()
         assert len(streams) == 1 and isinstance(streams[0], WebTransportReceiveStream)
 
 
@@ -564,7 +588,7 @@ async def test_concurrent_receivers_are_all_served(echo_server, client) -> None:
     session = await client.connect(f"{base}/echo")
     receivers = [asyncio.ensure_future(session.datagrams.receive(timeout=5)) for _ in range(3)]
     streams = [asyncio.ensure_future(session.accept_stream(timeout=5)) for _ in range(2)]
-    await asyncio.sleep(0.05)
+    await eventually(lambda: all(suspended(task) for task in [*receivers, *streams]))  # all waiting
     for i in range(3):
         await session.datagrams.send(f"d{i}".encode())
     assert sorted(await asyncio.gather(*receivers)) == [b"d0", b"d1", b"d2"]
@@ -585,5 +609,16 @@ async def test_keep_alive_pings_outlive_the_peers_idle_timeout(server_config, ce
     async with running_server(server_cfg, {"/idle": handler}) as (_, base), \
             WebTransportClient(config=client_cfg) as client:
         session = await client.connect(f"{base}/idle")
-        await asyncio.sleep(1.5)  # well past the 0.6 s idle timeout
-        assert session.is_closed is (keep_alive is None)
+        connection = session.connection
+        assert connection is not None
+        if keep_alive is None:
+            # Nothing is sent: the idle timeout ends the connection, and the session with it.
+            await asyncio.wait_for(session.wait_closed(), 10)
+            assert session.close_cause is CloseCause.IDLE_TIMEOUT
+            assert connection.keep_alive_pings == 0
+        else:
+            # Each ping is sent one interval (0.1 s) after the previous one: 12 of them span at
+            # least 1.2 s, twice the 0.6 s idle timeout, and the session is still open.
+            await eventually(lambda: connection.keep_alive_pings >= 12 or session.is_closed, timeout=10)
+            assert not session.is_closed and session.is_ready
+            assert connection.diagnostics()["keep_alive_pings"] >= 12

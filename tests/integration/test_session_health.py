@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
 
 import pytest
 
 from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ClientConfig
+from pywebtransport.events import EventType
 from pywebtransport.exceptions import StreamResetError
 from pywebtransport.session import SessionStats, WebTransportSession
 from pywebtransport.types import SessionState
 
-from .conftest import running_server
+from .conftest import eventually, running_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,7 +43,11 @@ async def test_session_stats_count_streams_and_datagrams(echo_server, client) ->
     assert summary["session_id"] == session.session_id and summary["path"] == "/echo"
     await session.close(error_code=2, reason="stats done")
     frozen = stats.uptime
-    await asyncio.sleep(0.05)
+    assert stats.monotonic_ready_at is not None and stats.monotonic_closed_at is not None
+    # Uptime is measured up to the close, not up to now: the clock has moved on since then.
+    assert time.monotonic() > stats.monotonic_closed_at
+    assert frozen == stats.monotonic_closed_at - stats.monotonic_ready_at
+    await session.get_session_stats()  # read again, later: still the same
     assert stats.closed_at is not None and stats.uptime == frozen  # uptime stops at close
     assert stats.to_dict()["closed_at"] == stats.closed_at
 
@@ -82,18 +89,27 @@ async def test_high_stream_error_rate_is_reported(server_config, client) -> None
 
 
 async def test_waiting_for_stream_credit_is_reported(server_config, client) -> None:
+    held: asyncio.Queue[WebTransportSession] = asyncio.Queue()
+
     async def hold(session: WebTransportSession) -> None:
+        await held.put(session)
         await session.wait_closed()
 
     config = server_config.replace(initial_max_streams_bidi=1, flow_control_auto_extend=False)
     async with running_server(config, {"/hold": hold}) as (_, base):
         session = await client.connect(f"{base}/hold")
+        remote = await asyncio.wait_for(held.get(), 5)
+        blocked = asyncio.Event()
+        remote.events.on(EventType.SESSION_STREAMS_BLOCKED, lambda _e: blocked.set())
         await session.create_bidirectional_stream()
         waiting = asyncio.ensure_future(session.create_bidirectional_stream(timeout=5))
-        await asyncio.sleep(0.1)
+        # The creator registers its wait before it sends WT_STREAMS_BLOCKED; the server got that.
+        await asyncio.wait_for(blocked.wait(), 5)
+        assert not waiting.done()
         assert any("stream credit" in issue for issue in await session.diagnose_issues())
         assert len((await session.diagnostics()).pending_bidi_stream_futures) == 1
         waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
 
 
 async def test_stalled_sending_is_reported(server_config, client) -> None:
@@ -104,8 +120,8 @@ async def test_stalled_sending_is_reported(server_config, client) -> None:
     async with running_server(config, {"/stall": never_reads}) as (_, base):
         session = await client.connect(f"{base}/stall")
         stream = await session.create_unidirectional_stream()
+        # The session's send credit is applied as the data is queued: nothing to wait for.
         stream.write(b"s" * 5000)
-        await asyncio.sleep(0.1)
         assert any("WT_MAX_DATA is used up" in issue for issue in await session.diagnose_issues())
 
 
@@ -119,8 +135,12 @@ async def test_dropped_datagrams_are_reported(server_config, certificate) -> Non
     async with running_server(server_config, {"/flood": flood}) as (_, base), \
             WebTransportClient(config=config) as client:
         session = await client.connect(f"{base}/flood")
-        await asyncio.sleep(0.3)
-        assert session.datagrams.receive_dropped >= 10
+        datagrams = session.datagrams
+        await eventually(lambda: datagrams.datagrams_received >= 14)  # nothing reads them
+        # Only the newest 4 are kept; every other one that arrived was dropped and counted.
+        assert datagrams.receive_buffer_size == 4
+        assert datagrams.receive_dropped == datagrams.datagrams_received - 4
+        assert datagrams.receive_dropped >= 10
         assert any("datagrams were dropped" in issue for issue in await session.diagnose_issues())
 
 
@@ -138,7 +158,9 @@ async def test_monitor_health_returns_when_the_session_closes(echo_server, clien
     _, base = echo_server
     session = await client.connect(f"{base}/echo")
     monitor = asyncio.ensure_future(session.monitor_health(check_interval=60))
-    await asyncio.sleep(0.05)
+    # Close only once the monitor is inside its 60 s wait, so the close is what ends it.
+    await eventually(lambda: inspect.getcoroutinestate(monitor.get_coro()) == inspect.CORO_SUSPENDED)
+    assert not monitor.done()
     await session.close()
     await asyncio.wait_for(monitor, 2)
     with pytest.raises(ValueError):

@@ -60,19 +60,41 @@ async def test_a_failing_handler_is_logged_and_the_others_still_run(caplog: pyte
 
 async def test_async_handlers_run_as_tasks_and_emit_awaits_them() -> None:
     emitter = EventEmitter()
-    done: list[str] = []
+    release = asyncio.Event()
+    started = {"scheduled": asyncio.Event(), "awaited": asyncio.Event()}
+    finished = {"scheduled": asyncio.Event(), "awaited": asyncio.Event()}
 
     async def slow(event: Event) -> None:
-        await asyncio.sleep(0.01)
-        done.append(event.data)
+        started[event.data].set()
+        await release.wait()  # held until the test lets it go
+        finished[event.data].set()
 
     emitter.on(EventType.DATAGRAM_RECEIVED, slow)
     emitter.emit_nowait(EventType.DATAGRAM_RECEIVED, "scheduled")
-    assert done == []
-    await emitter.emit(EventType.DATAGRAM_RECEIVED, "awaited")
-    assert "awaited" in done
-    await asyncio.sleep(0.05)
-    assert "scheduled" in done
+    assert not started["scheduled"].is_set()  # scheduled as a task, not run inline
+    emitting = asyncio.ensure_future(emitter.emit(EventType.DATAGRAM_RECEIVED, "awaited"))
+    await asyncio.wait_for(started["scheduled"].wait(), 1)
+    await asyncio.wait_for(started["awaited"].wait(), 1)
+    assert not emitting.done()  # emit() waits for its handler, which is held
+    release.set()
+    await asyncio.wait_for(emitting, 1)
+    assert finished["awaited"].is_set()  # emit() returned only after its handler finished
+    await asyncio.wait_for(finished["scheduled"].wait(), 1)
+
+
+class _FailureLog(logging.Handler):
+    """Counts logged errors that carry ``text`` in their exception; an event at ``wanted``."""
+
+    def __init__(self, text: str, wanted: int) -> None:
+        super().__init__(logging.ERROR)
+        self.text, self.wanted, self.count = text, wanted, 0
+        self.reached = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and self.text in str(record.exc_info[1]):
+            self.count += 1
+            if self.count >= self.wanted:
+                self.reached.set()
 
 
 async def test_failing_async_handler_does_not_break_emit(caplog: pytest.LogCaptureFixture) -> None:
@@ -82,20 +104,29 @@ async def test_failing_async_handler_does_not_break_emit(caplog: pytest.LogCaptu
         raise ValueError("async bug")
 
     emitter.on("x", broken)
-    with caplog.at_level(logging.ERROR):
-        await emitter.emit("x")
-        emitter.emit_nowait("x")
-        await asyncio.sleep(0.01)
+    failures = _FailureLog("async bug", wanted=2)
+    events_logger = logging.getLogger("pywebtransport.events")
+    events_logger.addHandler(failures)
+    try:
+        with caplog.at_level(logging.ERROR):
+            await emitter.emit("x")
+            emitter.emit_nowait("x")
+            await asyncio.wait_for(failures.reached.wait(), 1)  # the scheduled task failed and was logged
+    finally:
+        events_logger.removeHandler(failures)
     assert caplog.text.count("async bug") >= 2
 
 
 async def test_wait_for_returns_the_matching_event() -> None:
     emitter = EventEmitter()
-    waiter = asyncio.ensure_future(emitter.wait_for("n", timeout=1, condition=lambda e: e.data > 2))
-    await asyncio.sleep(0)
-    for value in (1, 2, 3, 4):
-        emitter.emit_nowait("n", value)
-    assert (await waiter).data == 3
+
+    def emit_all() -> None:
+        for value in (1, 2, 3, 4):
+            emitter.emit_nowait("n", value)
+
+    # Runs once wait_for below has registered its listener and is suspended.
+    asyncio.get_running_loop().call_soon(emit_all)
+    assert (await emitter.wait_for("n", timeout=1, condition=lambda e: e.data > 2)).data == 3
     assert emitter.listener_count("n") == 0  # the waiter removed itself
 
 
@@ -109,12 +140,21 @@ async def test_wait_for_times_out_with_a_builtin_compatible_timeout_error() -> N
 
 async def test_cancelled_wait_for_leaves_no_listener() -> None:
     emitter = EventEmitter()
-    waiter = asyncio.ensure_future(emitter.wait_for("e"))
-    await asyncio.sleep(0)
-    assert emitter.listener_count("e") == 1
-    waiter.cancel()
+    listeners_while_waiting: list[int] = []
+
+    def count_and_cancel() -> None:
+        listeners_while_waiting.append(emitter.listener_count("e"))
+        waiter.cancel()
+
+    async def wait() -> None:
+        # Scheduled from inside the task: it runs once wait_for has suspended the task.
+        asyncio.get_running_loop().call_soon(count_and_cancel)
+        await emitter.wait_for("e")
+
+    waiter = asyncio.ensure_future(wait())
     with pytest.raises(asyncio.CancelledError):
         await waiter
+    assert listeners_while_waiting == [1]
     assert emitter.listener_count("e") == 0
 
 
@@ -124,7 +164,7 @@ async def test_close_cancels_pending_async_handlers() -> None:
 
     async def forever(_: Event) -> None:
         started.set()
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # never finishes by itself: close() must cancel it (the subject here)
 
     emitter.on("e", forever)
     emitter.emit_nowait("e")
