@@ -66,24 +66,35 @@ def find_pyx_modules() -> list[tuple[str, str]]:
     return found
 
 
+def _consequences(modules: list[str]) -> list[str]:
+    """What running without ``modules`` compiled means, as the packages that load them decide it."""
+    lines = ["what happens at run time: the pure-Python twins (_NAME_py.py, always installed) stand in."]
+    if any(name.startswith(f"{PACKAGE}._wire.") for name in modules):
+        # pywebtransport/_wire/__init__.py: load_implementation("cython") or, failing that, all pure.
+        lines += [
+            "  pywebtransport._wire loads its compiled modules only as a complete set: with any one",
+            "  missing, ALL of _wire runs pure Python (pywebtransport._wire.IMPLEMENTATION == 'python'),",
+            "  several times slower per wire operation (python -m benchmarks wire measures it).",
+        ]
+    if f"{PACKAGE}._io._mmsg" in modules:
+        # pywebtransport/_io/modes.py: the pure _mmsg twin sends and receives one datagram per call.
+        lines += [
+            "  pywebtransport._io._mmsg missing: no recvmmsg/sendmmsg batching; the UDP mode 'auto'",
+            "  uses 'reader' (one datagram per system call) instead of 'mmsg'.",
+        ]
+    return lines
+
+
 def _fallback(reason: str, modules: list[str]) -> None:
     """Say exactly what a build without (some of) its compiled modules means, then stop if asked to."""
-    lines = [
-        f"NOT COMPILED: {', '.join(modules)}",
-        f"reason: {reason}",
-        "what happens: each module above is installed as its pure-Python twin only (_NAME_py.py),",
-        "  which runs several times slower. pywebtransport._wire uses its compiled modules only",
-        "  as a complete set: if one of them is missing, IMPLEMENTATION is 'python' at run time.",
-        "to compile: install Cython>=3.1 and a C compiler, then reinstall.",
-    ]
+    head = [f"NOT COMPILED: {', '.join(modules)}", f"reason: {reason}"]
+    how = "to compile: install Cython>=3.1 and a C compiler, then reinstall."
     if REQUIRE_EXTENSIONS:
-        lines[2:5] = ["PYWEBTRANSPORT_REQUIRE_EXTENSIONS=1 (or CIBUILDWHEEL=1) forbids the pure-Python fallback."]
-        _shout("BUILD FAILED: compiled modules are required", lines)
+        forbidden = "PYWEBTRANSPORT_REQUIRE_EXTENSIONS=1 (or CIBUILDWHEEL=1) forbids the pure-Python fallback."
+        _shout("BUILD FAILED: compiled modules are required", [*head, forbidden, how])
         raise SystemExit("pywebtransport: compiled modules are required but did not build: " + reason)
-    _shout(
-        "FALLING BACK TO PURE PYTHON",
-        [*lines, "to make this an error instead: set PYWEBTRANSPORT_REQUIRE_EXTENSIONS=1."],
-    )
+    error_instead = "to make this an error instead: set PYWEBTRANSPORT_REQUIRE_EXTENSIONS=1."
+    _shout("FALLING BACK TO PURE PYTHON", [*head, *_consequences(modules), how, error_instead])
 
 
 class OptionalBuildExt(build_ext):

@@ -310,43 +310,6 @@ def _ring(w: SimpleNamespace) -> tuple[Callable[[], object], int]:
     return run, len(payloads) + run()
 
 
-def _flow(w: SimpleNamespace) -> tuple[Callable[[], object], int]:
-    send_cls, receive_cls = w.flow.SendCredit, w.flow.ReceiveWindow
-    steps = 1000
-
-    def run() -> None:
-        credit = send_cls(1 << 20)
-        window = receive_cls(1 << 20)
-        try_consume, update_limit = credit.try_consume, credit.update_limit
-        on_receive, on_consume = window.on_receive, window.on_consume
-        for i in range(steps):
-            # A 1200-byte write against the peer's credit, which grows every 64 writes...
-            if try_consume(1200) < 1200:
-                update_limit(credit.limit + (1 << 20))
-            # ...and 1200 bytes arriving and being read, which extends our window.
-            on_receive(1200)
-            on_consume(1200)
-            if i % 64 == 0:
-                credit.blocked_at()
-
-    return run, steps
-
-
-def _error_codes(w: SimpleNamespace) -> tuple[Callable[[], object], int]:
-    rng = random.Random(10)
-    app_codes = [rng.randint(0, 0xFFFFFFFF) for _ in range(500)]
-    to_http, to_app = w.error_codes.app_code_to_http, w.error_codes.http_code_to_app
-    http_codes = [c.WT_APP_ERROR_FIRST + code + code // 0x1E for code in app_codes]
-
-    def run() -> None:
-        for code in app_codes:
-            to_http(code)
-        for code in http_codes:
-            to_app(code)
-
-    return run, len(app_codes) + len(http_codes)
-
-
 #: Every wire workload, in report order. Names are the operation column of the report.
 WORKLOADS: tuple[Workload, ...] = (
     Workload("varint encode", "per varint", _varint_encode),
@@ -359,8 +322,6 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("datagram encode", "per datagram", _datagram_encode),
     Workload("datagram decode", "per datagram", _datagram_decode),
     Workload("DatagramRing push/pop", "per push or pop", _ring),
-    Workload("flow accounting", "per write+read step", _flow),
-    Workload("error-code mapping", "per mapping", _error_codes),
 )
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pywebtransport import constants as c
+from pywebtransport._wire._args_py import as_bytes, as_index, as_size
+from pywebtransport._wire._varint_py import encode, read
 from pywebtransport.exceptions import CapsuleError
 
 __all__ = [
     "KNOWN_CAPSULE_TYPES",
-    "CapsuleError",
     "CapsuleParser",
     "encode_capsule",
     "encode_close_session",
-    "encode_datagram_capsule",
     "encode_drain_session",
     "encode_varint_capsule",
 ]
@@ -23,69 +23,55 @@ _VARINT_CAPSULES = frozenset({
     c.WT_CAPSULE_DATA_BLOCKED, c.WT_CAPSULE_STREAMS_BLOCKED_BIDI, c.WT_CAPSULE_STREAMS_BLOCKED_UNI,
 })
 KNOWN_CAPSULE_TYPES = _VARINT_CAPSULES | {c.CAPSULE_DATAGRAM, c.WT_CAPSULE_CLOSE_SESSION, c.WT_CAPSULE_DRAIN_SESSION}
-_VARINT_MAX = (1 << 62) - 1
+_U32_MAX = 0xFFFFFFFF
+_CLOSE = encode(c.WT_CAPSULE_CLOSE_SESSION, "capsule_type")
+_DRAIN = encode(c.WT_CAPSULE_DRAIN_SESSION, "capsule_type")
 
 
-def _encode_varint(value: int) -> bytes:
-    if value < 0 or value > _VARINT_MAX:
-        raise ValueError(f"varint out of range: {value}")
-    if value < 0x40:
-        return bytes((value,))
-    if value < 0x4000:
-        return (value | 0x4000).to_bytes(2, "big")
-    if value < 0x40000000:
-        return (value | 0x80000000).to_bytes(4, "big")
-    return (value | 0xC000000000000000).to_bytes(8, "big")
-
-
-def _read_varint(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int] | None:
-    """(value, position after) or None when the data ends first."""
-    if pos >= len(data):
-        return None
-    first = data[pos]
-    length = 1 << (first >> 6)
-    if pos + length > len(data):
-        return None
-    value = first & 0x3F
-    for i in range(1, length):
-        value = (value << 8) | data[pos + i]
-    return value, pos + length
-
-
-def _read_header(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int, int] | None:
+def _read_header(data: bytes, pos: int) -> tuple[int, int, int] | None:
     """(type, length, position after) of a capsule header, or None when incomplete."""
-    parsed_type = _read_varint(data, pos)
-    if parsed_type is None:
+    capsule_type, after = read(data, pos)
+    if after < 0:
         return None
-    parsed_len = _read_varint(data, parsed_type[1])
-    if parsed_len is None:
+    length, after = read(data, after)
+    if after < 0:
         return None
-    return parsed_type[0], parsed_len[0], parsed_len[1]
+    return capsule_type, length, after
+
+
+def _capsule(head: bytes, value: bytes) -> bytes:
+    """The encoded type ``head`` + length varint + value."""
+    return b"".join((head, encode(len(value), "value"), value))
 
 
 def encode_capsule(capsule_type: int, value: bytes | bytearray | memoryview) -> bytes:
-    return _encode_varint(capsule_type) + _encode_varint(len(value)) + bytes(value)
+    """type varint + length varint + value."""
+    head = encode(capsule_type, "capsule_type")  # checked first, as in the compiled twin
+    return _capsule(head, value if type(value) is bytes else as_bytes(value, "value"))
 
 
 def encode_close_session(error_code: int, reason: str = "") -> bytes:
-    if not 0 <= error_code <= 0xFFFFFFFF:
-        raise ValueError(f"close error code must be a 32-bit unsigned integer, got {error_code}")
+    """A whole WT_CLOSE_SESSION capsule (draft-15 §6)."""
+    code = error_code if type(error_code) is int else as_index(error_code, "error_code")
+    if not 0 <= code <= _U32_MAX:
+        raise ValueError(f"error_code must be in [0, 0xffffffff], got {code}")
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be a str, not {type(reason).__name__}")
     raw = reason.encode("utf-8")
     if len(raw) > c.CLOSE_REASON_MAX_BYTES:
         raise ValueError(f"close reason is {len(raw)} bytes of UTF-8; at most {c.CLOSE_REASON_MAX_BYTES} allowed")
-    return encode_capsule(c.WT_CAPSULE_CLOSE_SESSION, error_code.to_bytes(4, "big") + raw)
+    return _capsule(_CLOSE, code.to_bytes(4, "big") + raw)
 
 
 def encode_drain_session() -> bytes:
-    return encode_capsule(c.WT_CAPSULE_DRAIN_SESSION, b"")
+    """A whole WT_DRAIN_SESSION capsule (empty value)."""
+    return _capsule(_DRAIN, b"")
 
 
 def encode_varint_capsule(capsule_type: int, value: int) -> bytes:
-    return encode_capsule(capsule_type, _encode_varint(value))
-
-
-def encode_datagram_capsule(payload: bytes | bytearray | memoryview) -> bytes:
-    return encode_capsule(c.CAPSULE_DATAGRAM, payload)
+    """A capsule whose value is one varint (WT_MAX_DATA, WT_MAX_STREAMS_*, WT_*_BLOCKED)."""
+    head = encode(capsule_type, "capsule_type")  # checked first, as in the compiled twin
+    return _capsule(head, encode(value, "value"))
 
 
 def _decode_value(capsule_type: int, value: bytes) -> CapsuleValue:
@@ -104,10 +90,10 @@ def _decode_value(capsule_type: int, value: bytes) -> CapsuleValue:
         return None
     if capsule_type == c.CAPSULE_DATAGRAM:
         return value
-    parsed = _read_varint(value, 0)
-    if parsed is None or parsed[1] != len(value):
+    number, after = read(value, 0)
+    if after != len(value):
         raise CapsuleError(f"capsule {capsule_type:#x} must hold exactly one varint")
-    return parsed[0]
+    return number
 
 
 class CapsuleParser:
@@ -116,9 +102,8 @@ class CapsuleParser:
     __slots__ = ("_failed", "_head", "_max", "_need", "_report", "_skip", "_skip_type", "_type", "_value")
 
     def __init__(self, *, max_capsule_size: int = c.DEFAULT_MAX_CAPSULE_SIZE, report_unknown: bool = False) -> None:
-        if max_capsule_size < 1:
-            raise ValueError(f"max_capsule_size must be >= 1, got {max_capsule_size}")
-        self._max = max_capsule_size
+        # No capsule can be longer than the largest varint, so the clamp changes nothing.
+        self._max = as_size(max_capsule_size, "max_capsule_size", c.VARINT_MAX)
         self._report = bool(report_unknown)
         self._skip_type = 0
         self._head = bytearray()  # a capsule header split across feeds (at most 16 bytes)
@@ -144,7 +129,7 @@ class CapsuleParser:
         if self._failed:
             raise CapsuleError("the capsule parser failed earlier; the stream is unusable")
         out: list[tuple[int, CapsuleValue]] = []
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        view = data if type(data) is bytes else as_bytes(data, "data")
         pos, end = 0, len(view)
         while True:
             if self._skip:

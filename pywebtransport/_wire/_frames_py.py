@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Final
 
 from pywebtransport import constants as c
+from pywebtransport._wire._args_py import as_bytes, as_size
+from pywebtransport._wire._varint_py import as_varint, encode, read
 from pywebtransport.exceptions import FrameError, SettingsError
 
 __all__ = [
     "KNOWN_FRAME_TYPES",
-    "FrameError",
     "FrameParser",
-    "SettingsError",
     "decode_settings",
     "encode_bidi_stream_header",
     "encode_frame",
@@ -50,9 +50,6 @@ _RESERVED_SETTINGS: Final = frozenset({0x00, 0x02, 0x03, 0x04, 0x05})
 # A frame header is two varints of at most 8 bytes each.
 _MAX_HEADER: Final = 16
 
-# Masks that strip the 2-bit length prefix, indexed by the encoded length.
-_VARINT_MASK: Final = (0, 0x3F, 0x3FFF, 0, 0x3FFFFFFF, 0, 0, 0, 0x3FFFFFFFFFFFFFFF)
-_ONE_BYTE: Final = tuple(bytes((i,)) for i in range(64))
 _BIDI_SIGNAL: Final = b"\x40\x41"  # 0x41 as a two-byte varint (WebTransport draft §4.2)
 
 # Parser states.
@@ -63,61 +60,29 @@ _SKIPPING: Final = 3
 _FAILED: Final = 4
 
 
-def _encode_varint(value: int) -> bytes:
-    if not isinstance(value, int):
-        raise TypeError(f"a varint must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{value} is outside the varint range 0..2**62-1")
-    if value <= 0x3F:
-        return _ONE_BYTE[value]
-    if value <= 0x3FFF:
-        return (value | 0x4000).to_bytes(2, "big")
-    if value <= 0x3FFFFFFF:
-        return (value | 0x80000000).to_bytes(4, "big")
-    if value <= c.VARINT_MAX:
-        return (value | 0xC000000000000000).to_bytes(8, "big")
-    raise ValueError(f"{value} is outside the varint range 0..2**62-1")
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """``(value, position after)`` of the varint at ``pos``, or ``(-1, -1)`` if it is cut."""
-    if pos >= len(data):
-        return -1, -1
-    size = 1 << (data[pos] >> 6)
-    end = pos + size
-    if end > len(data):
-        return -1, -1
-    if size == 1:
-        return data[pos], end
-    return int.from_bytes(data[pos:end], "big") & _VARINT_MASK[size], end
-
-
-def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
-    # memoryview() first so that an int or a str is a TypeError, as in the compiled twin.
-    return data if type(data) is bytes else bytes(memoryview(data))
-
-
 def _prefix(data: bytes | bytearray | memoryview) -> bytes:
     # A stream preamble is two varints: 16 bytes are enough, however much was received.
-    if isinstance(data, (bytes, bytearray)):
+    if type(data) is bytes or type(data) is bytearray:
         return bytes(data[:_MAX_HEADER])
-    return bytes(memoryview(data))[:_MAX_HEADER]
+    return as_bytes(data, "data")[:_MAX_HEADER]
 
 
 def encode_frame_header(frame_type: int, length: int) -> bytes:
     """Just type varint + length varint: lets DATA be sent without copying the payload."""
-    return _encode_varint(frame_type) + _encode_varint(length)
+    return encode(frame_type, "frame_type") + encode(length, "length")
 
 
 def encode_frame(frame_type: int, payload: bytes | bytearray | memoryview) -> bytes:
     """type varint + length varint + payload."""
-    payload = _as_bytes(payload)
-    return b"".join((_encode_varint(frame_type), _encode_varint(len(payload)), payload))
+    head = encode(frame_type, "frame_type")  # checked first, as in the compiled twin
+    payload = payload if type(payload) is bytes else as_bytes(payload, "payload")
+    return b"".join((head, encode(len(payload), "payload"), payload))
 
 
 def encode_settings(settings: dict[int, int]) -> bytes:
     """The SETTINGS frame payload (id varint, value varint)* in insertion order."""
-    return b"".join(_encode_varint(key) + _encode_varint(value) for key, value in settings.items())
+    return b"".join(encode(key, "setting identifier") + encode(value, "setting value")
+                    for key, value in settings.items())
 
 
 def decode_settings(payload: bytes | bytearray | memoryview) -> dict[int, int]:
@@ -126,14 +91,14 @@ def decode_settings(payload: bytes | bytearray | memoryview) -> dict[int, int]:
     SettingsError (H3_SETTINGS_ERROR) for a duplicate identifier or a reserved HTTP/2 one
     (§7.2.4.1); FrameError (H3_FRAME_ERROR) when the payload is truncated mid-varint.
     """
-    data = _as_bytes(payload)
+    data = payload if type(payload) is bytes else as_bytes(payload, "payload")
     settings: dict[int, int] = {}
     pos = 0
     end = len(data)
     while pos < end:
-        key, pos = _read_varint(data, pos)
+        key, pos = read(data, pos)
         if pos >= 0:
-            value, pos = _read_varint(data, pos)
+            value, pos = read(data, pos)
         if pos < 0:
             raise FrameError("SETTINGS payload ends inside a varint", error_code=c.H3_FRAME_ERROR)
         if key in _RESERVED_SETTINGS:
@@ -150,12 +115,8 @@ class FrameParser:
     __slots__ = ("_body", "_error", "_error_code", "_head", "_max_frame_size", "_remaining", "_state", "_type")
 
     def __init__(self, *, max_frame_size: int = c.DEFAULT_MAX_FRAME_SIZE) -> None:
-        if not isinstance(max_frame_size, int):
-            raise TypeError(f"max_frame_size must be an int, not {type(max_frame_size).__name__}")
-        if max_frame_size < 1:
-            raise ValueError(f"max_frame_size must be at least 1, got {max_frame_size}")
         # No frame can be longer than the largest varint, so this clamp changes nothing.
-        self._max_frame_size = min(max_frame_size, c.VARINT_MAX)
+        self._max_frame_size = as_size(max_frame_size, "max_frame_size", c.VARINT_MAX)
         self._state = _HEADER
         self._type = 0
         self._remaining = 0  # payload bytes of the current frame not seen yet
@@ -178,7 +139,7 @@ class FrameParser:
         """Consume ``data``; return the ``(frame_type, payload)`` pairs completed by it."""
         if self._state == _FAILED:
             raise FrameError(f"frame parser already failed: {self._error}", error_code=self._error_code)
-        data = _as_bytes(data)
+        data = data if type(data) is bytes else as_bytes(data, "data")
         out: list[tuple[int, bytes]] = []
         end = len(data)
         pos = 0
@@ -187,16 +148,15 @@ class FrameParser:
         head = self._head
         limit = self._max_frame_size
         buffered_types = _BUFFERED_TYPES
-        mask = _VARINT_MASK
 
         while pos < end:
             if state == _HEADER:
                 if head:
                     # Finish a header cut by the previous feed: it needs at most 16 bytes.
                     joined = head + data[: _MAX_HEADER - len(head)]
-                    frame_type, after = _read_varint(joined, 0)
+                    frame_type, after = read(joined, 0)
                     if after >= 0:
-                        length, after = _read_varint(joined, after)
+                        length, after = read(joined, after)
                     if after < 0:
                         head = joined
                         pos = end
@@ -204,23 +164,14 @@ class FrameParser:
                     pos = after - len(head)
                     head = b""
                 else:
-                    start = pos
-                    first = data[pos]
-                    size = 1 << (first >> 6)
-                    after = pos + size
-                    if after >= end:
-                        head = data[pos:]
+                    frame_type, after = read(data, pos)
+                    if after >= 0:
+                        length, after = read(data, after)
+                    if after < 0:
+                        head = data[pos:]  # fewer than 16 bytes: a header cut by the end of the feed
                         pos = end
                         break
-                    frame_type = first if size == 1 else int.from_bytes(data[pos:after], "big") & mask[size]
-                    first = data[after]
-                    size = 1 << (first >> 6)
-                    pos = after + size
-                    if pos > end:
-                        head = data[start:]
-                        pos = end
-                        break
-                    length = first if size == 1 else int.from_bytes(data[after:pos], "big") & mask[size]
+                    pos = after
 
                 if frame_type == c.FRAME_DATA:
                     if length == 0:
@@ -300,18 +251,19 @@ def encode_uni_stream_header(stream_type: int, session_id: int | None = None) ->
 
     ValueError when a WebTransport stream has no session id or another type has one.
     """
-    if stream_type == c.STREAM_TYPE_WEBTRANSPORT:
+    kind = as_varint(stream_type, "stream_type")
+    if kind == c.STREAM_TYPE_WEBTRANSPORT:
         if session_id is None:
             raise ValueError("a WebTransport unidirectional stream needs a session id")
-        return _encode_varint(stream_type) + _encode_varint(session_id)
+        return encode(kind, "stream_type") + encode(session_id, "session_id")
     if session_id is not None:
-        raise ValueError(f"stream type {stream_type:#x} carries no session id")
-    return _encode_varint(stream_type)
+        raise ValueError(f"stream type {kind:#x} carries no session id")
+    return encode(kind, "stream_type")
 
 
 def encode_bidi_stream_header(session_id: int) -> bytes:
     """``0x41`` (encoded as two bytes 0x40 0x41) + session id varint (draft §4.2)."""
-    return _BIDI_SIGNAL + _encode_varint(session_id)
+    return _BIDI_SIGNAL + encode(session_id, "session_id")
 
 
 def read_uni_stream_header(data: bytes | bytearray | memoryview) -> tuple[int, int, int] | None:
@@ -321,12 +273,12 @@ def read_uni_stream_header(data: bytes | bytearray | memoryview) -> tuple[int, i
     0x54 (WebTransport). ``None`` when more bytes are needed.
     """
     raw = _prefix(data)
-    stream_type, pos = _read_varint(raw, 0)
+    stream_type, pos = read(raw, 0)
     if pos < 0:
         return None
     if stream_type != c.STREAM_TYPE_WEBTRANSPORT:
         return stream_type, -1, pos
-    session_id, pos = _read_varint(raw, pos)
+    session_id, pos = read(raw, pos)
     if pos < 0:
         return None
     return stream_type, session_id, pos
@@ -340,12 +292,12 @@ def read_bidi_stream_header(data: bytes | bytearray | memoryview) -> tuple[int, 
     are needed to tell.
     """
     raw = _prefix(data)
-    signal, pos = _read_varint(raw, 0)
+    signal, pos = read(raw, 0)
     if pos < 0:
         return None
     if signal != c.FRAME_WEBTRANSPORT_STREAM:
         return -1, 0
-    session_id, pos = _read_varint(raw, pos)
+    session_id, pos = read(raw, pos)
     if pos < 0:
         return None
     return session_id, pos

@@ -1,17 +1,35 @@
 # cython: language_level=3
 """Inline QUIC varint helpers shared by every compiled _wire module (RFC 9000 §16).
 
-Being ``cdef inline`` in a .pxd, they are compiled into each module that cimports them:
-no Python call and no runtime dependency between extension modules.
+Twin of ``_varint_py.py``, the one varint codec of the pure modules: ``as_varint`` raises
+the same errors with the same message. Being ``cdef inline`` in a .pxd, these are compiled
+into each module that cimports them: no Python call and no runtime dependency between
+extension modules.
 """
 
 from libc.stdint cimport uint8_t, uint64_t
+
+from pywebtransport._wire._args cimport as_index
 
 cdef extern from *:
     """
     #define PWT_VARINT_MAX 0x3FFFFFFFFFFFFFFFULL
     """
     const uint64_t PWT_VARINT_MAX
+
+
+cdef inline uint64_t as_varint(object value, str name) except? 0xFFFFFFFFFFFFFFFF:
+    """``value`` as a varint value: TypeError naming ``name`` unless it is an integer,
+    ValueError naming it outside [0, 2**62-1] (the twin's ``as_varint``)."""
+    cdef uint64_t v
+    value = as_index(value, name)
+    try:
+        v = value
+    except OverflowError:
+        v = PWT_VARINT_MAX + 1
+    if v > PWT_VARINT_MAX:
+        raise ValueError(f"{name} must be in [0, 2**62-1], got {value}")
+    return v
 
 
 cdef inline Py_ssize_t varint_len_from_first(uint8_t first) noexcept nogil:

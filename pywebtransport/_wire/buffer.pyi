@@ -1,8 +1,10 @@
-"""QUIC variable-length integers (RFC 9000 §16) and a byte reader/writer.
+"""QUIC variable-length integers (RFC 9000 §16) and a byte reader.
 
 Errors: truncated input raises :class:`pywebtransport.exceptions.BufferReadError`;
-encoding a value above ``VARINT_MAX`` (2**62-1) or below 0 raises ``ValueError``.
-Decoders accept non-minimal encodings (``4025`` decodes to 37).
+encoding a value above ``VARINT_MAX`` (2**62-1) or below 0 raises ``ValueError``, a value
+that is not an integer ``TypeError`` (both naming the argument). Decoders accept
+non-minimal encodings (``4025`` decodes to 37) and any bytes-like input (a non-contiguous
+view is read as ``memoryview(data).tobytes()`` gives it).
 """
 
 from typing import Final
@@ -14,13 +16,11 @@ VARINT_MAX: Final[int]
 def encode_varint(value: int) -> bytes:
     """The shortest encoding of ``value``. ValueError if value < 0 or > VARINT_MAX."""
 
-def varint_size(value: int) -> int:
-    """Bytes the shortest encoding of ``value`` takes (1, 2, 4 or 8). ValueError as above."""
-
 def decode_varint(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int]:
     """Decode one varint at ``offset``: returns ``(value, offset_after)``.
 
-    BufferReadError when the data ends before the varint does (or offset is past the end).
+    BufferReadError when the data ends before the varint does (or offset is past the end);
+    ValueError for a negative offset.
     """
 
 class Reader:
@@ -37,22 +37,5 @@ class Reader:
     def pull_rest(self) -> bytes:
         """Everything not read yet (possibly empty)."""
     def tell(self) -> int: ...
-    def seek(self, position: int) -> None:
-        """Move to an absolute position; ValueError outside [0, len]."""
     def eof(self) -> bool: ...
     def remaining(self) -> int: ...
-
-class Writer:
-    """Builds a byte string; ``getvalue()`` returns everything pushed so far."""
-
-    def __init__(self) -> None: ...
-    def push_varint(self, value: int) -> None:
-        """ValueError as encode_varint."""
-    def push_uint8(self, value: int) -> None:
-        """ValueError if value does not fit (likewise uint16/uint32)."""
-    def push_uint16(self, value: int) -> None: ...
-    def push_uint32(self, value: int) -> None: ...
-    def push_bytes(self, data: bytes | bytearray | memoryview) -> None: ...
-    def getvalue(self) -> bytes: ...
-    def tell(self) -> int: ...
-    def __len__(self) -> int: ...

@@ -5,21 +5,22 @@ Bounds are checked by hand: every read goes through ``read_varint`` or an explic
 length comparison.
 """
 
+from cpython.buffer cimport PyBuffer_Release
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
 
-from pywebtransport._wire._varint cimport read_varint, varint_size_c, write_varint
+from pywebtransport._wire._args cimport as_index, as_size, get_bytes
+from pywebtransport._wire._varint cimport as_varint, read_varint, write_varint
 
 from pywebtransport import constants as _c
 from pywebtransport.exceptions import CapsuleError
 
 __all__ = [
     "KNOWN_CAPSULE_TYPES",
-    "CapsuleError",
     "CapsuleParser",
     "encode_capsule",
     "encode_close_session",
-    "encode_datagram_capsule",
     "encode_drain_session",
     "encode_varint_capsule",
 ]
@@ -52,44 +53,54 @@ cdef inline bint _is_known(uint64_t t) noexcept nogil:
     return t == CLOSE or t == DRAIN or t == DATAGRAM or _is_varint_capsule(t)
 
 
-cdef bytes _varint_bytes(uint64_t value):
-    cdef uint8_t buf[8]
-    cdef Py_ssize_t n = write_varint(buf, value)
-    if n == 0:
-        raise ValueError(f"varint out of range: {value}")
-    return (<char*>buf)[:n]
-
-
-cdef uint64_t _as_varint(object value) except? 0xFFFFFFFFFFFFFFFF:
-    if value < 0 or value > 0x3FFFFFFFFFFFFFFF:
-        raise ValueError(f"varint out of range: {value}")
-    return <uint64_t>value
+cdef bytes _capsule(uint64_t capsule_type, const uint8_t* value, Py_ssize_t size):
+    """type varint + length varint + ``size`` bytes of value, in one allocation."""
+    cdef uint8_t header[16]
+    cdef Py_ssize_t n = write_varint(header, capsule_type)
+    n += write_varint(header + n, <uint64_t>size)
+    cdef bytes result = PyBytes_FromStringAndSize(NULL, n + size)
+    cdef char* dest = PyBytes_AS_STRING(result)
+    memcpy(dest, header, n)
+    if size:
+        memcpy(dest + n, value, size)
+    return result
 
 
 def encode_capsule(capsule_type, value):
-    cdef bytes payload = bytes(value)
-    return _varint_bytes(_as_varint(capsule_type)) + _varint_bytes(len(payload)) + payload
+    """type varint + length varint + value."""
+    cdef uint64_t kind = as_varint(capsule_type, "capsule_type")
+    cdef Py_buffer view
+    get_bytes(value, &view, "value")
+    try:
+        return _capsule(kind, <const uint8_t*>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
 
 
 def encode_close_session(error_code, reason=""):
-    if not 0 <= error_code <= 0xFFFFFFFF:
-        raise ValueError(f"close error code must be a 32-bit unsigned integer, got {error_code}")
-    cdef bytes raw = reason.encode("utf-8")
-    if len(raw) > REASON_MAX:
-        raise ValueError(f"close reason is {len(raw)} bytes of UTF-8; at most {REASON_MAX} allowed")
-    return encode_capsule(CLOSE, (<uint64_t>error_code).to_bytes(4, "big") + raw)
+    """A whole WT_CLOSE_SESSION capsule (draft-15 §6)."""
+    code = as_index(error_code, "error_code")
+    if not 0 <= code <= 0xFFFFFFFF:
+        raise ValueError(f"error_code must be in [0, 0xffffffff], got {code}")
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be a str, not {type(reason).__name__}")
+    cdef bytes raw = code.to_bytes(4, "big") + reason.encode("utf-8")
+    if len(raw) - 4 > REASON_MAX:
+        raise ValueError(f"close reason is {len(raw) - 4} bytes of UTF-8; at most {REASON_MAX} allowed")
+    return _capsule(CLOSE, <const uint8_t*>PyBytes_AS_STRING(raw), len(raw))
 
 
 def encode_drain_session():
-    return encode_capsule(DRAIN, b"")
+    """A whole WT_DRAIN_SESSION capsule (empty value)."""
+    return _capsule(DRAIN, NULL, 0)
 
 
 def encode_varint_capsule(capsule_type, value):
-    return encode_capsule(capsule_type, _varint_bytes(_as_varint(value)))
-
-
-def encode_datagram_capsule(payload):
-    return encode_capsule(DATAGRAM, payload)
+    """A capsule whose value is one varint (WT_MAX_DATA, WT_MAX_STREAMS_*, WT_*_BLOCKED)."""
+    cdef uint64_t kind = as_varint(capsule_type, "capsule_type")
+    cdef uint8_t buf[8]
+    cdef Py_ssize_t n = write_varint(buf, as_varint(value, "value"))
+    return _capsule(kind, buf, n)
 
 
 cdef object _decode_value(uint64_t capsule_type, bytes value):
@@ -121,7 +132,7 @@ cdef object _decode_value(uint64_t capsule_type, bytes value):
 cdef class CapsuleParser:
     """Incremental capsule parser for one CONNECT stream (see capsules.pyi)."""
 
-    cdef Py_ssize_t _max
+    cdef uint64_t _max
     cdef uint8_t _head[16]
     cdef Py_ssize_t _head_len
     cdef long long _type
@@ -133,9 +144,8 @@ cdef class CapsuleParser:
     cdef bint _failed
 
     def __init__(self, *, max_capsule_size=_c.DEFAULT_MAX_CAPSULE_SIZE, report_unknown=False):
-        if max_capsule_size < 1:
-            raise ValueError(f"max_capsule_size must be >= 1, got {max_capsule_size}")
-        self._max = max_capsule_size
+        # No capsule can be longer than the largest varint, so the clamp changes nothing.
+        self._max = as_size(max_capsule_size, "max_capsule_size", _c.VARINT_MAX)
         self._report = bool(report_unknown)
         self._skip_type = 0
         self._head_len = 0
@@ -158,11 +168,16 @@ cdef class CapsuleParser:
         return error
 
     def feed(self, data):
+        cdef Py_buffer view
         if self._failed:
             raise CapsuleError("the capsule parser failed earlier; the stream is unusable")
-        cdef const uint8_t[:] view = data if not isinstance(data, memoryview) else data.cast("B")
-        cdef const uint8_t* buf = &view[0] if view.shape[0] else NULL
-        cdef Py_ssize_t end = view.shape[0]
+        get_bytes(data, &view, "data")
+        try:
+            return self._feed(<const uint8_t*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef list _feed(self, const uint8_t* buf, Py_ssize_t end):
         cdef Py_ssize_t pos = 0
         cdef Py_ssize_t take, after, held
         cdef uint64_t capsule_type, length

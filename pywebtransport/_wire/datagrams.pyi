@@ -1,16 +1,12 @@
 """HTTP datagrams (RFC 9297 §2.1) and a bounded receive ring.
 
 A datagram on the wire is the quarter stream id (session id // 4) as a varint, then payload.
+Bad arguments raise TypeError (not an integer, not bytes-like) or ValueError (out of range),
+naming the argument, the same in both variants.
 """
 
-from pywebtransport.exceptions import DatagramError as DatagramError
-from pywebtransport.exceptions import DatagramTooLargeError as DatagramTooLargeError
-
-#: Bytes a QUIC DATAGRAM frame adds around its data (type 0x31 + length varint, RFC 9221).
-DATAGRAM_FRAME_OVERHEAD: int
-
 def encode_datagram(session_id: int, payload: bytes | bytearray | memoryview) -> bytes:
-    """ValueError if session_id is negative or not a multiple of 4 (a client bidi stream id)."""
+    """ValueError unless session_id is a client bidi stream id: a multiple of 4 in [0, 2**62-1]."""
 
 def decode_datagram(data: bytes | bytearray | memoryview) -> tuple[int, bytes]:
     """Returns ``(session_id, payload)``; DatagramError (H3_DATAGRAM_ERROR) if the quarter
@@ -32,20 +28,12 @@ class DatagramRing:
     """
 
     def __init__(self, *, max_count: int, max_bytes: int) -> None:
-        """ValueError if either is < 1."""
+        """ValueError if either is < 1, TypeError if not an integer."""
     def push(self, payload: bytes) -> int:
         """Append; returns how many datagrams were dropped to make room (or 1 if the payload
-        itself was too large and dropped)."""
+        itself was too large and dropped). TypeError unless ``payload`` is bytes."""
     def pop(self) -> bytes | None:
         """Oldest payload, or None when empty."""
-    def clear(self) -> int:
-        """Drop everything (not counted in ``dropped``); returns how many were removed."""
     def __len__(self) -> int: ...
     @property
-    def nbytes(self) -> int: ...
-    @property
     def dropped(self) -> int: ...
-    @property
-    def max_count(self) -> int: ...
-    @property
-    def max_bytes(self) -> int: ...

@@ -3,65 +3,100 @@
 
 from collections import deque
 
+from cpython.buffer cimport PyBuffer_Release
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcpy
 
-from pywebtransport._wire._varint cimport read_varint, varint_size_c, write_varint
+from pywebtransport._wire._args cimport as_index, as_size, get_bytes
+from pywebtransport._wire._varint cimport (as_varint, read_varint, varint_len_from_first, varint_size_c,
+                                           write_varint)
 
 from pywebtransport.exceptions import DatagramError, DatagramTooLargeError
 
 __all__ = [
-    "DATAGRAM_FRAME_OVERHEAD",
-    "DatagramError",
     "DatagramRing",
-    "DatagramTooLargeError",
     "check_payload_size",
     "decode_datagram",
     "encode_datagram",
     "max_payload_size",
 ]
 
-DATAGRAM_FRAME_OVERHEAD = 3
-cdef Py_ssize_t _OVERHEAD = 3
+# QUIC DATAGRAM frame type (1 byte, 0x31) + its length varint (2 bytes for any frame that fits
+# a packet, RFC 9221 §4).
+cdef Py_ssize_t _FRAME_OVERHEAD = 3
+
+cdef extern from *:
+    """
+    #define PWT_DGRAM_SSIZE_MAX PY_SSIZE_T_MAX
+    """
+    const Py_ssize_t PWT_DGRAM_SSIZE_MAX
 
 
 cdef uint64_t _quarter(object session_id) except? 0xFFFFFFFFFFFFFFFF:
-    if session_id < 0 or session_id % 4 or session_id >= 1 << 64:
-        raise ValueError(f"session id {session_id} is not a client-initiated bidirectional stream id")
-    return <uint64_t>(session_id // 4)
+    """The quarter stream id of a session: its id is a client bidi stream id (a varint, % 4 == 0)."""
+    cdef uint64_t number = as_varint(session_id, "session_id")
+    if number & 3:
+        raise ValueError(f"session_id {number} is not a client-initiated bidirectional stream id")
+    return number >> 2
 
 
 def encode_datagram(session_id, payload):
+    """Quarter stream id varint + payload."""
     cdef uint8_t head[8]
     cdef Py_ssize_t n = write_varint(head, _quarter(session_id))
-    if n == 0:
-        raise ValueError(f"varint out of range: {session_id // 4}")
-    return (<char*>head)[:n] + bytes(payload)
+    cdef Py_buffer view
+    cdef bytes result
+    cdef char* dest
+    get_bytes(payload, &view, "payload")
+    try:
+        result = PyBytes_FromStringAndSize(NULL, n + view.len)
+        dest = PyBytes_AS_STRING(result)
+        memcpy(dest, head, n)
+        memcpy(dest + n, view.buf, view.len)
+        return result
+    finally:
+        PyBuffer_Release(&view)
 
 
 def decode_datagram(data):
-    cdef const uint8_t[:] view = data if not isinstance(data, memoryview) else data.cast("B")
-    cdef Py_ssize_t end = view.shape[0]
+    """``(session_id, payload)``; DatagramError when the quarter stream id is cut short."""
+    cdef Py_buffer view
+    cdef const uint8_t* buf
+    cdef Py_ssize_t end, after
     cdef uint64_t quarter
-    cdef Py_ssize_t after
-    if end == 0:
-        raise DatagramError("empty HTTP datagram: no quarter stream id")
-    after = read_varint(&view[0], end, 0, &quarter)
-    if after < 0:
-        raise DatagramError(f"HTTP datagram quarter stream id needs {1 << (view[0] >> 6)} bytes, only {end} present")
-    # bytes slice in one memcpy; other buffers are copied once through the view
-    payload = data[after:] if type(data) is bytes else bytes(view[after:])
-    return (<object>quarter) * 4, payload
+    get_bytes(data, &view, "data")
+    try:
+        buf = <const uint8_t*>view.buf
+        end = view.len
+        if end == 0:
+            raise DatagramError("empty HTTP datagram: no quarter stream id")
+        after = read_varint(buf, end, 0, &quarter)
+        if after < 0:
+            raise DatagramError(f"HTTP datagram quarter stream id needs {varint_len_from_first(buf[0])} bytes, "
+                                f"only {end} present")
+        # bytes are sliced; any other buffer is copied once
+        payload = data[after:] if type(data) is bytes else PyBytes_FromStringAndSize(<const char*>buf + after,
+                                                                                     end - after)
+        return (<object>quarter) * 4, payload
+    finally:
+        PyBuffer_Release(&view)
 
 
 def max_payload_size(session_id, max_datagram_frame_size, path_limit):
+    """min(max_datagram_frame_size, path_limit) - DATAGRAM frame overhead - len(quarter stream id),
+    never below 0, and 0 when the peer's max_datagram_frame_size is 0 (no datagrams)."""
     cdef uint64_t quarter = _quarter(session_id)
-    if max_datagram_frame_size <= 0:
+    frame_limit = as_index(max_datagram_frame_size, "max_datagram_frame_size")
+    path = as_index(path_limit, "path_limit")
+    if frame_limit <= 0:
         return 0
-    room = min(max_datagram_frame_size, path_limit) - _OVERHEAD - varint_size_c(quarter)
+    room = min(frame_limit, path) - _FRAME_OVERHEAD - varint_size_c(quarter)
     return room if room > 0 else 0
 
 
 def check_payload_size(size, limit):
+    """DatagramTooLargeError(size=size, limit=limit) if size > limit."""
     if size > limit:
         raise DatagramTooLargeError(size=size, limit=limit)
 
@@ -77,22 +112,24 @@ cdef class DatagramRing:
     cdef unsigned long long _dropped
 
     def __init__(self, *, max_count, max_bytes):
-        if max_count < 1 or max_bytes < 1:
-            raise ValueError(f"max_count and max_bytes must be >= 1, got {max_count} and {max_bytes}")
-        self._max_count = max_count
-        self._max_bytes = max_bytes
+        # A bound above what memory can hold never binds: clamp it (the twin does the same).
+        self._max_count = as_size(max_count, "max_count", PWT_DGRAM_SSIZE_MAX)
+        self._max_bytes = as_size(max_bytes, "max_bytes", PWT_DGRAM_SSIZE_MAX)
         self._queue = deque()
         self._nbytes = 0
         self._count = 0
         self._dropped = 0
 
-    def push(self, bytes payload):
+    def push(self, payload):
+        """Append ``payload`` (bytes: TypeError otherwise); returns how many were dropped."""
+        if not isinstance(payload, bytes):
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         cdef Py_ssize_t size = len(payload)
         cdef Py_ssize_t dropped = 0
         if size > self._max_bytes:
             self._dropped += 1
             return 1
-        while self._count and (self._count >= self._max_count or self._nbytes + size > self._max_bytes):
+        while self._count and (self._count >= self._max_count or size > self._max_bytes - self._nbytes):
             self._nbytes -= len(<bytes>self._queue.popleft())
             self._count -= 1
             dropped += 1
@@ -110,28 +147,9 @@ cdef class DatagramRing:
         self._nbytes -= len(payload)
         return payload
 
-    def clear(self):
-        cdef Py_ssize_t removed = self._count
-        self._queue.clear()
-        self._count = 0
-        self._nbytes = 0
-        return removed
-
     def __len__(self):
         return self._count
 
     @property
-    def nbytes(self):
-        return self._nbytes
-
-    @property
     def dropped(self):
         return self._dropped
-
-    @property
-    def max_count(self):
-        return self._max_count
-
-    @property
-    def max_bytes(self):
-        return self._max_bytes

@@ -3,13 +3,16 @@
 ``FrameParser`` is incremental: feeding the bytes of a stream in any chunking yields the
 same frames as feeding them at once. DATA payload is handed out as it arrives, never
 buffered; other known frames are buffered up to ``max_frame_size``; frames of unknown or
-reserved types are skipped without buffering.
+reserved types are skipped without buffering. Parse errors raise
+:class:`pywebtransport.exceptions.FrameError` (or its subclass ``SettingsError``).
+
+Any bytes-like input is accepted (a non-contiguous view is read as
+``memoryview(data).tobytes()`` gives it). Bad arguments raise TypeError (not an integer,
+not bytes-like) or ValueError (a varint outside [0, 2**62-1]), naming the argument, the
+same in both variants.
 """
 
 from typing import Final
-
-from pywebtransport.exceptions import FrameError as FrameError
-from pywebtransport.exceptions import SettingsError as SettingsError
 
 #: Frame types the parser reports; every other type is skipped unseen.
 #: 0x00 DATA (streamed), 0x01 HEADERS, 0x03 CANCEL_PUSH, 0x04 SETTINGS, 0x05 PUSH_PROMISE,
@@ -38,7 +41,8 @@ class FrameParser:
 
     def __init__(self, *, max_frame_size: int = ...) -> None:
         """``max_frame_size`` bounds the payload of any buffered (non-DATA) known frame.
-        Default ``constants.DEFAULT_MAX_FRAME_SIZE``. ValueError if < 1."""
+        Default ``constants.DEFAULT_MAX_FRAME_SIZE``. ValueError if < 1, TypeError if not an
+        integer; values above 2**62-1 (the longest frame there can be) act as 2**62-1."""
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
         """Consume ``data``; return the ``(frame_type, payload)`` pairs completed by it.
 

@@ -6,23 +6,22 @@ the contract. Every index below is checked against the buffer length by hand (he
 directives above): varints through ``read_varint``, payload slices against ``end - pos``.
 """
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBuffer_Release
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
 
-from pywebtransport._wire._varint cimport read_varint, write_varint
+from pywebtransport._wire._args cimport as_size, get_bytes
+from pywebtransport._wire._varint cimport as_varint, read_varint, write_varint
 
 from pywebtransport import constants as c
 from pywebtransport.exceptions import FrameError, SettingsError
 
 __all__ = [
     "KNOWN_FRAME_TYPES",
-    "FrameError",
     "FrameParser",
-    "SettingsError",
     "decode_settings",
     "encode_bidi_stream_header",
     "encode_frame",
@@ -80,23 +79,6 @@ cdef inline bint _is_reserved_setting(uint64_t key) noexcept nogil:
     return key <= 5 and key != 1
 
 
-cdef int _get_buffer(object data, Py_buffer* view) except -1:
-    """Borrow ``data``'s bytes; a non-contiguous view is copied first, as the twin does."""
-    try:
-        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
-    except BufferError:
-        PyObject_GetBuffer(bytes(memoryview(data)), view, PyBUF_SIMPLE)
-    return 0
-
-
-cdef uint64_t _varint_value(object value) except? 0xFFFFFFFFFFFFFFFF:
-    if not isinstance(value, int):
-        raise TypeError(f"a varint must be an int, not {type(value).__name__}")
-    if value < 0 or value > _VARINT_MAX:
-        raise ValueError(f"{value} is outside the varint range 0..2**62-1")
-    return <uint64_t>value
-
-
 cdef inline bytes _piece(object source, const uint8_t* buf, Py_ssize_t pos, Py_ssize_t size,
                          Py_ssize_t end):
     """``buf[pos:pos+size]`` as bytes, reusing ``source`` when it is that exact bytes object."""
@@ -108,8 +90,8 @@ cdef inline bytes _piece(object source, const uint8_t* buf, Py_ssize_t pos, Py_s
 def encode_frame_header(frame_type, length):
     """Just type varint + length varint: lets DATA be sent without copying the payload."""
     cdef uint8_t out[_MAX_HEADER]
-    cdef Py_ssize_t n = write_varint(out, _varint_value(frame_type))
-    n += write_varint(out + n, _varint_value(length))
+    cdef Py_ssize_t n = write_varint(out, as_varint(frame_type, "frame_type"))
+    n += write_varint(out + n, as_varint(length, "length"))
     return PyBytes_FromStringAndSize(<const char*>out, n)
 
 
@@ -120,9 +102,10 @@ def encode_frame(frame_type, payload):
     cdef Py_ssize_t n
     cdef bytes result
     cdef char* dest
-    _get_buffer(payload, &view)
+    cdef uint64_t kind = as_varint(frame_type, "frame_type")
+    get_bytes(payload, &view, "payload")
     try:
-        n = write_varint(header, _varint_value(frame_type))
+        n = write_varint(header, kind)
         n += write_varint(header + n, <uint64_t>view.len)
         result = PyBytes_FromStringAndSize(NULL, n + view.len)
         dest = PyBytes_AS_STRING(result)
@@ -141,8 +124,8 @@ def encode_settings(settings):
         raise MemoryError()
     try:
         for key, value in settings.items():
-            n += write_varint(out + n, _varint_value(key))
-            n += write_varint(out + n, _varint_value(value))
+            n += write_varint(out + n, as_varint(key, "setting identifier"))
+            n += write_varint(out + n, as_varint(value, "setting value"))
         return PyBytes_FromStringAndSize(<const char*>out, n)
     finally:
         PyMem_Free(out)
@@ -159,7 +142,7 @@ def decode_settings(payload):
     cdef Py_ssize_t pos = 0, end
     cdef uint64_t key, value
     cdef dict settings = {}
-    _get_buffer(payload, &view)
+    get_bytes(payload, &view, "payload")
     try:
         buf = <const uint8_t*>view.buf
         end = view.len
@@ -194,12 +177,8 @@ cdef class FrameParser:
     cdef object _error_code
 
     def __init__(self, *, max_frame_size=_DEFAULT_MAX_FRAME_SIZE):
-        if not isinstance(max_frame_size, int):
-            raise TypeError(f"max_frame_size must be an int, not {type(max_frame_size).__name__}")
-        if max_frame_size < 1:
-            raise ValueError(f"max_frame_size must be at least 1, got {max_frame_size}")
         # No frame can be longer than the largest varint, so this clamp changes nothing.
-        self._max_frame_size = min(max_frame_size, _VARINT_MAX)
+        self._max_frame_size = as_size(max_frame_size, "max_frame_size", _VARINT_MAX)
         self._state = _HEADER
         self._type = 0
         self._remaining = 0
@@ -223,7 +202,7 @@ cdef class FrameParser:
         cdef Py_buffer view
         if self._state == _FAILED:
             raise FrameError(f"frame parser already failed: {self._error}", error_code=self._error_code)
-        _get_buffer(data, &view)
+        get_bytes(data, &view, "data")
         try:
             return self._feed(<const uint8_t*>view.buf, view.len, data)
         finally:
@@ -353,23 +332,21 @@ def encode_uni_stream_header(stream_type, session_id=None):
     ValueError when a WebTransport stream has no session id or another type has one.
     """
     cdef uint8_t out[_MAX_HEADER]
-    cdef Py_ssize_t n
-    if stream_type == _STREAM_TYPE_WEBTRANSPORT:
+    cdef uint64_t kind = as_varint(stream_type, "stream_type")
+    cdef Py_ssize_t n = write_varint(out, kind)
+    if kind == _STREAM_TYPE_WEBTRANSPORT:
         if session_id is None:
             raise ValueError("a WebTransport unidirectional stream needs a session id")
-        n = write_varint(out, _varint_value(stream_type))
-        n += write_varint(out + n, _varint_value(session_id))
-        return PyBytes_FromStringAndSize(<const char*>out, n)
-    if session_id is not None:
-        raise ValueError(f"stream type {stream_type:#x} carries no session id")
-    n = write_varint(out, _varint_value(stream_type))
+        n += write_varint(out + n, as_varint(session_id, "session_id"))
+    elif session_id is not None:
+        raise ValueError(f"stream type {kind:#x} carries no session id")
     return PyBytes_FromStringAndSize(<const char*>out, n)
 
 
 def encode_bidi_stream_header(session_id):
     """``0x41`` (encoded as two bytes 0x40 0x41) + session id varint (draft §4.2)."""
     cdef uint8_t out[_MAX_HEADER]
-    cdef uint64_t value = _varint_value(session_id)
+    cdef uint64_t value = as_varint(session_id, "session_id")
     out[0] = 0x40
     out[1] = _BIDI_SIGNAL
     return PyBytes_FromStringAndSize(<const char*>out, 2 + write_varint(out + 2, value))
@@ -384,7 +361,7 @@ def read_uni_stream_header(data):
     cdef Py_buffer view
     cdef Py_ssize_t pos
     cdef uint64_t stream_type, session_id
-    _get_buffer(data, &view)
+    get_bytes(data, &view, "data")
     try:
         pos = read_varint(<const uint8_t*>view.buf, view.len, 0, &stream_type)
         if pos < 0:
@@ -409,7 +386,7 @@ def read_bidi_stream_header(data):
     cdef Py_buffer view
     cdef Py_ssize_t pos
     cdef uint64_t signal, session_id
-    _get_buffer(data, &view)
+    get_bytes(data, &view, "data")
     try:
         pos = read_varint(<const uint8_t*>view.buf, view.len, 0, &signal)
         if pos < 0:

@@ -1,4 +1,4 @@
-"""QUIC varints (RFC 9000 §16) and the byte Reader/Writer, against both _wire variants.
+"""QUIC varints (RFC 9000 §16) and the byte Reader, against both _wire variants.
 
 Every test takes ``wire`` and so runs on the compiled module and the pure twin; the
 properties at the end use ``both_wires`` to check that the two agree on arbitrary input,
@@ -58,9 +58,8 @@ INPUT_KINDS = ["bytes", "bytearray", "memoryview"]
 
 
 def test_public_names_match_the_contract(wire: SimpleNamespace) -> None:
-    assert sorted(wire.buffer.__all__) == sorted([
-        "VARINT_MAX", "BufferReadError", "Reader", "Writer", "decode_varint", "encode_varint", "varint_size",
-    ])
+    assert sorted(wire.buffer.__all__) == sorted(["VARINT_MAX", "BufferReadError", "Reader", "decode_varint",
+                                                  "encode_varint"])
     for name in wire.buffer.__all__:
         assert hasattr(wire.buffer, name)
 
@@ -96,20 +95,13 @@ def test_decode_varint_at_an_offset_returns_the_position_after_it(
 @pytest.mark.parametrize(("value", "hex_data"), BOUNDARIES)
 def test_encode_varint_is_shortest_at_width_boundaries(wire: SimpleNamespace, value: int, hex_data: str) -> None:
     assert wire.buffer.encode_varint(value).hex() == hex_data
-    assert wire.buffer.varint_size(value) == len(hex_data) // 2
     assert wire.buffer.decode_varint(bytes.fromhex(hex_data)) == (value, len(hex_data) // 2)
 
 
 @pytest.mark.parametrize("value", [-1, 2**62, 2**64 - 1, 2**64, 2**100, -(2**100)])
 def test_out_of_range_varint_is_a_value_error(wire: SimpleNamespace, value: int) -> None:
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match=rf"^value must be in \[0, 2\*\*62-1\], got {value}$"):
         wire.buffer.encode_varint(value)
-    with pytest.raises(ValueError, match="out of range"):
-        wire.buffer.varint_size(value)
-    writer = wire.buffer.Writer()
-    with pytest.raises(ValueError, match="out of range"):
-        writer.push_varint(value)
-    assert writer.getvalue() == b""
 
 
 @pytest.mark.parametrize(("size", "prefix"), [(1, 0x00), (2, 0x40), (4, 0x80), (8, 0xC0)])
@@ -155,75 +147,45 @@ def test_multibyte_memoryview_is_read_as_raw_bytes(wire: SimpleNamespace) -> Non
     assert wire.buffer.Reader(view).pull_varint() == 37
 
 
-def test_non_contiguous_memoryview_is_a_buffer_error(wire: SimpleNamespace) -> None:
-    view = memoryview(b"\x40\x00\x25\x00")[::2]
-    with pytest.raises(BufferError):
-        wire.buffer.decode_varint(view)
-    with pytest.raises(BufferError):
-        wire.buffer.Reader(view)
-    with pytest.raises(BufferError):
-        wire.buffer.Writer().push_bytes(view)
+def test_non_contiguous_memoryview_is_read_through_a_copy(wire: SimpleNamespace) -> None:
+    view = memoryview(b"\x40\x00\x25\x00")[::2]  # the bytes 0x40 0x25: 37 in two bytes
+    assert wire.buffer.decode_varint(view) == (37, 2)
+    assert wire.buffer.Reader(view).pull_varint() == 37
 
 
 @pytest.mark.parametrize("bad", ["\x25", 37, None, [0x25]])
-def test_non_buffer_input_is_a_type_error(wire: SimpleNamespace, bad: object) -> None:
-    with pytest.raises(TypeError):
+def test_non_buffer_input_is_a_type_error_naming_data(wire: SimpleNamespace, bad: object) -> None:
+    message = f"^data must be a bytes-like object, not {type(bad).__name__}$"
+    with pytest.raises(TypeError, match=message):
         wire.buffer.decode_varint(bad)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=message):
         wire.buffer.Reader(bad)
-    with pytest.raises(TypeError):
-        wire.buffer.Writer().push_bytes(bad)
 
 
 @pytest.mark.parametrize("bad", [1.0, 1.5, -1.0, "1"])
 def test_non_integer_values_are_a_type_error_not_truncated(wire: SimpleNamespace, bad: object) -> None:
-    writer = wire.buffer.Writer()
-    for call in (wire.buffer.encode_varint, wire.buffer.varint_size, writer.push_varint, writer.push_uint8,
-                 writer.push_uint16, writer.push_uint32):
-        with pytest.raises(TypeError):
-            call(bad)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="^value must be an integer"):
+        wire.buffer.encode_varint(bad)
+    with pytest.raises(TypeError, match="^offset must be an integer"):
         wire.buffer.decode_varint(b"\x01\x02", bad)
     reader = wire.buffer.Reader(b"\x01\x02")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="^length must be an integer"):
         reader.pull_bytes(bad)
-    with pytest.raises(TypeError):
-        reader.seek(bad)
+    assert reader.tell() == 0
 
 
 def test_bool_is_accepted_as_an_integer(wire: SimpleNamespace) -> None:
     assert wire.buffer.encode_varint(True) == b"\x01"
-    writer = wire.buffer.Writer()
-    writer.push_uint8(True)
-    writer.push_varint(False)
-    assert writer.getvalue() == b"\x01\x00"
+    assert wire.buffer.encode_varint(False) == b"\x00"
+    assert wire.buffer.decode_varint(b"\x00\x05", True) == (5, 2)
 
 
-# ---------------------------------------------------------------------------- Reader / Writer
+# ---------------------------------------------------------------------------- Reader
 
 
-def test_writer_then_reader_round_trip_every_width(wire: SimpleNamespace) -> None:
-    writer = wire.buffer.Writer()
-    writer.push_uint8(0)
-    writer.push_uint8(0xFF)
-    writer.push_uint16(0)
-    writer.push_uint16(0xFFFF)
-    writer.push_uint16(0x1234)
-    writer.push_uint32(0)
-    writer.push_uint32(0xFFFFFFFF)
-    writer.push_uint32(0x12345678)
-    for value, _ in BOUNDARIES:
-        writer.push_varint(value)
-    writer.push_bytes(b"")
-    writer.push_bytes(b"abc")
-    writer.push_bytes(bytearray(b"de"))
-    writer.push_bytes(memoryview(b"xfgx")[1:3])
-    data = writer.getvalue()
-    assert data[:3] == b"\x00\xff\x00"
-    assert data[6:8] == b"\x12\x34"  # network byte order
-    assert data[16:20] == b"\x12\x34\x56\x78"
-    assert len(writer) == writer.tell() == len(data)
-
+def test_reader_reads_every_width_in_network_order(wire: SimpleNamespace) -> None:
+    data = (b"\x00\xff" + b"\x00\x00\xff\xff\x12\x34" + b"\x00\x00\x00\x00\xff\xff\xff\xff\x12\x34\x56\x78"
+            + b"".join(bytes.fromhex(hex_data) for _, hex_data in BOUNDARIES) + b"abcdefg")
     reader = wire.buffer.Reader(data)
     assert [reader.pull_uint8(), reader.pull_uint8()] == [0, 0xFF]
     assert [reader.pull_uint16(), reader.pull_uint16(), reader.pull_uint16()] == [0, 0xFFFF, 0x1234]
@@ -234,21 +196,6 @@ def test_writer_then_reader_round_trip_every_width(wire: SimpleNamespace) -> Non
     assert reader.pull_rest() == b"defg"
     assert reader.eof()
     assert reader.pull_rest() == b""
-
-
-@pytest.mark.parametrize(
-    ("method", "value", "bits"),
-    [
-        ("push_uint8", -1, 8), ("push_uint8", 0x100, 8), ("push_uint8", 2**64, 8),
-        ("push_uint16", -1, 16), ("push_uint16", 0x10000, 16), ("push_uint16", -(2**64), 16),
-        ("push_uint32", -1, 32), ("push_uint32", 0x100000000, 32), ("push_uint32", 2**100, 32),
-    ],
-)
-def test_uint_that_does_not_fit_is_a_value_error(wire: SimpleNamespace, method: str, value: int, bits: int) -> None:
-    writer = wire.buffer.Writer()
-    with pytest.raises(ValueError, match=f"uint{bits}"):
-        getattr(writer, method)(value)
-    assert writer.getvalue() == b""
 
 
 @pytest.mark.parametrize(("method", "size"), [("pull_uint8", 1), ("pull_uint16", 2), ("pull_uint32", 4)])
@@ -275,22 +222,15 @@ def test_pull_bytes_checks_length(wire: SimpleNamespace) -> None:
     assert reader.pull_bytes(3) == b"bcd"
 
 
-def test_seek_tell_eof_remaining(wire: SimpleNamespace) -> None:
+def test_tell_eof_remaining(wire: SimpleNamespace) -> None:
     reader = wire.buffer.Reader(b"\x01\x02\x03")
     assert (reader.tell(), reader.remaining(), reader.eof()) == (0, 3, False)
     assert reader.pull_uint16() == 0x0102
     assert (reader.tell(), reader.remaining(), reader.eof()) == (2, 1, False)
-    reader.seek(3)
+    assert reader.pull_uint8() == 3
     assert (reader.tell(), reader.remaining(), reader.eof()) == (3, 0, True)
     with pytest.raises(BufferReadError):
         reader.pull_uint8()
-    reader.seek(1)
-    assert reader.pull_uint8() == 2
-    reader.seek(0)
-    assert reader.pull_rest() == b"\x01\x02\x03"
-    for bad in (-1, 4, 2**70, -(2**70)):
-        with pytest.raises(ValueError, match="outside"):
-            reader.seek(bad)
     assert reader.tell() == 3
 
 
@@ -319,49 +259,20 @@ def test_reader_snapshots_a_bytearray(wire: SimpleNamespace) -> None:
     assert reader.remaining() == 1
 
 
-def test_writer_grows_past_its_inline_storage(wire: SimpleNamespace) -> None:
-    writer = wire.buffer.Writer()
-    expected = bytearray()
-    for i in range(5000):
-        writer.push_varint(i * 7919)
-        expected += wire.buffer.encode_varint(i * 7919)
-        if i % 500 == 0:
-            writer.push_bytes(bytes(range(256)) * 3)
-            expected += bytes(range(256)) * 3
-    assert writer.getvalue() == bytes(expected)
-    assert len(writer) == len(expected)
-    writer.push_uint8(1)
-    assert writer.getvalue()[-1:] == b"\x01"  # getvalue is a snapshot, the writer goes on
-
-
-def test_getvalue_is_a_bytes_copy(wire: SimpleNamespace) -> None:
-    writer = wire.buffer.Writer()
-    assert writer.getvalue() == b"" and len(writer) == 0
-    writer.push_bytes(b"ab")
-    first = writer.getvalue()
-    writer.push_bytes(b"cd")
-    assert type(first) is bytes and first == b"ab" and writer.getvalue() == b"abcd"
-
-
 # ---------------------------------------------------------------------------- properties
 
 
 @given(value=varints)
 def test_property_encode_decode_round_trip(wire: SimpleNamespace, value: int) -> None:
     encoded = wire.buffer.encode_varint(value)
-    assert len(encoded) == wire.buffer.varint_size(value)
     assert wire.buffer.decode_varint(encoded) == (value, len(encoded))
     # Shortest: one width smaller could not hold it.
     assert len(encoded) == 1 or value >= 1 << (8 * (len(encoded) // 2) - 2)
 
 
 @given(values=st.lists(varints, max_size=50), tail=st.binary(max_size=8))
-def test_property_writer_reader_round_trip(wire: SimpleNamespace, values: list[int], tail: bytes) -> None:
-    writer = wire.buffer.Writer()
-    for value in values:
-        writer.push_varint(value)
-    writer.push_bytes(tail)
-    reader = wire.buffer.Reader(writer.getvalue())
+def test_property_encode_then_reader_round_trip(wire: SimpleNamespace, values: list[int], tail: bytes) -> None:
+    reader = wire.buffer.Reader(b"".join(wire.buffer.encode_varint(value) for value in values) + tail)
     assert [reader.pull_varint() for _ in values] == values
     assert reader.pull_rest() == tail
 
@@ -392,7 +303,6 @@ READER_OPS = st.lists(
         st.sampled_from(["pull_varint", "pull_uint8", "pull_uint16", "pull_uint32", "pull_rest", "tell", "eof",
                          "remaining"]).map(lambda name: (name, ())),
         st.integers(min_value=-2, max_value=10).map(lambda n: ("pull_bytes", (n,))),
-        st.integers(min_value=-2, max_value=14).map(lambda n: ("seek", (n,))),
     ),
     max_size=20,
 )
@@ -414,17 +324,11 @@ def test_property_variants_agree_on_reader_operations(
 
 
 @settings(max_examples=300)
-@given(values=st.lists(st.integers(min_value=-(2**64), max_value=2**64), max_size=10),
-       method=st.sampled_from(["push_varint", "push_uint8", "push_uint16", "push_uint32"]))
-def test_property_variants_agree_on_writer(
-    both_wires: tuple[SimpleNamespace, SimpleNamespace] | None, values: list[int], method: str
+@given(value=st.one_of(st.integers(min_value=-(2**64), max_value=2**64), st.booleans(), st.floats(), st.none()))
+def test_property_variants_agree_on_encode_varint(
+    both_wires: tuple[SimpleNamespace, SimpleNamespace] | None, value: object
 ) -> None:
     if both_wires is None:
         pytest.skip("compiled _wire disabled by PYWEBTRANSPORT_NO_EXTENSIONS")
     compiled, pure = both_wires
-    writers = compiled.buffer.Writer(), pure.buffer.Writer()
-    for value in values:
-        results = [outcome(getattr(writer, method), value) for writer in writers]
-        assert results[0] == results[1], (method, value)
-        assert outcome(compiled.buffer.varint_size, value) == outcome(pure.buffer.varint_size, value)
-    assert writers[0].getvalue() == writers[1].getvalue()
+    assert outcome(compiled.buffer.encode_varint, value) == outcome(pure.buffer.encode_varint, value)

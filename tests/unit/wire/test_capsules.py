@@ -18,7 +18,7 @@ VARINT_TYPES = [c.WT_CAPSULE_MAX_DATA, c.WT_CAPSULE_MAX_STREAMS_BIDI, c.WT_CAPSU
 def test_every_capsule_round_trips(wire: SimpleNamespace) -> None:
     caps = wire.capsules
     stream = (caps.encode_close_session(0xDEADBEEF, "bye ✓") + caps.encode_drain_session()
-              + caps.encode_datagram_capsule(b"payload")
+              + caps.encode_capsule(c.CAPSULE_DATAGRAM, b"payload")
               + b"".join(caps.encode_varint_capsule(t, 2**40 + i) for i, t in enumerate(VARINT_TYPES)))
     parsed = caps.CapsuleParser().feed(stream)
     assert parsed == [(c.WT_CAPSULE_CLOSE_SESSION, (0xDEADBEEF, "bye ✓")), (c.WT_CAPSULE_DRAIN_SESSION, None),
@@ -42,10 +42,22 @@ def test_close_reason_of_exactly_1024_bytes_is_fine_and_1025_is_not(wire: Simple
     assert info.value.error_code == c.H3_MESSAGE_ERROR
 
 
-@pytest.mark.parametrize("code", [-1, 2**32])
+@pytest.mark.parametrize("code", [-1, 2**32, 2**70])
 def test_close_code_must_be_u32(wire: SimpleNamespace, code: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"^error_code must be in \[0, 0xffffffff\], got {code}$"):
         wire.capsules.encode_close_session(code, "")
+
+
+@pytest.mark.parametrize("code", [1.0, 2.5, "1", None])
+def test_close_code_that_is_not_an_integer_is_a_type_error(wire: SimpleNamespace, code: object) -> None:
+    with pytest.raises(TypeError, match=f"^error_code must be an integer, not {type(code).__name__}$"):
+        wire.capsules.encode_close_session(code, "")
+
+
+@pytest.mark.parametrize("reason", [b"bytes", None, 7])
+def test_close_reason_that_is_not_a_str_is_a_type_error(wire: SimpleNamespace, reason: object) -> None:
+    with pytest.raises(TypeError, match=f"^reason must be a str, not {type(reason).__name__}$"):
+        wire.capsules.encode_close_session(0, reason)
 
 
 @pytest.mark.parametrize("value", [b"", b"\0\0\0", b"\0\0\0\1\xff\xfe", b"\0\0\0\1\xc3"])
@@ -90,13 +102,27 @@ def test_a_known_capsule_over_the_limit_fails_at_its_length(wire: SimpleNamespac
         parser.feed(caps.encode_drain_session())
 
 
-def test_max_capsule_size_must_be_positive(wire: SimpleNamespace) -> None:
-    with pytest.raises(ValueError):
-        wire.capsules.CapsuleParser(max_capsule_size=0)
+@pytest.mark.parametrize("bad", [0, -1, -(2**70)])
+def test_max_capsule_size_must_be_positive(wire: SimpleNamespace, bad: int) -> None:
+    with pytest.raises(ValueError, match=f"^max_capsule_size must be at least 1, got {bad}$"):
+        wire.capsules.CapsuleParser(max_capsule_size=bad)
+
+
+@pytest.mark.parametrize("bad", [0.5, 64.0, "64", None])
+def test_max_capsule_size_must_be_an_integer(wire: SimpleNamespace, bad: object) -> None:
+    with pytest.raises(TypeError, match="^max_capsule_size must be an integer"):
+        wire.capsules.CapsuleParser(max_capsule_size=bad)
+
+
+def test_max_capsule_size_beyond_any_varint_means_no_limit(wire: SimpleNamespace) -> None:
+    parser = wire.capsules.CapsuleParser(max_capsule_size=2**70)
+    # A DATAGRAM capsule declaring the largest length there is: accepted, waiting for its value.
+    assert parser.feed(b"\x00" + b"\xff" * 8 + b"abc") == []
+    assert parser.in_capsule and parser.buffered == 3
 
 
 def test_buffered_and_in_capsule_follow_a_split_capsule(wire: SimpleNamespace) -> None:
-    data = wire.capsules.encode_datagram_capsule(b"z" * 50)
+    data = wire.capsules.encode_capsule(c.CAPSULE_DATAGRAM, b"z" * 50)
     parser = wire.capsules.CapsuleParser()
     assert parser.feed(data[:1]) == [] and parser.in_capsule and parser.buffered == 1
     assert parser.feed(data[1:20]) == [] and parser.buffered == 20 - 2
@@ -108,6 +134,13 @@ def test_memoryview_and_bytearray_input(wire: SimpleNamespace) -> None:
     data = wire.capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_DATA, 77)
     assert wire.capsules.CapsuleParser().feed(bytearray(data)) == [(c.WT_CAPSULE_MAX_DATA, 77)]
     assert wire.capsules.CapsuleParser().feed(memoryview(data)) == [(c.WT_CAPSULE_MAX_DATA, 77)]
+    spaced = bytes(byte for value in data for byte in (value, 0xEE))
+    assert wire.capsules.CapsuleParser().feed(memoryview(spaced)[::2]) == [(c.WT_CAPSULE_MAX_DATA, 77)]
+    assert wire.capsules.encode_capsule(c.CAPSULE_DATAGRAM, memoryview(b"axbx")[::2]) == b"\x00\x02ab"
+    with pytest.raises(TypeError, match="^data must be a bytes-like object, not str$"):
+        wire.capsules.CapsuleParser().feed("text")
+    with pytest.raises(TypeError, match="^value must be a bytes-like object, not int$"):
+        wire.capsules.encode_capsule(c.CAPSULE_DATAGRAM, 5)  # not five zero bytes
 
 
 @st.composite
@@ -125,7 +158,7 @@ def capsule_streams(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, object]]]:
             expected.append((c.WT_CAPSULE_DRAIN_SESSION, None))
         elif kind == "dgram":
             payload = draw(st.binary(max_size=80))
-            parts.append(pure.encode_datagram_capsule(payload))
+            parts.append(pure.encode_capsule(c.CAPSULE_DATAGRAM, payload))
             expected.append((c.CAPSULE_DATAGRAM, payload))
         elif kind == "varint":
             t, v = draw(st.sampled_from(VARINT_TYPES)), draw(st.integers(0, 2**62 - 1))

@@ -71,12 +71,10 @@ def test_known_frame_types_are_rfc9114_types_plus_http2_only_ones(wire: SimpleNa
 
 def test_public_names_match_the_contract(wire: SimpleNamespace) -> None:
     assert sorted(wire.frames.__all__) == sorted([
-        "KNOWN_FRAME_TYPES", "FrameError", "FrameParser", "SettingsError", "decode_settings",
-        "encode_bidi_stream_header", "encode_frame", "encode_frame_header", "encode_settings",
-        "encode_uni_stream_header", "read_bidi_stream_header", "read_uni_stream_header",
+        "KNOWN_FRAME_TYPES", "FrameParser", "decode_settings", "encode_bidi_stream_header", "encode_frame",
+        "encode_frame_header", "encode_settings", "encode_uni_stream_header", "read_bidi_stream_header",
+        "read_uni_stream_header",
     ])
-    assert wire.frames.FrameError is FrameError
-    assert wire.frames.SettingsError is SettingsError
 
 
 @pytest.mark.parametrize("value", [0, 37, 63, 64, 15293, 16383, 16384, 494878333, (1 << 30) - 1,
@@ -111,13 +109,31 @@ def test_encoders_reject_values_outside_the_varint_range(wire: SimpleNamespace, 
         f.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, bad)
 
 
-def test_encoders_reject_non_integers(wire: SimpleNamespace) -> None:
-    with pytest.raises(TypeError):
-        wire.frames.encode_frame_header(1.0, 0)
-    with pytest.raises(TypeError):
-        wire.frames.encode_frame(1, "text")
-    with pytest.raises(TypeError):
-        wire.frames.encode_settings({"a": 1})
+def test_encoders_reject_non_integers_naming_the_argument(wire: SimpleNamespace) -> None:
+    f = wire.frames
+    with pytest.raises(TypeError, match="^frame_type must be an integer, not float$"):
+        f.encode_frame_header(1.0, 0)
+    with pytest.raises(TypeError, match="^length must be an integer, not float$"):
+        f.encode_frame_header(0, 1.0)
+    with pytest.raises(TypeError, match="^frame_type must be an integer, not float$"):
+        f.encode_frame(1.0, b"")
+    with pytest.raises(TypeError, match="^payload must be a bytes-like object, not str$"):
+        f.encode_frame(1, "text")
+    with pytest.raises(TypeError, match="^setting identifier must be an integer, not str$"):
+        f.encode_settings({"a": 1})
+    with pytest.raises(TypeError, match="^setting value must be an integer, not float$"):
+        f.encode_settings({1: 1.0})
+    with pytest.raises(TypeError, match="^stream_type must be an integer, not float$"):
+        f.encode_uni_stream_header(84.0, 4)
+    with pytest.raises(TypeError, match="^session_id must be an integer, not float$"):
+        f.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, 4.0)
+    with pytest.raises(TypeError, match="^session_id must be an integer, not float$"):
+        f.encode_bidi_stream_header(4.0)
+    with pytest.raises(TypeError, match="^max_frame_size must be an integer, not float$"):
+        f.FrameParser(max_frame_size=100.0)
+    for decode in (f.decode_settings, f.read_uni_stream_header, f.read_bidi_stream_header, f.FrameParser().feed):
+        with pytest.raises(TypeError, match="bytes-like object, not str$"):
+            decode("text")
 
 
 def test_encode_frame_accepts_any_bytes_like_payload(wire: SimpleNamespace) -> None:
@@ -360,10 +376,16 @@ def test_default_max_frame_size_is_the_constant(wire: SimpleNamespace) -> None:
         wire.frames.FrameParser().feed(wire.frames.encode_frame_header(0x01, limit + 1))
 
 
-@pytest.mark.parametrize("bad", [0, -5])
+@pytest.mark.parametrize("bad", [0, -5, -(2**70)])
 def test_max_frame_size_below_one_is_rejected(wire: SimpleNamespace, bad: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"^max_frame_size must be at least 1, got {bad}$"):
         wire.frames.FrameParser(max_frame_size=bad)
+
+
+def test_max_frame_size_beyond_any_varint_means_no_limit(wire: SimpleNamespace) -> None:
+    parser = wire.frames.FrameParser(max_frame_size=2**70)
+    assert parser.feed(varint(0x01) + varint(c.VARINT_MAX) + b"abc") == []
+    assert parser.in_frame and parser.buffered == 3
 
 
 def test_buffered_counts_a_partial_known_frame(wire: SimpleNamespace) -> None:

@@ -8,6 +8,7 @@ three copies of one API: these tests fail when one of them gains or loses a publ
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 from functools import cache
 from pathlib import Path
@@ -19,6 +20,11 @@ import pywebtransport._wire as wire_pkg
 from pywebtransport._wire import MODULES, NO_EXTENSIONS, load_implementation
 
 STUB_DIR = Path(wire_pkg.__file__).parent
+
+#: Plain Python modules of ``_wire``: one module, the same for both variants.
+PLAIN_MODULES = ("flow", "error_codes")
+#: The pure modules that must not carry a varint codec of their own (``_varint_py`` is the one).
+PURE_MODULES = (*(f"_{name}_py" for name in MODULES), *PLAIN_MODULES)
 
 
 @cache
@@ -149,3 +155,27 @@ def test_classes_have_exactly_the_stub_public_members(name: str, kind: str) -> N
             f"{module.__name__}.{cls_name}: not in the stub {sorted(actual - declared_public)}, "
             f"missing {sorted(declared_public - actual)}"
         )
+
+
+@pytest.mark.parametrize("name", PLAIN_MODULES)
+def test_plain_modules_are_python_in_both_variants(name: str) -> None:
+    module = importlib.import_module(f"pywebtransport._wire.{name}")
+    # A compiled file left over from when the module had a Cython twin would shadow the .py.
+    assert (module.__file__ or "").endswith(f"{name}.py"), f"{module.__file__} shadows {name}.py: delete it"
+    assert name not in MODULES
+    assert not [path.name for path in STUB_DIR.iterdir() if path.stem.split(".")[0] in (name, f"_{name}_py")
+                and path.suffix != ".py"], f"{name} has a twin, stub or build left beside it"
+
+
+@pytest.mark.parametrize("name", PURE_MODULES)
+def test_pure_modules_share_one_varint_codec(name: str) -> None:
+    source = (STUB_DIR / f"{name}.py").read_text()
+    tree = ast.parse(source)
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "pywebtransport._wire._varint_py" for alias in node.names}
+    # The length prefix of a varint is the top two bits: only the codec shifts a byte right by 6
+    # or sets the 0x40/0x80/0xC0 prefixes.
+    for marker in (">> 6", "0x4000", "0x80000000", "0xC000000000000000"):
+        assert marker not in source, f"{name}.py has a varint codec of its own ({marker!r}); use _varint_py"
+    if name != "error_codes":  # maps codes, never touches a varint
+        assert imported, f"{name}.py does not use _varint_py"
