@@ -14,6 +14,11 @@ from typing import Any
 
 from pywebtransport import __version__
 from pywebtransport import constants as c
+from pywebtransport._protocol.budget import (
+    DEFAULT_CONNECTION_SEND_BUFFER,
+    DEFAULT_SERVER_RECEIVE_BUFFER,
+    DEFAULT_SERVER_SEND_BUFFER,
+)
 from pywebtransport._protocol.quic import congestion_control_algorithms, resolve_backend
 from pywebtransport.exceptions import ConfigurationError
 
@@ -40,6 +45,9 @@ class _CommonConfig:
     window, also the drain high-water mark), ``datagram_queue_size``/``datagram_queue_bytes``
     (received datagrams waiting to be read), ``max_frame_size``, ``max_header_block_size``,
     ``max_capsule_size``, ``max_incoming_streams_queue`` (streams not yet accepted).
+    What we hold for the peer: ``max_connection_send_buffer`` bounds the bytes written on all
+    session streams of a connection and not yet acknowledged; past it ``drain()`` and
+    ``write_all()`` wait until an eighth of it is free (``write()`` still queues).
     Session flow control (draft-15 peers): ``initial_max_data``, ``initial_max_streams_bidi``,
     ``initial_max_streams_uni``, ``flow_control_auto_extend``.
     QUIC: ``congestion_control_algorithm``, ``max_datagram_frame_size`` (transport parameter;
@@ -86,6 +94,7 @@ class _CommonConfig:
     quic_backend: str | None = None
     max_field_section_size: int = c.DEFAULT_MAX_FIELD_SECTION_SIZE
     session_idle_timeout: float | None = None
+    max_connection_send_buffer: int = DEFAULT_CONNECTION_SEND_BUFFER
 
     def __post_init__(self) -> None:
         self._validate()
@@ -110,7 +119,7 @@ class _CommonConfig:
                 raise self._fail(name, "must be None or a number > 0", value)
         for name in ("max_sessions", "stream_buffer_size", "datagram_queue_size", "datagram_queue_bytes",
                      "max_frame_size", "max_header_block_size", "max_capsule_size", "max_incoming_streams_queue",
-                     "socket_buffer_size", "max_field_section_size"):
+                     "socket_buffer_size", "max_field_section_size", "max_connection_send_buffer"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self._fail(name, "must be an int >= 1", value)
@@ -200,7 +209,14 @@ class ServerConfig(_CommonConfig):
     against the CA certificates in ``ca_certs`` (PEM) as a TLS client certificate (its
     extended key usage must allow client authentication; it needs a subjectAltName and an
     authority key identifier).
-    The aioquic backend only: qh3 1.x servers cannot ask for a certificate."""
+    The aioquic backend only: qh3 1.x servers cannot ask for a certificate.
+
+    Budgets over all connections together: ``max_server_send_buffer`` (bytes written on
+    session streams and not yet acknowledged; writers wait in ``drain()`` / ``write_all()``
+    once it is spent) and ``max_server_receive_buffer`` (bytes held for peers in streams that
+    arrived before their session and in incomplete request headers; once it is spent a new
+    early stream is refused with WT_BUFFERED_STREAM_REJECTED, draft-15 §4.6, and a request
+    whose headers do not fit with H3_REQUEST_REJECTED)."""
 
     host: str = "127.0.0.1"
     port: int = 4433
@@ -213,6 +229,8 @@ class ServerConfig(_CommonConfig):
     ca_certs: str | None = None
     verify_client: str = "none"
     reuse_port: bool = False
+    max_server_send_buffer: int = DEFAULT_SERVER_SEND_BUFFER
+    max_server_receive_buffer: int = DEFAULT_SERVER_RECEIVE_BUFFER
 
     def _validate(self) -> None:
         self._validate_common()
@@ -231,7 +249,8 @@ class ServerConfig(_CommonConfig):
         if self.verify_client != "none" and self.ca_certs is None:
             raise self._fail("ca_certs", f"must name the CA file when verify_client is {self.verify_client!r}",
                              self.ca_certs)
-        for name in ("max_connections", "max_concurrent_handshakes"):
+        for name in ("max_connections", "max_concurrent_handshakes", "max_server_send_buffer",
+                     "max_server_receive_buffer"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self._fail(name, "must be an int >= 1", value)

@@ -388,29 +388,33 @@ class _SendSide(_StreamBase):
         self.bytes_sent += len(payload)
 
     async def drain(self) -> None:
-        """Wait until the unacknowledged bytes fall to the low-water mark.
+        """Wait until the unacknowledged bytes fall to the low-water mark and the connection
+        has room to send.
 
         Above ``stream_buffer_size`` unacknowledged bytes the writer waits until the engine
-        announces (StreamWritable) that at most half of that is left: acknowledgements wake it,
-        nothing polls.
+        announces (StreamWritable) that at most half of that is left. All the streams of a
+        connection together are bounded too (``max_connection_send_buffer``, and on a server
+        ``max_server_send_buffer`` over all its connections): once that is full the writer
+        waits until an eighth of it is free again. Acknowledgements wake it, nothing polls.
         """
         port = self._port
         high = port.config.stream_buffer_size
-        if port.stream_buffered(self._stream_id) <= high:
+        if port.stream_buffered(self._stream_id) <= high and port.send_room() > 0:
             if self._stop_received:
                 self._check_writable()
             return
+        # Past the stream's high-water mark: wait down to half of it; else only for room.
+        low = high // 2 if port.stream_buffered(self._stream_id) > high else high
         timeout = port.config.write_timeout
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
-            while port.stream_buffered(self._stream_id) > high // 2:
+            while port.stream_buffered(self._stream_id) > low or port.send_room() <= 0:
                 if self._stop_received or port.is_closed:
-                    self._check_writable()
-                    raise (port.closed_error(f"stream {self._stream_id}: the session closed")
-                           or StreamClosedError(f"stream {self._stream_id}: the session closed"))
+                    self._raise_unwritable()
                 self._drain_waiter = loop.create_future()
-                port.stream_watch_writable(self._stream_id, high // 2)
+                if not port.stream_watch_writable(self._stream_id, low):
+                    self._raise_unwritable()
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 await asyncio.wait_for(self._drain_waiter, remaining)
         except asyncio.TimeoutError:
@@ -418,16 +422,32 @@ class _SendSide(_StreamBase):
         finally:
             self._drain_waiter = None
 
+    def _raise_unwritable(self) -> None:
+        self._check_writable()
+        raise (self._port.closed_error(f"stream {self._stream_id}: the session closed")
+               or StreamClosedError(f"stream {self._stream_id}: the session closed"))
+
     def _wake_drain(self) -> None:
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     async def write_all(self, data: Data, *, end_stream: bool = False, chunk_size: int = 1 << 16) -> None:
-        """Write everything with backpressure (chunk by chunk), optionally ending the stream."""
+        """Write everything with backpressure (chunk by chunk), optionally ending the stream.
+
+        Each chunk waits for room first and is cut to the connection's send room, so the
+        writers of a connection never hold more than its bound together (``write()`` +
+        ``drain()`` may pass it by one write per stream)."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
         payload = memoryview(ensure_bytes(data))
-        for start in range(0, len(payload), chunk_size):
-            self.write(bytes(payload[start:start + chunk_size]))
+        start, end = 0, len(payload)
+        while start < end:
+            await self.drain()  # returns with send_room() > 0, and nothing runs in between
+            stop = min(end, start + chunk_size, start + self._port.send_room())
+            self.write(bytes(payload[start:stop]))
+            start = stop
+        if end:
             await self.drain()
         if end_stream:
             await self.close()

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.budget import DEFAULT_CONNECTION_SEND_BUFFER, BudgetAccount, SharedBudgets
 from pywebtransport._protocol.flow_control import SessionFlow
 from pywebtransport._protocol.h3 import Http3
 from pywebtransport._protocol.quic import QuicCore
+from pywebtransport._protocol.send_buffer import SendBufferBound
 from pywebtransport._protocol.session import Session
 from pywebtransport._protocol.settings import PeerSettings, build_local_settings, wants_flow_control
 from pywebtransport._protocol.streams import StreamKind, StreamRecord, StreamTable
@@ -39,6 +41,9 @@ class EngineConfig:
     #: All early streams of the connection together (draft-15 §4.6 buffering is bounded).
     max_buffered_bytes: int = 4 << 20
     max_buffered_datagrams: int = 64
+    #: Bytes our application may have written on this connection's session streams and QUIC
+    #: not yet finished with before its writers wait in drain() (all streams together).
+    max_send_buffer: int = DEFAULT_CONNECTION_SEND_BUFFER
     max_pending_datagrams: int = 1024
     initial_max_data: int = c.DEFAULT_SESSION_MAX_DATA
     initial_max_streams_bidi: int = c.DEFAULT_SESSION_MAX_STREAMS_BIDI
@@ -58,12 +63,16 @@ class EngineConfig:
 class EngineCore:
     """Shared state of one engine, and the :class:`SessionHost` its sessions call."""
 
-    def __init__(self, quic: QuicCore, *, config: EngineConfig | None = None) -> None:
+    def __init__(self, quic: QuicCore, *, config: EngineConfig | None = None,
+                 budgets: SharedBudgets | None = None) -> None:
         self.quic = quic
         self.is_client = bool(quic.configuration.is_client)
         self.config = cfg = config or EngineConfig()
+        #: Budgets shared with the other connections of a server (none: this engine alone).
+        self.budgets = budgets if budgets is not None else SharedBudgets()
         self._events: deque[ev.EngineEvent] = deque()
-        self._streams = StreamTable(quic)
+        self._streams = StreamTable(quic, receive=BudgetAccount(self.budgets.receive))
+        self._send_bound = SendBufferBound(cfg.max_send_buffer, BudgetAccount(self.budgets.send), self._stream_held)
         self._sessions: dict[int, Session] = {}
         self._active_sessions = 0
         self._closed_order: deque[int] = deque()  # closed sessions kept for diagnostics, oldest first
@@ -170,6 +179,12 @@ class EngineCore:
                            peer_max_streams_uni=peer.initial_max_streams_uni, local_max_data=cfg.initial_max_data,
                            local_max_streams_bidi=cfg.initial_max_streams_bidi,
                            local_max_streams_uni=cfg.initial_max_streams_uni, auto_extend=cfg.flow_control_auto_extend)
+
+    def _stream_held(self, stream_id: int) -> int:
+        """Bytes written to the stream and not yet acknowledged (incl. waiting for credit)."""
+        record = self._streams.get(stream_id)
+        pending = len(record.pending) if record is not None else 0
+        return pending + self.quic.send_buffered(stream_id)
 
     def _check_usable(self) -> None:
         if self._closed:

@@ -14,11 +14,12 @@ the stream table (``streams.py``). This module holds the state they share and th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol import quic as quic_events
+from pywebtransport._protocol.budget import SharedBudgets
 from pywebtransport._protocol.core import EngineConfig
 from pywebtransport._protocol.headers import build_connect_request, build_response, decode_header_list
 from pywebtransport._protocol.quic import QuicCore
@@ -46,9 +47,15 @@ logger = logging.getLogger(__name__)
 class WebTransportEngine(RequestStreams, StreamRouting):
     """HTTP/3 + WebTransport for one QUIC connection, client or server role."""
 
-    def __init__(self, quic: QuicCore, *, config: EngineConfig | None = None) -> None:
-        super().__init__(quic, config=config)
+    def __init__(self, quic: QuicCore, *, config: EngineConfig | None = None,
+                 budgets: SharedBudgets | None = None) -> None:
+        """``budgets``: the server's shared send/receive budgets (None: this engine is bounded
+        by its own ``config`` alone)."""
+        super().__init__(quic, config=config, budgets=budgets)
         self._write_watch: dict[int, int] = {}  # stream id -> low-water mark of unacked bytes
+        #: Called when a watch is answered from outside a call into this engine (another
+        #: engine freed room in a shared budget); set by ``watch_writable``.
+        self._wakeup: Callable[[], None] | None = None
         self._credit_watch: set[tuple[int, bool]] = set()  # (session id, is_unidirectional)
 
     # ------------------------------------------------------------------ I/O surface
@@ -80,10 +87,17 @@ class WebTransportEngine(RequestStreams, StreamRouting):
         return min(timers) if timers else None
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
-        """UDP datagrams to put on the wire now."""
+        """UDP datagrams to put on the wire now.
+
+        Also where send buffers are measured again (acknowledgements arrived, data left),
+        once per transmit pass rather than per packet: a writer waiting for connection room
+        is then announced (StreamWritable), and the watch's ``wakeup`` is called, since the
+        caller collects no events after this call.
+        """
         self._now = now
         out = self.quic.datagrams_to_send(now=now)
         self._streams.sweep()  # aioquic discards finished streams while building packets
+        self._refresh_send_buffers()
         return out
 
     def next_event(self) -> ev.EngineEvent | None:
@@ -96,6 +110,7 @@ class WebTransportEngine(RequestStreams, StreamRouting):
             return
         self._closed = True
         self.quic.close(error_code=error_code, reason_phrase=reason)
+        self._release_budgets()
         cause = CloseCause.CONNECTION_CLOSED if error_code == c.H3_NO_ERROR else CloseCause.CONNECTION_ERROR
         self._end_all_sessions(reason or "connection closed", cause)
 
@@ -167,9 +182,37 @@ class WebTransportEngine(RequestStreams, StreamRouting):
 
     def stream_send_buffered(self, stream_id: int) -> int:
         """Bytes written to the stream and not yet acknowledged (incl. waiting for credit)."""
-        record = self._streams.get(stream_id)
-        pending = len(record.pending) if record is not None else 0
-        return pending + self.quic.send_buffered(stream_id)
+        return self._stream_held(stream_id)
+
+    @property
+    def send_buffered_total(self) -> int:
+        """Bytes written on all session streams of this connection and not yet acknowledged
+        (with qh3: not yet sent), including those waiting for session credit."""
+        return self._send_bound.held
+
+    @property
+    def send_buffered_peak(self) -> int:
+        """The most ``send_buffered_total`` ever was."""
+        return self._send_bound.peak
+
+    def send_buffer_room(self) -> int:
+        """Bytes writers may still queue on this connection before they must wait: what is
+        left of ``max_send_buffer`` and of the server's send budget. Once 0 it stays 0 until
+        an eighth of the smaller bound is free (the announcement ``watch_writable`` waits for)."""
+        if self._closed:
+            return 0
+        return self._send_bound.room()
+
+    @property
+    def receive_buffered_total(self) -> int:
+        """Bytes held for the peer before anything can consume them: early streams' bytes and
+        incomplete request header blocks (what this engine holds of the receive budget)."""
+        return self._streams.receive.held
+
+    @property
+    def receive_budget_refusals(self) -> int:
+        """Early streams and requests refused because the server's receive budget was spent."""
+        return self._streams.receive.refusals
 
     def stream_send_acknowledged(self, stream_id: int) -> bool:
         """Whether every byte written to the stream (FIN included) was acknowledged; bytes
@@ -336,6 +379,7 @@ class WebTransportEngine(RequestStreams, StreamRouting):
                                                 recv_closed=is_unidirectional))
         self._streams.attach(record, session_id)
         self.quic.send_stream_data(stream_id, preamble)
+        self._send_bound.wrote(stream_id, len(preamble))
         return stream_id
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
@@ -359,6 +403,7 @@ class WebTransportEngine(RequestStreams, StreamRouting):
             if now or fin:
                 self.quic.send_stream_data(stream_id, now, fin)
             session.send_capsules(capsules_out)
+        self._send_bound.wrote(stream_id, len(data))  # held by QUIC or waiting for credit
         self._maybe_forget_stream(record)
 
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
@@ -369,6 +414,7 @@ class WebTransportEngine(RequestStreams, StreamRouting):
             self._drop_pending(record)
             record.send_closed = True
             self._quic_reset(stream_id, code)
+            self._send_bound.refresh_stream(stream_id)
         self._maybe_forget_stream(record)
 
     def stop_stream(self, stream_id: int, error_code: int = 0) -> None:
@@ -411,9 +457,18 @@ class WebTransportEngine(RequestStreams, StreamRouting):
 
     # ------------------------------------------------------------------ announced writability
 
-    def watch_writable(self, stream_id: int, low_water: int) -> None:
+    def watch_writable(self, stream_id: int, low_water: int, *, wakeup: Callable[[], None] | None = None) -> None:
         """Emit StreamWritable once the stream has at most ``low_water`` bytes unacknowledged
-        (at once if it already has), or once it can no longer be written."""
+        and the connection has send room (``send_buffer_room() > 0``), at once if both hold
+        now, or once the stream can no longer be written.
+
+        ``wakeup`` is called when the event is emitted outside any call into this engine:
+        when another engine sharing the server's send budget freed room. The caller then
+        collects events as it does after its own calls (it must not re-enter the engine
+        from inside the callback; schedule that instead).
+        """
+        if wakeup is not None:
+            self._wakeup = wakeup
         self._write_watch[stream_id] = low_water
         self._check_watches()
 
@@ -430,18 +485,54 @@ class WebTransportEngine(RequestStreams, StreamRouting):
 
     def _check_watches(self) -> None:
         """O(watched streams and sessions), never a scan of all of them."""
-        for stream_id, low_water in list(self._write_watch.items()):
-            record = self._streams.get(stream_id)
-            if (record is None or record.kind is not StreamKind.WEBTRANSPORT or self._closed
-                    or self.stream_send_buffered(stream_id) <= low_water):
-                del self._write_watch[stream_id]
-                self._events.append(ev.StreamWritable(record.session_id if record is not None else -1, stream_id))
+        if self._write_watch:
+            has_room = self._closed or self._send_bound.room() > 0
+            for stream_id, low_water in list(self._write_watch.items()):
+                record = self._streams.get(stream_id)
+                if (record is None or record.kind is not StreamKind.WEBTRANSPORT or self._closed
+                        or (has_room and self.stream_send_buffered(stream_id) <= low_water)):
+                    del self._write_watch[stream_id]
+                    self._events.append(ev.StreamWritable(record.session_id if record is not None else -1,
+                                                          stream_id))
+            budget = self.budgets.send
+            if self._write_watch and not has_room and budget is not None and self._send_bound.budget_short:
+                # Room comes back when another connection's bytes are acknowledged: be told.
+                budget.notify_when(self._send_bound.resume_at, self._on_budget_room)
         for key in list(self._credit_watch):
             session_id, uni = key
             session = self._sessions.get(session_id)
             if session is None or not session.is_open or self._closed or self.can_open_stream(session_id, uni):
                 self._credit_watch.discard(key)
                 self._events.append(ev.StreamCreditAvailable(session_id, uni))
+
+    def _on_budget_room(self) -> None:
+        """The shared send budget has room again (another engine released bytes)."""
+        if self._closed:
+            return
+        before = len(self._events)
+        self._check_watches()
+        if len(self._events) != before and self._wakeup is not None:
+            self._wakeup()
+
+    def _refresh_send_buffers(self) -> None:
+        """Measure what the streams hold now (O(streams holding bytes)) and return what was
+        freed to the shared budget; announce room to writers waiting for it."""
+        if self._closed:
+            return
+        before = self._send_bound.held
+        self._send_bound.refresh()
+        if self._write_watch and self._send_bound.held < before:
+            queued = len(self._events)
+            self._check_watches()
+            if len(self._events) != queued and self._wakeup is not None:
+                self._wakeup()
+
+    def _release_budgets(self) -> None:
+        """The connection is over: what it held of the shared budgets goes back at once."""
+        self._send_bound.close()
+        self._streams.receive.close()
+        if self.budgets.send is not None:
+            self.budgets.send.cancel(self._on_budget_room)
 
     # ------------------------------------------------------------------ QUIC events
 
@@ -489,6 +580,7 @@ class WebTransportEngine(RequestStreams, StreamRouting):
     def _on_terminated(self, event: quic_events.ConnectionTerminated) -> None:
         by_peer = not self._closed
         self._closed = True
+        self._release_budgets()
         if event.idle_timeout:  # QUIC's own idle timer, whichever backend noticed it
             by_peer, cause = False, CloseCause.IDLE_TIMEOUT
         elif by_peer:

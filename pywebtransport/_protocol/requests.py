@@ -113,11 +113,25 @@ class RequestStreams(EngineCore):
             elif frame_type in _NOT_ON_REQUEST:
                 raise RemoteProtocolError(f"frame {frame_type:#x} on a request stream",
                                           error_code=c.H3_FRAME_UNEXPECTED)
+        if not self._hold_request_bytes(record):
+            return
         if fin and record.kind is not StreamKind.FINISHED:
             if parser.in_frame:  # RFC 9114 §7.1: a truncated frame is a connection error
                 raise RemoteProtocolError(f"stream {record.stream_id} ended inside a frame",
                                           error_code=c.H3_FRAME_ERROR)
             self._on_request_stream_fin(record)
+
+    def _hold_request_bytes(self, record: StreamRecord) -> bool:
+        """Charge what is held of an incomplete request header block to the server's receive
+        budget; a request that does not fit is refused unprocessed (H3_REQUEST_REJECTED, so
+        the client may retry it, RFC 9114 §4.1.1) and False returned."""
+        parser = record.parser
+        held = parser.buffered if record.kind is StreamKind.REQUEST and parser is not None else 0
+        if held == record.held_request_bytes or self._streams.hold_request_bytes(record, held):
+            return True
+        logger.info("stream %d: request refused, the server's receive budget is spent", record.stream_id)
+        self._refuse_request_stream(record, c.H3_REQUEST_REJECTED)
+        return False
 
     def _fail_request_stream(self, record: StreamRecord, code: int, reason: str) -> None:
         """A stream error on a request/CONNECT stream: reset it, end its session if any."""

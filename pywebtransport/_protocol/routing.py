@@ -4,6 +4,8 @@ end of streams (resets, STOP_SENDING) and datagrams in (RFC 9297 §5)."""
 
 from __future__ import annotations
 
+import logging
+
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.core import EngineCore
@@ -15,6 +17,8 @@ from pywebtransport.exceptions import DatagramError, FlowControlError, RemotePro
 from pywebtransport.types import CloseCause, SessionState
 
 __all__ = ["MAX_QUARTER_STREAM_ID", "StreamRouting"]
+
+logger = logging.getLogger(__name__)
 
 #: RFC 9297 §2.1: a quarter stream id above 2^60-1 cannot name a stream.
 MAX_QUARTER_STREAM_ID = (1 << 60) - 1
@@ -114,6 +118,10 @@ class StreamRouting(EngineCore):
             self._refuse_stream(record, c.WT_SESSION_GONE)
         elif self._streams.early_count >= self.config.max_buffered_streams:
             self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+        elif not self._streams.receive.try_take(0):  # the server's receive budget is spent
+            logger.info("stream %d: refused, the server's receive budget is spent", record.stream_id)
+            record.session_id = session_id
+            self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
         else:
             self._streams.hold_early(record, session_id, self._now)
 
@@ -158,9 +166,12 @@ class StreamRouting(EngineCore):
 
     def _on_webtransport_data(self, record: StreamRecord, data: bytes, fin: bool) -> None:
         if record.early is not None:
-            self._streams.add_early_bytes(record, data, fin)
             cfg = self.config
-            if record.early_bytes > cfg.max_buffered_stream_bytes or self._streams.early_bytes > cfg.max_buffered_bytes:
+            if not self._streams.add_early_bytes(record, data, fin):
+                logger.info("stream %d: refused, the server's receive budget is spent", record.stream_id)
+                self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+            elif (record.early_bytes > cfg.max_buffered_stream_bytes
+                  or self._streams.early_bytes > cfg.max_buffered_bytes):
                 self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
             return
         session = self._sessions.get(record.session_id)

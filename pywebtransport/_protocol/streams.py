@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pywebtransport._protocol.budget import BudgetAccount
 from pywebtransport._wire import capsules, frames
 
 __all__ = ["PendingBytes", "StreamKind", "StreamRecord", "StreamTable"]
@@ -104,6 +105,9 @@ class StreamRecord:
     early_bytes: int = 0
     early_fin: bool = False
     early_since: float = 0.0
+    #: Bytes of an incomplete request header block held for this stream (charged to the
+    #: receive budget, as ``early_bytes`` are).
+    held_request_bytes: int = 0
     #: Whether the stream carried session payload (its bytes count against session credit).
     carries_payload: bool = False
 
@@ -118,8 +122,11 @@ class QuicStreams(Protocol):
 class StreamTable:
     """Stream records by id, with the indexes the engine needs kept in step (no scans)."""
 
-    def __init__(self, quic: QuicStreams) -> None:
+    def __init__(self, quic: QuicStreams, *, receive: BudgetAccount | None = None) -> None:
         self._quic = quic
+        #: The engine's share of the server's receive budget: early bytes and held request
+        #: bytes are taken from it as they arrive and returned when the stream lets go of them.
+        self.receive = receive if receive is not None else BudgetAccount(None)
         self._records: dict[int, StreamRecord] = {}
         #: Session id -> ids of its open WebTransport streams.
         self._by_session: dict[int, set[int]] = {}
@@ -168,12 +175,28 @@ class StreamTable:
         self._early.setdefault(session_id, set()).add(record.stream_id)
         self.early_count += 1
 
-    def add_early_bytes(self, record: StreamRecord, data: bytes, fin: bool) -> None:
+    def add_early_bytes(self, record: StreamRecord, data: bytes, fin: bool) -> bool:
+        """Buffer bytes of an early stream; False (nothing kept) when the receive budget
+        has no room for them."""
         assert record.early is not None
+        if data and not self.receive.try_take(len(data)):
+            return False
         record.early.append(data)
         record.early_bytes += len(data)
         record.early_fin = record.early_fin or fin
         self.early_bytes += len(data)
+        return True
+
+    def hold_request_bytes(self, record: StreamRecord, amount: int) -> bool:
+        """Account for ``amount`` bytes of an incomplete header block held for ``record``;
+        False (nothing changed) when the receive budget has no room for the growth."""
+        grow = amount - record.held_request_bytes
+        if grow > 0 and not self.receive.try_take(grow):
+            return False
+        if grow < 0:
+            self.receive.release(-grow)
+        record.held_request_bytes = amount
+        return True
 
     def release_early(self, record: StreamRecord) -> tuple[bytes, bool]:
         """Stop holding an early stream; returns what it buffered and whether FIN came."""
@@ -206,6 +229,7 @@ class StreamTable:
                 del self._early[record.session_id]
         self.early_count -= 1
         self.early_bytes -= record.early_bytes
+        self.receive.release(record.early_bytes)
         record.early = None
         record.early_bytes = 0
 
@@ -215,6 +239,9 @@ class StreamTable:
         if record.kind is StreamKind.FINISHED:
             return
         self._drop_early(record)
+        if record.held_request_bytes:
+            self.receive.release(record.held_request_bytes)
+            record.held_request_bytes = 0
         ids = self._by_session.get(record.session_id)
         if ids is not None:
             ids.discard(record.stream_id)

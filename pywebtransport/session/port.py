@@ -51,7 +51,16 @@ class SessionPort(Protocol):
 
     def stream_buffered(self, stream_id: StreamId) -> int: ...
 
-    def stream_watch_writable(self, stream_id: StreamId, low_water: int) -> None: ...
+    def stream_watch_writable(self, stream_id: StreamId, low_water: int) -> bool:
+        """Have a StreamWritable announced once the stream is at most ``low_water`` bytes
+        behind and the connection has send room (``send_room() > 0``); False when nothing
+        will be announced because the connection is closed."""
+        ...
+
+    def send_room(self) -> int:
+        """Bytes writers may still queue on the connection (its send buffer bound and the
+        server's send budget); 0 means wait for StreamWritable."""
+        ...
 
     def stream_finished(self, stream_id: StreamId) -> None: ...
 

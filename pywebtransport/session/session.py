@@ -8,7 +8,7 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -107,6 +107,7 @@ class WebTransportSession:
         self._wall_anchor = time.time() - time.monotonic()  # engine clock -> wall clock, for display
         self._stats = SessionStats(session_id=session_id, created_at=time.time())
         self._health_task: asyncio.Task[None] | None = None
+        self._wake_connection = _connection_waker(self._loop, self._connection_ref)
 
     # ------------------------------------------------------------------ properties
 
@@ -785,12 +786,24 @@ class WebTransportSession:
             return 0
         return self._engine.stream_send_buffered(stream_id)
 
-    def stream_watch_writable(self, stream_id: StreamId, low_water: int) -> None:
-        """Internal (SessionPort): have the engine announce StreamWritable for this stream."""
+    def stream_watch_writable(self, stream_id: StreamId, low_water: int) -> bool:
+        """Internal (SessionPort): have the engine announce StreamWritable for this stream
+        (also when another connection of the server frees shared send budget: the engine
+        then calls the wake-up, which delivers its events on the next loop turn). False when
+        the connection is closed and nothing will be announced."""
         connection = self._connection_ref()
-        if connection is not None and not connection.is_closed:
-            self._engine.watch_writable(stream_id, low_water)
-            connection.process_engine_events()
+        if connection is None or connection.is_closed:
+            return False
+        self._engine.watch_writable(stream_id, low_water, wakeup=self._wake_connection)
+        connection.process_engine_events()
+        return True
+
+    def send_room(self) -> int:
+        """Internal (SessionPort): bytes writers may still queue on this connection."""
+        connection = self._connection_ref()
+        if connection is None or connection.is_closed:
+            return 0
+        return self._engine.send_buffer_room()
 
     def stream_finished(self, stream_id: StreamId) -> None:
         """Internal (SessionPort): both directions of the stream are done."""
@@ -952,6 +965,20 @@ class WebTransportSession:
 
     def __repr__(self) -> str:
         return f"<WebTransportSession id={self._session_id} path={self._path!r} state={self.state.value}>"
+
+
+def _connection_waker(loop: asyncio.AbstractEventLoop,
+                      connection_ref: weakref.ref[WebTransportConnection]) -> Callable[[], None]:
+    """A wake-up for the engine (see ``watch_writable``): called from inside another
+    connection's engine, it delivers this connection's events on the next loop turn. It holds
+    neither the session nor the connection, so the engine keeping it keeps nothing alive."""
+
+    def wake() -> None:
+        connection = connection_ref()
+        if connection is not None and not connection.is_closed:
+            loop.call_soon(connection.process_engine_events)
+
+    return wake
 
 
 def _asdict(diagnostics: SessionDiagnostics) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def test_defaults_are_valid_and_safe() -> None:
     ("max_incoming_streams_queue", 0), ("initial_max_data", -1), ("initial_max_streams_bidi", 2**62),
     ("max_buffered_streams", -1), ("max_datagram_frame_size", -1), ("quic_max_datagram_size", 1199),
     ("quic_max_datagram_size", 65528), ("congestion_control_algorithm", "bbr"),
+    ("max_connection_send_buffer", 0), ("max_connection_send_buffer", 1.5),
 ])
 def test_common_fields_refuse_bad_values_by_name(field: str, value: object) -> None:
     for cls in (ClientConfig, ServerConfig):
@@ -76,3 +77,16 @@ def test_reuse_port_must_be_a_bool() -> None:
     assert ServerConfig(reuse_port=True).reuse_port is True
     with pytest.raises(ConfigurationError, match="reuse_port"):
         ServerConfig(reuse_port=1)  # type: ignore[arg-type]
+
+
+def test_buffer_bounds_have_safe_defaults_and_refuse_bad_values_by_name() -> None:
+    client, server = ClientConfig(), ServerConfig()
+    assert 1 << 20 <= client.max_connection_send_buffer == server.max_connection_send_buffer
+    # A server's budgets cover many connections, and at least one connection's bound.
+    assert server.max_server_send_buffer >= server.max_connection_send_buffer
+    assert server.max_server_receive_buffer >= 1 << 20
+    for field in ("max_server_send_buffer", "max_server_receive_buffer"):
+        for bad in (0, -1, True, 2.0):
+            with pytest.raises(ConfigurationError, match=rf"ServerConfig\.{field}"):
+                ServerConfig(**{field: bad})
+    assert ServerConfig(max_server_send_buffer=1 << 30).max_server_send_buffer == 1 << 30

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from pywebtransport._protocol import EngineConfig, WebTransportEngine
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol import quic as quic_seam
+from pywebtransport._protocol.budget import SharedBudgets
 
 CLIENT_ADDR = ("10.0.0.1", 50000)  # only labels: nothing is sent anywhere
 SERVER_ADDR = ("10.0.0.2", 4433)
@@ -67,6 +68,8 @@ class Pair:
     now: float = 1000.0
     #: QUIC backend of both engines (None: $PYWEBTRANSPORT_QUIC_BACKEND, else aioquic).
     backend: str | None = None
+    #: Budgets the server engine shares with other engines (as a server's connections do).
+    server_budgets: SharedBudgets | None = None
 
     def __post_init__(self) -> None:
         backend = quic_seam.resolve_backend(self.backend)
@@ -77,7 +80,8 @@ class Pair:
         sq = quic_seam.create_quic_connection(backend, is_client=False, certificate=cert, private_key=key,
                                               original_destination_connection_id=cq.original_destination_connection_id,
                                               **{"max_data": 1 << 22, **self.server_quic})
-        self.server = WebTransportEngine(sq, config=self.server_config)  # type: ignore[arg-type]
+        self.server = WebTransportEngine(sq, config=self.server_config,  # type: ignore[arg-type]
+                                         budgets=self.server_budgets)
         if self.tweak_client:
             self.tweak_client(self.client)
         if self.tweak_server:
