@@ -55,6 +55,10 @@ CLOSE_CONFIRM_GRACE = 0.25
 #: After a browser confirmed a close, how long before CONNECTION_CLOSE may follow.
 BROWSER_CLOSE_SETTLE = 0.1
 
+#: The QUIC transport error a server refuses a connection with (RFC 9000 §20.1): when it
+#: is full or shutting down (``WebTransportServer``), answering the client's Initial at once.
+_QUIC_CONNECTION_REFUSED = 0x02
+
 #: Events that concern one session and go to its ``handle_event``.
 _SESSION_EVENTS = (ev.StreamDataReceived, ev.DatagramReceived, ev.StreamOpened, ev.StreamReset,
                    ev.StreamStopSending, ev.StreamWritable, ev.StreamCreditAvailable, ev.SessionEstablished,
@@ -351,14 +355,41 @@ class WebTransportConnection:
         at most ``config.close_timeout``, for those to be acknowledged: a CONNECTION_CLOSE
         sent in the same flight overtakes them at the peer, which then reports a lost
         connection instead of a clean close. The close runs to its end even when the caller
-        is cancelled, and every later call waits for the same close.
+        is cancelled, and every later call waits for the same close. It returns once the
+        CONNECTION_CLOSE is sent; the endpoint answers the peer's late packets with it for
+        QUIC's closing period (RFC 9000 §10.2.1, see ``wait_closing_period``).
         """
+        task = self.start_close(error_code=error_code, reason=reason)
+        if task is not None:
+            await asyncio.shield(task)
+
+    def start_close(self, *, error_code: int = c.H3_NO_ERROR, reason: str = "") -> asyncio.Task[None] | None:
+        """Begin ``close()`` without waiting for it: the connection counts as closed at once
+        (``is_closed``). Returns the close's task (None when the connection had ended already)."""
         if self._close_task is None:
             if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
-                return
+                return None
+            self._state = ConnectionState.CLOSING
             self._close_task = self._loop.create_task(self._close(error_code, reason),
                                                       name=f"pywebtransport-close-{self._connection_id}")
-        await asyncio.shield(self._close_task)
+        return self._close_task
+
+    async def wait_closing_period(self, *, timeout: float) -> bool:
+        """After the close: wait, at most ``timeout`` seconds, until QUIC's closing or draining
+        period (RFC 9000 §10.2, three PTOs) is over, during which the endpoint still answers
+        the peer's late packets with our CONNECTION_CLOSE. A client connection's own socket
+        is closed then, or at the timeout at the latest (False). Returns True at once for a
+        server connection (its server waits for the shared socket as a whole) and False at
+        once for a connection that is not closed yet.
+        """
+        if not self._owns_endpoint:
+            return True
+        if self._state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return False
+        quiet = await self._endpoint.wait_quiet(timeout)
+        if not quiet:
+            self._endpoint.close()
+        return quiet
 
     async def _close(self, error_code: int, reason: str) -> None:
         self._state = ConnectionState.CLOSING
@@ -375,8 +406,8 @@ class WebTransportConnection:
         self._engine.close(error_code, reason)
         self._process_events()
         self._endpoint.transmit(self)  # the CONNECTION_CLOSE itself
-        # aioquic lingers ~3 PTO before it reports the end; nothing more will be said, so
-        # local state can go now (PROTOCOL.md, aioquic pitfalls).
+        # Nothing more will be said: local state goes now, and the endpoint keeps only what
+        # the closing period needs (_retire).
         self._terminated(error_code, reason, False)
 
     async def wait_acknowledged(self, stream_ids: Iterable[StreamId], *, timeout: float) -> bool:
@@ -464,12 +495,30 @@ class WebTransportConnection:
         except (OSError, ValueError):
             logger.exception("could not write the qlog file of connection %s", self._connection_id)
         self._closed.set()
-        self._endpoint.forget(self)
-        if self._owns_endpoint:
-            self._endpoint.close()
+        self._retire()
         event = EventType.CONNECTION_LOST if by_peer else EventType.CONNECTION_CLOSED
         self._events.emit_nowait(event, {"connection_id": self._connection_id, "error_code": error_code,
                                          "reason": reason})
+
+    def _retire(self) -> None:
+        """Hand the endpoint what QUIC's closing or draining period needs (RFC 9000 §10.2):
+        our CONNECTION_CLOSE datagrams to answer late packets with, or none when the peer
+        closed, and when the period ends. This connection is forgotten at once.
+
+        A server keeps both periods: its shared socket must not hand a late packet to anyone
+        else. A client's own socket stays open for the closing period only, after a
+        handshake: while draining it would only drop packets (a closed port does the same),
+        and a peer that never completed a handshake has no connection to be told about.
+        """
+        self._endpoint.transmit(self)  # a CONNECTION_CLOSE still pending goes out first
+        quic = self._quic
+        close_datagrams = quic.close_datagrams
+        lingers = (quic.handshake_complete and bool(close_datagrams)) if self.is_client \
+            else self._datagrams_from_peer > 0
+        self._endpoint.retire(self, close_datagrams=close_datagrams,
+                              until=quic.closing_deadline if lingers else None,
+                              validated=self.is_client or quic.handshake_complete, peer=self._remote_address,
+                              close_endpoint=self._owns_endpoint)
 
     # ------------------------------------------------------------------ endpoint driver
 
@@ -554,6 +603,15 @@ class WebTransportConnection:
         self._quic.send_ping(self._pings)
         self.schedule_flush()
         self._arm_keep_alive()
+
+    @property
+    def sessionless_for(self) -> float | None:
+        """Seconds this connection has carried no session: since it was accepted, or since its
+        last session ended (None while it carries one, or once it is closed). A server at
+        ``max_connections`` may close the connection idle the longest to admit a new client."""
+        if self._sessions or self.is_closed:
+            return None
+        return max(0.0, self._loop.time() - self._sessionless_since)
 
     def _add_session(self, session: WebTransportSession) -> None:
         self._sessions[session.session_id] = session
@@ -688,8 +746,14 @@ class WebTransportConnection:
                                                                 "reason": event.reason})
         elif isinstance(event, ev.ConnectionTerminated):
             if self._close_error is None and not self._h3_ready.is_set():
-                self._close_error = HandshakeError(f"handshake failed: {event.reason or 'connection closed'}",
-                                                   error_code=event.error_code)
+                if event.by_peer and event.error_code == _QUIC_CONNECTION_REFUSED:
+                    host, port = self._remote_address[0], self._remote_address[1]
+                    self._close_error = ConnectionRefusedError(
+                        f"{host}:{port} refused the connection (CONNECTION_REFUSED): "
+                        f"{event.reason or 'no reason given'}", error_code=event.error_code)
+                else:
+                    self._close_error = HandshakeError(f"handshake failed: {event.reason or 'connection closed'}",
+                                                       error_code=event.error_code)
             self._terminated(event.error_code, event.reason, event.by_peer)
 
     def _on_requested(self, event: ev.SessionRequested) -> None:

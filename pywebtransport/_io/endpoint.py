@@ -9,6 +9,11 @@ socket is read and written (``modes.UdpMode``) is chosen when the endpoint opens
 A client endpoint serves one peer, so its socket is connected to it: the kernel then reports
 an ICMP port unreachable as ECONNREFUSED on the socket, which the endpoint hands to the
 client connection (``error_received``) instead of letting it wait out its timeout.
+
+A connection that has closed is retired (``retire``): for its closing or draining period
+(RFC 9000 §10.2, three PTOs) its connection ids still route, to a ``ClosingConnection``
+holding only the datagrams of its CONNECTION_CLOSE. A peer whose copy of the close was lost
+learns of it from the answer to its next packet instead of waiting out its idle timeout.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pywebtransport._io.modes import UdpMode, mmsg, requested_mode, resolve_mode
 from pywebtransport._io.packets import PacketType, encode_version_negotiation, parse_header
 from pywebtransport.types import Address
 
-__all__ = ["ClientDriver", "ConnectionDriver", "UdpEndpoint"]
+__all__ = ["MAX_CLOSING_PERIOD", "ClientDriver", "ClosingConnection", "ConnectionDriver", "UdpEndpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,12 @@ _RECEIVE_BATCH = 64
 _MIN_INITIAL_DATAGRAM = 1200
 #: How systems report an ICMP port unreachable on a UDP socket.
 _UNREACHABLE = (ConnectionRefusedError, ConnectionResetError)
+#: The longest a closed connection is kept routed (seconds), whatever its PTO says: a peer
+#: that inflates its RTT cannot make closing connections pile up.
+MAX_CLOSING_PERIOD = 10.0
+#: RFC 9000 §8.1: before the peer's address is validated, at most this many bytes are sent
+#: per byte received from it.
+_AMPLIFICATION_FACTOR = 3
 
 
 class ConnectionDriver(Protocol):
@@ -52,6 +63,77 @@ class ClientDriver(ConnectionDriver, Protocol):
     """A client connection: it alone uses its endpoint, so socket errors concern it."""
 
     def error_received(self, exc: OSError) -> None: ...
+
+
+class ClosingConnection:
+    """What is left of a connection in its closing or draining period (RFC 9000 §10.2).
+
+    Closing (we sent CONNECTION_CLOSE): packets from the peer are answered with the same
+    datagrams again, which §10.2.1 allows, at a limited rate: after the 1st, 2nd, 4th, 8th...
+    packet, and within three times the bytes received while the peer's address is not
+    validated (§8.1). Draining (the peer closed, ``close_datagrams`` empty): nothing is sent
+    (§10.2.2). At ``until`` the endpoint forgets it. Under a kilobyte each (its close
+    datagrams, connection ids and counters).
+    """
+
+    __slots__ = ("_budget", "_due", "_next_answer", "answers", "cids", "close_datagrams", "close_endpoint", "peer",
+                 "received", "until", "validated")
+
+    def __init__(self, *, close_datagrams: tuple[bytes, ...], peer: Address, until: float, validated: bool,
+                 close_endpoint: bool, cids: tuple[bytes, ...] = ()) -> None:
+        #: The connection ids that still route here.
+        self.cids = cids
+        self.close_datagrams = close_datagrams
+        self.peer = peer
+        #: When the period ends (``time.monotonic()``); None once it is over.
+        self.until: float | None = until
+        self.validated = validated
+        #: Close the endpoint once the period is over (a client's own socket).
+        self.close_endpoint = close_endpoint
+        self.received = 0  # packets from the peer during the period
+        self.answers = 0  # times the CONNECTION_CLOSE was sent again
+        self._next_answer = 1
+        self._due = False
+        self._budget = 0
+
+    @property
+    def draining(self) -> bool:
+        """Whether nothing is ever sent (the peer closed, or our close could not be built)."""
+        return not self.close_datagrams
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> None:
+        self.received += 1
+        self.peer = addr
+        if not self.validated:
+            self._budget += _AMPLIFICATION_FACTOR * len(data)
+        if self.close_datagrams and self.received >= self._next_answer:
+            self._next_answer *= 2
+            self._due = True
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        if not self._due:
+            return []
+        self._due = False
+        if not self.validated:
+            size = sum(len(data) for data in self.close_datagrams)
+            if size > self._budget:
+                return []  # it would amplify: wait for more from the peer
+            self._budget -= size
+        self.answers += 1
+        return [(data, self.peer) for data in self.close_datagrams]
+
+    def get_timer(self) -> float | None:
+        return self.until
+
+    def handle_timer(self, now: float) -> None:
+        """Nothing to do here: the endpoint forgets it once ``until`` has passed."""
+
+    def error_received(self, exc: OSError) -> None:
+        """The connection is gone already: a socket error concerns no one."""
+
+    def __repr__(self) -> str:
+        kind = "draining" if self.draining else "closing"
+        return f"<ClosingConnection {kind} peer={self.peer[0]}:{self.peer[1]} received={self.received}>"
 
 
 NewConnectionFactory = Callable[[bytes, Address], "ConnectionDriver | None"]
@@ -86,6 +168,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._flush_handle: asyncio.Handle | None = None
         self._timers: dict[ConnectionDriver, tuple[float, asyncio.TimerHandle]] = {}
         self._closed = asyncio.Event()
+        self._local_address: Address | None = None
+        #: Connections in their closing or draining period (see ``retire``).
+        self._closing: set[ClosingConnection] = set()
+        self._quiet = asyncio.Event()  # set while no connection is in its closing period
+        self._quiet.set()
         self.datagrams_in = 0
         self.datagrams_out = 0
         self.send_dropped = 0
@@ -151,6 +238,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         batch = mmsg.BatchSocket(sock, batch=_RECEIVE_BATCH) if mode is UdpMode.MMSG else None
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self._sock, self._batch, self._mode = sock, batch, mode
+        self._local_address = _address(sock.getsockname())
 
     @property
     def mode(self) -> UdpMode:
@@ -205,6 +293,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
+        self._local_address = _address(transport.get_extra_info("sockname"))
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _tune(sock, self._socket_buffer_size)
@@ -214,12 +303,10 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     @property
     def local_address(self) -> Address:
-        if self._sock is not None:
-            addr = self._sock.getsockname()
-        else:
-            assert self._transport is not None
-            addr = self._transport.get_extra_info("sockname")
-        return (addr[0], addr[1])
+        """The bound address (still known once the socket is closed)."""
+        if self._local_address is None:
+            raise RuntimeError("the endpoint has no socket yet")
+        return self._local_address
 
     def attach_client(self, connection: ClientDriver) -> None:
         """Route every datagram on this socket, and its errors, to one client connection."""
@@ -233,7 +320,15 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def forget(self, connection: ConnectionDriver) -> None:
         """Drop every route and timer of a finished connection."""
-        for cid in [cid for cid, conn in self._by_cid.items() if conn is connection]:
+        self._forget(connection)
+
+    def _forget(self, connection: ConnectionDriver) -> list[bytes]:
+        """``forget``; returns the connection ids that routed to ``connection``."""
+        if isinstance(connection, ClosingConnection):
+            cids = [cid for cid in connection.cids if self._by_cid.get(cid) is connection]
+        else:
+            cids = [cid for cid, conn in self._by_cid.items() if conn is connection]
+        for cid in cids:
             del self._by_cid[cid]
         entry = self._timers.pop(connection, None)
         if entry is not None:
@@ -241,10 +336,75 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._dirty.discard(connection)
         if self._client is connection:
             self._client = None
+        return cids
 
     @property
     def connection_count(self) -> int:
-        return len(set(self._by_cid.values()))
+        """Live connections routed here (those in their closing period are not counted)."""
+        return len({c for c in self._by_cid.values() if not isinstance(c, ClosingConnection)})
+
+    @property
+    def closing_count(self) -> int:
+        """Closed connections still in their closing or draining period (see ``retire``)."""
+        return len(self._closing)
+
+    def retire(self, connection: ConnectionDriver, *, close_datagrams: tuple[bytes, ...] = (),
+               until: float | None = None, validated: bool = True, peer: Address | None = None,
+               close_endpoint: bool = False) -> ClosingConnection | None:
+        """A connection has closed: route its connection ids to a ``ClosingConnection`` until
+        ``until`` (``time.monotonic()``; at most ``MAX_CLOSING_PERIOD`` from now), then forget them.
+
+        ``close_datagrams`` are the datagrams that carried our CONNECTION_CLOSE, sent again to
+        answer late packets; none means draining (RFC 9000 §10.2.2): packets are dropped.
+        ``validated`` says whether the peer's address was validated (else answers stay within
+        three times what it sent, §8.1). ``close_endpoint`` closes this endpoint when the
+        period ends (a client's own socket), or at once when there is no period (``until``
+        None or past). Returns the record kept, or None.
+        """
+        was_client = self._client is connection
+        cids = self._forget(connection)
+        now = time.monotonic()
+        if until is None or until <= now or not (cids or was_client):
+            if close_endpoint:
+                self.close()
+            return None
+        address = peer if peer is not None else self._peer
+        if address is None:
+            if close_endpoint:
+                self.close()
+            return None
+        closing = ClosingConnection(close_datagrams=close_datagrams, peer=address,
+                                    until=min(until, now + MAX_CLOSING_PERIOD), validated=validated,
+                                    close_endpoint=close_endpoint, cids=tuple(cids))
+        for cid in cids:
+            self._by_cid[cid] = closing
+        if was_client:
+            self._client = closing
+        self._closing.add(closing)
+        self._quiet.clear()
+        self._arm_timer(closing)
+        return closing
+
+    def _expire(self, closing: ClosingConnection) -> None:
+        """The closing period of ``closing`` is over: forget it (and close a client's socket)."""
+        closing.until = None
+        self._closing.discard(closing)
+        self.forget(closing)
+        if not self._closing:
+            self._quiet.set()
+        if closing.close_endpoint:
+            self.close()
+
+    async def wait_quiet(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until no closed connection is in its closing
+        period any more (True), or the endpoint closed; False when the time ran out first."""
+        if self._quiet.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._quiet.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     # -- receive
     def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
@@ -366,6 +526,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def _on_timer(self, connection: ConnectionDriver) -> None:
         self._timers.pop(connection, None)
+        if isinstance(connection, ClosingConnection):
+            self._expire(connection)
+            return
         try:
             connection.handle_timer(time.monotonic())
         except Exception:
@@ -381,6 +544,13 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        for closing in list(self._closing):  # their periods end with the socket
+            closing.until = None
+            self._forget(closing)
+        self._closing.clear()
+        if isinstance(self._client, ClosingConnection):
+            self._client = None
+        self._quiet.set()
         if self._sock is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
@@ -392,6 +562,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+
+def _address(sockname: Any) -> Address:
+    """(host, port) of a socket name (IPv6 names carry flow info and scope id as well)."""
+    return (str(sockname[0]), int(sockname[1]))
 
 
 def _reuse_port(sock: socket.socket) -> None:

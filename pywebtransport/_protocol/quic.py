@@ -148,11 +148,17 @@ class ConnectionIdRetired:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionTerminated:
-    """The connection ended; ``idle_timeout`` is True when QUIC's idle timer ended it."""
+    """The connection ended; ``idle_timeout`` is True when QUIC's idle timer ended it.
+
+    Reported once, as soon as QUIC knows: when a close is pending or our CONNECTION_CLOSE
+    went out, and when the peer's arrived (``by_peer``), not three PTOs later when the
+    closing or draining period (RFC 9000 §10.2) ends; the backend keeps those periods.
+    """
 
     error_code: int
     reason_phrase: str
     idle_timeout: bool = False
+    by_peer: bool = False
 
 
 QuicEvent: TypeAlias = (StreamDataReceived | DatagramFrameReceived | DatagramFrameLost | StreamReset
@@ -198,6 +204,14 @@ class QuicCore(Protocol):
     def next_event(self) -> QuicEvent | None: ...
     def close(self, error_code: int = ..., frame_type: int | None = None, reason_phrase: str = "") -> None: ...
     def send_ping(self, uid: int) -> None: ...
+
+    # closing (RFC 9000 §10.2)
+    @property
+    def is_closing(self) -> bool: ...
+    @property
+    def closing_deadline(self) -> float | None: ...
+    @property
+    def close_datagrams(self) -> tuple[bytes, ...]: ...
 
     # streams
     def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int: ...

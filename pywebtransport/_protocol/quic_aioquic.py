@@ -11,6 +11,11 @@ DATAGRAM frames in packets declared lost are counted (``datagrams_dropped``) and
 ``DatagramFrameLost`` events. A server asks for a client certificate when
 ``request_client_certificate`` is set; the chain is verified by the caller after the
 handshake. aioquic implements no RESET_STREAM_AT (``supports_reset_stream_at`` is False).
+The end of the connection is reported (``ConnectionTerminated``) as soon as a close is
+pending or the peer's CONNECTION_CLOSE arrived, not when aioquic's closing or draining
+period ends three PTOs later; the datagrams that carried our close are kept
+(``close_datagrams``) with the period's end (``closing_deadline``), so that the endpoint can
+answer late packets for that period after the connection itself is gone (RFC 9000 §10.2).
 """
 
 from __future__ import annotations
@@ -169,10 +174,17 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_update_traffic_key"),
     ("QuicConnection", "_handshake_complete"),
     ("QuicFileLogger", "_traces"),
+    ("QuicConnection", "_state"),
+    ("QuicConnection", "_close_event"),
+    ("QuicConnection", "_close_pending"),
+    ("QuicConnection", "_close_at"),
 )
 
-#: aioquic's ConnectionTerminated phrase when its idle timer (not the peer) ended the connection.
-_AIOQUIC_IDLE_PHRASE = "Idle timeout"
+#: aioquic's and qh3's ConnectionTerminated phrase when the idle timer (not the peer) ended it.
+_IDLE_PHRASE = _AIOQUIC_IDLE_PHRASE = "Idle timeout"
+#: The connection states (both libraries' QuicConnectionState names) in which QUIC sends
+#: nothing but CONNECTION_CLOSE.
+_END_STATE_NAMES = frozenset({"CLOSING", "DRAINING", "TERMINATED"})
 
 
 def _translate_aioquic(event: aq_events.QuicEvent) -> QuicEvent | None:
@@ -225,7 +237,64 @@ class AioquicFamilyMethods:
     _datagrams_pending: Any
     _loss: Any
     _host_cids: Any
+    _state: Any
+    _close_event: Any
+    _close_pending: bool
+    _close_at: float | None
     host_cid: bytes
+    #: Whether the ConnectionTerminated event was handed out (it is, once, as early as known).
+    _termination_reported = False
+    #: The datagrams that carried our CONNECTION_CLOSE, kept to answer late packets with.
+    _close_datagrams: tuple[bytes, ...] = ()
+
+    # -- closing (RFC 9000 §10.2). Both libraries report the end only when the closing or
+    # draining period is over, three PTOs later; until then the application would go on
+    # writing to a connection that is gone. The end is reported as soon as it is known
+    # instead, and the period is left to whoever routes packets (``closing_deadline``).
+
+    @property
+    def is_closing(self) -> bool:
+        """Whether QUIC will send nothing more but CONNECTION_CLOSE: a close is pending, or
+        the connection is closing, draining or over (the library's _close_event/_state)."""
+        return self._close_event is not None or self._state.name in _END_STATE_NAMES
+
+    @property
+    def closing_deadline(self) -> float | None:
+        """When the closing or draining period ends (three PTOs after the close was sent or
+        received, as the library computes it in _close_at); None outside those periods."""
+        if self._state.name in ("CLOSING", "DRAINING"):
+            return self._close_at
+        return None
+
+    @property
+    def close_datagrams(self) -> tuple[bytes, ...]:
+        """The datagrams that carried our CONNECTION_CLOSE (empty before it was sent, and after
+        a close by the peer: a draining endpoint sends nothing, RFC 9000 §10.2.2)."""
+        return self._close_datagrams
+
+    def _note_close_sent(self, was_pending: bool, datagrams: list[tuple[bytes, Any]]) -> None:
+        """Keep the datagrams of the send that wrote the CONNECTION_CLOSE (RFC 9000 §10.2.1
+        allows sending the same packet again to answer late ones)."""
+        if was_pending and datagrams:
+            self._close_datagrams = tuple(data for data, _ in datagrams)
+
+    def _terminal_event(self, translated: QuicEvent | None) -> QuicEvent | None:
+        """``translated`` unless it is the library's late ConnectionTerminated, already reported."""
+        if isinstance(translated, ConnectionTerminated):
+            if self._termination_reported:
+                return None
+            self._termination_reported = True
+        return translated
+
+    def _early_termination(self) -> ConnectionTerminated | None:
+        """The ConnectionTerminated to report now that the event queue is empty, when a close
+        is known and was not reported yet (the library's _close_event says why)."""
+        close = self._close_event
+        if close is None or self._termination_reported:
+            return None
+        self._termination_reported = True
+        return ConnectionTerminated(close.error_code, close.reason_phrase, close.reason_phrase == _IDLE_PHRASE,
+                                    by_peer=self._state.name == "DRAINING")
 
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Implemented by each backend: the libraries differ here."""
@@ -364,10 +433,17 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         """The next backend-neutral event (aioquic's PING acks and ALPN events are skipped)."""
         queue = self._events  # aioquic's own event deque (QuicConnection._events)
         while queue:
-            event = _translate_aioquic(queue.popleft())
+            event = self._terminal_event(_translate_aioquic(queue.popleft()))
             if event is not None:
                 return event
-        return None
+        return self._early_termination()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """aioquic's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``)."""
+        was_pending = self._close_pending
+        datagrams = super().datagrams_to_send(now=now)
+        self._note_close_sent(was_pending, datagrams)
+        return datagrams
 
     # -- read-driven stream credit
     def consume_stream_data(self, stream_id: int, amount: int) -> None:

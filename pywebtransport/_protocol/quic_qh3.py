@@ -39,6 +39,11 @@ crypto into a native module. What differs from the aioquic backend:
   counts the frames of every packet declared lost (a spuriously declared loss counts too),
   and a ``DatagramFrameLost`` event lets the engine count it for its session.
 
+- Closing. As on aioquic, the end is reported as soon as it is known and the close
+  datagrams are kept for the endpoint (see ``AioquicFamilyMethods``); qh3's own resending
+  of CONNECTION_CLOSE while closing is not used, since the connection is forgotten once the
+  close is sent and the endpoint answers late packets itself.
+
 - TLS extras. The exporter master secret is captured as on aioquic (qh3's TLS state
   machine is Python, with the same key schedule). qh3 1.x answers a CertificateRequest as a
   client, but its server never sends one: ``request_client_certificate`` is refused (a
@@ -125,6 +130,10 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_handshake_complete"),
     ("tls.Context", "key_schedule"),
     ("tls.Context", "_peer_certificate_chain"),
+    ("QuicConnection", "_state"),
+    ("QuicConnection", "_close_event"),
+    ("QuicConnection", "_close_pending"),
+    ("QuicConnection", "_close_at"),
 )
 
 #: qh3's ConnectionTerminated phrase when its idle timer (not the peer) ended the connection.
@@ -353,10 +362,17 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         """The next backend-neutral event (qh3's PING acks and ALPN events are skipped)."""
         queue = self._events  # qh3's own event deque (QuicConnection._events)
         while queue:
-            event = _translate(queue.popleft())
+            event = self._terminal_event(_translate(queue.popleft()))
             if event is not None:
                 return event
-        return None
+        return self._early_termination()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """qh3's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``)."""
+        was_pending = self._close_pending
+        datagrams = super().datagrams_to_send(now=now)
+        self._note_close_sent(was_pending, datagrams)
+        return datagrams
 
     # -- read-driven stream credit (see the module docstring)
     def _get_or_create_stream(self, frame_type: int, stream_id: int) -> QuicStream:

@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from pywebtransport._io import UdpEndpoint
@@ -30,12 +30,17 @@ class WebTransportClient:
     TLS is verified by default. For development servers, pin the certificate by its SHA-256
     (``ClientConfig(server_certificate_hashes=[...])``, as browsers do) or, on loopback only,
     turn verification off with ``ClientConfig(verify_mode=False)``.
+
+    A connection that ended keeps its socket for QUIC's closing period (RFC 9000 §10.2,
+    three PTOs), answering the server's late packets with the close; ``close()`` waits for
+    those periods, at most ``config.close_timeout``.
     """
 
     def __init__(self, *, config: ClientConfig | None = None) -> None:
         self._config = config or ClientConfig()
         self._connections: set[WebTransportConnection] = set()
-        self._closing: set[asyncio.Future[None]] = set()
+        #: Closes under way and closing periods being waited out (see ``close``).
+        self._closing: set[asyncio.Future[Any]] = set()
         self._closed = False
         self.sessions_opened = 0
         self.connect_failures = 0
@@ -122,6 +127,8 @@ class WebTransportClient:
             remote_address=remote, owns_endpoint=True)
         endpoint.attach_client(connection)
         self._connections.add(connection)
+        for ended in (EventType.CONNECTION_CLOSED, EventType.CONNECTION_LOST):
+            connection.events.on(ended, lambda _event: self._connection_ended(connection))
         try:
             connection.connect()
             await connection.wait_connected(timeout=remaining())
@@ -138,8 +145,6 @@ class WebTransportClient:
         # Every session on the connection counts, also those opened later with
         # ``session.connection.open_session(...)``: the connection closes after the last one.
         connection.events.on(EventType.SESSION_CLOSED, lambda _event: self._session_closed(connection))
-        for ended in (EventType.CONNECTION_CLOSED, EventType.CONNECTION_LOST):
-            connection.events.on(ended, lambda _event: self._connections.discard(connection))
         return session
 
     def _session_closed(self, connection: WebTransportConnection) -> None:
@@ -148,9 +153,18 @@ class WebTransportClient:
             return
         self._connections.discard(connection)
         if not connection.is_closed:
-            task = asyncio.ensure_future(connection.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._track(connection.close())
+
+    def _connection_ended(self, connection: WebTransportConnection) -> None:
+        """``connection`` closed (either end): its socket lives on for QUIC's closing period,
+        which ``close()`` waits out (bounded by ``config.close_timeout``)."""
+        self._connections.discard(connection)
+        self._track(connection.wait_closing_period(timeout=self._config.close_timeout))
+
+    def _track(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     @staticmethod
     async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Address:
@@ -163,11 +177,14 @@ class WebTransportClient:
         return (str(address[0]), int(address[1]))
 
     async def close(self) -> None:
-        """Close every connection this client opened."""
+        """Close every connection this client opened, then wait (at most
+        ``config.close_timeout``) until their closing periods are over and their sockets closed."""
         self._closed = True
         connections, self._connections = list(self._connections), set()
-        closing = list(self._closing)
-        await asyncio.gather(*(c.close() for c in connections), *closing, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+        # Each connection that ended queued the wait for its closing period (_connection_ended).
+        while pending := [task for task in self._closing if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def get_stats(self) -> dict[str, Any]:
         return {"connections": len(self.connections), "sessions_opened": self.sessions_opened,

@@ -32,7 +32,8 @@ from pywebtransport.types import Address, CloseCause
 if TYPE_CHECKING:
     from pywebtransport.manager.session_manager import SessionManager
 
-__all__ = ["DEFAULT_MAX_CONCURRENT_HANDSHAKES", "RequestDecider", "SessionHandler", "WebTransportServer"]
+__all__ = ["DEFAULT_MAX_CONCURRENT_HANDSHAKES", "DEFAULT_PRE_SESSION_GRACE", "REAP_REASON", "RequestDecider",
+           "SessionHandler", "WebTransportServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,12 @@ logger = logging.getLogger(__name__)
 #: clients are refused at once, so a burst cannot starve established sessions. Read from
 #: ``ServerConfig.max_concurrent_handshakes`` when the config has that field.
 DEFAULT_MAX_CONCURRENT_HANDSHAKES = 64
+#: At ``max_connections``, a connection that has carried no session for this many seconds
+#: (since it was accepted, or since its last session ended) may be closed to admit a new
+#: client. Read from ``ServerConfig.pre_session_grace`` when the config has that field.
+DEFAULT_PRE_SESSION_GRACE = 3.0
+#: The reason phrase of the CONNECTION_CLOSE (H3_NO_ERROR) that a reaped connection gets.
+REAP_REASON = "closed while idle without a session: the server is at max_connections"
 #: At most one "refusing connection" warning per this many seconds; the others are counted.
 _REFUSAL_LOG_INTERVAL = 1.0
 #: Original destination connection ids of recently refused Initials: a client's retransmitted
@@ -68,7 +75,11 @@ class WebTransportServer:
     Before a session is accepted: a present ``origin`` header not in ``config.allowed_origins``
     gets 403, then the path's handler and ``decider`` are consulted, then ``session_manager``
     (if given) must have room for it, else ``session_limit_status`` (503). New connections
-    over ``config.max_connections`` or over the concurrent handshake cap are refused.
+    over the concurrent handshake cap are refused with CONNECTION_REFUSED. At
+    ``config.max_connections``, the connection without a session for the longest time is
+    closed to make room, if that is longer than ``pre_session_grace`` (3 s; see
+    ``DEFAULT_PRE_SESSION_GRACE``); only when there is none is the new client refused.
+    Connections in QUIC's closing period (RFC 9000 §10.2) do not count.
     """
 
     def __init__(self, *, config: ServerConfig | None = None, handler: SessionHandler | None = None,
@@ -106,6 +117,9 @@ class WebTransportServer:
         self.handshakes_refused = 0
         self.handshakes_abandoned = 0
         self.refusal_warnings = 0
+        self.connections_reaped = 0
+        self._reap_logged_at: float | None = None
+        self._reaps_unlogged = 0
 
     # -- configuration
     @property
@@ -146,6 +160,13 @@ class WebTransportServer:
     def connections(self) -> list[WebTransportConnection]:
         """The live connections (a connection leaves as soon as it closes or is lost)."""
         return [c for c in self._connections if _is_live(c)]
+
+    @property
+    def pre_session_grace(self) -> float:
+        """Seconds without a session after which a connection may be closed to admit a new
+        client when the server is at ``max_connections``."""
+        value = getattr(self._config, "pre_session_grace", None)
+        return DEFAULT_PRE_SESSION_GRACE if value is None else float(value)
 
     @property
     def max_concurrent_handshakes(self) -> int:
@@ -200,6 +221,10 @@ class WebTransportServer:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._endpoint is not None:
+                # RFC 9000 §10.2: the socket answers late packets with each CONNECTION_CLOSE
+                # until the closing periods are over (bounded by close_timeout).
+                await self._endpoint.wait_quiet(self._config.close_timeout)
         finally:
             if self._endpoint is not None:
                 self._endpoint.close()
@@ -236,14 +261,16 @@ class WebTransportServer:
     def _new_connection(self, original_dcid: bytes, addr: Address) -> WebTransportConnection | None:
         if self._closing:
             return None
-        live = len(self.connections)
-        if live >= self._config.max_connections:
-            self._note_refusal(original_dcid, addr, f"max_connections ({self._config.max_connections}) reached")
-            return None
         handshaking = self._handshakes_in_progress()
         if handshaking >= self.max_concurrent_handshakes:
             self._note_refusal(original_dcid, addr, f"{handshaking} handshakes in progress "
                                                     f"(max_concurrent_handshakes)", handshake=True)
+            return None
+        live = self.connections
+        # A retransmitted Initial of a client already refused reaps nothing: that client has gone.
+        if len(live) >= self._config.max_connections and (original_dcid in self._recent_refusals
+                                                          or not self._reap(live)):
+            self._note_refusal(original_dcid, addr, f"max_connections ({self._config.max_connections}) reached")
             return None
         self._recent_refusals.pop(original_dcid, None)
         assert self._endpoint is not None and self._quic_configuration is not None
@@ -265,6 +292,31 @@ class WebTransportServer:
         connection.events.on(EventType.CONNECTION_CLOSED, gone)
         connection.events.on(EventType.CONNECTION_LOST, gone)
         return connection
+
+    def _reap(self, live: list[WebTransportConnection]) -> bool:
+        """At ``max_connections``: close the connection that has carried no session for the
+        longest time, if that is longer than ``pre_session_grace``, with CONNECTION_CLOSE
+        (H3_NO_ERROR, ``REAP_REASON``). False when none qualifies (the new client is refused)."""
+        grace = self.pre_session_grace
+        idle = [(since, c) for c in live if (since := c.sessionless_for) is not None and since >= grace]
+        if not idle:
+            return False
+        since, victim = max(idle, key=lambda entry: entry[0])
+        victim.start_close(reason=REAP_REASON)  # it stops counting at once
+        self.spawn(victim.close(), name=f"pywebtransport-reap-{victim.connection_id}")
+        self._handshaking.pop(victim, None)
+        self.connections_reaped += 1
+        now = time.monotonic()
+        if self._reap_logged_at is not None and now - self._reap_logged_at < _REFUSAL_LOG_INTERVAL:
+            self._reaps_unlogged += 1
+            return True
+        unlogged, self._reaps_unlogged = self._reaps_unlogged, 0
+        self._reap_logged_at = now
+        more = f" ({unlogged} more since the last message)" if unlogged else ""
+        logger.info("max_connections (%d) reached: closed the connection from %s:%d, %.1fs without a session, "
+                    "to admit a new client%s", self._config.max_connections, victim.remote_address[0],
+                    victim.remote_address[1], since, more)
+        return True
 
     def _handshakes_in_progress(self) -> int:
         """Handshakes under way; one older than ``config.connect_timeout`` is abandoned (its
@@ -429,6 +481,8 @@ class WebTransportServer:
             "handshakes_in_progress": self._handshakes_in_progress(),
             "handshakes_refused": self.handshakes_refused,
             "handshakes_abandoned": self.handshakes_abandoned,
+            "connections_reaped": self.connections_reaped,
+            "connections_closing": self._endpoint.closing_count if self._endpoint is not None else 0,
             "tasks": len(self._tasks),
         }
 
