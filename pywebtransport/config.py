@@ -216,7 +216,11 @@ class ServerConfig(_CommonConfig):
     once it is spent) and ``max_server_receive_buffer`` (bytes held for peers in streams that
     arrived before their session and in incomplete request headers; once it is spent a new
     early stream is refused with WT_BUFFERED_STREAM_REJECTED, draft-15 §4.6, and a request
-    whose headers do not fit with H3_REQUEST_REJECTED)."""
+    whose headers do not fit with H3_REQUEST_REJECTED).
+
+    ``pre_session_grace``: at ``max_connections``, a connection that has carried no session
+    for this many seconds (since it was accepted or its last session ended) may be closed
+    (CONNECTION_CLOSE, H3_NO_ERROR) to admit a new client."""
 
     host: str = "127.0.0.1"
     port: int = 4433
@@ -231,6 +235,7 @@ class ServerConfig(_CommonConfig):
     reuse_port: bool = False
     max_server_send_buffer: int = DEFAULT_SERVER_SEND_BUFFER
     max_server_receive_buffer: int = DEFAULT_SERVER_RECEIVE_BUFFER
+    pre_session_grace: float = 3.0
 
     def _validate(self) -> None:
         self._validate_common()
@@ -254,6 +259,9 @@ class ServerConfig(_CommonConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self._fail(name, "must be an int >= 1", value)
+        grace = self.pre_session_grace
+        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace < float("inf"):
+            raise self._fail("pre_session_grace", "must be a finite number of seconds >= 0", grace)
         if not 400 <= self.reject_status_for_unknown_path <= 599:
             raise self._fail("reject_status_for_unknown_path", "must be a 4xx or 5xx status",
                              self.reject_status_for_unknown_path)

@@ -16,6 +16,7 @@ from pywebtransport import constants as c
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol import EngineConfig, WebTransportEngine
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.budget import SharedBudgets
 from pywebtransport._protocol.quic import (
     TLS_ALERT_BAD_CERTIFICATE,
     TLS_ALERT_CERTIFICATE_REQUIRED,
@@ -93,6 +94,7 @@ def engine_config(config: ClientConfig | ServerConfig) -> EngineConfig:
         flow_control_auto_extend=config.flow_control_auto_extend,
         max_field_section_size=config.max_field_section_size,
         session_idle_timeout=config.session_idle_timeout,
+        max_send_buffer=config.max_connection_send_buffer,
     )
 
 
@@ -146,7 +148,8 @@ class WebTransportConnection:
     def __init__(self, *, config: ClientConfig | ServerConfig, endpoint: UdpEndpoint,
                  quic_configuration: QuicSettings, remote_address: Address,
                  original_destination_connection_id: bytes | None = None,
-                 on_session_request: SessionRequestHandler | None = None, owns_endpoint: bool = False) -> None:
+                 on_session_request: SessionRequestHandler | None = None, owns_endpoint: bool = False,
+                 budgets: SharedBudgets | None = None) -> None:
         self._config = config
         self._endpoint = endpoint
         self._owns_endpoint = owns_endpoint
@@ -156,7 +159,7 @@ class WebTransportConnection:
         quic = quic_configuration.create_connection(
             original_destination_connection_id=original_destination_connection_id)
         self._quic = quic
-        self._engine = WebTransportEngine(quic, config=engine_config(config))
+        self._engine = WebTransportEngine(quic, config=engine_config(config), budgets=budgets)
         self._connection_id: ConnectionId = os.urandom(8).hex()
         self._state = ConnectionState.IDLE if self.is_client else ConnectionState.CONNECTING
         self._events = EventEmitter()

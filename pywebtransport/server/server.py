@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.budget import SharedBudgets
 from pywebtransport._protocol.quic import QuicSettings, build_connection_refused
 from pywebtransport._protocol.settings import DIALECT_DRAFT02
 from pywebtransport.config import ServerConfig
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_CONCURRENT_HANDSHAKES = 64
 #: At ``max_connections``, a connection that has carried no session for this many seconds
 #: (since it was accepted, or since its last session ended) may be closed to admit a new
-#: client. Read from ``ServerConfig.pre_session_grace`` when the config has that field.
+#: client: the default of ``ServerConfig.pre_session_grace``.
 DEFAULT_PRE_SESSION_GRACE = 3.0
 #: The reason phrase of the CONNECTION_CLOSE (H3_NO_ERROR) that a reaped connection gets.
 REAP_REASON = "closed while idle without a session: the server is at max_connections"
@@ -86,6 +87,9 @@ class WebTransportServer:
                  decider: RequestDecider | None = None, session_manager: SessionManager | None = None,
                  session_limit_status: int = 503, protocols: Sequence[str] = ()) -> None:
         self._config = config or ServerConfig()
+        #: Buffered-byte budgets all of this server's connections share (send and receive).
+        self._budgets = SharedBudgets.of(send=self._config.max_server_send_buffer,
+                                         receive=self._config.max_server_receive_buffer)
         #: Subprotocols this server speaks, most preferred first (draft-15 §3.3): a session gets
         #: the first of these the client offered, unless a decider chose with select_protocol().
         self._protocols = tuple(protocols)
@@ -164,9 +168,8 @@ class WebTransportServer:
     @property
     def pre_session_grace(self) -> float:
         """Seconds without a session after which a connection may be closed to admit a new
-        client when the server is at ``max_connections``."""
-        value = getattr(self._config, "pre_session_grace", None)
-        return DEFAULT_PRE_SESSION_GRACE if value is None else float(value)
+        client when the server is at ``max_connections`` (``ServerConfig.pre_session_grace``)."""
+        return float(self._config.pre_session_grace)
 
     @property
     def max_concurrent_handshakes(self) -> int:
@@ -277,7 +280,7 @@ class WebTransportServer:
         connection = WebTransportConnection(
             config=self._config, endpoint=self._endpoint, quic_configuration=self._quic_configuration,
             remote_address=addr, original_destination_connection_id=original_dcid,
-            on_session_request=self._on_session_request)
+            on_session_request=self._on_session_request, budgets=self._budgets)
         self._connections.add(connection)
         self._handshaking[connection] = time.monotonic()
 

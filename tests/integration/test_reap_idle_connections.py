@@ -6,7 +6,6 @@ admitted; a connection carrying a session, or one younger than the grace, is nev
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -32,12 +31,9 @@ pytestmark = pytest.mark.timeout(90)
 WAIT = 10.0
 
 
-def with_grace(config: ServerConfig, grace: float, monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
-    """``config`` with ``pre_session_grace`` set (a config field when there is one)."""
-    if "pre_session_grace" in {f.name for f in dataclasses.fields(ServerConfig)}:
-        return config.replace(pre_session_grace=grace)
-    monkeypatch.setattr(server_module, "DEFAULT_PRE_SESSION_GRACE", grace)
-    return config
+def with_grace(config: ServerConfig, grace: float) -> ServerConfig:
+    """``config`` with ``pre_session_grace`` set."""
+    return config.replace(pre_session_grace=grace)
 
 
 @asynccontextmanager
@@ -67,8 +63,8 @@ async def sessionless(server: WebTransportServer, config: ClientConfig) -> Async
 
 
 async def test_an_idle_connection_without_a_session_is_closed_to_admit_a_new_client(
-        server_config, client_config, monkeypatch) -> None:
-    config = with_grace(server_config.replace(max_connections=1), 0.0, monkeypatch)
+        server_config, client_config) -> None:
+    config = with_grace(server_config.replace(max_connections=1), 0.0)
     async with started(config) as (server, base), sessionless(server, client_config) as idle, \
             WebTransportClient(config=client_config) as client:
         session = await client.connect(f"{base}/echo")  # refused without reaping
@@ -81,8 +77,8 @@ async def test_an_idle_connection_without_a_session_is_closed_to_admit_a_new_cli
         assert (stats["connections_reaped"], stats["connections_refused"], stats["connections"]) == (1, 0, 1)
 
 
-async def test_the_connection_idle_the_longest_goes_first(server_config, client_config, monkeypatch) -> None:
-    config = with_grace(server_config.replace(max_connections=2), 0.0, monkeypatch)
+async def test_the_connection_idle_the_longest_goes_first(server_config, client_config) -> None:
+    config = with_grace(server_config.replace(max_connections=2), 0.0)
     async with started(config) as (server, base), sessionless(server, client_config) as older, \
             sessionless(server, client_config) as younger, WebTransportClient(config=client_config) as client:
         await client.connect(f"{base}/echo")
@@ -91,8 +87,8 @@ async def test_the_connection_idle_the_longest_goes_first(server_config, client_
         assert server.get_stats()["connections_reaped"] == 1
 
 
-async def test_a_connection_with_a_session_is_never_reaped(server_config, client_config, monkeypatch) -> None:
-    config = with_grace(server_config.replace(max_connections=1), 0.0, monkeypatch)
+async def test_a_connection_with_a_session_is_never_reaped(server_config, client_config) -> None:
+    config = with_grace(server_config.replace(max_connections=1), 0.0)
     async with started(config) as (server, base), WebTransportClient(config=client_config) as first, \
             WebTransportClient(config=client_config) as second:
         kept = await first.connect(f"{base}/echo")
@@ -103,9 +99,8 @@ async def test_a_connection_with_a_session_is_never_reaped(server_config, client
         assert (stats["connections_reaped"], stats["connections_refused"]) == (0, 1)
 
 
-async def test_a_connection_younger_than_the_grace_is_not_reaped(server_config, client_config,
-                                                                 monkeypatch) -> None:
-    config = with_grace(server_config.replace(max_connections=1), 600.0, monkeypatch)
+async def test_a_connection_younger_than_the_grace_is_not_reaped(server_config, client_config) -> None:
+    config = with_grace(server_config.replace(max_connections=1), 600.0)
     async with started(config) as (server, base), sessionless(server, client_config) as idle, \
             WebTransportClient(config=client_config) as client:
         with pytest.raises(ConnectionRefusedError):
@@ -143,9 +138,8 @@ def raw_peer() -> Iterator[list[RawPeer]]:
         peer.sock.close()
 
 
-async def test_a_handshake_that_stalls_is_reaped_too(server_config, client_config, monkeypatch,
-                                                     raw_peer) -> None:
-    config = with_grace(server_config.replace(max_connections=1), 0.0, monkeypatch)
+async def test_a_handshake_that_stalls_is_reaped_too(server_config, client_config, raw_peer) -> None:
+    config = with_grace(server_config.replace(max_connections=1), 0.0)
     async with started(config) as (server, base), WebTransportClient(config=client_config) as client:
         peer = RawPeer(server.local_address)
         raw_peer.append(peer)

@@ -90,3 +90,11 @@ def test_buffer_bounds_have_safe_defaults_and_refuse_bad_values_by_name() -> Non
             with pytest.raises(ConfigurationError, match=rf"ServerConfig\.{field}"):
                 ServerConfig(**{field: bad})
     assert ServerConfig(max_server_send_buffer=1 << 30).max_server_send_buffer == 1 << 30
+
+
+def test_pre_session_grace_is_a_finite_number_of_seconds() -> None:
+    assert ServerConfig().pre_session_grace == 3.0
+    assert ServerConfig(pre_session_grace=0).pre_session_grace == 0
+    for bad in (-1.0, float("inf"), True, "3"):
+        with pytest.raises(ConfigurationError, match="pre_session_grace"):
+            ServerConfig(pre_session_grace=bad)  # type: ignore[arg-type]
