@@ -141,8 +141,14 @@ def end_qlog_trace(connection: Any) -> None:
 
 #: Private aioquic names this module relies on, as (owner, attribute). A test builds a real
 #: connection and fails loudly, naming the attribute, when an aioquic release drops one.
+#: Capacity of the 1-RTT TLS output buffer after the handshake (a NewSessionTicket is ~0.2 KiB).
+POST_HANDSHAKE_TLS_BUFFER = 4096
+#: Capacity of the Initial and Handshake TLS output buffers after the handshake (unused).
+SPENT_EPOCH_TLS_BUFFER = 256
+
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
+    ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_streams"),
     # aioquic >= 1.7 has _stream_is_discarded(); 1.3 (the newest on Python 3.10) a set instead.
     ("QuicConnection", "_stream_is_discarded|_streams_finished"),
@@ -229,6 +235,7 @@ class AioquicFamilyMethods:
     _exporter_secret: tuple[str, bytes] | None
     _dropped: int
     _events: Any
+    _crypto_buffers: Any
     _local_next_stream_id_bidi: int
     _local_next_stream_id_uni: int
     _remote_max_streams_bidi: int
@@ -280,11 +287,25 @@ class AioquicFamilyMethods:
 
     def _terminal_event(self, translated: QuicEvent | None) -> QuicEvent | None:
         """``translated`` unless it is the library's late ConnectionTerminated, already reported."""
-        if isinstance(translated, ConnectionTerminated):
+        kind = type(translated)
+        if kind is ConnectionTerminated:
             if self._termination_reported:
                 return None
             self._termination_reported = True
+        elif kind is HandshakeCompleted:
+            self._shrink_tls_buffers()
         return translated
+
+    def _shrink_tls_buffers(self) -> None:
+        """Give back the TLS output buffers the handshake needed (three of 16 KiB each, held for
+        the connection's life by both libraries): once it is complete the Initial and
+        Handshake epochs take no more messages and 1-RTT at most a NewSessionTicket."""
+        buffers = self._crypto_buffers
+        for epoch, buffer in list(buffers.items()):
+            if buffer.tell():  # not flushed to its crypto stream (never at this point): keep it
+                continue
+            capacity = POST_HANDSHAKE_TLS_BUFFER if epoch.name == "ONE_RTT" else SPENT_EPOCH_TLS_BUFFER
+            buffers[epoch] = type(buffer)(capacity=capacity)
 
     def _early_termination(self) -> ConnectionTerminated | None:
         """The ConnectionTerminated to report now that the event queue is empty, when a close

@@ -99,6 +99,7 @@ __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"
 #: attribute when a qh3 release drops one.
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
+    ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_streams"),
     ("QuicConnection", "_streams_finished"),
     ("QuicConnection", "_streams_dirty_limits"),

@@ -536,3 +536,23 @@ def test_neither_backend_has_reset_stream_at_and_an_early_reset_loses_the_stream
         assert kinds == [ev.StreamOpened, ev.StreamDataReceived, ev.StreamReset]
     snapshot = pair.server.session_snapshot(sid)
     assert snapshot is not None and snapshot.state.value == "connected"
+
+
+def test_the_tls_output_buffers_shrink_once_the_handshake_is_complete(backend: str) -> None:
+    # Both libraries hold three 16 KiB TLS output buffers for a connection's whole life; after
+    # the handshake the shim keeps 4 KiB for 1-RTT (a NewSessionTicket) and 256 B for the others.
+    pair = Pair(backend=backend)
+    client_buffers = pair.client.quic._crypto_buffers
+    assert all(buffer.capacity == 16384 for buffer in client_buffers.values())
+    sid = pair.open_session()
+    for quic in (pair.client.quic, pair.server.quic):
+        capacities = {epoch.name: buffer.capacity for epoch, buffer in quic._crypto_buffers.items()}
+        assert capacities == {"INITIAL": 256, "HANDSHAKE": 256, "ONE_RTT": 4096}, capacities
+    # ... and the connection goes on working: a stream and a datagram both ways.
+    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stream_id, b"after the handshake", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("server", stream_id) == (b"after the handshake", True)
+    assert pair.server.send_datagram(sid, b"d")
+    pair.run()
+    assert [d.data for d in pair.take("client", ev.DatagramReceived)] == [b"d"]
