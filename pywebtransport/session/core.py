@@ -1,0 +1,239 @@
+"""What every part of a session reads: its identity, the engine's view of it, how it closed.
+
+``SessionCore`` holds the state of a :class:`~pywebtransport.session.WebTransportSession`
+and the checks its operations share; the other parts (``lifecycle``, ``streams``,
+``datagrams``, ``health``, ``tls``) are mixins over it, put together in ``session.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from pywebtransport._protocol.snapshot import SessionSnapshot
+from pywebtransport._waiters import Waiters
+from pywebtransport.config import ClientConfig, ServerConfig
+from pywebtransport.datagram import WebTransportDatagramTransport
+from pywebtransport.events import EventEmitter
+from pywebtransport.exceptions import SessionClosedError, SessionError
+from pywebtransport.session.stats import SessionStats
+from pywebtransport.stream import StreamType
+from pywebtransport.types import CloseCause, Headers, SessionId, SessionState, StreamId
+
+if TYPE_CHECKING:
+    from pywebtransport._protocol import events as ev
+    from pywebtransport.connection import WebTransportConnection
+    from pywebtransport.protocol import WebTransportProtocolHandler
+    from pywebtransport.session.session import WebTransportSession
+
+__all__ = ["SessionCore", "session_closed_error"]
+
+_CLEAN_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.LOCAL_CLOSE})
+
+
+def session_closed_error(message: str, *, error_code: int | None, reason: str,
+                         cause: CloseCause | None) -> SessionClosedError:
+    """A SessionClosedError carrying the session's close code, reason and ``cause``."""
+    return SessionClosedError(message, error_code=error_code, reason=reason, cause=cause)
+
+
+class SessionCore:
+    """The state of one session and what its parts share (internal; see WebTransportSession)."""
+
+    def __init__(self, *, connection: WebTransportConnection, session_id: SessionId, path: str,
+                 headers: Headers, control_stream_id: StreamId | None) -> None:
+        self._connection_ref: weakref.ref[WebTransportConnection] = weakref.ref(connection)
+        self._engine: WebTransportProtocolHandler = connection.protocol_handler
+        self._config = connection.config
+        self._is_client = isinstance(connection.config, ClientConfig)
+        self._loop = asyncio.get_running_loop()
+        self._session_id = session_id
+        self._selected_protocol: str | None = None
+        self._path = path
+        self._headers = dict(headers)
+        self._control_stream_id = session_id if control_stream_id is None else control_stream_id
+        self._events = EventEmitter()
+        self._streams: dict[StreamId, StreamType] = {}
+        # Streams the peer opened, not yet accepted, per kind, with their arrival number so
+        # that incoming_streams() yields them in order.
+        self._incoming: dict[bool, deque[tuple[int, StreamType]]] = {False: deque(), True: deque()}
+        self._arrivals = 0
+        self._incoming_waiters = Waiters()
+        self._ready_event = asyncio.Event()
+        self._closed_event = asyncio.Event()
+        self._credit_waiters: dict[bool, list[asyncio.Future[None]]] = {False: [], True: []}
+        self._datagrams: WebTransportDatagramTransport | None = None
+        self._error: BaseException | None = None
+        # Set once, when the session's end was handled: the last snapshot and close info.
+        self._final: SessionSnapshot | None = None
+        self._close_info: tuple[int, str, CloseCause] | None = None
+        self._response_headers: Headers = {}
+        self._stream_errors = 0
+        self._protocol_errors = 0
+        self._wall_anchor = time.time() - time.monotonic()  # engine clock -> wall clock, for display
+        self._stats = SessionStats(session_id=session_id, created_at=time.time())
+        self._health_task: asyncio.Task[None] | None = None
+        self._wake_connection = _connection_waker(self._loop, self._connection_ref)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def connection(self) -> WebTransportConnection | None:
+        """The parent connection (weakly referenced: None once it is gone)."""
+        return self._connection_ref()
+
+    @property
+    def config(self) -> ClientConfig | ServerConfig:
+        """The configuration of the connection this session runs on."""
+        return self._config
+
+    @property
+    def events(self) -> EventEmitter:
+        return self._events
+
+    @property
+    def headers(self) -> Headers:
+        """A copy of the headers of the CONNECT request that opened the session."""
+        return dict(self._headers)
+
+    @property
+    def response_headers(self) -> Headers:
+        return dict(self._response_headers)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def session_id(self) -> SessionId:
+        return self._session_id
+
+    @property
+    def state(self) -> SessionState:
+        """The engine's state of the session: it changes the moment the engine processed a
+        close, before any event about it is delivered."""
+        if self._final is not None:
+            return self._final.state
+        # The engine forgot a closed session; it knew it when this object was made.
+        return self._engine.session_state(self._session_id) or SessionState.CLOSED
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state in (SessionState.CONNECTED, SessionState.DRAINING)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is SessionState.CLOSED
+
+    @property
+    def close_code(self) -> int | None:
+        info = self._closing_info()
+        return info[0] if info is not None else None
+
+    @property
+    def close_reason(self) -> str | None:
+        info = self._closing_info()
+        return info[1] if info is not None else None
+
+    @property
+    def close_cause(self) -> CloseCause | None:
+        """Why the session ended (None while it is open); set before SESSION_CLOSED is emitted."""
+        info = self._closing_info()
+        return info[2] if info is not None else None
+
+    @property
+    def protocol_handler(self) -> WebTransportProtocolHandler | None:
+        """The sans-I/O engine under this session (None once the connection is gone)."""
+        connection = self.connection
+        return connection.protocol_handler if connection is not None else None
+
+    # ------------------------------------------------------------------ the engine's view
+
+    def _snapshot(self) -> SessionSnapshot | None:
+        """The engine's view of the session now, or the last one once the session ended."""
+        if self._final is not None:
+            return self._final
+        return self._engine.session_snapshot(self._session_id)
+
+    def _wall(self, monotonic: float | None) -> float | None:
+        """An engine (monotonic) time as a wall-clock timestamp, for display only."""
+        return None if monotonic is None else self._wall_anchor + monotonic
+
+    # ------------------------------------------------------------------ close info
+
+    def _closing_info(self) -> tuple[int, str, CloseCause] | None:
+        if self._close_info is not None:
+            return self._close_info
+        snapshot = self._snapshot()
+        if snapshot is None or snapshot.state is not SessionState.CLOSED:
+            return None
+        return (snapshot.close_code or 0, snapshot.close_reason or "",
+                snapshot.close_cause or CloseCause.CONNECTION_CLOSED)
+
+    def closed_error(self, message: str) -> SessionClosedError | None:
+        """Internal (SessionPort): the error naming this session's close; None while open."""
+        info = self._closing_info()
+        if info is None:
+            return None
+        code, reason, cause = info
+        detail = f" (code {code}, {cause.value}{': ' + reason if reason else ''})"
+        return session_closed_error(message + detail, error_code=code, reason=reason, cause=cause)
+
+    def _closed_error_or_generic(self, message: str) -> SessionClosedError:
+        return self.closed_error(message) or session_closed_error(message, error_code=None, reason="", cause=None)
+
+    def ended_cleanly(self) -> bool:
+        """Internal (SessionPort): closed with code 0 by either side, so iterators end quietly."""
+        info = self._closing_info()
+        return info is not None and info[0] == 0 and info[2] in _CLEAN_CAUSES
+
+    # ------------------------------------------------------------------ checks the operations share
+
+    def _require_connection(self) -> WebTransportConnection:
+        connection = self.connection
+        if connection is None or connection.is_closed:
+            raise self._closed_error_or_generic(f"session {self._session_id}: the connection is closed")
+        return connection
+
+    def _require_open(self) -> WebTransportConnection:
+        state = self.state
+        if state is SessionState.CONNECTING:
+            raise SessionError(f"session {self._session_id} is not ready yet; await session.ready()")
+        if state is SessionState.CLOSED:
+            raise self._closed_error_or_generic(f"session {self._session_id} is closed")
+        return self._require_connection()
+
+    def _flush(self) -> None:
+        connection = self._connection_ref()
+        if connection is not None:
+            connection.process_engine_events()
+
+    def _as_session(self) -> WebTransportSession:
+        """This object as the WebTransportSession it is a part of (streams and the datagram
+        transport are handed the whole session)."""
+        return cast("WebTransportSession", self)
+
+    if TYPE_CHECKING:
+        # Provided by other parts of WebTransportSession (session.py, health.py).
+        def handle_event(self, event: ev.EngineEvent) -> None: ...
+
+        @property
+        def stats(self) -> SessionStats: ...
+
+
+def _connection_waker(loop: asyncio.AbstractEventLoop,
+                      connection_ref: weakref.ref[WebTransportConnection]) -> Callable[[], None]:
+    """A wake-up for the engine (see ``watch_writable``): called from inside another
+    connection's engine, it delivers this connection's events on the next loop turn. It holds
+    neither the session nor the connection, so the engine keeping it keeps nothing alive."""
+
+    def wake() -> None:
+        connection = connection_ref()
+        if connection is not None and not connection.is_closed:
+            loop.call_soon(connection.process_engine_events)
+
+    return wake

@@ -1,0 +1,273 @@
+"""A session's streams: opening them (waiting for credit), the ones the peer opens (queue,
+``incoming_streams()``, ``accept_*``), the credit we grant the peer, and the stream half of the
+port that each stream calls going down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pywebtransport.events import EventType
+from pywebtransport.exceptions import (
+    FlowControlError,
+    LocalProtocolError,
+    SessionError,
+    StreamClosedError,
+    TimeoutError,
+)
+from pywebtransport.session.core import SessionCore
+from pywebtransport.stream import StreamType, WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
+from pywebtransport.types import StreamId
+
+if TYPE_CHECKING:
+    from pywebtransport.messaging import Serializer, StructuredStream
+
+__all__ = ["SessionStreams"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class SessionStreams(SessionCore):
+    """Opening, accepting and serving streams (a part of WebTransportSession)."""
+
+    # ------------------------------------------------------------------ opening streams
+
+    async def create_bidirectional_stream(self, *, timeout: float | None = None) -> WebTransportStream:
+        """Open a bidirectional stream, waiting for stream credit up to ``timeout`` seconds
+        (None: the configured ``stream_creation_timeout``); TimeoutError on expiry."""
+        stream = await self._create_stream(is_unidirectional=False, timeout=timeout)
+        assert isinstance(stream, WebTransportStream)
+        return stream
+
+    async def create_unidirectional_stream(self, *, timeout: float | None = None) -> WebTransportSendStream:
+        """Open a send-only stream; waits for credit like create_bidirectional_stream."""
+        stream = await self._create_stream(is_unidirectional=True, timeout=timeout)
+        assert isinstance(stream, WebTransportSendStream)
+        return stream
+
+    async def _create_stream(self, *, is_unidirectional: bool, timeout: float | None) -> StreamType:
+        if timeout is None:
+            timeout = self._config.stream_creation_timeout
+        deadline = self._loop.time() + timeout
+        while True:
+            connection = self._require_open()
+            engine = self._engine
+            if engine.can_open_stream(self._session_id, is_unidirectional):
+                try:
+                    stream_id = engine.open_stream(self._session_id, is_unidirectional=is_unidirectional)
+                except (LocalProtocolError, FlowControlError):  # lost a race for the credit: wait like everyone else
+                    stream_id = None
+                connection.process_engine_events()
+                if stream_id is not None:
+                    stream: StreamType
+                    if is_unidirectional:
+                        stream = WebTransportSendStream(session=self._as_session(), stream_id=stream_id)
+                    else:
+                        stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
+                    self._register_stream(stream)
+                    return stream
+            # The engine announces the credit (and tells the peer WT_STREAMS_BLOCKED).
+            waiter = self._loop.create_future()
+            self._credit_waiters[is_unidirectional].append(waiter)
+            try:
+                engine.watch_stream_credit(self._session_id, is_unidirectional)
+                connection.process_engine_events()
+                await asyncio.wait_for(waiter, max(0.0, deadline - self._loop.time()))
+            except asyncio.TimeoutError:
+                kind = "unidirectional" if is_unidirectional else "bidirectional"
+                raise TimeoutError(f"session {self._session_id}: no {kind} stream credit within {timeout}s") from None
+            finally:
+                if waiter in self._credit_waiters[is_unidirectional]:
+                    self._credit_waiters[is_unidirectional].remove(waiter)
+
+    def _register_stream(self, stream: StreamType) -> None:
+        self._streams[stream.stream_id] = stream
+        self._events.emit_nowait(EventType.STREAM_OPENED, {"stream": stream, "stream_id": stream.stream_id})
+
+    # ------------------------------------------------------------------ streams the peer opens
+
+    def _on_stream_opened(self, stream_id: StreamId, is_unidirectional: bool) -> None:
+        stream: StreamType
+        if is_unidirectional:
+            stream = WebTransportReceiveStream(session=self._as_session(), stream_id=stream_id)
+        else:
+            stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
+        waiting = len(self._incoming[False]) + len(self._incoming[True])
+        if waiting >= self._config.max_incoming_streams_queue:
+            logger.warning("session %d: incoming stream queue full; refusing stream %d", self._session_id, stream_id)
+            self._stream_errors += 1
+            if not is_unidirectional:
+                self._engine.reset_stream(stream_id, 0)
+            self._engine.stop_stream(stream_id, 0)
+            return
+        self._register_stream(stream)
+        self._arrivals += 1
+        self._incoming[is_unidirectional].append((self._arrivals, stream))
+        self._incoming_waiters.wake()
+
+    async def incoming_streams(self) -> AsyncGenerator[StreamType, None]:
+        """Streams the peer opens, as they arrive, until the session closes (see the class
+        docstring for how iteration ends)."""
+        while True:
+            bidi, uni = self._incoming[False], self._incoming[True]
+            if bidi or uni:
+                if not uni or (bidi and bidi[0][0] < uni[0][0]):
+                    yield bidi.popleft()[1]
+                else:
+                    yield uni.popleft()[1]
+                continue
+            if await self._wait_incoming():
+                return
+
+    async def incoming_bidirectional_streams(self) -> AsyncIterator[WebTransportStream]:
+        """Bidirectional streams the peer opens, as they arrive, until the session closes."""
+        queue = self._incoming[False]
+        while True:
+            if queue:
+                stream = queue.popleft()[1]
+                assert isinstance(stream, WebTransportStream)
+                yield stream
+                continue
+            if await self._wait_incoming():
+                return
+
+    async def incoming_unidirectional_streams(self) -> AsyncIterator[WebTransportReceiveStream]:
+        """Unidirectional (receive-only) streams the peer opens, until the session closes."""
+        queue = self._incoming[True]
+        while True:
+            if queue:
+                stream = queue.popleft()[1]
+                assert isinstance(stream, WebTransportReceiveStream)
+                yield stream
+                continue
+            if await self._wait_incoming():
+                return
+
+    async def _wait_incoming(self) -> bool:
+        """Wait for an incoming stream; True when iteration ends quietly (clean close)."""
+        if self.is_closed:
+            if self.ended_cleanly():
+                return True
+            raise self._closed_error_or_generic(f"session {self._session_id} closed")
+        await self._incoming_waiters.wait()
+        return False
+
+    async def accept_stream(self, *, timeout: float | None = None) -> StreamType:
+        """The next stream the peer opens; TimeoutError after ``timeout`` seconds."""
+        return await self._accept(self.incoming_streams(), timeout)
+
+    async def accept_bidirectional_stream(self, *, timeout: float | None = None) -> WebTransportStream:
+        """The next bidirectional stream the peer opens; TimeoutError after ``timeout`` seconds."""
+        return await self._accept(self.incoming_bidirectional_streams(), timeout)
+
+    async def accept_unidirectional_stream(self, *, timeout: float | None = None) -> WebTransportReceiveStream:
+        """The next unidirectional stream the peer opens; TimeoutError after ``timeout`` seconds."""
+        return await self._accept(self.incoming_unidirectional_streams(), timeout)
+
+    async def _accept(self, iterator: AsyncIterator[_T], timeout: float | None) -> _T:
+        try:
+            return await asyncio.wait_for(iterator.__anext__(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no incoming stream within {timeout}s") from None
+        except StopAsyncIteration:
+            raise self._closed_error_or_generic("the session closed while waiting for a stream") from None
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # ------------------------------------------------------------------ credit we grant the peer
+
+    async def grant_data_credit(self, *, max_data: int) -> None:
+        """Raise the session's WT_MAX_DATA for the peer (only ever grows)."""
+        connection = self._require_open()
+        self._engine.grant_data_credit(self._session_id, max_data)
+        connection.process_engine_events()
+
+    async def grant_streams_credit(self, *, max_streams: int, is_unidirectional: bool) -> None:
+        """Raise the session's WT_MAX_STREAMS of one kind for the peer (only ever grows)."""
+        connection = self._require_open()
+        self._engine.grant_streams_credit(self._session_id, max_streams, is_unidirectional)
+        connection.process_engine_events()
+
+    # ------------------------------------------------------------------ structured messaging
+
+    async def create_structured_stream(self, *, serializer: Serializer, registry: dict[int, type[Any]],
+                                       timeout: float | None = None) -> StructuredStream:
+        """A bidirectional stream carrying typed objects (length-prefixed, type-tagged)."""
+        from pywebtransport.messaging import StructuredStream
+
+        stream = await self.create_bidirectional_stream(timeout=timeout)
+        return StructuredStream(stream=stream, serializer=serializer, registry=registry)
+
+    # ------------------------------------------------------------------ the stream half of the port (SessionPort)
+
+    def stream_send(self, stream_id: StreamId, data: bytes, end_stream: bool) -> None:
+        """Internal (SessionPort): queue bytes on a stream; the engine refuses a closed session."""
+        try:
+            self._engine.send_stream_data(stream_id, data, end_stream)
+        except (StreamClosedError, SessionError) as exc:
+            closed = self.closed_error(f"stream {stream_id}: the session is closed")
+            if closed is not None:
+                raise closed from exc
+            if isinstance(exc, StreamClosedError):
+                raise
+            raise StreamClosedError(str(exc)) from exc
+        self._flush()
+
+    def stream_consume(self, stream_id: StreamId, amount: int) -> None:
+        """Internal (SessionPort): the application read ``amount`` bytes; return the credit."""
+        connection = self._connection_ref()
+        if connection is not None and not connection.is_closed:
+            self._engine.consume_stream_data(stream_id, amount)
+            connection.schedule_flush()
+
+    def stream_reset(self, stream_id: StreamId, error_code: int) -> None:
+        """Internal (SessionPort): RESET_STREAM."""
+        connection = self._connection_ref()
+        if connection is not None and not connection.is_closed:
+            self._engine.reset_stream(stream_id, error_code)
+            connection.process_engine_events()
+
+    def stream_stop(self, stream_id: StreamId, error_code: int) -> None:
+        """Internal (SessionPort): STOP_SENDING."""
+        connection = self._connection_ref()
+        if connection is not None and not connection.is_closed:
+            self._engine.stop_stream(stream_id, error_code)
+            connection.process_engine_events()
+
+    def stream_buffered(self, stream_id: StreamId) -> int:
+        """Internal (SessionPort): bytes written on the stream and not yet acknowledged."""
+        connection = self._connection_ref()
+        if connection is None or connection.is_closed:
+            return 0
+        return self._engine.stream_send_buffered(stream_id)
+
+    def stream_watch_writable(self, stream_id: StreamId, low_water: int) -> bool:
+        """Internal (SessionPort): have the engine announce StreamWritable for this stream
+        (also when another connection of the server frees shared send budget: the engine
+        then calls the wake-up, which delivers its events on the next loop turn). False when
+        the connection is closed and nothing will be announced."""
+        connection = self._connection_ref()
+        if connection is None or connection.is_closed:
+            return False
+        self._engine.watch_writable(stream_id, low_water, wakeup=self._wake_connection)
+        connection.process_engine_events()
+        return True
+
+    def send_room(self) -> int:
+        """Internal (SessionPort): bytes writers may still queue on this connection."""
+        connection = self._connection_ref()
+        if connection is None or connection.is_closed:
+            return 0
+        return self._engine.send_buffer_room()
+
+    def stream_finished(self, stream_id: StreamId) -> None:
+        """Internal (SessionPort): both directions of the stream are done."""
+        if self._streams.pop(stream_id, None) is not None:
+            self._events.emit_nowait(EventType.STREAM_CLOSED, {"stream_id": stream_id})

@@ -1,0 +1,225 @@
+"""The receiving side of a WebTransport stream (internal): a buffer bounded by the QUIC
+stream window and the asyncio-stream reading API (``read``, ``readexactly``, ``readuntil``,
+``readline``, ``async for``). Credit goes back to the peer only as the application reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+
+from pywebtransport._waiters import Waiters
+from pywebtransport.exceptions import SessionClosedError, StreamClosedError, StreamResetError, TimeoutError
+from pywebtransport.stream_base import StreamBase
+
+__all__ = ["ReceiveSide"]
+
+_DEFAULT_LIMIT = 1 << 16  # readuntil's default, as asyncio.StreamReader's
+
+
+class ReceiveSide(StreamBase):
+    """Buffered reading, bounded by the QUIC stream window."""
+
+    def _init_receive(self) -> None:
+        self._recv_done = False
+        self._session_gone = False
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._error: BaseException | None = None
+        self._readers = Waiters()
+
+    # -- fed by the session
+    def _on_data(self, data: bytes, end_stream: bool) -> None:
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+            self.bytes_received += len(data)
+        if end_stream:
+            self._eof = True
+        self._wake()
+
+    def _on_reset(self, error_code: int | None) -> None:
+        self._reset_received = True
+        self._error = StreamResetError(f"stream {self._stream_id} was reset by the peer", error_code=error_code)
+        self._discard_buffer()
+        self._finish_receiving()
+
+    def _on_session_gone(self) -> None:
+        """The peer reset the stream with WT_SESSION_GONE: its session is closing, and the
+        close capsule may arrive after the reset; reading follows the session-end rule."""
+        self._reset_received = True
+        self._session_gone = True
+        self._discard_buffer()
+        closed = self._port.closed_error(f"stream {self._stream_id}: the session closed")
+        if closed is not None:
+            self._error = closed
+            self._finish_receiving()
+        # Otherwise readers wait for the session's end, which this stream still receives.
+
+    def _on_session_closed(self) -> None:
+        if (not self._recv_done and self._error is None) or self._session_gone:
+            self._error = (self._port.closed_error(f"stream {self._stream_id}: the session closed")
+                           or StreamClosedError(f"stream {self._stream_id}: the session closed"))
+        self._wake()
+        super()._on_session_closed()
+
+    def _finish_receiving(self) -> None:
+        self._recv_done = True
+        self._wake()
+        self._check_closed()
+
+    def _discard_buffer(self) -> None:
+        if self._buffered:
+            self._port.stream_consume(self._stream_id, self._buffered)
+        self._chunks.clear()
+        self._buffered = 0
+
+    def _wake(self) -> None:
+        self._readers.wake()
+
+    async def _wait_readable(self) -> None:
+        """Wait until data, EOF or an error is there; honours the configured read timeout."""
+        while not self._chunks and not self._eof and self._error is None:
+            if self._recv_done:
+                raise StreamClosedError(f"stream {self._stream_id} is closed for reading")
+            timeout = self._port.config.read_timeout
+            try:
+                await self._readers.wait(timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"stream {self._stream_id}: no data within {timeout}s") from None
+
+    def _take(self, n: int) -> bytes:
+        """Up to n buffered bytes (all with n < 0), returning their credit to the peer."""
+        if n < 0 or n >= self._buffered:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+        else:
+            parts = []
+            need = n
+            while need:
+                chunk = self._chunks[0]
+                if len(chunk) <= need:
+                    parts.append(self._chunks.popleft())
+                    need -= len(chunk)
+                else:
+                    parts.append(chunk[:need])
+                    self._chunks[0] = chunk[need:]
+                    need = 0
+            data = b"".join(parts)
+        self._buffered -= len(data)
+        if data:
+            self._port.stream_consume(self._stream_id, len(data))
+        if self._eof and not self._chunks and not self._recv_done:
+            self._finish_receiving()
+        return data
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # -- public reading API
+    @property
+    def at_eof(self) -> bool:
+        """True once the peer's FIN arrived and every byte was read."""
+        return self._eof and not self._chunks
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes (``n < 0``: until EOF). ``b""`` means EOF."""
+        if n == 0:
+            return b""
+        if n < 0:
+            parts = []
+            while True:
+                await self._wait_readable_or_eof()
+                if not self._chunks:
+                    break
+                parts.append(self._take(-1))
+            return b"".join(parts)
+        await self._wait_readable_or_eof()
+        return self._take(n)
+
+    async def _wait_readable_or_eof(self) -> None:
+        if self._chunks:
+            return
+        if self._eof:
+            if not self._recv_done:
+                self._finish_receiving()
+            return
+        self._raise_error()
+        await self._wait_readable()
+        if not self._chunks:
+            self._raise_error()
+            if self._eof and not self._recv_done:
+                self._finish_receiving()
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; asyncio.IncompleteReadError if EOF comes first."""
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
+        parts: list[bytes] = []
+        got = 0
+        while got < n:
+            await self._wait_readable_or_eof()
+            if not self._chunks:
+                raise asyncio.IncompleteReadError(b"".join(parts), n)
+            part = self._take(n - got)
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = _DEFAULT_LIMIT) -> bytes:
+        """Read through ``separator`` (included). asyncio.LimitOverrunError beyond ``limit``
+        bytes without it; asyncio.IncompleteReadError at EOF without it."""
+        if not separator:
+            raise ValueError("separator should be at least one-byte string")
+        while True:
+            joined = b"".join(self._chunks)
+            if len(self._chunks) > 1:
+                self._chunks.clear()
+                self._chunks.append(joined)
+            index = joined.find(separator)
+            if index >= 0:
+                if index + len(separator) > limit:
+                    raise asyncio.LimitOverrunError("separator found but chunk exceeds the limit", index)
+                return self._take(index + len(separator))
+            if len(joined) > limit:
+                raise asyncio.LimitOverrunError("separator not found and chunk exceeds the limit", len(joined))
+            if self._eof:
+                rest = self._take(-1)
+                raise asyncio.IncompleteReadError(rest, None)
+            self._raise_error()
+            await self._wait_readable()
+
+    async def readline(self) -> bytes:
+        """A line including ``\\n``; at EOF the remaining bytes (possibly empty)."""
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        # The session-end rule (see WebTransportSession): a clean close ends iteration quietly.
+        while True:
+            try:
+                chunk = await self.read(_DEFAULT_LIMIT)
+            except SessionClosedError:
+                if self._port.ended_cleanly():
+                    return
+                raise
+            if not chunk:
+                return
+            yield chunk
+
+    def stop_receiving(self, error_code: int = 0) -> None:
+        """Send STOP_SENDING with ``error_code``; buffered data is discarded."""
+        if self._recv_done:
+            return
+        self._port.stream_stop(self._stream_id, error_code)
+        self._error = StreamClosedError(f"stream {self._stream_id}: receiving was stopped")
+        self._discard_buffer()
+        self._finish_receiving()

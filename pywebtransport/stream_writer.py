@@ -1,0 +1,144 @@
+"""The sending side of a WebTransport stream (internal): ``write``, ``drain`` (woken when the
+engine announces the stream writable, never by polling), ``write_all``, FIN and reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pywebtransport.exceptions import StreamClosedError, StreamStopSendingError, TimeoutError
+from pywebtransport.stream_base import StreamBase
+from pywebtransport.types import Data
+from pywebtransport.utils import ensure_bytes
+
+__all__ = ["SendSide"]
+
+
+class SendSide(StreamBase):
+    """Writing with backpressure from QUIC and from session flow control."""
+
+    def _init_send(self) -> None:
+        self._send_done = False
+        self._fin_sent = False
+        self._stop_received = False
+        self._stop_code: int | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet acknowledged by the peer."""
+        return self._port.stream_buffered(self._stream_id)
+
+    def _check_writable(self) -> None:
+        if self._stop_received:
+            raise StreamStopSendingError(f"stream {self._stream_id}: the peer sent STOP_SENDING",
+                                         error_code=self._stop_code)
+        if self._send_done:
+            closed = self._port.closed_error(f"stream {self._stream_id}: the session closed")
+            if closed is not None and not self._fin_sent and not self._reset_sent:
+                raise closed
+            raise StreamClosedError(f"stream {self._stream_id} is closed for writing")
+
+    def write(self, data: Data) -> None:
+        """Queue ``data``; follow with ``await drain()`` to respect backpressure."""
+        self._check_writable()
+        payload = ensure_bytes(data)
+        if not payload:
+            return
+        self._port.stream_send(self._stream_id, payload, False)
+        self.bytes_sent += len(payload)
+
+    async def drain(self) -> None:
+        """Wait until the unacknowledged bytes fall to the low-water mark and the connection
+        has room to send.
+
+        Above ``stream_buffer_size`` unacknowledged bytes the writer waits until the engine
+        announces (StreamWritable) that at most half of that is left. All the streams of a
+        connection together are bounded too (``max_connection_send_buffer``, and on a server
+        ``max_server_send_buffer`` over all its connections): once that is full the writer
+        waits until an eighth of it is free again. Acknowledgements wake it, nothing polls.
+        """
+        port = self._port
+        high = port.config.stream_buffer_size
+        if port.stream_buffered(self._stream_id) <= high and port.send_room() > 0:
+            if self._stop_received:
+                self._check_writable()
+            return
+        # Past the stream's high-water mark: wait down to half of it; else only for room.
+        low = high // 2 if port.stream_buffered(self._stream_id) > high else high
+        timeout = port.config.write_timeout
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while port.stream_buffered(self._stream_id) > low or port.send_room() <= 0:
+                if self._stop_received or port.is_closed:
+                    self._raise_unwritable()
+                self._drain_waiter = loop.create_future()
+                if not port.stream_watch_writable(self._stream_id, low):
+                    self._raise_unwritable()
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                await asyncio.wait_for(self._drain_waiter, remaining)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
+        finally:
+            self._drain_waiter = None
+
+    def _raise_unwritable(self) -> None:
+        self._check_writable()
+        raise (self._port.closed_error(f"stream {self._stream_id}: the session closed")
+               or StreamClosedError(f"stream {self._stream_id}: the session closed"))
+
+    def _wake_drain(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def write_all(self, data: Data, *, end_stream: bool = False, chunk_size: int = 1 << 16) -> None:
+        """Write everything with backpressure (chunk by chunk), optionally ending the stream.
+
+        Each chunk waits for room first and is cut to the connection's send room, so the
+        writers of a connection never hold more than its bound together (``write()`` +
+        ``drain()`` may pass it by one write per stream)."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        payload = memoryview(ensure_bytes(data))
+        start, end = 0, len(payload)
+        while start < end:
+            await self.drain()  # returns with send_room() > 0, and nothing runs in between
+            stop = min(end, start + chunk_size, start + self._port.send_room())
+            self.write(bytes(payload[start:stop]))
+            start = stop
+        if end:
+            await self.drain()
+        if end_stream:
+            await self.close()
+
+    async def close(self) -> None:
+        """Send FIN after what was written (idempotent); the peer reads EOF after the data."""
+        if self._send_done:
+            return
+        self._fin_sent = True
+        self._port.stream_send(self._stream_id, b"", True)
+        self._send_done = True
+        self._check_closed()
+
+    def abort(self, error_code: int = 0) -> None:
+        """Reset the sending side (RESET_STREAM) with an application error code."""
+        if self._reset_sent or self._stop_received or self._port.is_closed:
+            return
+        self._reset_sent = True
+        self._port.stream_reset(self._stream_id, error_code)
+        self._send_done = True
+        self._wake_drain()
+        self._check_closed()
+
+    def _on_stop_sending(self, error_code: int | None) -> None:
+        self._stop_received = True
+        self._stop_code = error_code
+        self._send_done = True
+        self._wake_drain()
+        self._check_closed()
+
+    def _on_session_closed(self) -> None:
+        self._wake_drain()
+        super()._on_session_closed()
