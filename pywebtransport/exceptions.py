@@ -1,14 +1,16 @@
 """One exception hierarchy under :class:`WebTransportError`.
 
 Errors that correspond to a code on the wire carry it as ``error_code``: an HTTP/3 code
-(``H3_*``), a WebTransport code (``WT_*``), or a peer's application error code.
+(``H3_*``, :class:`~pywebtransport.constants.H3ErrorCode`), a WebTransport code (``WT_*``,
+:class:`~pywebtransport.constants.WTErrorCode`), or a peer's application error code.
+Protocol errors name their code in ``str()`` (:func:`~pywebtransport.constants.describe_code`).
 """
 
 from __future__ import annotations
 
 import builtins
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pywebtransport import constants as c
 
@@ -51,6 +53,10 @@ class WebTransportError(Exception):
     """Base of every error this library raises on purpose."""
 
     default_code: int | None = None
+    #: Whether ``error_code`` is an HTTP/3-space code (H3_*, WT_*), which ``str()`` names
+    #: ("... [H3_FRAME_ERROR (0x106)]"); other codes (a peer's application code, a QUIC
+    #: transport code) are shown as numbers, since a name could be wrong for them.
+    _http3_code: ClassVar[bool] = False
 
     def __init__(self, message: str = "", *, error_code: int | None = None) -> None:
         super().__init__(message)
@@ -60,6 +66,8 @@ class WebTransportError(Exception):
     def __str__(self) -> str:
         if self.error_code is None:
             return self.message
+        if self._http3_code:
+            return f"{self.message} [{c.describe_code(self.error_code)}]"
         return f"{self.message} (error code {self.error_code:#x})"
 
 
@@ -79,7 +87,8 @@ class ProtocolError(WebTransportError):
     (h11's split): only the first closes a connection or session blaming the peer.
     """
 
-    default_code = c.H3_GENERAL_PROTOCOL_ERROR
+    default_code: int | None = c.H3_GENERAL_PROTOCOL_ERROR
+    _http3_code = True
 
 
 class RemoteProtocolError(ProtocolError):

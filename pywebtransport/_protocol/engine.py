@@ -593,7 +593,7 @@ class WebTransportEngine(RequestStreams, StreamRouting):
     def _connection_error(self, error_code: int, reason: str) -> None:
         if self._closed:
             return
-        logger.warning("closing connection: %s (error code %#x)", reason, error_code)
+        logger.warning("closing connection: %s [%s]", reason, c.describe_code(error_code))
         self._events.append(ev.ProtocolViolation(error_code, reason))
         self.close(error_code, reason)
 
@@ -633,7 +633,8 @@ class WebTransportEngine(RequestStreams, StreamRouting):
                 del self._requests_started[stream_id]
                 record = self._streams.get(stream_id)
                 if record is not None and record.kind is StreamKind.REQUEST:
-                    logger.info("stream %d: request headers incomplete after %.1fs", stream_id, cfg.request_timeout)
+                    logger.info("stream %d: request headers incomplete after %.1fs; resetting it with %s", stream_id,
+                                cfg.request_timeout, c.describe_code(c.H3_REQUEST_INCOMPLETE))
                     self.abort_stream(stream_id, c.H3_REQUEST_INCOMPLETE)
         if self._streams.early_count:
             for session_id in self._streams.early_sessions():

@@ -83,7 +83,9 @@ class ConnectionTerminated(EngineEvent):
 
 @dataclass(frozen=True, slots=True)
 class ProtocolViolation(EngineEvent):
-    """The peer broke the protocol and the connection is being closed with ``error_code``."""
+    """The peer broke the protocol and the connection is being closed with ``error_code``, an
+    :class:`~pywebtransport.constants.H3ErrorCode` or ``WTErrorCode`` member (its name via
+    :func:`~pywebtransport.constants.describe_code`)."""
 
     error_code: int
     reason: str
@@ -139,7 +141,9 @@ class SessionDraining(EngineEvent):
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed(EngineEvent):
-    """The session ended; ``error_code``/``reason`` come from WT_CLOSE_SESSION (0/"" if none)."""
+    """The session ended; ``error_code``/``reason`` come from WT_CLOSE_SESSION (0/"" if none).
+    With ``cause`` SESSION_ERROR, ``error_code`` is the HTTP/3 code the CONNECT stream was
+    reset with (e.g. WT_FLOW_CONTROL_ERROR), not an application code."""
 
     session_id: int
     error_code: int

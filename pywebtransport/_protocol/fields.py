@@ -68,6 +68,7 @@ class HeaderValidationError(WebTransportError, ValueError):
     """
 
     default_code = c.H3_MESSAGE_ERROR
+    _http3_code = True
 
     def __init__(self, message: str, *, status: int = 400, error_code: int | None = None,
                  field: str | None = None) -> None:

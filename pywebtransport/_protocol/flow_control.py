@@ -3,7 +3,8 @@ it, and the WT_MAX_* / WT_*_BLOCKED capsules it owes the peer.
 
 Only used when both endpoints enabled it (draft-15 §5.1). Every method that changes what
 the peer must be told returns the capsules to send; the session puts them on its CONNECT
-stream. Peer violations raise FlowControlError (WT_FLOW_CONTROL_ERROR).
+stream. Peer violations raise FlowControlError: WT_FLOW_CONTROL_ERROR, or H3_DATAGRAM_ERROR
+for a WT_MAX_STREAMS above 2^60 (draft-15 §5.6.2).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pywebtransport.exceptions import FlowControlError
 
 __all__ = ["MAX_STREAMS_LIMIT", "SessionFlow"]
 
-#: Draft-15 §5.6.2: a WT_MAX_STREAMS above 2^60 is a flow-control error.
+#: Draft-15 §5.6.2: a WT_MAX_STREAMS above 2^60 is an H3_DATAGRAM_ERROR.
 MAX_STREAMS_LIMIT = 1 << 60
 
 _MAX_STREAMS_CAPSULE = {False: c.WT_CAPSULE_MAX_STREAMS_BIDI, True: c.WT_CAPSULE_MAX_STREAMS_UNI}
@@ -111,10 +112,11 @@ class SessionFlow:
         return self.send_data.update_limit(value)
 
     def on_max_streams(self, value: int, is_unidirectional: bool) -> bool:
-        """WT_MAX_STREAMS: True when it grew; a decrease or a value over 2^60 is an error."""
+        """WT_MAX_STREAMS: True when it grew. A decrease is a WT_FLOW_CONTROL_ERROR; a value
+        over 2^60 cannot be used by any stream id and is an H3_DATAGRAM_ERROR (draft-15 §5.6.2)."""
         credit = self.send_streams[is_unidirectional]
         if value > MAX_STREAMS_LIMIT:
-            raise FlowControlError(f"WT_MAX_STREAMS {value} exceeds 2^60")
+            raise FlowControlError(f"WT_MAX_STREAMS {value} exceeds 2^60", error_code=c.H3_DATAGRAM_ERROR)
         if value < credit.limit:
             raise FlowControlError(f"WT_MAX_STREAMS decreased from {credit.limit} to {value}")
         return credit.update_limit(value)

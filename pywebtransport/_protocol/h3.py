@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 #: Frames that may never appear on the control stream (RFC 9114 §7.2).
 _NOT_ON_CONTROL = frozenset({c.FRAME_DATA, c.FRAME_HEADERS, c.FRAME_PUSH_PROMISE}) | c.H3_HTTP2_ONLY_FRAMES
-_UNI_KINDS = {c.STREAM_TYPE_CONTROL: StreamKind.CONTROL, c.STREAM_TYPE_QPACK_ENCODER: StreamKind.QPACK_ENCODER,
-              c.STREAM_TYPE_QPACK_DECODER: StreamKind.QPACK_DECODER}
+#: The peer's critical unidirectional streams (RFC 9114 §6.2.1, RFC 9204 §4.2).
+_UNI_KINDS: dict[int, StreamKind] = {c.StreamType.CONTROL: StreamKind.CONTROL,
+                                     c.StreamType.QPACK_ENCODER: StreamKind.QPACK_ENCODER,
+                                     c.StreamType.QPACK_DECODER: StreamKind.QPACK_DECODER}
 
 
 class HttpQuic(Protocol):
@@ -123,7 +125,8 @@ class Http3:
     def _on_control_frame(self, frame_type: int, payload: bytes) -> None:
         if self.peer is None:
             if frame_type != c.FRAME_SETTINGS:
-                raise RemoteProtocolError(f"first control frame is {frame_type:#x}, not SETTINGS",
+                raise RemoteProtocolError(f"first control frame is {c.describe_code(frame_type, c.FrameType)}, "
+                                          "not SETTINGS",
                                           error_code=c.H3_MISSING_SETTINGS)
             try:
                 settings = frames.decode_settings(payload)
@@ -135,7 +138,8 @@ class Http3:
         elif frame_type == c.FRAME_SETTINGS:
             raise RemoteProtocolError("second SETTINGS frame", error_code=c.H3_FRAME_UNEXPECTED)
         elif frame_type in _NOT_ON_CONTROL:
-            raise RemoteProtocolError(f"frame {frame_type:#x} is not allowed on the control stream",
+            raise RemoteProtocolError(f"frame {c.describe_code(frame_type, c.FrameType)} is not allowed on the "
+                                      "control stream",
                                       error_code=c.H3_FRAME_UNEXPECTED)
         elif frame_type == c.FRAME_GOAWAY:
             self._on_goaway(payload)

@@ -39,8 +39,10 @@ logger = logging.getLogger(__name__)
 #: Frames never allowed on a request stream (RFC 9114 §7.2.4-7.2.7, §11.2.1).
 _NOT_ON_REQUEST = frozenset({c.FRAME_SETTINGS, c.FRAME_GOAWAY, c.FRAME_MAX_PUSH_ID, c.FRAME_CANCEL_PUSH}) \
     | c.H3_HTTP2_ONLY_FRAMES
-_STREAMS_CAPSULES = {c.WT_CAPSULE_MAX_STREAMS_BIDI: False, c.WT_CAPSULE_MAX_STREAMS_UNI: True}
-_STREAMS_BLOCKED_CAPSULES = {c.WT_CAPSULE_STREAMS_BLOCKED_BIDI: False, c.WT_CAPSULE_STREAMS_BLOCKED_UNI: True}
+#: WT_MAX_STREAMS / WT_STREAMS_BLOCKED capsule type -> is_unidirectional (draft-15 §5.6.2-§5.6.3).
+_STREAMS_CAPSULES: dict[int, bool] = {c.CapsuleType.WT_MAX_STREAMS_BIDI: False, c.CapsuleType.WT_MAX_STREAMS_UNI: True}
+_STREAMS_BLOCKED_CAPSULES: dict[int, bool] = {c.CapsuleType.WT_STREAMS_BLOCKED_BIDI: False,
+                                              c.CapsuleType.WT_STREAMS_BLOCKED_UNI: True}
 
 
 class RequestStreams(EngineCore):
@@ -111,7 +113,7 @@ class RequestStreams(EngineCore):
                     raise RemoteProtocolError("PUSH_PROMISE without MAX_PUSH_ID", error_code=c.H3_ID_ERROR)
                 raise RemoteProtocolError("a client sent PUSH_PROMISE", error_code=c.H3_FRAME_UNEXPECTED)
             elif frame_type in _NOT_ON_REQUEST:
-                raise RemoteProtocolError(f"frame {frame_type:#x} on a request stream",
+                raise RemoteProtocolError(f"frame {c.describe_code(frame_type, c.FrameType)} on a request stream",
                                           error_code=c.H3_FRAME_UNEXPECTED)
         if not self._hold_request_bytes(record):
             return
@@ -135,11 +137,11 @@ class RequestStreams(EngineCore):
 
     def _fail_request_stream(self, record: StreamRecord, code: int, reason: str) -> None:
         """A stream error on a request/CONNECT stream: reset it, end its session if any."""
-        logger.info("stream %d: %s", record.stream_id, reason)
         session = self._sessions.get(record.session_id) if record.kind is StreamKind.CONNECT else None
         if session is not None and not session.is_closed:
-            session.abort(code, reason)  # resets the CONNECT stream through the host
+            session.abort(code, reason)  # logs, and resets the CONNECT stream through the host
         else:
+            logger.info("stream %d: reset with %s: %s", record.stream_id, c.describe_code(code), reason)
             self.abort_stream(record.stream_id, code)
 
     def _on_request_stream_fin(self, record: StreamRecord) -> None:
@@ -321,8 +323,8 @@ class RequestStreams(EngineCore):
         elif isinstance(value, int) and session.flow is not None:  # draft-15 §5.1: ignored without flow control
             try:
                 self._on_flow_capsule(session, capsule_type, value)
-            except FlowControlError as exc:
-                session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
+            except FlowControlError as exc:  # WT_FLOW_CONTROL_ERROR, or H3_DATAGRAM_ERROR (draft-15 §5.6.2)
+                session.abort(exc.error_code or c.WT_FLOW_CONTROL_ERROR, exc.message)
 
     def _on_flow_capsule(self, session: Session, capsule_type: int, value: int) -> None:
         flow = session.flow

@@ -139,6 +139,8 @@ class StreamRouting(EngineCore):
 
     def _refuse_stream(self, record: StreamRecord, code: int) -> None:
         """Abandon a stream both ways with ``code`` and forget it."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("stream %d: refused with %s", record.stream_id, c.describe_code(code))
         if not record.recv_closed:
             self._quic_stop(record.stream_id, code)
         if not record.send_closed:
@@ -258,9 +260,10 @@ class StreamRouting(EngineCore):
                                                http_code))
             self._maybe_forget_stream(record)
         elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
-            self._on_connect_stream_gone(record, http_code, "the peer reset the CONNECT stream")
+            self._on_connect_stream_gone(record, http_code,
+                                         f"the peer reset the CONNECT stream with {c.describe_code(http_code)}")
         elif kind in CRITICAL_KINDS and not self._closed:
-            raise RemoteProtocolError(f"the peer reset its {kind.value} stream",
+            raise RemoteProtocolError(f"the peer reset its {kind.value} stream with {c.describe_code(http_code)}",
                                       error_code=c.H3_CLOSED_CRITICAL_STREAM)
         elif kind is StreamKind.PENDING_UNI or kind is StreamKind.PENDING_BIDI:
             self._refuse_stream(record, http_code)
@@ -278,9 +281,10 @@ class StreamRouting(EngineCore):
                                                      error_codes.http_code_to_app(http_code), http_code))
             self._maybe_forget_stream(record)
         elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
-            self._on_connect_stream_gone(record, http_code, "the peer stopped the CONNECT stream")
+            self._on_connect_stream_gone(record, http_code,
+                                         f"the peer stopped the CONNECT stream with {c.describe_code(http_code)}")
         elif kind in CRITICAL_KINDS and record.local and not self._closed:
-            raise RemoteProtocolError("the peer stopped one of our critical streams",
+            raise RemoteProtocolError(f"the peer stopped our {kind.value} stream with {c.describe_code(http_code)}",
                                       error_code=c.H3_CLOSED_CRITICAL_STREAM)
 
     def _on_connect_stream_gone(self, record: StreamRecord, http_code: int, reason: str) -> None:

@@ -8,6 +8,7 @@ methods named for what happened (:meth:`close_locally`, :meth:`closed_by_peer`,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,6 +22,8 @@ from pywebtransport.exceptions import LocalProtocolError
 from pywebtransport.types import CloseCause, SessionState
 
 __all__ = ["TRANSITIONS", "Session", "SessionHost"]
+
+logger = logging.getLogger(__name__)
 
 S = SessionState
 #: Every legal transition, in one place: (from, to).
@@ -160,6 +163,7 @@ class Session:
         """A session-level error: reset the CONNECT stream both ways with ``code``."""
         if self.is_closed:
             return
+        logger.info("session %d: aborted with %s: %s", self.session_id, c.describe_code(code), reason)
         if not self.local_fin_sent:
             self.local_fin_sent = True
             self.host.abort_stream(self.session_id, code)

@@ -81,7 +81,8 @@ class PeerSettings:
         """Check the values whose range the RFCs fix; RemoteProtocolError(H3_SETTINGS_ERROR)."""
         for key in _BOOLEAN_SETTINGS:
             if settings.get(key, 0) > 1:  # RFC 9297 §2.1.1, RFC 9220 §3, draft-02 §3.1
-                raise RemoteProtocolError(f"setting {key:#x} has invalid value {settings[key]} (0 or 1 allowed)",
+                raise RemoteProtocolError(f"setting {c.describe_code(key, c.SettingsId)} has invalid value "
+                                          f"{settings[key]} (0 or 1 allowed)",
                                           error_code=c.H3_SETTINGS_ERROR)
         if settings.get(c.SETTINGS_WT_ENABLED, 0) > 1:  # draft-15 §3.1: a boolean in this draft
             raise RemoteProtocolError(f"SETTINGS_WT_ENABLED has invalid value {settings[c.SETTINGS_WT_ENABLED]}",

@@ -77,6 +77,19 @@ def test_request_or_http2_frames_on_the_control_stream_are_frame_unexpected(fram
     assert_connection_error(pair, c.H3_FRAME_UNEXPECTED)
 
 
+@pytest.mark.parametrize(("frame_type", "named"), [
+    pytest.param(c.FRAME_HEADERS, "frame HEADERS (0x1) is not allowed", id="known"),
+    pytest.param(0x02, "frame 0x2 is not allowed", id="http2-reserved"),
+])
+def test_violation_reason_names_the_frame_type(frame_type: int, named: str, raw_pair: RawPairFactory) -> None:
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + SETTINGS + frames.encode_frame(frame_type, b"\x00"))
+    pair.run(horizon=2.0)
+    violation = pair.one("server", ev.ProtocolViolation)
+    assert named in violation.reason
+    assert violation.error_code is c.H3ErrorCode.H3_FRAME_UNEXPECTED
+
+
 def test_closing_the_control_stream_is_closed_critical_stream(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS, fin=True)

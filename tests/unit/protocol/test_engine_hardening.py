@@ -224,6 +224,20 @@ def test_peer_reset_connect_stream_closes_our_half_and_ends_the_session() -> Non
     assert session(pair.server, sid).state is SessionState.CLOSED
 
 
+@pytest.mark.parametrize(("code", "named"), [
+    pytest.param(c.H3_REQUEST_CANCELLED, "H3_REQUEST_CANCELLED (0x10c)", id="h3-code"),
+    pytest.param(c.WT_APP_ERROR_FIRST + 7, "application error 7 (0x52e4a40fa8e2)", id="application-code"),
+    pytest.param(0x1F * 3 + 0x21, "0x7e", id="unknown-code"),
+])
+def test_peer_reset_connect_stream_names_its_code_in_the_close_reason(code: int, named: str) -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.client.quic.reset_stream(sid, code)
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert closed.reason == f"the peer reset the CONNECT stream with {named}"
+
+
 def test_150_reset_sessions_do_not_exhaust_quic_stream_credit() -> None:
     pair = Pair(tweak_server=quic_stream_limits(bidi=16))
     pair.run()
@@ -522,7 +536,6 @@ def test_data_after_close_session_resets_the_connect_stream_with_message_error(t
 
 
 @pytest.mark.parametrize("capsule", [
-    pytest.param(capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_STREAMS_BIDI, (1 << 60) + 1), id="streams-over-2^60"),
     pytest.param(capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_DATA, 1000), id="max-data-decreases"),
     pytest.param(capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_STREAMS_UNI, 1), id="max-streams-decreases"),
 ])
@@ -536,6 +549,32 @@ def test_bad_flow_control_capsules_close_the_session_with_flow_control_error(cap
     assert pair.one("server", ev.SessionClosed).error_code == c.WT_FLOW_CONTROL_ERROR
     assert ("reset", sid, c.WT_FLOW_CONTROL_ERROR) in aborts
     assert not pair.take("server", ev.ProtocolViolation)
+
+
+@pytest.mark.parametrize("capsule_type", [c.CapsuleType.WT_MAX_STREAMS_BIDI, c.CapsuleType.WT_MAX_STREAMS_UNI],
+                         ids=["bidi", "uni"])
+def test_max_streams_over_2_60_closes_the_session_with_datagram_error(capsule_type: int) -> None:
+    """Draft-15 §5.6.2: a Maximum Streams above 2^60 is an H3_DATAGRAM_ERROR, not a flow-control error."""
+    pair = Pair()
+    sid = pair.open_session()
+    assert session(pair.server, sid).flow_control
+    aborts = record_aborts(pair.server)
+    send_capsules_raw(pair, sid, capsules.encode_varint_capsule(capsule_type, (1 << 60) + 1))
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert closed.error_code == c.H3_DATAGRAM_ERROR and "exceeds 2^60" in closed.reason
+    assert ("reset", sid, c.H3_DATAGRAM_ERROR) in aborts
+    assert not pair.take("server", ev.ProtocolViolation)
+
+
+def test_max_streams_of_exactly_2_60_is_accepted() -> None:
+    """Draft-15 §5.6.2: 2^60 itself is the largest allowed Maximum Streams."""
+    pair = Pair()
+    sid = pair.open_session()
+    send_capsules_raw(pair, sid, capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_STREAMS_BIDI, 1 << 60))
+    pair.run()
+    assert not pair.take("server", ev.SessionClosed)
+    assert session(pair.server, sid).is_open
 
 
 def test_datagram_quarter_stream_id_over_2_60_is_a_datagram_error() -> None:
