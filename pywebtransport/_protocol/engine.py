@@ -578,7 +578,9 @@ class WebTransportEngine(RequestStreams, StreamRouting):
             self._on_terminated(event)
 
     def _on_terminated(self, event: quic_events.ConnectionTerminated) -> None:
-        by_peer = not self._closed
+        # The QUIC library may close by itself (a frame it could not parse): only a
+        # CONNECTION_CLOSE that came from the peer is the peer's.
+        by_peer = event.by_peer and not self._closed
         self._closed = True
         self._release_budgets()
         if event.idle_timeout:  # QUIC's own idle timer, whichever backend noticed it

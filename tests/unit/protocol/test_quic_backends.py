@@ -556,3 +556,19 @@ def test_the_tls_output_buffers_shrink_once_the_handshake_is_complete(backend: s
     assert pair.server.send_datagram(sid, b"d")
     pair.run()
     assert [d.data for d in pair.take("client", ev.DatagramReceived)] == [b"d"]
+
+
+def test_a_close_the_quic_library_starts_by_itself_is_not_reported_as_the_peers(backend: str) -> None:
+    # aioquic/qh3 close the connection themselves on a QUIC protocol error; the engine must
+    # not tell the application that the peer closed it.
+    pair = Pair(backend=backend)
+    sid = pair.open_session()
+    pair.server.quic.close(error_code=0x7, reason_phrase="frame encoding error")  # not engine.close()
+    pair.run()
+    server_end = pair.one("server", ev.ConnectionTerminated)
+    client_end = pair.one("client", ev.ConnectionTerminated)
+    assert (server_end.error_code, server_end.by_peer) == (0x7, False)
+    assert (client_end.error_code, client_end.by_peer) == (0x7, True)
+    assert pair.one("server", ev.SessionClosed).cause is CloseCause.CONNECTION_CLOSED
+    assert pair.one("client", ev.SessionClosed).cause is CloseCause.PEER_CONNECTION_CLOSE
+    assert sid == 0
