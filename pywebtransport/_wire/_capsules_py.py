@@ -18,11 +18,13 @@ __all__ = [
 
 CapsuleValue = tuple[int, str] | int | bytes | None
 
-_VARINT_CAPSULES = frozenset({
+# Plain ints: a lookup of an int among IntEnum members compares through the subclass.
+_VARINT_CAPSULES = frozenset(int(capsule_type) for capsule_type in (
     c.WT_CAPSULE_MAX_DATA, c.WT_CAPSULE_MAX_STREAMS_BIDI, c.WT_CAPSULE_MAX_STREAMS_UNI,
     c.WT_CAPSULE_DATA_BLOCKED, c.WT_CAPSULE_STREAMS_BLOCKED_BIDI, c.WT_CAPSULE_STREAMS_BLOCKED_UNI,
-})
-KNOWN_CAPSULE_TYPES = _VARINT_CAPSULES | {c.CAPSULE_DATAGRAM, c.WT_CAPSULE_CLOSE_SESSION, c.WT_CAPSULE_DRAIN_SESSION}
+))
+KNOWN_CAPSULE_TYPES = _VARINT_CAPSULES | {int(c.CAPSULE_DATAGRAM), int(c.WT_CAPSULE_CLOSE_SESSION),
+                                          int(c.WT_CAPSULE_DRAIN_SESSION)}
 _U32_MAX = 0xFFFFFFFF
 _CLOSE = encode(c.WT_CAPSULE_CLOSE_SESSION, "capsule_type")
 _DRAIN = encode(c.WT_CAPSULE_DRAIN_SESSION, "capsule_type")

@@ -28,20 +28,18 @@ __all__ = [
 ]
 
 #: Frame types the parser reports; every other type is skipped unseen (RFC 9114 §7.2, §9).
-KNOWN_FRAME_TYPES: Final[frozenset[int]] = frozenset(
-    {
-        c.FRAME_DATA,
-        c.FRAME_HEADERS,
-        c.FRAME_CANCEL_PUSH,
-        c.FRAME_SETTINGS,
-        c.FRAME_PUSH_PROMISE,
-        c.FRAME_GOAWAY,
-        c.FRAME_MAX_PUSH_ID,
-    }
-    | c.H3_HTTP2_ONLY_FRAMES
-)
+KNOWN_FRAME_TYPES: Final[frozenset[int]] = frozenset(int(frame_type) for frame_type in (
+    c.FRAME_DATA,
+    c.FRAME_HEADERS,
+    c.FRAME_CANCEL_PUSH,
+    c.FRAME_SETTINGS,
+    c.FRAME_PUSH_PROMISE,
+    c.FRAME_GOAWAY,
+    c.FRAME_MAX_PUSH_ID,
+    *c.H3_HTTP2_ONLY_FRAMES,
+))  # plain ints: a lookup of an int among IntEnum members compares through the subclass
 # Known types other than DATA: these are buffered whole before being reported.
-_BUFFERED_TYPES: Final = KNOWN_FRAME_TYPES - {c.FRAME_DATA}
+_BUFFERED_TYPES: Final = KNOWN_FRAME_TYPES - {int(c.FRAME_DATA)}
 
 # HTTP/2 setting identifiers with no HTTP/3 meaning; receiving one is H3_SETTINGS_ERROR
 # (RFC 9114 §7.2.4.1, registry in §11.2.2).
