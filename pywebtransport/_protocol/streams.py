@@ -39,12 +39,15 @@ CRITICAL_KINDS = frozenset({StreamKind.CONTROL, StreamKind.QPACK_ENCODER, Stream
 
 class PendingBytes:
     """Bytes waiting for session credit: appended whole, taken from the front in grants,
-    without moving what is left (a deque of chunks and an offset into the first)."""
+    without moving what is left (a deque of chunks and an offset into the first).
+
+    Every stream record has one and most never hold a byte, so the deque (~0.6 KiB) is made
+    on the first append and dropped when the bytes are gone."""
 
     __slots__ = ("_chunks", "_offset", "_size")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes] | None = None
         self._offset = 0
         self._size = 0
 
@@ -53,31 +56,38 @@ class PendingBytes:
 
     def append(self, data: bytes) -> None:
         if data:
+            if self._chunks is None:
+                self._chunks = deque()
             self._chunks.append(data)
             self._size += len(data)
 
     def take(self, n: int) -> bytes:
         """Remove and return up to ``n`` bytes from the front."""
-        parts: list[bytes] = []
+        chunks = self._chunks
         want = min(n, self._size)
+        if chunks is None or want <= 0:
+            return b""
+        parts: list[bytes] = []
         while want > 0:
-            head = self._chunks[0]
+            head = chunks[0]
             end = min(len(head), self._offset + want)
             parts.append(head[self._offset:end])
             want -= end - self._offset
             if end == len(head):
-                self._chunks.popleft()
+                chunks.popleft()
                 self._offset = 0
             else:
                 self._offset = end
         taken = parts[0] if len(parts) == 1 else b"".join(parts)
         self._size -= len(taken)
+        if not chunks:
+            self._chunks = None
         return taken
 
     def clear(self) -> int:
         """Drop everything; returns how many bytes were dropped."""
         dropped = self._size
-        self._chunks.clear()
+        self._chunks = None
         self._offset = self._size = 0
         return dropped
 
