@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,24 @@ def transport_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def workers_suite(args: argparse.Namespace) -> int:
+    """One server in 1 and 2 processes (``ServerApp.run(workers=N)``): connects and bulk."""
+    from benchmarks.workers import WorkersOptions, run_workers
+
+    options = WorkersOptions(rounds=args.rounds or 1, quick=args.quick, json_path=args.json)
+    if args.backends:
+        options = replace(options, backends=tuple(args.backends.split(",")))
+    if args.connects:
+        options = replace(options, connects=args.connects)
+    run_workers(options)
+    return 0
+
+
 #: Every report this runner knows, by the name given on the command line.
 SUITES: dict[str, Suite] = {
     "wire": wire_suite,
     "transport": transport_suite,
+    "workers": workers_suite,
 }
 
 
@@ -108,10 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", metavar="NAMES", help="transport: comma-separated stacks (default: all)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="asyncio",
                         help="transport: event loop(s) to run every row on")
-    parser.add_argument("--rounds", type=int, default=0, help="transport: rounds per row, median reported "
-                        "(default 3, 1 with --quick)")
+    parser.add_argument("--rounds", type=int, default=0, help="transport, workers: rounds per row, median "
+                        "reported (transport: default 3, 1 with --quick; workers: default 1)")
     parser.add_argument("--plot", metavar="DIR", help="transport: write PNG plots to DIR (needs matplotlib)")
     parser.add_argument("--no-pure", action="store_true", help="transport: skip the pure-_wire column")
+    parser.add_argument("--backends", metavar="NAMES", help="workers: comma-separated QUIC backends "
+                        "(default: aioquic,qh3)")
+    parser.add_argument("--connects", type=int, default=0, help="workers: concurrent connects per burst "
+                        "(default 1000, 20 with --quick)")
     args = parser.parse_args(arguments)
     from pywebtransport.cli.compiled import prefer_compiled
 

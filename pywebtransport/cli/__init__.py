@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cert", help="certificate PEM (with --key; default: a fresh self-signed one)")
     serve.add_argument("--key", help="private key PEM of --cert")
     serve.add_argument("--http-port", type=_count(0), default=8080, help="port of the test page (0: no page)")
+    serve.add_argument("--workers", type=_count(1), default=1,
+                       help="processes sharing the UDP port, spread by client address (Linux; default 1)")
 
     connect = commands.add_parser(
         "connect", help="send lines to a server and print the replies as they come",
@@ -106,11 +108,17 @@ def _cert(out: str, host: str, days: int) -> None:
     print(f"SPKI SHA-256 (Chromium --ignore-certificate-errors-spki-list): {generated.spki_sha256_base64}")
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int | None:
+    """Run the command; an exit status, or None for 0."""
     if args.command == "demo":
         from pywebtransport.cli.demo import run_demo
 
         asyncio.run(run_demo(round_trips=args.round_trips, bulk_mib=args.bulk_mib, as_json=args.json))
+    elif args.command == "serve" and args.workers > 1:
+        from pywebtransport.cli.serve import run_serve_workers
+
+        return run_serve_workers(host=args.host, port=args.port, cert=args.cert, key=args.key,
+                                 http_port=args.http_port, workers=args.workers)
     elif args.command == "serve":
         from pywebtransport.cli.serve import run_serve
 
@@ -123,6 +131,7 @@ def _run(args: argparse.Namespace) -> None:
                                 datagram=args.datagram, messages=args.message, timeout=args.timeout))
     elif args.command == "cert":
         _cert(args.out, args.host, args.days)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status is not None:
             return status
     try:
-        _run(args)
+        status = _run(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one clear line, a traceback only when asked
@@ -154,4 +163,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc) or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if status is None else status

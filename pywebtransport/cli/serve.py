@@ -1,21 +1,31 @@
-"""``python -m pywebtransport serve``: an echo server plus a page to try it from a browser."""
+"""``python -m pywebtransport serve``: an echo server plus a page to try it from a browser.
+
+With ``--workers N`` (Linux) a supervisor forks N processes sharing the UDP port
+(``pywebtransport.server.workers``); the certificate is made once, before the fork, so that
+every worker presents the one whose hash is printed, and worker 1 serves the page.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 
 from pywebtransport.cli.echo import echo_session
 from pywebtransport.config import ServerConfig
-from pywebtransport.exceptions import ConfigurationError
+from pywebtransport.exceptions import ConfigurationError, ServerError
 from pywebtransport.server import WebTransportServer
-from pywebtransport.server._signals import on_signals
+from pywebtransport.server import workers as _workers
+from pywebtransport.server._signals import STOP_SIGNALS, on_signals
 from pywebtransport.utils import generate_self_signed_cert, load_certificate_hash
 
-__all__ = ["PAGE", "run_serve", "url_host"]
+__all__ = ["PAGE", "banner", "run_serve", "run_serve_workers", "url_host"]
+
+logger = logging.getLogger(__name__)
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>pywebtransport echo</title></head>
 <body><h1>pywebtransport echo</h1><p>Connecting to <code>__URL__</code>...</p><pre id="log"></pre>
@@ -64,58 +74,138 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def run_serve(*, host: str, port: int, cert: str | None, key: str | None, http_port: int,
-                    ready: asyncio.Event | None = None) -> None:
-    """Serve ``/echo`` (and every other path) until cancelled; ``cert`` and ``key`` go together."""
+def _check_pair(cert: str | None, key: str | None) -> None:
     if (cert is None) != (key is None):
         raise ConfigurationError("--cert and --key go together (give both, or neither for a fresh self-signed "
                                  "certificate)")
+
+
+def _certificate(cert: str | None, key: str | None, tmp: str) -> tuple[str, str, bytes]:
+    """The certificate and key files to serve, and the certificate's SHA-256 (a fresh
+    self-signed one in ``tmp`` when none is given)."""
+    if cert is None or key is None:
+        if sys.stderr.isatty():
+            print("generating a self-signed ECDSA P-256 certificate ...", file=sys.stderr, flush=True)
+        generated = generate_self_signed_cert("localhost", output_dir=tmp)
+        return str(generated.cert_path), str(generated.key_path), generated.sha256
+    return cert, key, load_certificate_hash(cert)
+
+
+def banner(host: str, port: int, digest: bytes, page_port: int | None, pids: Sequence[int] = ()) -> list[str]:
+    """What ``serve`` prints once it listens: the URL, the certificate hash, how to connect;
+    with ``pids``, the worker processes; the last line says how to stop it."""
+    url = f"https://{url_host(host)}:{port}/echo"
+    workers = f", {len(pids)} workers (pids {', '.join(str(p) for p in pids)})" if pids else ""
+    array = ", ".join(str(b) for b in digest)
+    lines = [f"WebTransport echo server on {url_host(host)}:{port} (UDP){workers}",
+             f"  URL:                 {url}",
+             f"  certificate SHA-256: {digest.hex()}",
+             "  from another terminal:",
+             f"    python -m pywebtransport connect {url} --cert-hash {digest.hex()}",
+             "  from a page (JavaScript):",
+             f'    new WebTransport("{url}", {{serverCertificateHashes: '
+             f'[{{algorithm: "sha-256", value: new Uint8Array([{array}])}}]}})']
+    if page_port:
+        lines.append(f"  try it: open http://127.0.0.1:{page_port}/ in Chrome or Chromium")
+    lines.append("  (Ctrl-C to stop)")
+    return lines
+
+
+async def _start_page(server: WebTransportServer, digest: bytes, http_port: int) -> asyncio.Server | None:
+    """The test page's HTTP server on ``http_port`` (None for 0: no page)."""
+    if not http_port:
+        return None
+    bound_host, bound_port = server.local_address[:2]
+    url = f"https://{url_host(bound_host)}:{bound_port}/echo"
+    page = PAGE.replace("__URL__", url).replace("__HASH__", json.dumps(list(digest)))
+    return await _serve_page(page.encode(), http_port)
+
+
+async def _serve(server: WebTransportServer, *, page_server: asyncio.Server | None,
+                 signals: tuple[signal.Signals, ...], announce: bytes | None,
+                 ready: asyncio.Event | None = None) -> None:
+    """Serve until one of ``signals`` (then close every session cleanly) or cancellation;
+    with ``announce`` (the certificate's SHA-256), print the banner first."""
+    if announce is not None:
+        bound_host, bound_port = server.local_address[:2]
+        page_port = int(page_server.sockets[0].getsockname()[1]) if page_server is not None else None
+        print("\n".join(banner(bound_host, bound_port, announce, page_port)), flush=True)
+    closing: list[asyncio.Task[None]] = []
+
+    def close_on(signum: signal.Signals) -> None:
+        # SIGTERM (systemd, containers) closes like Ctrl-C: every session gets a
+        # clean WT_CLOSE_SESSION before the process ends.
+        if not closing:
+            if announce is not None:
+                print(f"{signum.name}: closing the sessions ...", file=sys.stderr, flush=True)
+            logger.info("%s: closing the sessions", signum.name)
+            closing.append(asyncio.get_running_loop().create_task(server.close(), name="pywebtransport-serve-close"))
+
+    with on_signals(close_on, signals):
+        if ready is not None:
+            ready.set()
+        try:
+            await server.serve_forever()
+            await asyncio.gather(*closing)
+        finally:
+            if page_server is not None:
+                page_server.close()
+
+
+async def run_serve(*, host: str, port: int, cert: str | None, key: str | None, http_port: int,
+                    ready: asyncio.Event | None = None) -> None:
+    """Serve ``/echo`` (and every other path) until cancelled; ``cert`` and ``key`` go together."""
+    _check_pair(cert, key)
     with tempfile.TemporaryDirectory(prefix="pywebtransport-serve-") as tmp:
-        if cert is None or key is None:
-            if sys.stderr.isatty():
-                print("generating a self-signed ECDSA P-256 certificate ...", file=sys.stderr, flush=True)
-            generated = generate_self_signed_cert("localhost", output_dir=tmp)
-            cert, key = str(generated.cert_path), str(generated.key_path)
-            digest = generated.sha256
-        else:
-            digest = load_certificate_hash(cert)
-        server = WebTransportServer(config=ServerConfig(host=host, port=port, certfile=cert, keyfile=key),
+        certfile, keyfile, digest = _certificate(cert, key, tmp)
+        server = WebTransportServer(config=ServerConfig(host=host, port=port, certfile=certfile, keyfile=keyfile),
                                     handler=echo_session)
         async with server:
-            bound_host, bound_port = server.local_address[:2]
-            url = f"https://{url_host(bound_host)}:{bound_port}/echo"
-            print(f"WebTransport echo server on {url_host(bound_host)}:{bound_port} (UDP)", flush=True)
-            print(f"  URL:                 {url}")
-            print(f"  certificate SHA-256: {digest.hex()}")
-            print("  from another terminal:")
-            print(f"    python -m pywebtransport connect {url} --cert-hash {digest.hex()}")
-            print("  from a page (JavaScript):")
-            array = ", ".join(str(b) for b in digest)
-            print(f'    new WebTransport("{url}", {{serverCertificateHashes: '
-                  f'[{{algorithm: "sha-256", value: new Uint8Array([{array}])}}]}})')
-            page_server = None
-            if http_port:
-                page = PAGE.replace("__URL__", url).replace("__HASH__", json.dumps(list(digest)))
-                page_server = await _serve_page(page.encode(), http_port)
-                page_port = page_server.sockets[0].getsockname()[1]
-                print(f"  try it: open http://127.0.0.1:{page_port}/ in Chrome or Chromium")
-            print("  (Ctrl-C to stop)", flush=True)
-            closing: list[asyncio.Task[None]] = []
+            page_server = await _start_page(server, digest, http_port)
+            await _serve(server, page_server=page_server, signals=(signal.SIGTERM,), announce=digest, ready=ready)
 
-            def close_on(signum: signal.Signals) -> None:
-                # SIGTERM (systemd, containers) closes like Ctrl-C: every session gets a
-                # clean WT_CLOSE_SESSION before the process ends.
-                if not closing:
-                    print(f"{signum.name}: closing the sessions ...", file=sys.stderr, flush=True)
-                    closing.append(asyncio.get_running_loop().create_task(server.close(),
-                                                                          name="pywebtransport-serve-close"))
 
-            with on_signals(close_on, (signal.SIGTERM,)):
-                if ready is not None:
-                    ready.set()
-                try:
-                    await server.serve_forever()
-                    await asyncio.gather(*closing)
-                finally:
-                    if page_server is not None:
-                        page_server.close()
+def run_serve_workers(*, host: str, port: int, cert: str | None, key: str | None, http_port: int,
+                      workers: int) -> int:
+    """``serve --workers N``: N processes on one port (one, with a warning, where that cannot
+    be). Returns the exit status: 0 after SIGTERM, 130 after Ctrl-C; ServerError when a worker
+    failed."""
+    _check_pair(cert, key)
+    why = _workers.multiprocess_unavailable()
+    if why is not None:
+        logger.warning("serving from one process instead of %d workers: %s", workers, why)
+        asyncio.run(run_serve(host=host, port=port, cert=cert, key=key, http_port=http_port))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="pywebtransport-serve-") as tmp:
+        certfile, keyfile, digest = _certificate(cert, key, tmp)
+        shared = _workers.resolve_port(host, port)
+        config = ServerConfig(host=host, port=shared, certfile=certfile, keyfile=keyfile, reuse_port=True)
+
+        async def serve(context: _workers.WorkerContext) -> None:
+            server = WebTransportServer(config=config, handler=echo_session)
+            async with server:
+                # Worker 1 serves the page; it binds before the barrier, so a busy page port
+                # fails the start-up rather than a running server.
+                page_server = await _start_page(server, digest, http_port if context.info.index == 1 else 0)
+                if await context.listening():
+                    await _serve(server, page_server=page_server, signals=STOP_SIGNALS, announce=None)
+                elif page_server is not None:
+                    page_server.close()
+
+        def worker(context: _workers.WorkerContext) -> int:
+            asyncio.run(serve(context))
+            return 0
+
+        def announce(pids: list[int]) -> None:
+            print("\n".join(banner(host, shared, digest, http_port, pids)), flush=True)
+
+        def stopping(signum: signal.Signals) -> None:
+            print(f"{signum.name}: closing the sessions ...", file=sys.stderr, flush=True)
+
+        supervisor = _workers.Supervisor(worker, workers=workers, port=shared,
+                                         stop_timeout=config.close_timeout + _workers.STOP_GRACE, on_serving=announce,
+                                         on_stop=stopping)
+        result = supervisor.run()
+    if not result.clean:
+        raise ServerError("; ".join(result.failures))
+    return 130 if result.signal is signal.SIGINT else 0

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pywebtransport.config import ServerConfig
+from pywebtransport.exceptions import ServerError
+from pywebtransport.server import workers as _workers
 from pywebtransport.server._signals import STOP_SIGNALS, on_signals
 from pywebtransport.server.middleware import Middleware, Reject, SessionRequest
 from pywebtransport.server.router import Router
@@ -60,6 +62,7 @@ class ServerApp:
         self._server = WebTransportServer(config=self._config, handler=self._dispatch, decider=self._decide,
                                           session_manager=session_manager, protocols=protocols)
         self._started = False
+        self._worker: _workers.WorkerContext | None = None  # set in a worker process of run(workers=N)
 
     # -- declaration
     def route(self, pattern: str) -> Callable[[RouteHandler], RouteHandler]:
@@ -83,7 +86,9 @@ class ServerApp:
         return hook
 
     def on_ready(self, hook: Hook) -> Hook:
-        """Run ``hook`` once the server listens (``local_address`` is valid): announce it."""
+        """Run ``hook`` once the server listens (``local_address`` is valid): announce it.
+
+        With ``run(workers=N)`` it runs in every worker, once all N are listening."""
         self._ready.append(hook)
         return hook
 
@@ -107,6 +112,8 @@ class ServerApp:
             await _run(hook)
         await self._server.start()
         self._started = True
+        if self._worker is not None and not await self._worker.listening():
+            return  # the server is stopping before every worker listened: nothing to announce
         for hook in self._ready:
             await _run(hook)
 
@@ -139,10 +146,45 @@ class ServerApp:
                 await asyncio.gather(serving, stopping, return_exceptions=True)
         return received[0] if received else None
 
-    def run(self, *, drain_timeout: float = 5.0) -> None:
+    def run(self, *, drain_timeout: float = 5.0, workers: int = 1) -> None:
         """Blocking entry point for scripts: serve until SIGINT or SIGTERM, then close
-        gracefully (sessions see WT_CLOSE_SESSION code 0, shutdown hooks run)."""
+        gracefully (sessions see WT_CLOSE_SESSION code 0, shutdown hooks run).
+
+        ``workers=N`` (Linux) forks N processes that share the UDP port with SO_REUSEPORT,
+        each running this app (startup, ready and shutdown hooks included) for the clients
+        the kernel hashes to it by address; limits such as ``max_connections`` apply per
+        worker. A signal to this process closes every worker gracefully. A worker that dies
+        stops the others and makes ``run`` raise ServerError, as does one that cannot start
+        (see ``pywebtransport.server.workers`` for why it is not restarted). Where several
+        processes cannot share a port (not Linux, no fork), one process serves and a warning
+        says why. ``workers=1`` serves in this process.
+        """
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        if workers > 1:
+            why = _workers.multiprocess_unavailable()
+            if why is None:
+                self._run_workers(workers, drain_timeout)
+                return
+            logger.warning("serving from one process instead of %d workers: %s", workers, why)
         asyncio.run(self.serve_until_signalled(drain_timeout=drain_timeout))
+
+    def _run_workers(self, workers: int, drain_timeout: float) -> None:
+        port = _workers.resolve_port(self._config.host, self._config.port)
+
+        def serve(context: _workers.WorkerContext) -> int:
+            # This is the worker's own copy of the app and its config (after the fork): every
+            # worker listens on the same port, in one SO_REUSEPORT group.
+            self._config.port = context.port
+            self._config.reuse_port = True
+            self._worker = context
+            asyncio.run(self.serve_until_signalled(drain_timeout=drain_timeout))
+            return 0
+
+        stop_timeout = drain_timeout + self._config.close_timeout + _workers.STOP_GRACE
+        result = _workers.Supervisor(serve, workers=workers, port=port, stop_timeout=stop_timeout).run()
+        if not result.clean:
+            raise ServerError("; ".join(result.failures))
 
     async def close(self, *, drain_timeout: float = 5.0) -> None:
         """GOAWAY and WT_DRAIN_SESSION to everyone, ``drain_timeout`` for sessions to end, then

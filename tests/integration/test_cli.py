@@ -338,3 +338,66 @@ def test_cli_says_loudly_when_it_falls_back_to_the_pure_twins(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["implementation"] == "python"
     assert "WARNING: running the PURE-PYTHON _wire twins" in result.stderr
+
+
+def test_serve_parses_workers_and_defaults_to_one() -> None:
+    from pywebtransport.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["serve"]).workers == 1
+    assert parser.parse_args(["serve", "--workers", "3"]).workers == 3
+
+
+@pytest.mark.parametrize("workers", ["0", "two"])
+def test_serve_refuses_a_worker_count_below_one_as_usage(workers: str) -> None:
+    result = run("serve", "--port", "0", "--http-port", "0", "--workers", workers, timeout=30)
+    assert result.returncode == 2 and "--workers" in result.stderr, result.stderr
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _serve_in_background(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pywebtransport", "serve", "--port", "0", "--http-port", "0",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="several processes share a UDP port only on Linux")
+async def test_serve_with_two_workers_echoes_and_closes_sessions_cleanly_on_sigterm() -> None:
+    import asyncio
+
+    from pywebtransport.client import WebTransportClient
+    from pywebtransport.config import ClientConfig
+
+    server = _serve_in_background("--workers", "2")
+    try:
+        lines = LineReader(server.stdout)
+        banner = "\n".join(await asyncio.to_thread(lines.until, "Ctrl-C"))
+        pids = re.search(r"\(UDP\), 2 workers \(pids (\d+), (\d+)\)$", banner, re.M)
+        url = re.search(r"URL: +(\S+)", banner)
+        digest = re.search(r"certificate SHA-256: ([0-9a-f]{64})", banner)
+        assert pids and url and digest, banner
+        workers = {int(pids.group(1)), int(pids.group(2))}
+        assert len(workers) == 2 and server.pid not in workers
+        result = await asyncio.to_thread(run, "connect", url.group(1), "--cert-hash", digest.group(1),
+                                         "--message", "to whichever worker")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[1:] == ["to whichever worker"]
+        config = ClientConfig(server_certificate_hashes=[bytes.fromhex(digest.group(1))], connect_timeout=20)
+        async with WebTransportClient(config=config) as client:
+            sessions = [await client.connect(url.group(1)) for _ in range(4)]
+            server.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in sessions)), 30)
+            assert {s.close_code for s in sessions} == {0}
+        assert await asyncio.wait_for(asyncio.to_thread(server.wait), 30) == 0
+        await asyncio.to_thread(lines.until, "SIGTERM: closing the sessions")
+        assert all(_gone(pid) for pid in workers)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
