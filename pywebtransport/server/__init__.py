@@ -13,6 +13,7 @@ from pywebtransport.server.middleware import (
 )
 from pywebtransport.server.router import Route, RouteError, Router
 from pywebtransport.server.server import RequestDecider, SessionHandler, WebTransportServer
+from pywebtransport.server.workers import WorkerInfo, current_worker
 
 __all__ = [
     "HeaderAuth",
@@ -28,4 +29,6 @@ __all__ = [
     "SessionHandler",
     "SessionRequest",
     "WebTransportServer",
+    "WorkerInfo",
+    "current_worker",
 ]
