@@ -1,0 +1,113 @@
+"""The stream and datagram calls the application makes in a session: open a stream, write
+(bytes beyond session credit wait in the engine), reset, stop, consume, send a datagram."""
+
+from __future__ import annotations
+
+from pywebtransport import constants as c
+from pywebtransport._protocol.queries import EngineQueries
+from pywebtransport._protocol.routing import StreamRouting
+from pywebtransport._protocol.streams import StreamKind, StreamRecord
+from pywebtransport._wire import datagrams, error_codes, frames
+from pywebtransport.exceptions import DatagramError, LocalProtocolError, StreamClosedError
+
+__all__ = ["StreamApi"]
+
+
+class StreamApi(EngineQueries, StreamRouting):
+    """Session streams and datagrams going out."""
+
+    def open_stream(self, session_id: int, *, is_unidirectional: bool) -> int:
+        """Open a stream in the session and send its preamble; returns the stream id.
+
+        LocalProtocolError when QUIC or the session has no stream credit now: check
+        ``can_open_stream`` first, or ``watch_stream_credit`` and wait for the event.
+        """
+        session = self._require_open(session_id)
+        if not self.can_open_stream(session_id, is_unidirectional):
+            kind = "unidirectional" if is_unidirectional else "bidirectional"
+            raise LocalProtocolError(f"session {session_id} has no {kind} stream credit now")
+        if session.flow is not None:
+            session.flow.take_stream(is_unidirectional)
+        stream_id = self.quic.get_next_available_stream_id(is_unidirectional=is_unidirectional)
+        if is_unidirectional:
+            preamble = frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, session_id)
+            session.local_streams_uni_opened += 1
+        else:
+            preamble = frames.encode_bidi_stream_header(session_id)
+            session.local_streams_bidi_opened += 1
+        record = self._streams.add(StreamRecord(stream_id, StreamKind.WEBTRANSPORT, is_unidirectional, local=True,
+                                                recv_closed=is_unidirectional))
+        self._streams.attach(record, session_id)
+        self.quic.send_stream_data(stream_id, preamble)
+        self._send_bound.wrote(stream_id, len(preamble))
+        return stream_id
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue payload on a session stream; bytes beyond session credit wait in the engine."""
+        record = self._streams.get(stream_id)
+        if record is None or record.kind is not StreamKind.WEBTRANSPORT or record.send_closed:
+            raise StreamClosedError(f"stream {stream_id} is not open for sending")
+        if record.is_unidirectional and not record.local:
+            raise StreamClosedError(f"stream {stream_id} is the peer's unidirectional stream")
+        session = self._sessions.get(record.session_id)
+        if session is None or not session.is_open:
+            raise StreamClosedError(f"stream {stream_id}: its session is closed")
+        if end_stream:
+            record.send_closed = True
+            session.note_finished_send(stream_id, self.quic.send_acknowledged)
+        session.data_sent += len(data)
+        if session.flow is None:
+            self.quic.send_stream_data(stream_id, data, end_stream)
+        else:
+            now, fin, capsules_out = session.flow.send(record, data, end_stream)
+            if now or fin:
+                self.quic.send_stream_data(stream_id, now, fin)
+            session.send_capsules(capsules_out)
+        self._send_bound.wrote(stream_id, len(data))  # held by QUIC or waiting for credit
+        self._maybe_forget_stream(record)
+
+    def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
+        """RESET_STREAM with an application code mapped into the HTTP/3 space."""
+        record = self._require_session_stream(stream_id)
+        code = error_codes.app_code_to_http(error_code)
+        if not record.send_closed or len(record.pending):
+            self._drop_pending(record)
+            record.send_closed = True
+            self._quic_reset(stream_id, code)
+            self._send_bound.refresh_stream(stream_id)
+        self._maybe_forget_stream(record)
+
+    def stop_stream(self, stream_id: int, error_code: int = 0) -> None:
+        """STOP_SENDING with an application code mapped into the HTTP/3 space."""
+        record = self._require_session_stream(stream_id)
+        code = error_codes.app_code_to_http(error_code)
+        if not record.recv_closed:
+            record.recv_closed = True
+            self._quic_stop(stream_id, code)
+        self._maybe_forget_stream(record)
+
+    def consume_stream_data(self, stream_id: int, amount: int) -> None:
+        """The application read ``amount`` bytes: return QUIC and session credit."""
+        self.quic.consume_stream_data(stream_id, amount)
+        record = self._streams.get(stream_id)
+        session = self._sessions.get(record.session_id) if record is not None else None
+        if session is not None and session.flow is not None and session.is_open:
+            session.send_capsules(session.flow.on_consume(amount))
+    def send_datagram(self, session_id: int, data: bytes) -> bool:
+        """Send one datagram; False when the QUIC queue is full and it was dropped (counted).
+
+        DatagramTooLargeError when it cannot fit a packet (aioquic would otherwise block its
+        queue forever on it); DatagramError when the peer did not enable HTTP datagrams.
+        """
+        session = self._require_open(session_id)
+        peer = self._h3.peer
+        if peer is not None and not peer.supports_datagrams:  # RFC 9297 §2.1.1
+            raise DatagramError("the peer did not send SETTINGS_H3_DATAGRAM=1: it accepts no HTTP datagrams")
+        datagrams.check_payload_size(len(data), self.max_datagram_size(session_id))
+        if self.quic.pending_datagrams >= self.config.max_pending_datagrams:
+            session.datagrams_dropped += 1
+            return False
+        self.quic.send_datagram_frame(datagrams.encode_datagram(session_id, data))
+        session.datagrams_sent += 1
+        session.datagram_bytes_sent += len(data)
+        return True
