@@ -1,8 +1,10 @@
 """The state one engine's parts share, and the session host they all use.
 
-``EngineCore`` holds the stream table, the sessions and the HTTP/3 layer; the inbound
-paths (``requests.RequestStreams``, ``routing.StreamRouting``) and the public facade
-(``engine.WebTransportEngine``) build on it, each in its own module.
+``EngineCore`` holds the stream table, the sessions and the HTTP/3 layer. Every part of the
+engine builds on it, each in its own module: the inbound paths (``requests.RequestStreams``,
+``routing.StreamRouting``), the application-facing calls (``session_api``, ``stream_api``,
+``queries``, ``watches``), QUIC event dispatch (``dispatch``), timers (``deadlines``), and the
+facade that combines them (``engine.WebTransportEngine``).
 """
 
 from __future__ import annotations
