@@ -99,7 +99,9 @@ class WebTransportDatagramTransport:
         payload = ensure_bytes(data)
         sent = self._port.datagram_send(payload)
         if sent:
-            self._port.events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
+            events = self._port.events
+            if events.listener_count(EventType.DATAGRAM_SENT):  # no event object per datagram for nobody
+                events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
         return sent
 
     def receive_nowait(self) -> bytes | None:

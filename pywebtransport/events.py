@@ -63,7 +63,9 @@ EventHandler = Callable[[Event], "Awaitable[None] | None"]
 
 
 def _key(event_type: EventType | str) -> str:
-    return event_type.value if isinstance(event_type, EventType) else str(event_type)
+    # An EventType member is a str holding its value: str.__str__ gives that plain str without
+    # Enum's value descriptor, and a plain str hashes in C (Enum.__hash__ is Python). Per datagram.
+    return str.__str__(event_type) if isinstance(event_type, str) else str(event_type)
 
 
 class EventEmitter:

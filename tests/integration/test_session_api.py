@@ -622,3 +622,14 @@ async def test_keep_alive_pings_outlive_the_peers_idle_timeout(server_config, ce
             await eventually(lambda: connection.keep_alive_pings >= 12 or session.is_closed, timeout=10)
             assert not session.is_closed and session.is_ready
             assert connection.diagnostics()["keep_alive_pings"] >= 12
+
+
+async def test_datagram_sent_events_reach_listeners_only_when_there_are_some(echo_server, client) -> None:
+    _, base = echo_server
+    session = await client.connect(f"{base}/echo")
+    assert await session.datagrams.send(b"unheard")  # no listener: nothing to see, nothing fails
+    sizes: list[int] = []
+    session.events.on(EventType.DATAGRAM_SENT, lambda e: sizes.append(e.data["size"]))
+    assert await session.datagrams.send(b"heard")
+    assert session.datagrams.send_nowait(b"also heard")
+    assert sizes == [5, 10]
