@@ -6,7 +6,11 @@ and ``"qh3"`` (an aioquic-derived QUIC with a native crypto core, optional extra
 plain values; ``PYWEBTRANSPORT_QUIC_BACKEND`` picks the default for tests. The engine sees
 only ``QuicCore`` and the backend-neutral events below, never a backend's classes. The TLS
 extras both backends share (exporter, client-certificate checks) are in ``quic_tls.py``.
-Every name of those modules stays importable from here.
+The backends' own parts are named for what they hold: ``quic_family.py`` (what aioquic and
+qh3 implement alike), ``quic_aioquic_config.py`` and ``quic_qh3_config.py`` (building each
+library's configuration), ``quic_qh3_credit.py`` and ``quic_qh3_fin.py`` (qh3's read-driven
+stream credit and FIN-aware sender), ``quic_qlog.py`` (qlog files) and ``quic_refusal.py``
+(the CONNECTION_REFUSED reply). Every public name of the aioquic side stays importable from here.
 """
 
 from __future__ import annotations
@@ -349,10 +353,6 @@ def create_quic_connection(backend: str | None = None, *, is_client: bool,
     return quic_settings.create_connection(original_destination_connection_id=original_destination_connection_id)
 
 
-
-
-
-
 # ---------------------------------------------------------------------------- private state
 # The only reads of aioquic's and qh3's private state on objects other than a backend's own
 # connection (``self``), each naming the attribute and why; REQUIRED_ATTRIBUTES and
@@ -394,17 +394,18 @@ def qlog_trace_and_logger(connection: Any) -> tuple[Any, Any]:
     return connection._quic_logger, connection._configuration.quic_logger
 
 
-# The aioquic backend, importable from the seam as before (imported last: it builds on the
-# events and the protocol above; import it through this module).
+# The aioquic backend and the parts both backends share, importable from the seam as before
+# (imported last: they build on the events and the protocol above; import them through this module).
 from pywebtransport._protocol.quic_aioquic import (  # noqa: E402
     REQUIRED_ATTRIBUTES,
     AioquicConnection,
-    AioquicFamilyMethods,
     BackpressuredQuicConnection,
-    aioquic_configuration,
-    build_connection_refused,
-    congestion_control_algorithms,
-    end_qlog_trace,
     missing_attributes,
-    qlog_directory_logger,
 )
+from pywebtransport._protocol.quic_aioquic_config import (  # noqa: E402
+    aioquic_configuration,
+    congestion_control_algorithms,
+)
+from pywebtransport._protocol.quic_family import AioquicFamilyMethods  # noqa: E402
+from pywebtransport._protocol.quic_qlog import end_qlog_trace, qlog_directory_logger  # noqa: E402
+from pywebtransport._protocol.quic_refusal import build_connection_refused  # noqa: E402

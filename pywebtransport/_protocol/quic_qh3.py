@@ -55,26 +55,22 @@ supported (``qh3>=1.9,<2``). Every private qh3 attribute used is listed in
 ``REQUIRED_ATTRIBUTES`` and read in this module only.
 """
 
+
 from __future__ import annotations
 
-import functools
 import tempfile
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from qh3._hazmat import size_uint_var
 from qh3.quic import events as q_events
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, stream_is_client_initiated, stream_is_unidirectional
 from qh3.quic.packet import QuicFrameType
-from qh3.quic.packet_builder import QuicDeliveryState
 from qh3.quic.stream import QuicStream
-from qh3.tls import load_pem_private_key, load_pem_x509_certificates
 
 from pywebtransport._protocol.quic import (
     PACKET_OVERHEAD,
-    AioquicFamilyMethods,
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
@@ -86,12 +82,20 @@ from pywebtransport._protocol.quic import (
     StopSendingReceived,
     StreamDataReceived,
     StreamReset,
-    exporter_secret_from_schedule,
-    file_version,
-    qlog_directory_logger,
-    sender_pending,
     sender_unsent,
 )
+from pywebtransport._protocol.quic_family import AioquicFamilyMethods
+from pywebtransport._protocol.quic_qh3_config import qh3_configuration
+from pywebtransport._protocol.quic_qh3_credit import (
+    _INITIAL_MAX_STREAMS,
+    _WINDOW_SLOT,
+    _FinishedStreams,
+    _read_driven_stream_class,
+    _StreamCountLimit,
+)
+from pywebtransport._protocol.quic_qh3_fin import _FinAwareSender
+from pywebtransport._protocol.quic_qlog import _qh3_qlog
+from pywebtransport._protocol.quic_tls import exporter_secret_from_schedule
 
 __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"]
 
@@ -140,15 +144,6 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
 #: qh3's ConnectionTerminated phrase when its idle timer (not the peer) ended the connection.
 _QH3_IDLE_PHRASE = "Idle timeout"
 
-#: MAX_STREAMS of each kind granted in the transport parameters (aioquic's fixed value).
-_INITIAL_MAX_STREAMS = 128
-
-#: The FIN bit of a STREAM frame's type (RFC 9000 §19.8).
-_STREAM_FIN_BIT = 0x01
-
-#: The slot descriptor behind ``QuicStream.max_stream_data_local`` (the window we police).
-_WINDOW_SLOT: Any = QuicStream.__dict__["max_stream_data_local"]
-
 
 def _translate(event: Any) -> QuicEvent | None:
     """The neutral event for one of qh3's (None for those the engine does not use)."""
@@ -173,144 +168,6 @@ def _translate(event: Any) -> QuicEvent | None:
         phrase = event.reason_phrase
         return ConnectionTerminated(event.error_code, phrase, phrase == _QH3_IDLE_PHRASE)
     return None
-
-
-def _read_driven_stream_class(consumed: dict[int, int], window: int) -> type[QuicStream]:
-    """A QuicStream subclass (same layout, so streams can be switched to it) whose receive
-    window may grow only as far as the application has read plus one window."""
-
-    def get_window(stream: QuicStream) -> int:
-        return int(_WINDOW_SLOT.__get__(stream, QuicStream))
-
-    def set_window(stream: QuicStream, value: int) -> None:
-        current = _WINDOW_SLOT.__get__(stream, QuicStream)
-        if value > current:
-            # qh3 doubles the window on arrival and on STREAM_DATA_BLOCKED: cap it at the reads.
-            value = max(current, min(value, consumed.get(stream.stream_id or 0, 0) + window))
-        _WINDOW_SLOT.__set__(stream, value)
-
-    return type("ReadDrivenQuicStream", (QuicStream,),
-                {"__slots__": (), "max_stream_data_local": property(get_window, set_window)})
-
-
-class _FinStop(int):
-    """The end offset of a STREAM frame that carried the FIN, as its delivery handler sees it."""
-
-    __slots__ = ()
-
-
-class _FinAwareSender:
-    """qh3's native stream sender, once the application has written the FIN.
-
-    qh3 1.x's ``QuicStreamSender.on_data_delivery`` has no ``fin`` argument (aioquic's has): it
-    calls the sender finished as soon as the data up to the FIN offset is acknowledged, even
-    when the FIN was written after that data left and has not been sent yet. qh3 then
-    discards the stream and the FIN is never sent: the peer waits for the end of the stream
-    forever (a browser page echoing 100 streams hung on one of them). This wrapper marks the
-    frames that carry the FIN (their end offset is a ``_FinStop``, which only the delivery
-    handler reads) and reports the sender finished once one of them, or the reset that
-    replaced them, is acknowledged. Streams get it only when their FIN is written, so the
-    common sending path stays on the native object.
-    """
-
-    __slots__ = ("_fin_acked", "_native", "_reset_acked")
-
-    def __init__(self, native: Any) -> None:
-        self._native = native
-        self._fin_acked = False
-        self._reset_acked = False
-
-    @property
-    def is_finished(self) -> bool:
-        return bool(self._native.is_finished) and (self._fin_acked or self._reset_acked)
-
-    @property
-    def buffer_is_empty(self) -> bool:
-        return bool(self._native.buffer_is_empty)
-
-    @property
-    def highest_offset(self) -> int:
-        return int(self._native.highest_offset)
-
-    @property
-    def next_offset(self) -> int:
-        return int(self._native.next_offset)
-
-    @property
-    def reset_pending(self) -> bool:
-        return bool(self._native.reset_pending)
-
-    @property
-    def _pending(self) -> list[tuple[int, int]]:  # read by quic.sender_unsent
-        return sender_pending(self._native)
-
-    def prepare_stream_frame(self, flight_space: int, max_offset: int) -> Any:
-        result = self._native.prepare_stream_frame(flight_space, max_offset)
-        if result is not None and result[1] & _STREAM_FIN_BIT:
-            data, frame_type, offset, stop, previous_highest, overhead = result
-            return data, frame_type, offset, _FinStop(stop), previous_highest, overhead
-        return result
-
-    def on_data_delivery(self, delivery: int, start: int, stop: int) -> None:
-        self._native.on_data_delivery(delivery, start, int(stop))
-        if type(stop) is _FinStop and delivery == QuicDeliveryState.ACKED:
-            self._fin_acked = True
-
-    def on_reset_delivery(self, delivery: int) -> None:
-        self._native.on_reset_delivery(delivery)
-        if delivery == QuicDeliveryState.ACKED:
-            self._reset_acked = True
-
-    def get_frame(self, max_size: int, max_offset: int | None = None) -> Any:
-        return self._native.get_frame(max_size, max_offset)
-
-    def get_reset_frame(self) -> Any:
-        return self._native.get_reset_frame()
-
-    def reset(self, error_code: int) -> None:
-        self._native.reset(error_code)
-
-    def write(self, data: bytes, end_stream: bool = False) -> None:
-        self._native.write(data, end_stream)
-
-
-class _StreamCountLimit:
-    """The MAX_STREAMS we grant of one kind, raised only as the peer's streams finish (as
-    aioquic does). qh3 doubles it once the peer used half, which bounds nothing; those raises
-    are ignored, and ``grant`` is the only way up. Same fields as qh3's ``Limit``."""
-
-    def __init__(self, limit: Any, initial: int) -> None:
-        self.frame_type: int = limit.frame_type
-        self.name: str = limit.name
-        self.sent: int = initial
-        self.used: int = limit.used
-        self._value: int = initial
-
-    @property
-    def value(self) -> int:
-        return self._value
-
-    @value.setter
-    def value(self, value: int) -> None:
-        if value <= self._value:  # qh3's own raises are refused; lowering before the handshake is allowed
-            self._value = value
-
-    def grant(self) -> None:
-        """One more stream of this kind may be opened by the peer."""
-        self._value += 1
-
-
-class _FinishedStreams(set[int]):
-    """qh3's set of discarded stream ids, which also returns a finished peer stream's slot."""
-
-    def __init__(self, existing: set[int], on_finished: Any) -> None:
-        super().__init__(existing)
-        self._on_finished = on_finished
-
-    def add(self, stream_id: int) -> None:
-        if stream_id not in self:
-            super().add(stream_id)
-            self._on_finished(stream_id)
 
 
 class Qh3Connection(AioquicFamilyMethods, QuicConnection):
@@ -355,8 +212,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
                 and (direction == Direction.DECRYPT) == self._is_client):
             schedule: Any = self.tls.key_schedule  # qh3's KeySchedule.algorithm is the digest size in bits
             self._exporter_secret = exporter_secret_from_schedule(schedule, f"sha{schedule.algorithm}", secret)
-
-
 
     # -- events
     def next_event(self) -> QuicEvent | None:  # type: ignore[override]
@@ -418,8 +273,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             _WINDOW_SLOT.__set__(stream, wanted)
             self._streams_dirty_limits.add(stream)  # qh3 writes MAX_STREAM_DATA for dirty streams
 
-
-
     # -- streams
     def send_buffered(self, stream_id: int) -> int:
         """Bytes written to ``stream_id`` and not yet sent (see the module docstring)."""
@@ -428,14 +281,9 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             return 0
         return sender_unsent(stream.sender)
 
-
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Whether the stream was opened and qh3 has since dropped its state."""
         return stream_id in self._streams_finished
-
-
-
-
 
     # -- datagrams
 
@@ -443,8 +291,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     def datagram_path_limit(self) -> int:
         """Room for one DATAGRAM frame in a packet of the configured size."""
         return int(self._max_datagram_size) - PACKET_OVERHEAD
-
-
 
     def _write_datagram_frame(self, builder: Any, data: bytes, frame_type: QuicFrameType) -> bool:
         # qh3 hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with length).
@@ -457,7 +303,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         if self._quic_logger is not None:  # qh3's qlog trace, as its own writer does
             builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
         return True
-
 
     # -- connection facts
 
@@ -485,8 +330,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
         return float(self._remote_max_idle_timeout) or None
 
-
-
     def missing_attributes(self) -> list[str]:
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
         from qh3._hazmat import QuicStreamSender
@@ -505,64 +348,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         if not isinstance(_WINDOW_SLOT, type(QuicStream.__dict__["stream_id"])):
             missing.append("QuicStream.max_stream_data_local (a slot)")
         return missing
-
-
-@functools.lru_cache(maxsize=16)
-def _chain_from_files(certfile: str, keyfile: str | None, mtime: float) -> tuple[Any, list[Any], Any]:
-    """qh3's certificate, chain and key of a PEM pair, parsed once per file version."""
-    probe = QuicConfiguration()
-    probe.load_cert_chain(certfile, keyfile)
-    return probe.certificate, list(probe.certificate_chain), probe.private_key
-
-
-@functools.lru_cache(maxsize=8)
-def _qh3_qlog(directory: str) -> Any:
-    from qh3.quic.logger import QuicFileLogger
-
-    return qlog_directory_logger(QuicFileLogger)(directory)
-
-
-def qh3_configuration(settings: QuicSettings) -> QuicConfiguration:
-    """qh3's configuration for ``settings`` (objects from ``cryptography`` are converted).
-
-    ValueError for ``request_client_certificate``: qh3 1.x servers cannot ask for one.
-    """
-    if settings.request_client_certificate and not settings.is_client:
-        raise ValueError("the qh3 backend cannot request client certificates (qh3 1.x servers send no "
-                         "CertificateRequest); use quic_backend='aioquic' for verify_client")
-    qc = QuicConfiguration(
-        is_client=settings.is_client,
-        alpn_protocols=list(settings.alpn_protocols),
-        max_datagram_frame_size=settings.max_datagram_frame_size,
-        idle_timeout=settings.idle_timeout,
-        max_datagram_size=settings.max_datagram_size,
-        probe_datagram_size=False,
-        max_stream_data=settings.max_stream_data,
-        max_data=settings.max_data,
-        server_name=settings.server_name,
-        quic_logger=settings.quic_logger or (_qh3_qlog(settings.qlog_dir) if settings.qlog_dir else None),
-    )
-    if settings.secrets_log is not None:
-        qc.secrets_log_file = settings.secrets_log
-    if not settings.verify_peer:
-        import ssl
-
-        qc.verify_mode = ssl.CERT_NONE
-    if settings.cafile:
-        qc.load_verify_locations(cafile=settings.cafile)
-    if settings.certfile:
-        qc.certificate, qc.certificate_chain, qc.private_key = _chain_from_files(
-            settings.certfile, settings.keyfile, file_version(settings.certfile))
-    if settings.certificate is not None:
-        pem = b"".join(c.public_bytes(Encoding.PEM) for c in (settings.certificate, *settings.certificate_chain))
-        certificates = load_pem_x509_certificates(pem)
-        qc.certificate, qc.certificate_chain = certificates[0], certificates[1:]
-    if settings.private_key is not None:
-        qc.private_key = load_pem_private_key(settings.private_key.private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    for name, value in settings.extra.items():
-        setattr(qc, name, value)
-    return qc
 
 
 def create(settings: QuicSettings, original_destination_connection_id: bytes | None) -> Qh3Connection:

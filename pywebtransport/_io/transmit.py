@@ -1,0 +1,109 @@
+"""What leaves the UDP endpoint: one transmit pass per loop wake-up for every connection that
+has something to send, the socket writes of each mode, and the QUIC timers re-armed after
+each transmit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pywebtransport._io.closing import ClosingConnection
+from pywebtransport._io.drivers import ConnectionDriver
+from pywebtransport._io.endpoint_core import EndpointCore
+from pywebtransport.types import Address
+
+__all__ = ["EndpointTransmit"]
+
+#: The endpoint's logger (docs/debugging.md names it): every part of the class logs to it.
+logger = logging.getLogger("pywebtransport._io.endpoint")
+
+
+class EndpointTransmit(EndpointCore):
+    """Transmit passes, socket writes and timers (a part of UdpEndpoint)."""
+
+    # -- transmit
+    def schedule_flush(self, connection: ConnectionDriver) -> None:
+        """Mark a connection as having something to send; flush once this wake-up ends."""
+        self._dirty.add(connection)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        self.flushes += 1
+        dirty, self._dirty = self._dirty, set()
+        outgoing: list[tuple[bytes, Address]] = []
+        for connection in dirty:
+            self._collect(connection, outgoing)
+        self._send_now(outgoing)
+
+    def transmit(self, connection: ConnectionDriver) -> None:
+        """Send what one connection has to send right now (and re-arm its timer)."""
+        self._dirty.discard(connection)
+        outgoing: list[tuple[bytes, Address]] = []
+        self._collect(connection, outgoing)
+        self._send_now(outgoing)
+
+    def _collect(self, connection: ConnectionDriver, outgoing: list[tuple[bytes, Address]]) -> None:
+        try:
+            outgoing.extend(connection.datagrams_to_send(time.monotonic()))
+        except Exception:
+            logger.exception("connection failed while building packets")
+        self._arm_timer(connection)
+
+    def _send_now(self, outgoing: list[tuple[bytes, Address]]) -> None:
+        if not outgoing:
+            return
+        if self._batch is not None:
+            sent = self._batch.send(outgoing)
+            self.datagrams_out += sent
+            self.send_dropped += len(outgoing) - sent  # a full buffer: lost packets QUIC recovers
+            return
+        for data, addr in outgoing:
+            self._send(data, addr)
+
+    def _send(self, data: bytes, addr: Address) -> None:
+        if self._sock is not None:
+            try:
+                if self._peer is not None:
+                    self._sock.send(data)  # connected: some systems refuse sendto with an address
+                else:
+                    self._sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                self.send_dropped += 1  # the kernel buffer is full: a lost packet QUIC recovers
+                return
+            except OSError as exc:  # a refusal reported by an earlier ICMP, or a bad address
+                self._socket_error(exc)
+                return
+            self.datagrams_out += 1
+        elif self._transport is not None and not self._transport.is_closing():
+            # A connected transport takes no address (asyncio refuses any but its peer's).
+            self._transport.sendto(data, None if self._peer is not None else addr)
+            self.datagrams_out += 1
+
+    def _arm_timer(self, connection: ConnectionDriver) -> None:
+        deadline = connection.get_timer()
+        entry = self._timers.get(connection)
+        if entry is not None:
+            if entry[0] == deadline:
+                return
+            entry[1].cancel()
+            del self._timers[connection]
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - time.monotonic())
+        handle = self._loop.call_later(delay, self._on_timer, connection)
+        self._timers[connection] = (deadline, handle)
+
+    def _on_timer(self, connection: ConnectionDriver) -> None:
+        self._timers.pop(connection, None)
+        if isinstance(connection, ClosingConnection):
+            self._expire(connection)
+            return
+        try:
+            connection.handle_timer(time.monotonic())
+        except Exception:
+            logger.exception("connection failed in its timer")
+        self.schedule_flush(connection)
+

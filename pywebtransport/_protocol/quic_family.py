@@ -1,0 +1,223 @@
+"""What aioquic and qh3 (an aioquic fork) implement alike: ``AioquicFamilyMethods``.
+
+Both libraries keep the same private state under the same names (streams, stream-id
+counters, the peer's limits, pending datagrams, loss recovery, connection ids, the close
+state); the methods here read it through ``self`` once for both backends, which mix this
+
+
+class in ahead of their own ``QuicConnection``. Every such attribute is listed in each
+backend's ``REQUIRED_ATTRIBUTES``. Held here: reporting the end of the connection as soon
+as it is known and keeping the close datagrams (RFC 9000 §10.2), giving back the handshake's
+TLS buffers, stream facts, datagram loss accounting, the TLS exporter, RTT and connection ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pywebtransport._protocol.quic import (
+    ConnectionTerminated,
+    DatagramFrameLost,
+    HandshakeCompleted,
+    QuicEvent,
+    RttSample,
+    loss_rtt,
+)
+from pywebtransport._protocol.quic_qlog import end_qlog_trace
+from pywebtransport._protocol.quic_tls import tls_exporter
+
+__all__ = ["POST_HANDSHAKE_TLS_BUFFER", "SPENT_EPOCH_TLS_BUFFER", "AioquicFamilyMethods"]
+
+#: Capacity of the 1-RTT TLS output buffer after the handshake (a NewSessionTicket is ~0.2 KiB).
+POST_HANDSHAKE_TLS_BUFFER = 4096
+#: Capacity of the Initial and Handshake TLS output buffers after the handshake (unused).
+SPENT_EPOCH_TLS_BUFFER = 256
+
+#: aioquic's and qh3's ConnectionTerminated phrase when the idle timer (not the peer) ended it.
+_IDLE_PHRASE = "Idle timeout"
+#: The connection states (both libraries' QuicConnectionState names) in which QUIC sends
+#: nothing but CONNECTION_CLOSE.
+_END_STATE_NAMES = frozenset({"CLOSING", "DRAINING", "TERMINATED"})
+
+
+class AioquicFamilyMethods:
+    """What aioquic and qh3 (an aioquic fork) implement alike over the same private state:
+    written once, mixed into both backend classes ahead of their QuicConnection."""
+
+    # The state these methods read, named as both libraries name it.
+    _streams: Any
+    _consumed: dict[int, int]
+    _handshake_complete: bool
+    _exporter_secret: tuple[str, bytes] | None
+    _dropped: int
+    _events: Any
+    _crypto_buffers: Any
+    _local_next_stream_id_bidi: int
+    _local_next_stream_id_uni: int
+    _remote_max_streams_bidi: int
+    _remote_max_streams_uni: int
+    _remote_max_datagram_frame_size: int | None
+    _datagrams_pending: Any
+    _loss: Any
+    _host_cids: Any
+    _state: Any
+    _close_event: Any
+    _close_pending: bool
+    _close_at: float | None
+    host_cid: bytes
+    #: Whether the ConnectionTerminated event was handed out (it is, once, as early as known).
+    _termination_reported = False
+    #: The datagrams that carried our CONNECTION_CLOSE, kept to answer late packets with.
+    _close_datagrams: tuple[bytes, ...] = ()
+
+    # -- closing (RFC 9000 §10.2). Both libraries report the end only when the closing or
+    # draining period is over, three PTOs later; until then the application would go on
+    # writing to a connection that is gone. The end is reported as soon as it is known
+    # instead, and the period is left to whoever routes packets (``closing_deadline``).
+
+    @property
+    def is_closing(self) -> bool:
+        """Whether QUIC will send nothing more but CONNECTION_CLOSE: a close is pending, or
+        the connection is closing, draining or over (the library's _close_event/_state)."""
+        return self._close_event is not None or self._state.name in _END_STATE_NAMES
+
+    @property
+    def closing_deadline(self) -> float | None:
+        """When the closing or draining period ends (three PTOs after the close was sent or
+        received, as the library computes it in _close_at); None outside those periods."""
+        if self._state.name in ("CLOSING", "DRAINING"):
+            return self._close_at
+        return None
+
+    @property
+    def close_datagrams(self) -> tuple[bytes, ...]:
+        """The datagrams that carried our CONNECTION_CLOSE (empty before it was sent, and after
+        a close by the peer: a draining endpoint sends nothing, RFC 9000 §10.2.2)."""
+        return self._close_datagrams
+
+    def _note_close_sent(self, was_pending: bool, datagrams: list[tuple[bytes, Any]]) -> None:
+        """Keep the datagrams of the send that wrote the CONNECTION_CLOSE (RFC 9000 §10.2.1
+        allows sending the same packet again to answer late ones)."""
+        if was_pending and datagrams:
+            self._close_datagrams = tuple(data for data, _ in datagrams)
+
+    def _terminal_event(self, translated: QuicEvent | None) -> QuicEvent | None:
+        """``translated`` unless it is the library's late ConnectionTerminated, already reported."""
+        kind = type(translated)
+        if kind is ConnectionTerminated:
+            if self._termination_reported:
+                return None
+            self._termination_reported = True
+        elif kind is HandshakeCompleted:
+            self._shrink_tls_buffers()
+        return translated
+
+    def _shrink_tls_buffers(self) -> None:
+        """Give back the TLS output buffers the handshake needed (three of 16 KiB each, held for
+        the connection's life by both libraries): once it is complete the Initial and
+        Handshake epochs take no more messages and 1-RTT at most a NewSessionTicket."""
+        buffers = self._crypto_buffers
+        for epoch, buffer in list(buffers.items()):
+            if buffer.tell():  # not flushed to its crypto stream (never at this point): keep it
+                continue
+            capacity = POST_HANDSHAKE_TLS_BUFFER if epoch.name == "ONE_RTT" else SPENT_EPOCH_TLS_BUFFER
+            buffers[epoch] = type(buffer)(capacity=capacity)
+
+    def _early_termination(self) -> ConnectionTerminated | None:
+        """The ConnectionTerminated to report now that the event queue is empty, when a close
+        is known and was not reported yet (the library's _close_event says why)."""
+        close = self._close_event
+        if close is None or self._termination_reported:
+            return None
+        self._termination_reported = True
+        return ConnectionTerminated(close.error_code, close.reason_phrase, close.reason_phrase == _IDLE_PHRASE,
+                                    by_peer=self._state.name == "DRAINING")
+
+    def is_stream_discarded(self, stream_id: int) -> bool:
+        """Implemented by each backend: the libraries differ here."""
+        raise NotImplementedError
+
+    @property
+    def handshake_complete(self) -> bool:
+        """Whether the TLS handshake finished (the library's _handshake_complete)."""
+        return bool(self._handshake_complete)
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """The TLS exporter's output (RFC 8446 §7.5); RuntimeError before the handshake."""
+        if self._exporter_secret is None or not self._handshake_complete:
+            raise RuntimeError("keying material can be exported once the TLS handshake is complete")
+        return tls_exporter(*self._exporter_secret, label, context, length)
+
+    def forget_stream(self, stream_id: int) -> None:
+        """Drop the consumption record of a finished stream."""
+        self._consumed.pop(stream_id, None)
+
+    @property
+    def consumed_records(self) -> int:
+        """How many streams have a consumption record (for leak tests)."""
+        return len(self._consumed)
+
+    def send_acknowledged(self, stream_id: int) -> bool:
+        """Whether everything sent on ``stream_id``, FIN or reset included, was acknowledged
+        (True once aioquic discarded the stream, False for a stream still being written)."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return self.is_stream_discarded(stream_id)
+        return bool(stream.sender.is_finished)
+
+    def has_stream(self, stream_id: int) -> bool:
+        """Whether aioquic still holds state for ``stream_id``."""
+        return stream_id in self._streams
+
+    def stream_window(self, stream_id: int) -> int:
+        """Receive credit the peer has left on ``stream_id`` (0 for unknown streams)."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return max(0, int(stream.max_stream_data_local - stream.receiver.highest_offset))
+
+    def next_stream_id(self, is_unidirectional: bool) -> int:
+        """The id our next stream of this kind gets (without opening it)."""
+        return self._local_next_stream_id_uni if is_unidirectional else self._local_next_stream_id_bidi
+
+    def can_open_stream(self, is_unidirectional: bool) -> bool:
+        """Whether the peer's MAX_STREAMS lets us open one more stream of this kind now."""
+        limit = self._remote_max_streams_uni if is_unidirectional else self._remote_max_streams_bidi
+        return self.next_stream_id(is_unidirectional) // 4 < limit
+
+    @property
+    def remote_max_datagram_frame_size(self) -> int:
+        """The peer's max_datagram_frame_size transport parameter (0 before/without it)."""
+        return self._remote_max_datagram_frame_size or 0
+
+    @property
+    def pending_datagrams(self) -> int:
+        """Datagrams queued in aioquic and not yet put in a packet."""
+        return len(self._datagrams_pending)
+
+    @property
+    def datagrams_dropped(self) -> int:
+        """DATAGRAM frames sent in packets loss recovery declared lost (RFC 9221 §5.2: never
+        resent); aioquic itself drops no queued datagram before sending it."""
+        return int(self._dropped)
+
+    def _on_datagram_delivery(self, delivery: Any, data: bytes) -> None:
+        # By name: aioquic and qh3 each have their own QuicDeliveryState enum.
+        if delivery.name != "ACKED":
+            self._dropped += 1
+            self._events.append(DatagramFrameLost(data))  # next_event passes it up
+
+    def host_connection_ids(self) -> list[bytes]:
+        """Every connection id of ours the peer may use now (for the endpoint's routing)."""
+        return [self.host_cid, *(entry.cid for entry in self._host_cids)]
+
+    def rtt(self) -> RttSample:
+        """RTT and congestion state from aioquic's loss recovery."""
+        loss = self._loss
+        smoothed, minimum, latest = loss_rtt(loss)
+        return RttSample(smoothed=smoothed, minimum=minimum, latest=latest, congestion_window=loss.congestion_window,
+                         bytes_in_flight=loss.bytes_in_flight)
+
+    def end_qlog(self) -> None:
+        """Write this connection's qlog file now (a no-op without ``qlog_dir``)."""
+        end_qlog_trace(self)

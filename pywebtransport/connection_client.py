@@ -1,0 +1,90 @@
+"""The client side of a connection: the handshake, waiting for HTTP/3, how far a connect got
+(``ConnectStage``), and a refusal reported by the peer's host (ICMP port unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import enum
+import time
+
+from pywebtransport import constants as c
+from pywebtransport.connection_core import ConnectionCore
+from pywebtransport.exceptions import ConnectionRefusedError, HandshakeError, TimeoutError
+from pywebtransport.types import ConnectionState
+
+__all__ = ["ConnectStage", "ConnectionClient"]
+
+
+class ConnectStage(enum.Enum):
+    """How far a client connection got on its way to HTTP/3: named when a connect times out."""
+
+    NO_REPLY = "no reply at all from the peer (nothing listening, or the packets are dropped)"
+    HANDSHAKE = "the peer answered but the QUIC/TLS handshake did not complete"
+    SETTINGS = "QUIC is up but the peer sent no HTTP/3 SETTINGS"
+    HTTP3 = "HTTP/3 is up (the peer's SETTINGS arrived)"
+
+
+class ConnectionClient(ConnectionCore):
+    """Connecting as a client (a part of WebTransportConnection)."""
+
+    def connect(self) -> None:
+        """Client: start the handshake."""
+        self._state = ConnectionState.CONNECTING
+        self._engine.connect(self._remote_address, time.monotonic())
+        self.process_engine_events()
+
+    async def wait_connected(self, *, timeout: float | None = None) -> None:
+        """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure,
+        ConnectionRefusedError when the peer's host reports nothing listening, TimeoutError
+        naming the stage reached)."""
+        ready = asyncio.ensure_future(self._h3_ready.wait())
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            done, _ = await asyncio.wait([ready, closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            closed.cancel()
+        if not done:
+            host, port = self._remote_address[0], self._remote_address[1]
+            stage = self._describe_stage()
+            await self._abandon(f"connecting to {host}:{port} timed out")
+            raise TimeoutError(f"no HTTP/3 connection to {host}:{port} within {timeout:.1f}s: {stage}")
+        if not self._h3_ready.is_set():
+            if self._close_error is not None:
+                raise self._close_error
+            raise HandshakeError(f"the connection closed during the handshake: {self._close_reason or 'no reason'}",
+                                 error_code=self._close_code)
+
+    @property
+    def connect_stage(self) -> ConnectStage:
+        """How far this connection got towards HTTP/3 (what a connect timeout reports)."""
+        if self._h3_ready.is_set():
+            return ConnectStage.HTTP3
+        if self._quic.handshake_complete:
+            return ConnectStage.SETTINGS
+        if self._datagrams_from_peer:
+            return ConnectStage.HANDSHAKE
+        return ConnectStage.NO_REPLY
+
+    def _describe_stage(self) -> str:
+        stage = self.connect_stage
+        if stage is ConnectStage.HANDSHAKE:
+            return f"{stage.value} ({self._datagrams_from_peer} datagrams received from it)"
+        return str(stage.value)
+
+    def error_received(self, exc: OSError) -> None:
+        """Endpoint: the connected socket reported ``exc``. An ICMP port unreachable
+        (ECONNREFUSED; WSAECONNRESET on Windows) before HTTP/3 is up ends the connect at once:
+        nothing listens there."""
+        refused = isinstance(exc, (builtins.ConnectionRefusedError, builtins.ConnectionResetError))
+        if not refused or self._h3_ready.is_set() or self.is_closed:
+            return
+        host, port = self._remote_address[0], self._remote_address[1]
+        self._close_error = ConnectionRefusedError(
+            f"{host}:{port} refused the connection: its host reports UDP port {port} unreachable "
+            "(nothing listens there)")
+        self._engine.close(c.H3_NO_ERROR, "connection refused")
+        self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "connection refused", False)
+

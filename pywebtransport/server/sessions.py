@@ -1,0 +1,180 @@
+"""What a server does with each session request: the route's handler, the origin check, the
+decider, the session manager's room, the subprotocol, then running the handler and telling
+a session that simply ended from a handler that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from pywebtransport._protocol import events as ev
+from pywebtransport.connection import WebTransportConnection
+from pywebtransport.events import Event, EventType
+from pywebtransport.exceptions import (
+    ConnectionClosedError,
+    SessionClosedError,
+    StreamClosedError,
+    WebTransportError,
+)
+from pywebtransport.manager.exceptions import ResourceLimitError
+from pywebtransport.server.core import ServerCore, SessionHandler
+from pywebtransport.server.router import check_handler
+from pywebtransport.session.session import WebTransportSession
+from pywebtransport.types import CloseCause
+
+__all__ = ["ServerSessions"]
+
+#: The server's logger (docs/debugging.md names it): every part of the class logs to it.
+logger = logging.getLogger("pywebtransport.server.server")
+
+#: How long a handler's transport error waits for its session's close to arrive (seconds).
+_CLOSE_GRACE = 0.25
+#: Close causes that mean the peer (or the path to it) ended the session, not this server.
+_PEER_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.PEER_CONNECTION_CLOSE, CloseCause.IDLE_TIMEOUT})
+#: Errors a handler meets because its session closed under it: a normal end, not a bug.
+_CLOSED_ERRORS = (SessionClosedError, StreamClosedError, ConnectionClosedError)
+
+
+class ServerSessions(ServerCore):
+    """Routing, deciding on and running sessions (a part of WebTransportServer)."""
+
+    def route(self, path: str) -> Callable[[SessionHandler], SessionHandler]:
+        """Decorator: run the decorated coroutine for sessions on ``path``."""
+        def register(handler: SessionHandler) -> SessionHandler:
+            self.add_route(path, handler)
+            return handler
+        return register
+
+    def add_route(self, path: str, handler: SessionHandler) -> None:
+        """Run ``handler(session)`` for sessions on ``path``; TypeError at once if the handler
+        cannot be called with the session as its only argument."""
+        if not path.startswith("/"):
+            raise ValueError(f"a route path must start with '/', got {path!r}")
+        check_handler(path, handler)
+        self._routes[path] = handler
+
+    def resolve(self, session: WebTransportSession) -> SessionHandler | None:
+        """The handler for a session's path (the query string is ignored), or None."""
+        return self._routes.get(session.path.split("?", 1)[0], self._default_handler)
+
+    def choose_protocol(self, session: WebTransportSession) -> str | None:
+        """The subprotocol to answer: the one a decider selected, else the first of the server's
+        ``protocols`` the client offered, else None (no WT-Protocol is sent)."""
+        if session.selected_protocol is not None:
+            return session.selected_protocol
+        offered = session.available_protocols
+        return next((p for p in self._protocols if p in offered), None)
+
+    def _on_session_request(self, connection: WebTransportConnection, session: WebTransportSession,
+                            request: ev.SessionRequested) -> None:
+        self.spawn(self._decide(connection, session), name=f"pywebtransport-decide-{session.session_id}")
+
+    def origin_allowed(self, session: WebTransportSession) -> bool:
+        """Whether the request's ``origin`` may connect under ``config.allowed_origins``.
+
+        Draft-15 §3.2: a server verifies the Origin header when there is one. A request
+        without one is allowed: browsers always send it, native clients may not.
+        """
+        if self._allowed_origins is None or "*" in self._allowed_origins:
+            return True
+        origin = session.headers.get("origin")
+        return origin is None or origin.rstrip("/") in self._allowed_origins
+
+    async def _decide(self, connection: WebTransportConnection, session: WebTransportSession) -> None:
+        handler = self.resolve(session)
+        status: int | None = None
+        if not self.origin_allowed(session):
+            logger.info("%s rejected with 403: origin %r is not allowed", session.path, session.headers.get("origin"))
+            status = 403
+        elif handler is None:
+            status = self._config.reject_status_for_unknown_path
+        elif self._decider is not None:
+            try:
+                verdict = await self._decider(session)
+            except Exception:
+                logger.exception("request decider failed for %s; rejecting with 500", session.path)
+                verdict = 500
+            if verdict is False:
+                status = 403
+            elif isinstance(verdict, int) and not isinstance(verdict, bool):
+                status = verdict
+        if connection.is_closed or session.is_closed:
+            return
+        if status is None and self._session_manager is not None:
+            status = await self._admit(session)
+        if connection.is_closed or session.is_closed:
+            return
+        if status is not None:
+            self.sessions_rejected += 1
+            connection.reject_session(session, status_code=status)
+            return
+        connection.accept_session(session, protocol=self.choose_protocol(session))
+        self.sessions_accepted += 1
+        assert handler is not None
+        await self._run_handler(handler, session)
+
+    async def _admit(self, session: WebTransportSession) -> int | None:
+        """Add the session to the session manager before accepting it: a full (or shut down)
+        manager refuses it with ``session_limit_status`` rather than accepting it and failing."""
+        assert self._session_manager is not None
+        try:
+            await self._session_manager.add_session(session=session)
+        except ResourceLimitError as exc:
+            logger.info("%s rejected with %d: %s", session.path, self._session_limit_status, exc)
+            return self._session_limit_status
+        except SessionClosedError:
+            return None  # it closed meanwhile; _decide sees that
+        except RuntimeError as exc:  # the manager is not active or is shutting down
+            logger.info("%s rejected with %d: %s", session.path, self._session_limit_status, exc)
+            return self._session_limit_status
+        return None
+
+    async def _run_handler(self, handler: SessionHandler, session: WebTransportSession) -> None:
+        closed_by_peer: list[bool] = []
+
+        def on_closed(event: Event) -> None:
+            data = event.data if isinstance(event.data, dict) else {}
+            closed_by_peer.append(bool(data.get("by_peer", False)))
+
+        session.events.on(EventType.SESSION_CLOSED, on_closed)
+        try:
+            await handler(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, WebTransportError) and not session.is_closed:
+                # A peer that leaves resets its streams and then closes the session; the
+                # handler may wake between the two. Give the close a moment to arrive.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(session.wait_closed(), _CLOSE_GRACE)
+            if _ended_by_close(session, exc, closed_by_peer):
+                logger.info("session handler for %s ended: the session was closed (code %s, reason %r): %s",
+                            session.path, session.close_code, session.close_reason, exc)
+                return
+            logger.exception("session handler for %s failed", session.path)
+            if not session.is_closed:
+                await session.close(error_code=1, reason="internal server error")
+            return
+        finally:
+            session.events.off(EventType.SESSION_CLOSED, on_closed)
+        if not session.is_closed:
+            await session.close()
+
+
+def _ended_by_close(session: WebTransportSession, exc: Exception, closed_by_peer: list[bool]) -> bool:
+    """Whether a handler's exception only says that its session is gone (the peer left, or
+    the server is closing it), as opposed to a bug in the handler."""
+    if not session.is_closed:
+        return False
+    if isinstance(exc, _CLOSED_ERRORS):
+        return True
+    if not isinstance(exc, WebTransportError):
+        return False
+    cause = getattr(session, "close_cause", None)
+    if isinstance(cause, CloseCause):
+        return cause in _PEER_CAUSES
+    return any(closed_by_peer)
+
