@@ -31,6 +31,10 @@ def engine_config(config: ClientConfig | ServerConfig) -> EngineConfig:
         max_field_section_size=config.max_field_section_size,
         session_idle_timeout=config.session_idle_timeout,
         max_send_buffer=config.max_connection_send_buffer,
+        # The peer's SETTINGS and a request's headers belong to connecting: a loaded server
+        # given a longer connect_timeout must not drop connections at a fixed 10 s.
+        settings_timeout=config.connect_timeout,
+        request_timeout=config.connect_timeout,
     )
 
 

@@ -98,3 +98,11 @@ def test_pre_session_grace_is_a_finite_number_of_seconds() -> None:
     for bad in (-1.0, float("inf"), True, "3"):
         with pytest.raises(ConfigurationError, match="pre_session_grace"):
             ServerConfig(pre_session_grace=bad)  # type: ignore[arg-type]
+
+
+def test_connect_timeout_also_bounds_the_wait_for_settings_and_request_headers() -> None:
+    from pywebtransport.connection import engine_config
+
+    for config in (ServerConfig(connect_timeout=45.0), ClientConfig(connect_timeout=45.0)):
+        engine = engine_config(config)
+        assert (engine.settings_timeout, engine.request_timeout) == (45.0, 45.0)
