@@ -37,6 +37,7 @@ from aioquic.quic import events as aq_events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicFrameType
+from aioquic.quic.packet_builder import QuicDeliveryState
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -144,6 +145,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
     """aioquic's QuicConnection whose stream receive windows follow the application's reads."""
 
     backend = "aioquic"
+    delivery_acked = QuicDeliveryState.ACKED
     #: RESET_STREAM_AT (reliable reset) is not implemented by aioquic (docs/protocol.md).
     supports_reset_stream_at = False
 

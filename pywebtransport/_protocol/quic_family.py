@@ -52,6 +52,8 @@ class AioquicFamilyMethods:
     _dropped: int
     _events: Any
     _crypto_buffers: Any
+    #: The backend library's own QuicDeliveryState.ACKED (each library has its own enum).
+    delivery_acked: Any
     _local_next_stream_id_bidi: int
     _local_next_stream_id_uni: int
     _remote_max_streams_bidi: int
@@ -202,8 +204,8 @@ class AioquicFamilyMethods:
         return int(self._dropped)
 
     def _on_datagram_delivery(self, delivery: Any, data: bytes) -> None:
-        # By name: aioquic and qh3 each have their own QuicDeliveryState enum.
-        if delivery.name != "ACKED":
+        # Once per datagram: an identity check against the backend's own ACKED member.
+        if delivery is not self.delivery_acked:
             self._dropped += 1
             self._events.append(DatagramFrameLost(data))  # next_event passes it up
 

@@ -67,6 +67,7 @@ from qh3.quic import events as q_events
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, stream_is_client_initiated, stream_is_unidirectional
 from qh3.quic.packet import QuicFrameType
+from qh3.quic.packet_builder import QuicDeliveryState
 from qh3.quic.stream import QuicStream
 
 from pywebtransport._protocol.quic import (
@@ -174,6 +175,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     """qh3's QuicConnection behind the seam: neutral events, read-driven stream credit."""
 
     backend = "qh3"
+    delivery_acked = QuicDeliveryState.ACKED
     #: RESET_STREAM_AT (reliable reset) is not implemented by qh3 1.x (docs/protocol.md).
     supports_reset_stream_at = False
 
