@@ -79,6 +79,7 @@ __all__ = ["REQUIRED_ATTRIBUTES", "AioquicConnection", "AioquicFamilyMethods", "
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
     ("QuicConnection", "_crypto_buffers"),
+    ("QuicConnection", "_QuicConnection__frame_handlers"),
     ("QuicConnection", "_streams"),
     # aioquic >= 1.7 has _stream_is_discarded(); 1.3 (the newest on Python 3.10) a set instead.
     ("QuicConnection", "_stream_is_discarded|_streams_finished"),
@@ -161,6 +162,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         self._dropped = 0
         self._wants_client_certificate = request_client_certificate and not configuration.is_client
         self._exporter_secret: tuple[str, bytes] | None = None
+        self._share_frame_epochs()
 
     # -- TLS
     def _initialize(self, peer_cid: bytes) -> None:

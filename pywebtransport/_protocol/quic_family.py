@@ -40,6 +40,10 @@ _IDLE_PHRASE = "Idle timeout"
 _END_STATE_NAMES = frozenset({"CLOSING", "DRAINING", "TERMINATED"})
 
 
+#: One copy of each frame-epoch set (immutable; a handful per library), shared by connections.
+_SHARED_EPOCH_SETS: dict[frozenset[Any], frozenset[Any]] = {}
+
+
 class AioquicFamilyMethods:
     """What aioquic and qh3 (an aioquic fork) implement alike over the same private state:
     written once, mixed into both backend classes ahead of their QuicConnection."""
@@ -202,6 +206,20 @@ class AioquicFamilyMethods:
         """DATAGRAM frames sent in packets loss recovery declared lost (RFC 9221 §5.2: never
         resent); aioquic itself drops no queued datagram before sending it."""
         return int(self._dropped)
+
+    def _share_frame_epochs(self) -> None:
+        """Point this connection's frame table at shared epoch sets.
+
+        Both libraries build, per connection, a table of ~35 frame handlers each with a fresh
+        frozenset of the packet epochs it is allowed in (about 7 KiB per connection); the sets
+        are immutable and the same for every connection, so one copy of each serves all."""
+        handlers = getattr(self, "_QuicConnection__frame_handlers", None)  # the library's own table
+        if not isinstance(handlers, dict):
+            return
+        shared = _SHARED_EPOCH_SETS
+        for frame_type, entry in handlers.items():
+            if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], frozenset):
+                handlers[frame_type] = (entry[0], shared.setdefault(entry[1], entry[1]))
 
     def _on_datagram_delivery(self, delivery: Any, data: bytes) -> None:
         # Once per datagram: an identity check against the backend's own ACKED member.

@@ -105,6 +105,7 @@ __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
     ("QuicConnection", "_crypto_buffers"),
+    ("QuicConnection", "_QuicConnection__frame_handlers"),
     ("QuicConnection", "_streams"),
     ("QuicConnection", "_streams_finished"),
     ("QuicConnection", "_streams_dirty_limits"),
@@ -196,6 +197,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         self._local_max_streams_uni = _StreamCountLimit(  # type: ignore[assignment]
             self._local_max_streams_uni, _INITIAL_MAX_STREAMS)
         self._streams_finished = _FinishedStreams(self._streams_finished, self._on_stream_discarded)
+        self._share_frame_epochs()
 
     def _on_stream_discarded(self, stream_id: int) -> None:
         if stream_is_client_initiated(stream_id) != self._is_client:  # the peer's stream: its slot is free
