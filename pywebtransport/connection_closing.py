@@ -75,7 +75,11 @@ class ConnectionClosing(ConnectionCore):
             return True
         if self._state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
             return False
-        quiet = await self._endpoint.wait_quiet(timeout)
+        try:
+            quiet = await self._endpoint.wait_quiet(timeout)
+        except asyncio.CancelledError:  # the loop is shutting down: do not leave the socket open
+            self._endpoint.close()
+            raise
         if not quiet:
             self._endpoint.close()
         return quiet

@@ -156,8 +156,8 @@ class WebTransportClient:
             self._track(connection.close())
 
     def _connection_ended(self, connection: WebTransportConnection) -> None:
-        """``connection`` closed (either end): its socket lives on for QUIC's closing period,
-        which ``close()`` waits out (bounded by ``config.close_timeout``)."""
+        """``connection`` closed (either end): its socket lives on for QUIC's closing period in
+        the background (bounded by ``config.close_timeout``); ``wait_closed()`` waits for it."""
         self._connections.discard(connection)
         self._track(connection.wait_closing_period(timeout=self._config.close_timeout))
 
@@ -177,12 +177,21 @@ class WebTransportClient:
         return (str(address[0]), int(address[1]))
 
     async def close(self) -> None:
-        """Close every connection this client opened, then wait (at most
-        ``config.close_timeout``) until their closing periods are over and their sockets closed."""
+        """Close every connection this client opened (each session's close, then
+        CONNECTION_CLOSE) and return.
+
+        Each socket stays open in the background for QUIC's closing period (RFC 9000 §10.2:
+        three PTOs, about 0.1 s on loopback, at most ``config.close_timeout``) to answer the
+        server's late packets with the close again, then closes itself; ``wait_closed()``
+        waits for that. A loop that shuts down first (``asyncio.run`` returning) cancels the
+        wait and the sockets are closed at once."""
         self._closed = True
         connections, self._connections = list(self._connections), set()
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
-        # Each connection that ended queued the wait for its closing period (_connection_ended).
+
+    async def wait_closed(self) -> None:
+        """Wait until every connection this client closed is out of its closing period and its
+        socket is closed (each bounded by ``config.close_timeout``)."""
         while pending := [task for task in self._closing if not task.done()]:
             await asyncio.gather(*pending, return_exceptions=True)
 

@@ -248,17 +248,57 @@ async def test_a_client_that_the_server_closed_releases_its_socket_at_once(serve
         await client.close()
 
 
-async def test_client_close_waits_out_the_closing_period_and_releases_the_socket(
-        server_config: ServerConfig, client_config: ClientConfig) -> None:
+async def test_client_close_returns_at_once_and_wait_closed_waits_out_the_closing_period(
+        server_config: ServerConfig, client_config: ClientConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     sessions = Sessions()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         client = WebTransportClient(config=client_config)
         session = await client.connect(f"{base}/s")
         remote = await sessions.next()
         endpoint = connection_of(session)._endpoint
-        await client.close()
+        # Hold the client's closing period open until the test says so: close() must not wait.
+        period_over, held = asyncio.Event(), asyncio.Event()
+        real_wait_quiet = endpoint.wait_quiet
+
+        async def held_wait_quiet(timeout: float) -> bool:
+            held.set()
+            await period_over.wait()
+            return bool(await real_wait_quiet(timeout))
+
+        monkeypatch.setattr(endpoint, "wait_quiet", held_wait_quiet)
+        await asyncio.wait_for(client.close(), WAIT)
+        assert not endpoint._closed.is_set()  # the socket still answers late packets
+        waiting = asyncio.ensure_future(client.wait_closed())
+        await asyncio.wait_for(held.wait(), WAIT)  # the period is being waited out, and held
+        assert not waiting.done()
+        period_over.set()
+        await asyncio.wait_for(waiting, WAIT)
         assert endpoint._closed.is_set() and endpoint.closing_count == 0
         await asyncio.wait_for(remote.wait_closed(), WAIT)
+
+
+async def test_a_loop_shutting_down_during_the_closing_period_closes_the_socket(
+        server_config: ServerConfig, client_config: ClientConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = Sessions()
+    async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
+        client = WebTransportClient(config=client_config)
+        session = await client.connect(f"{base}/s")
+        await sessions.next()
+        endpoint = connection_of(session)._endpoint
+        never = asyncio.Event()
+
+        async def endless_wait_quiet(timeout: float) -> bool:
+            await never.wait()
+            return True
+
+        monkeypatch.setattr(endpoint, "wait_quiet", endless_wait_quiet)
+        await client.close()
+        lingering = [task for task in client._closing if not task.done()]
+        assert lingering and not endpoint._closed.is_set()
+        for task in lingering:  # what asyncio.run does to pending tasks when it returns
+            task.cancel()
+        await asyncio.gather(*lingering, return_exceptions=True)
+        assert endpoint._closed.is_set()
 
 
 async def test_a_closing_connection_does_not_count_against_max_connections(
