@@ -147,6 +147,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
 
     backend = "aioquic"
     delivery_acked = QuicDeliveryState.ACKED
+    translate_event = staticmethod(_translate_aioquic)
     #: RESET_STREAM_AT (reliable reset) is not implemented by aioquic (docs/protocol.md).
     supports_reset_stream_at = False
 
@@ -184,22 +185,9 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
             schedule: Any = self.tls.key_schedule
             self._exporter_secret = exporter_secret_from_schedule(schedule, schedule.algorithm.name, secret)
 
-    # -- events
     def next_event(self) -> QuicEvent | None:  # type: ignore[override]
-        """The next backend-neutral event (aioquic's PING acks and ALPN events are skipped)."""
-        queue = self._events  # aioquic's own event deque (QuicConnection._events)
-        while queue:
-            event = self._terminal_event(_translate_aioquic(queue.popleft()))
-            if event is not None:
-                return event
-        return self._early_termination()
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        """aioquic's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``)."""
-        was_pending = self._close_pending
-        datagrams = super().datagrams_to_send(now=now)
-        self._note_close_sent(was_pending, datagrams)
-        return datagrams
+        """The next backend-neutral event (aioquic's own events never reach the engine)."""
+        return self.next_neutral_event()
 
     # -- read-driven stream credit
     def consume_stream_data(self, stream_id: int, amount: int) -> None:

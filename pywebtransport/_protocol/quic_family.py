@@ -13,6 +13,7 @@ TLS buffers, stream facts, datagram loss accounting, the TLS exporter, RTT and c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pywebtransport._protocol.quic import (
@@ -58,6 +59,8 @@ class AioquicFamilyMethods:
     _crypto_buffers: Any
     #: The backend library's own QuicDeliveryState.ACKED (each library has its own enum).
     delivery_acked: Any
+    #: The library's event -> the neutral event (None for those the engine does not use).
+    translate_event: Callable[[Any], QuicEvent | None]
     _local_next_stream_id_bidi: int
     _local_next_stream_id_uni: int
     _remote_max_streams_bidi: int
@@ -100,6 +103,25 @@ class AioquicFamilyMethods:
         """The datagrams that carried our CONNECTION_CLOSE (empty before it was sent, and after
         a close by the peer: a draining endpoint sends nothing, RFC 9000 §10.2.2)."""
         return self._close_datagrams
+
+    # -- events and sending, alike on both libraries
+    def next_neutral_event(self) -> QuicEvent | None:
+        """The next backend-neutral event (the library's PING acks and ALPN events are skipped);
+        each backend's ``next_event`` returns it."""
+        queue = self._events  # the library's own event deque (QuicConnection._events)
+        translate = self.translate_event
+        while queue:
+            event = self._terminal_event(translate(queue.popleft()))
+            if event is not None:
+                return event
+        return self._early_termination()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """The library's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``)."""
+        was_pending = self._close_pending
+        datagrams: list[tuple[bytes, Any]] = super().datagrams_to_send(now=now)  # type: ignore[misc]
+        self._note_close_sent(was_pending, datagrams)
+        return datagrams
 
     def _note_close_sent(self, was_pending: bool, datagrams: list[tuple[bytes, Any]]) -> None:
         """Keep the datagrams of the send that wrote the CONNECTION_CLOSE (RFC 9000 §10.2.1

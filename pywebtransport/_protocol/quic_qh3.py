@@ -177,6 +177,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
 
     backend = "qh3"
     delivery_acked = QuicDeliveryState.ACKED
+    translate_event = staticmethod(_translate)
     #: RESET_STREAM_AT (reliable reset) is not implemented by qh3 1.x (docs/protocol.md).
     supports_reset_stream_at = False
 
@@ -217,22 +218,9 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             schedule: Any = self.tls.key_schedule  # qh3's KeySchedule.algorithm is the digest size in bits
             self._exporter_secret = exporter_secret_from_schedule(schedule, f"sha{schedule.algorithm}", secret)
 
-    # -- events
     def next_event(self) -> QuicEvent | None:  # type: ignore[override]
-        """The next backend-neutral event (qh3's PING acks and ALPN events are skipped)."""
-        queue = self._events  # qh3's own event deque (QuicConnection._events)
-        while queue:
-            event = self._terminal_event(_translate(queue.popleft()))
-            if event is not None:
-                return event
-        return self._early_termination()
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        """qh3's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``)."""
-        was_pending = self._close_pending
-        datagrams = super().datagrams_to_send(now=now)
-        self._note_close_sent(was_pending, datagrams)
-        return datagrams
+        """The next backend-neutral event (qh3's own events never reach the engine)."""
+        return self.next_neutral_event()
 
     # -- read-driven stream credit (see the module docstring)
     def _get_or_create_stream(self, frame_type: int, stream_id: int) -> QuicStream:
