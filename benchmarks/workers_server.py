@@ -22,25 +22,12 @@ import sys
 from typing import Any
 
 from benchmarks.stacks.base import DatagramCounter, RelayHub, serve_stream
+from benchmarks.stacks.ours import OursStream
 
 __all__ = ["PID_PATH", "PATH", "main"]
 
 PATH = "/bench"
 PID_PATH = "/bench-pid"
-
-
-class _Stream:
-    """A WebTransportStream seen as the benchmark app's stream."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self.read = stream.read
-        self.readexactly = stream.readexactly
-        self.write = stream.write
-        self.drain = stream.drain
-
-    async def finish(self) -> None:
-        await self._stream.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
         async def one(stream: Any) -> None:
             with contextlib.suppress(Exception):
-                await serve_stream(_Stream(stream), counter, hub)
+                await serve_stream(OursStream(stream), counter, hub)
 
         try:
             async for stream in session.incoming_streams():

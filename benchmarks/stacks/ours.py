@@ -17,14 +17,14 @@ from benchmarks.stacks.base import (
     serve_stream,
 )
 
-__all__ = ["OursStack"]
+__all__ = ["OursStack", "OursStream"]
 
 logger = logging.getLogger(__name__)
 
 PATH = "/bench"
 
 
-class _OursStream:
+class OursStream:
     """A WebTransportStream seen as an AppStream."""
 
     def __init__(self, stream: Any) -> None:
@@ -53,7 +53,7 @@ class _OursClient:
         self._session = session
 
     async def open_stream(self) -> AppStream:
-        return _OursStream(await self._session.create_bidirectional_stream())
+        return OursStream(await self._session.create_bidirectional_stream())
 
     def send_datagram(self, data: bytes) -> bool:
         return bool(self._session.datagrams.send_nowait(data))
@@ -112,7 +112,7 @@ class OursStack:
 
             async def one(stream: Any) -> None:
                 with contextlib.suppress(Exception):
-                    await serve_stream(_OursStream(stream), counter, hub)
+                    await serve_stream(OursStream(stream), counter, hub)
 
             tasks.add(asyncio.ensure_future(datagrams()))
             try:
