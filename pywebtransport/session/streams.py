@@ -87,7 +87,8 @@ class SessionStreams(SessionCore):
 
     def _register_stream(self, stream: StreamType) -> None:
         self._streams[stream.stream_id] = stream
-        self._events.emit_nowait(EventType.STREAM_OPENED, {"stream": stream, "stream_id": stream.stream_id})
+        if self._events.listener_count(EventType.STREAM_OPENED):  # no event object per stream for nobody
+            self._events.emit_nowait(EventType.STREAM_OPENED, {"stream": stream, "stream_id": stream.stream_id})
 
     # ------------------------------------------------------------------ streams the peer opens
 
@@ -269,5 +270,5 @@ class SessionStreams(SessionCore):
 
     def stream_finished(self, stream_id: StreamId) -> None:
         """Internal (SessionPort): both directions of the stream are done."""
-        if self._streams.pop(stream_id, None) is not None:
+        if self._streams.pop(stream_id, None) is not None and self._events.listener_count(EventType.STREAM_CLOSED):
             self._events.emit_nowait(EventType.STREAM_CLOSED, {"stream_id": stream_id})

@@ -633,3 +633,23 @@ async def test_datagram_sent_events_reach_listeners_only_when_there_are_some(ech
     assert await session.datagrams.send(b"heard")
     assert session.datagrams.send_nowait(b"also heard")
     assert sizes == [5, 10]
+
+
+async def test_stream_opened_and_closed_events_reach_listeners_of_either_kind(echo_server, client) -> None:
+    _, base = echo_server
+    session = await client.connect(f"{base}/echo")
+    quiet = await session.create_bidirectional_stream()  # no listener yet: nothing to see, nothing fails
+    await quiet.write_all(b"q", end_stream=True)
+    assert await quiet.read() == b"q"
+    opened: list[int] = []
+    closed: list[int] = []
+    everything: list[str] = []
+    session.events.on(EventType.STREAM_OPENED, lambda e: opened.append(e.data["stream_id"]))
+    session.events.on(EventType.STREAM_CLOSED, lambda e: closed.append(e.data["stream_id"]))
+    session.events.on_any(lambda e: everything.append(str(e.type)))
+    stream = await session.create_bidirectional_stream()
+    await stream.write_all(b"x", end_stream=True)
+    assert await stream.read() == b"x"
+    await asyncio.wait_for(stream.wait_closed(), 5)
+    assert opened == [stream.stream_id] and closed == [stream.stream_id]
+    assert everything.count(str(EventType.STREAM_OPENED)) == 1
