@@ -148,6 +148,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
     backend = "aioquic"
     delivery_acked = QuicDeliveryState.ACKED
     translate_event = staticmethod(_translate_aioquic)
+    varint_size = staticmethod(size_uint_var)
     #: RESET_STREAM_AT (reliable reset) is not implemented by aioquic (docs/protocol.md).
     supports_reset_stream_at = False
 
@@ -227,18 +228,6 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
     def datagram_path_limit(self) -> int:
         """Room for one DATAGRAM frame in a packet of the configured size."""
         return self._max_datagram_size - PACKET_OVERHEAD
-
-    def _write_datagram_frame(self, builder, data, frame_type) -> bool:  # type: ignore[no-untyped-def]
-        # aioquic hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with
-        # length). Ours carries a delivery handler, so a packet declared lost counts its datagrams.
-        length = len(data)
-        buf = builder.start_frame(frame_type, capacity=1 + size_uint_var(length) + length,
-                                  handler=self._on_datagram_delivery, handler_args=(data,))
-        buf.push_uint_var(length)
-        buf.push_bytes(data)
-        if self._quic_logger is not None:  # aioquic's qlog trace, as its own writer does
-            builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
-        return True
 
     # -- connection facts
 

@@ -61,6 +61,9 @@ class AioquicFamilyMethods:
     delivery_acked: Any
     #: The library's event -> the neutral event (None for those the engine does not use).
     translate_event: Callable[[Any], QuicEvent | None]
+    #: The library's varint size function (bytes needed to encode an integer).
+    varint_size: Callable[[int], int]
+    _quic_logger: Any
     _local_next_stream_id_bidi: int
     _local_next_stream_id_uni: int
     _remote_max_streams_bidi: int
@@ -122,6 +125,18 @@ class AioquicFamilyMethods:
         datagrams: list[tuple[bytes, Any]] = super().datagrams_to_send(now=now)  # type: ignore[misc]
         self._note_close_sent(was_pending, datagrams)
         return datagrams
+
+    def _write_datagram_frame(self, builder: Any, data: bytes, frame_type: Any) -> bool:
+        # Library hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with
+        # length). Ours carries a delivery handler, so a packet declared lost counts its datagrams.
+        length = len(data)
+        buf = builder.start_frame(frame_type, capacity=1 + self.varint_size(length) + length,
+                                  handler=self._on_datagram_delivery, handler_args=(data,))
+        buf.push_uint_var(length)
+        buf.push_bytes(data)
+        if self._quic_logger is not None:  # the library's qlog trace, as its own writer does
+            builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
+        return True
 
     def _note_close_sent(self, was_pending: bool, datagrams: list[tuple[bytes, Any]]) -> None:
         """Keep the datagrams of the send that wrote the CONNECTION_CLOSE (RFC 9000 §10.2.1

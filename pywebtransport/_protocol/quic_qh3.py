@@ -66,7 +66,6 @@ from qh3._hazmat import size_uint_var
 from qh3.quic import events as q_events
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, stream_is_client_initiated, stream_is_unidirectional
-from qh3.quic.packet import QuicFrameType
 from qh3.quic.packet_builder import QuicDeliveryState
 from qh3.quic.stream import QuicStream
 
@@ -178,6 +177,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     backend = "qh3"
     delivery_acked = QuicDeliveryState.ACKED
     translate_event = staticmethod(_translate)
+    varint_size = staticmethod(size_uint_var)
     #: RESET_STREAM_AT (reliable reset) is not implemented by qh3 1.x (docs/protocol.md).
     supports_reset_stream_at = False
 
@@ -283,18 +283,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     def datagram_path_limit(self) -> int:
         """Room for one DATAGRAM frame in a packet of the configured size."""
         return int(self._max_datagram_size) - PACKET_OVERHEAD
-
-    def _write_datagram_frame(self, builder: Any, data: bytes, frame_type: QuicFrameType) -> bool:
-        # qh3 hook: every DATAGRAM frame is written here (RFC 9221 §4, type 0x31 with length).
-        # Ours carries a delivery handler, so a packet declared lost counts its datagrams.
-        length = len(data)
-        buf = builder.start_frame(frame_type, capacity=1 + size_uint_var(length) + length,
-                                  handler=self._on_datagram_delivery, handler_args=(data,))
-        buf.push_uint_var(length)
-        buf.push_bytes(data)
-        if self._quic_logger is not None:  # qh3's qlog trace, as its own writer does
-            builder.quic_logger_frames.append(self._quic_logger.encode_datagram_frame(length=length))
-        return True
 
     # -- connection facts
 
