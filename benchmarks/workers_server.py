@@ -14,15 +14,13 @@ tell which worker it reached.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
 import os
 import sys
 from typing import Any
 
-from benchmarks.stacks.base import DatagramCounter, RelayHub, serve_stream
-from benchmarks.stacks.ours import OursStream
+from benchmarks.stacks.base import DatagramCounter, RelayHub
+from benchmarks.stacks.ours import serve_session_streams
 
 __all__ = ["PID_PATH", "PATH", "main"]
 
@@ -56,21 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             stream = await session.create_unidirectional_stream()
             await stream.write_all(str(os.getpid()).encode(), end_stream=True)
         counter = DatagramCounter()
-        tasks: set[asyncio.Task[None]] = set()
-
-        async def one(stream: Any) -> None:
-            with contextlib.suppress(Exception):
-                await serve_stream(OursStream(stream), counter, hub)
-
-        try:
-            async for stream in session.incoming_streams():
-                task = asyncio.ensure_future(one(stream))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await serve_session_streams(session, counter, hub, set())
 
     app.add_route(PATH, handler)
     app.add_route(PID_PATH, handler)

@@ -17,7 +17,7 @@ from benchmarks.stacks.base import (
     serve_stream,
 )
 
-__all__ = ["OursStack", "OursStream"]
+__all__ = ["OursStack", "OursStream", "serve_session_streams"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,26 @@ class _OursClient:
         await self._client.close()
 
 
+async def serve_session_streams(session: Any, counter: DatagramCounter, hub: RelayHub,
+                                tasks: set[asyncio.Task[None]]) -> None:
+    """Serve the benchmark app on every stream the peer opens until the session ends, then
+    cancel ``tasks`` (the session's other work included)."""
+
+    async def one(stream: Any) -> None:
+        with contextlib.suppress(Exception):
+            await serve_stream(OursStream(stream), counter, hub)
+
+    try:
+        async for stream in session.incoming_streams():
+            task = asyncio.ensure_future(one(stream))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class OursStack:
     """pywebtransport, client and server, on the QUIC backend named by ``backend``.
 
@@ -110,20 +130,8 @@ class OursStack:
                     else:
                         session.datagrams.send_nowait(payload)
 
-            async def one(stream: Any) -> None:
-                with contextlib.suppress(Exception):
-                    await serve_stream(OursStream(stream), counter, hub)
-
             tasks.add(asyncio.ensure_future(datagrams()))
-            try:
-                async for stream in session.incoming_streams():
-                    task = asyncio.ensure_future(one(stream))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await serve_session_streams(session, counter, hub, tasks)
 
         server = WebTransportServer(config=config)
         server.add_route(PATH, handler)
