@@ -1,33 +1,103 @@
-"""A set of futures woken together: lets any number of tasks wait for "something changed"."""
+"""Waiting primitives that cost nothing until a task waits.
+
+Every session holds a few of these. ``asyncio.Event`` allocates a waiter deque (over 600
+bytes) per object whether or not anyone ever waits; these allocate only while a task waits.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-__all__ = ["Waiters"]
+__all__ = ["Latch", "Waiters"]
 
 
 class Waiters:
-    """Tasks call ``wait()``; ``wake()`` releases every task waiting at that moment."""
+    """Tasks call ``wait()``; ``wake()`` releases every task waiting at that moment.
+
+    The set of waiting futures exists only while some task waits.
+    """
 
     __slots__ = ("_futures",)
 
     def __init__(self) -> None:
-        self._futures: set[asyncio.Future[None]] = set()
+        self._futures: set[asyncio.Future[None]] | None = None
 
     async def wait(self, timeout: float | None = None) -> None:
         """Wait until the next ``wake()``; asyncio.TimeoutError after ``timeout`` seconds."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._futures is None:
+            self._futures = set()
         self._futures.add(future)
         try:
             await asyncio.wait_for(future, timeout)
         finally:
-            self._futures.discard(future)
+            self._discard(future)
 
     def wake(self) -> None:
-        for future in self._futures:
-            if not future.done():
-                future.set_result(None)
+        if self._futures:
+            for future in self._futures:
+                if not future.done():
+                    future.set_result(None)
+
+    def _discard(self, future: asyncio.Future[None]) -> None:
+        futures = self._futures
+        if futures is not None:
+            futures.discard(future)
+            if not futures:
+                self._futures = None
 
     def __len__(self) -> int:
-        return len(self._futures)
+        return len(self._futures) if self._futures is not None else 0
+
+
+class Latch:
+    """A flag set once that tasks can wait for: ``asyncio.Event`` without ``clear()``.
+
+    ``set()`` releases every waiting task, and every later ``wait()`` is done at once.
+    ``wait()`` hands out a plain future, not a coroutine: an idle session's waiters (a
+    handler in ``wait_closed()``) cost a future each and no coroutine frame.
+    """
+
+    __slots__ = ("_futures", "_is_set")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        # A list: usually one task waits (a set costs four times a one-item list). Futures
+        # whose waiter gave up (cancelled) are pruned as the list grows, see wait().
+        self._futures: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    def set(self) -> None:
+        """Set the latch and release every waiting task (idempotent)."""
+        if self._is_set:
+            return
+        self._is_set = True
+        futures, self._futures = self._futures, None
+        if futures:
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+
+    def wait(self) -> asyncio.Future[None]:
+        """A future done once the latch is set (done already if it is). Awaiting it may be
+        cancelled (``asyncio.wait_for``, a cancelled task): that affects no other waiter."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._is_set:
+            future.set_result(None)
+            return future
+        futures = self._futures
+        if futures is None:
+            futures = self._futures = []
+        elif len(futures) >= 8 and not len(futures) & (len(futures) - 1):
+            # At each power of two, drop the futures of waits that were cancelled: the list
+            # stays within twice the tasks waiting, however often waits time out.
+            futures[:] = [f for f in futures if not f.done()]
+        futures.append(future)
+        return future
+
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting now."""
+        return sum(not f.done() for f in self._futures) if self._futures is not None else 0

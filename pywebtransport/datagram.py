@@ -32,9 +32,9 @@ class WebTransportDatagramTransport:
 
     def __init__(self, session: SessionPort) -> None:
         self._port = session
-        config = session.config
-        self._ring = wire_datagrams.DatagramRing(max_count=config.datagram_queue_size,
-                                                 max_bytes=config.datagram_queue_bytes)
+        # The receive buffer is made when the first datagram arrives: a session that only
+        # sends, or never uses datagrams, holds none.
+        self._ring: wire_datagrams.DatagramRing | None = None
         self._waiters = Waiters()
 
     def __await__(self) -> Generator[Any, None, WebTransportDatagramTransport]:
@@ -54,12 +54,12 @@ class WebTransportDatagramTransport:
     @property
     def receive_buffer_size(self) -> int:
         """Datagrams waiting to be received."""
-        return len(self._ring)
+        return len(self._ring) if self._ring is not None else 0
 
     @property
     def receive_dropped(self) -> int:
         """Datagrams dropped because the receive buffer was full."""
-        return self._ring.dropped
+        return self._ring.dropped if self._ring is not None else 0
 
     @property
     def is_closed(self) -> bool:
@@ -98,15 +98,13 @@ class WebTransportDatagramTransport:
     def send_nowait(self, data: Data) -> bool:
         payload = ensure_bytes(data)
         sent = self._port.datagram_send(payload)
-        if sent:
-            events = self._port.events
-            if events.listener_count(EventType.DATAGRAM_SENT):  # no event object per datagram for nobody
-                events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
+        if sent and self._port.has_listeners(EventType.DATAGRAM_SENT):  # no event per datagram for nobody
+            self._port.events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
         return sent
 
     def receive_nowait(self) -> bytes | None:
         """The oldest waiting datagram, or None."""
-        return self._ring.pop()
+        return self._ring.pop() if self._ring is not None else None
 
     async def receive(self, *, timeout: float | None = None) -> bytes:
         """Wait for the next datagram. SessionClosedError (with the session's close code,
@@ -115,7 +113,7 @@ class WebTransportDatagramTransport:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
-            payload = self._ring.pop()
+            payload = self._ring.pop() if self._ring is not None else None
             if payload is not None:
                 return payload
             if self._port.is_closed:
@@ -154,7 +152,12 @@ class WebTransportDatagramTransport:
     def handle_event(self, event: ev.EngineEvent) -> None:
         """Internal: a datagram or the session's end, routed by the session (not public API)."""
         if isinstance(event, ev.DatagramReceived):
-            self._ring.push(event.data)
+            ring = self._ring
+            if ring is None:
+                config = self._port.config
+                ring = self._ring = wire_datagrams.DatagramRing(max_count=config.datagram_queue_size,
+                                                                max_bytes=config.datagram_queue_bytes)
+            ring.push(event.data)
             self._waiters.wake()
         elif isinstance(event, ev.SessionClosed):
             self._waiters.wake()

@@ -206,6 +206,19 @@ def validate_header_list(header_list: Sequence[tuple[bytes, bytes]], *, role: Ro
             check_field(name, value)
 
 
+#: Field names and values that recur in every WebTransport request and response: the
+#: pseudo-headers, the WebTransport and common request fields (names as the QPACK static
+#: table spells them, RFC 9204 Appendix A) and the usual values of the pseudo-headers.
+_KNOWN_STRINGS: dict[bytes, str] = {text.encode("latin-1"): text for text in (
+    ":authority", ":path", ":method", ":scheme", ":protocol", ":status", "origin", "user-agent",
+    "sec-webtransport-http3-draft02", "sec-webtransport-http3-draft", "wt-available-protocols", "wt-protocol",
+    "accept", "accept-encoding", "accept-language", "authorization", "cache-control", "content-length",
+    "content-type", "cookie", "date", "host", "referer", "server", "set-cookie",
+    "CONNECT", "GET", "https", "http", "webtransport", "webtransport-h3", "draft02", "1",
+    "200", "400", "403", "404", "429", "500", "503",
+)}
+
+
 def decode_header_list(header_list: Sequence[tuple[bytes, bytes]], *, role: Role | None = None,
                        max_field_section_size: int | None = DEFAULT_MAX_FIELD_SECTION_SIZE) -> dict[str, str]:
     """Validate a decoded header list and return it as a dict of str, in time linear in its length.
@@ -220,9 +233,12 @@ def decode_header_list(header_list: Sequence[tuple[bytes, bytes]], *, role: Role
     validate_header_list(header_list, role=role)
     out: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
+    known = _KNOWN_STRINGS
     for raw_name, raw_value in header_list:
-        name = raw_name.decode("latin-1")
-        value = raw_value.decode("latin-1")
+        # Well-known names and values are shared strings: a session keeps its headers, and
+        # most of them are the same in every session (``known`` only holds bytes keys).
+        name = (known.get(raw_name) if type(raw_name) is bytes else None) or raw_name.decode("latin-1")
+        value = (known.get(raw_value) if type(raw_value) is bytes else None) or raw_value.decode("latin-1")
         if name in out:
             values = repeated.get(name)
             if values is None:

@@ -34,13 +34,15 @@ class SessionFlow:
                  local_max_data: int, local_max_streams_bidi: int, local_max_streams_uni: int,
                  auto_extend: bool) -> None:
         self.send_data = flow.SendCredit(peer_max_data)
-        self.send_streams = {False: flow.SendCredit(peer_max_streams_bidi),
-                             True: flow.SendCredit(peer_max_streams_uni)}
+        #: Stream credit per kind, indexed by ``is_unidirectional`` (a two-item list: a third
+        #: of the size of a dict keyed by False and True).
+        self.send_streams = [flow.SendCredit(peer_max_streams_bidi), flow.SendCredit(peer_max_streams_uni)]
         self.recv_data = flow.ReceiveWindow(local_max_data, auto_extend=auto_extend)
-        self.recv_streams = {False: flow.ReceiveWindow(local_max_streams_bidi, auto_extend=auto_extend),
-                             True: flow.ReceiveWindow(local_max_streams_uni, auto_extend=auto_extend)}
-        #: Streams with bytes waiting for data credit, FIFO.
-        self._blocked: deque[StreamRecord] = deque()
+        self.recv_streams = [flow.ReceiveWindow(local_max_streams_bidi, auto_extend=auto_extend),
+                             flow.ReceiveWindow(local_max_streams_uni, auto_extend=auto_extend)]
+        #: Streams with bytes waiting for data credit, FIFO; made when a stream first waits
+        #: (a deque starts with a 64-slot block, and most sessions never wait for credit).
+        self._blocked: deque[StreamRecord] | None = None
 
     # -- opening streams
     def can_open(self, is_unidirectional: bool) -> bool:
@@ -59,7 +61,7 @@ class SessionFlow:
     # -- sending data
     @property
     def blocked_bytes(self) -> int:
-        return sum(len(record.pending) for record in self._blocked)
+        return sum(len(record.pending) for record in self._blocked) if self._blocked else 0
 
     def send(self, record: StreamRecord, data: bytes, end_stream: bool) -> tuple[bytes, bool, list[bytes]]:
         """Admit ``data`` on a stream: returns (bytes to send now, whether FIN goes with them,
@@ -73,16 +75,21 @@ class SessionFlow:
             return data, end_stream, []
         record.pending.append(data[granted:])
         record.pending_fin = end_stream
+        if self._blocked is None:
+            self._blocked = deque()
         self._blocked.append(record)
         return data[:granted], False, self._data_blocked()
 
     def flush(self) -> tuple[list[tuple[StreamRecord, bytes, bool]], list[bytes]]:
         """After new credit: what blocked streams may send now, in order, and capsules."""
         out: list[tuple[StreamRecord, bytes, bool]] = []
-        while self._blocked:
-            record = self._blocked[0]
+        blocked = self._blocked
+        if blocked is None:
+            return out, []
+        while blocked:
+            record = blocked[0]
             if not len(record.pending):
-                self._blocked.popleft()
+                blocked.popleft()
                 continue
             granted = self.send_data.try_consume(len(record.pending))
             if not granted:
@@ -91,14 +98,17 @@ class SessionFlow:
             done = not len(record.pending)
             out.append((record, chunk, done and record.pending_fin))
             if done:
-                self._blocked.popleft()
+                blocked.popleft()
+        self._blocked = None  # nothing waits: give the deque back
         return out, []
 
     def forget_stream(self, record: StreamRecord) -> None:
         """A stream with pending bytes was reset or stopped: its bytes will never be sent."""
         if len(record.pending):
             record.pending.clear()
-            self._blocked = deque(r for r in self._blocked if r is not record)
+            if self._blocked is not None:
+                remaining = deque(r for r in self._blocked if r is not record)
+                self._blocked = remaining or None
 
     def _data_blocked(self) -> list[bytes]:
         blocked = self.send_data.blocked_at()

@@ -50,6 +50,10 @@ class SessionHost(Protocol):
     def session_ended(self, session: Session) -> None: ...
 
 
+#: The ``finished_sends`` of a session that has none (shared, immutable).
+_NO_STREAMS: frozenset[int] = frozenset()
+
+
 @dataclass(slots=True, eq=False)
 class Session:
     """Everything the engine knows about one session (id = its CONNECT stream id)."""
@@ -76,8 +80,9 @@ class Session:
     #: The negotiated subprotocol, and what the client offered (draft-15 §3.3).
     protocol: str | None = None
     available_protocols: tuple[str, ...] = ()
-    #: Streams we ended with FIN whose delivery a graceful close waits for (pruned as it grows).
-    finished_sends: set[int] = field(default_factory=set)
+    #: Streams we ended with FIN whose delivery a graceful close waits for (pruned as it
+    #: grows); the shared empty frozenset until the first such stream.
+    finished_sends: set[int] | frozenset[int] = _NO_STREAMS
     data_sent: int = 0  # session stream payload bytes, with and without flow control
     data_received: int = 0
     datagrams_sent: int = 0
@@ -114,6 +119,8 @@ class Session:
     def note_finished_send(self, stream_id: int, acknowledged: Callable[[int], bool]) -> None:
         """Remember a stream we finished; drop acknowledged ones whenever the set doubles."""
         finished = self.finished_sends
+        if not isinstance(finished, set):
+            finished = self.finished_sends = set(finished)
         finished.add(stream_id)
         size = len(finished)
         if size >= 64 and (size & (size - 1)) == 0:
@@ -195,7 +202,7 @@ class Session:
         self.close_cause = cause
         self.host.abandon_session_streams(self.session_id, c.WT_SESSION_GONE)
         self.flow = None
-        self.finished_sends.clear()
+        self.finished_sends = _NO_STREAMS
         if emit:
             by_peer = cause in (CloseCause.PEER_CLOSE, CloseCause.PEER_CONNECTION_CLOSE)
             self.host.emit(ev.SessionClosed(self.session_id, code, reason, by_peer, cause))
@@ -215,7 +222,7 @@ class Session:
             local_streams_uni_opened=self.local_streams_uni_opened,
             peer_streams_bidi_opened=self.peer_streams_bidi_opened,
             peer_streams_uni_opened=self.peer_streams_uni_opened,
-            headers=dict(self.headers),
+            headers=self.headers,  # never changed in place (only replaced): shared, not copied
             protocol=self.protocol,
             available_protocols=self.available_protocols,
             local_max_data=flow.recv_data.limit if flow else 0,

@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pywebtransport._protocol.snapshot import SessionSnapshot
-from pywebtransport._waiters import Waiters
+from pywebtransport._waiters import Latch, Waiters
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.datagram import WebTransportDatagramTransport
-from pywebtransport.events import EventEmitter
+from pywebtransport.events import EventEmitter, EventType
 from pywebtransport.exceptions import SessionClosedError, SessionError
 from pywebtransport.session.stats import SessionStats
 from pywebtransport.stream import StreamType
@@ -46,6 +45,10 @@ class SessionCore:
 
     def __init__(self, *, connection: WebTransportConnection, session_id: SessionId, path: str,
                  headers: Headers, control_stream_id: StreamId | None) -> None:
+        # Sessions are many and mostly idle: everything a session may never use (the event
+        # emitter, the queues of incoming streams, credit waiters, statistics, the datagram
+        # transport, the engine wake-up) is made on first use, and waiting costs nothing until
+        # a task waits (see _waiters.py).
         self._connection_ref: weakref.ref[WebTransportConnection] = weakref.ref(connection)
         self._engine: WebTransportProtocolHandler = connection.protocol_handler
         self._config = connection.config
@@ -54,30 +57,30 @@ class SessionCore:
         self._session_id = session_id
         self._selected_protocol: str | None = None
         self._path = path
-        self._headers = dict(headers)
+        # Kept, not copied: the connection hands over a dict made for this session, and
+        # ``headers`` returns copies.
+        self._headers = headers
         self._control_stream_id = session_id if control_stream_id is None else control_stream_id
-        self._events = EventEmitter()
+        self._emitter: EventEmitter | None = None
         self._streams: dict[StreamId, StreamType] = {}
-        # Streams the peer opened, not yet accepted, per kind, with their arrival number so
-        # that incoming_streams() yields them in order.
-        self._incoming: dict[bool, deque[tuple[int, StreamType]]] = {False: deque(), True: deque()}
+        self._incoming_queues: tuple[StreamQueue, StreamQueue] | None = None
         self._arrivals = 0
         self._incoming_waiters = Waiters()
-        self._ready_event = asyncio.Event()
-        self._closed_event = asyncio.Event()
-        self._credit_waiters: dict[bool, list[asyncio.Future[None]]] = {False: [], True: []}
+        self._ready_event = Latch()
+        self._closed_event = Latch()
+        self._credit_waiter_lists: tuple[list[asyncio.Future[None]], list[asyncio.Future[None]]] | None = None
         self._datagrams: WebTransportDatagramTransport | None = None
         self._error: BaseException | None = None
         # Set once, when the session's end was handled: the last snapshot and close info.
         self._final: SessionSnapshot | None = None
         self._close_info: tuple[int, str, CloseCause] | None = None
-        self._response_headers: Headers = {}
+        self._response_headers: Headers | None = None
         self._stream_errors = 0
         self._protocol_errors = 0
-        self._wall_anchor = time.time() - time.monotonic()  # engine clock -> wall clock, for display
-        self._stats = SessionStats(session_id=session_id, created_at=time.time())
-        self._health_task: asyncio.Task[None] | None = None
-        self._wake_connection = _connection_waker(self._loop, self._connection_ref)
+        self._created_at = time.time()
+        self._wall_anchor = self._created_at - time.monotonic()  # engine clock -> wall clock, for display
+        self._stats_record: SessionStats | None = None
+        self._waker: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -93,7 +96,26 @@ class SessionCore:
 
     @property
     def events(self) -> EventEmitter:
+        """The session's event emitter (made on first use: nobody listens to most sessions)."""
         return self._events
+
+    @property
+    def _events(self) -> EventEmitter:
+        emitter = self._emitter
+        if emitter is None:
+            emitter = self._emitter = EventEmitter()
+        return emitter
+
+    def _emit(self, event_type: EventType, data: dict[str, Any]) -> None:
+        """Emit ``event_type`` if anyone ever registered with the session's emitter."""
+        if self._emitter is not None:
+            self._emitter.emit_nowait(event_type, data)
+
+    def has_listeners(self, event_type: EventType) -> bool:
+        """Internal (SessionPort): whether a handler listens for ``event_type`` (checked
+        before building an event per stream or datagram; makes no emitter)."""
+        emitter = self._emitter
+        return emitter is not None and emitter.listener_count(event_type) > 0
 
     @property
     def headers(self) -> Headers:
@@ -102,7 +124,8 @@ class SessionCore:
 
     @property
     def response_headers(self) -> Headers:
-        return dict(self._response_headers)
+        """A copy of the headers of the response that accepted the session ({} before)."""
+        return dict(self._response_headers) if self._response_headers is not None else {}
 
     @property
     def path(self) -> str:
@@ -150,6 +173,49 @@ class SessionCore:
         """The sans-I/O engine under this session (None once the connection is gone)."""
         connection = self.connection
         return connection.protocol_handler if connection is not None else None
+
+    # ------------------------------------------------------------------ parts made on first use
+
+    @property
+    def _incoming(self) -> tuple[StreamQueue, StreamQueue]:
+        """Streams the peer opened, not yet accepted, with their arrival number so that
+        ``incoming_streams()`` yields them in order: ``[False]`` bidirectional, ``[True]``
+        unidirectional."""
+        queues = self._incoming_queues
+        if queues is None:
+            queues = self._incoming_queues = (StreamQueue(), StreamQueue())
+        return queues
+
+    def _incoming_count(self) -> int:
+        """Streams waiting to be accepted (makes no queue)."""
+        queues = self._incoming_queues
+        return 0 if queues is None else len(queues[False]) + len(queues[True])
+
+    @property
+    def _credit_waiters(self) -> tuple[list[asyncio.Future[None]], list[asyncio.Future[None]]]:
+        """Tasks waiting for stream credit: ``[False]`` bidirectional, ``[True]`` unidirectional."""
+        lists = self._credit_waiter_lists
+        if lists is None:
+            lists = self._credit_waiter_lists = ([], [])
+        return lists
+
+    def _wake_credit_waiters(self, is_unidirectional: bool | None) -> None:
+        """Release the tasks waiting for credit of one kind (None: both kinds)."""
+        lists = self._credit_waiter_lists
+        if lists is None:
+            return
+        for kind in ((False, True) if is_unidirectional is None else (is_unidirectional,)):
+            for waiter in lists[kind]:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    @property
+    def _wake_connection(self) -> Callable[[], None]:
+        """The engine wake-up of this session's connection (see ``watch_writable``)."""
+        waker = self._waker
+        if waker is None:
+            waker = self._waker = _connection_waker(self._loop, self._connection_ref)
+        return waker
 
     # ------------------------------------------------------------------ the engine's view
 
@@ -223,6 +289,51 @@ class SessionCore:
 
         @property
         def stats(self) -> SessionStats: ...
+
+
+class StreamQueue:
+    """A FIFO of (arrival number, stream): as much of ``collections.deque`` as the incoming
+    stream queues use, at a tenth of its size when empty (a deque starts with a 64-slot block)."""
+
+    __slots__ = ("_head", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[tuple[int, StreamType] | None] = []
+        self._head = 0  # index of the oldest item; the slots before it are None
+
+    def append(self, item: tuple[int, StreamType]) -> None:
+        self._items.append(item)
+
+    def popleft(self) -> tuple[int, StreamType]:
+        """Remove and return the oldest item; IndexError when empty."""
+        items, head = self._items, self._head
+        if head >= len(items):
+            raise IndexError("pop from an empty StreamQueue")
+        item = items[head]
+        assert item is not None
+        items[head] = None  # the queue keeps no accepted stream alive
+        head += 1
+        if head == len(items):
+            items.clear()
+            head = 0
+        elif head >= 32 and 2 * head >= len(items):  # drop the consumed front: amortised O(1)
+            del items[:head]
+            head = 0
+        self._head = head
+        return item
+
+    def __getitem__(self, index: int) -> tuple[int, StreamType]:
+        if not 0 <= index < len(self._items) - self._head:
+            raise IndexError("StreamQueue index out of range")
+        item = self._items[self._head + index]
+        assert item is not None
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items) - self._head
+
+    def __bool__(self) -> bool:
+        return len(self._items) > self._head
 
 
 def _connection_waker(loop: asyncio.AbstractEventLoop,

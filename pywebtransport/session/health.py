@@ -31,7 +31,9 @@ class SessionHealth(SessionCore):
         The same object is returned every time and refreshed from the engine on each access
         and when the session closes, so a reference kept across the close sees it.
         """
-        stats = self._stats
+        stats = self._stats_record
+        if stats is None:
+            stats = self._stats_record = SessionStats(session_id=self._session_id, created_at=self._created_at)
         snapshot = self._snapshot()
         stats.stream_errors = self._stream_errors
         stats.protocol_errors = self._protocol_errors
@@ -83,8 +85,9 @@ class SessionHealth(SessionCore):
         """A snapshot of the session's protocol state from the engine."""
         snapshot = self._snapshot()
         limits = self._limits()
-        pending_bidi = list(self._credit_waiters[False])
-        pending_uni = list(self._credit_waiters[True])
+        waiting = self._credit_waiter_lists
+        pending_bidi = list(waiting[False]) if waiting is not None else []
+        pending_uni = list(waiting[True]) if waiting is not None else []
         info = self._closing_info()
         created = self._wall(snapshot.created_at) if snapshot is not None else None
         return SessionDiagnostics(
@@ -165,7 +168,7 @@ class SessionHealth(SessionCore):
             "streams": [{"stream_id": s.stream_id, "state": s.state.value, "direction": s.direction.value,
                          "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received}
                         for s in self._streams.values()],
-            "incoming_queue": len(self._incoming[False]) + len(self._incoming[True]),
+            "incoming_queue": self._incoming_count(),
             "connection": connection.diagnostics() if connection is not None else None,
         }
 
@@ -180,7 +183,8 @@ class SessionHealth(SessionCore):
         stats = self.stats
         if stats.streams_created >= 10 and stats.stream_errors / stats.streams_created > 0.1:
             issues.append(f"high stream error rate: {stats.stream_errors}/{stats.streams_created} streams failed")
-        if any(self._credit_waiters.values()):
+        waiting = self._credit_waiter_lists
+        if waiting is not None and (waiting[False] or waiting[True]):
             issues.append("stream creation is waiting for stream credit from the peer")
         snapshot = self._snapshot()
         if snapshot is not None and not self.is_closed and snapshot.flow_control:
@@ -204,7 +208,7 @@ class SessionHealth(SessionCore):
             raise ValueError(f"check_interval must be > 0, got {check_interval}")
         while not self.is_closed:
             try:
-                await asyncio.wait_for(asyncio.shield(self._closed_event.wait()), check_interval)
+                await asyncio.wait_for(self._closed_event.wait(), check_interval)
                 return
             except asyncio.TimeoutError:
                 pass

@@ -150,10 +150,10 @@ class SessionLifecycle(SessionCore):
         lifecycle_logger.info("session %d requested: path=%s", self._session_id, self._path)
 
     def _on_established(self, response_headers: Headers) -> None:
-        self._response_headers = dict(response_headers)
+        self._response_headers = response_headers  # the engine made this dict for the event
         self._ready_event.set()
         lifecycle_logger.info("session %d accepted: path=%s", self._session_id, self._path)
-        self._events.emit_nowait(EventType.SESSION_READY, {"session_id": self._session_id})
+        self._emit(EventType.SESSION_READY, {"session_id": self._session_id})
 
     def _on_rejected(self, status_code: int, reason: str) -> None:
         message = f"session rejected with status {status_code}" if status_code else f"session failed: {reason}"
@@ -179,14 +179,12 @@ class SessionLifecycle(SessionCore):
                                    closed_at=snapshot.closed_at or time.monotonic())
         self._close_info = info
         self._final = snapshot
-        _ = self.stats  # refresh the kept SessionStats with the final counters
+        if self._stats_record is not None:
+            _ = self.stats  # refresh the SessionStats handed out with the final counters
         code, reason, cause = info
         for stream in list(self._streams.values()):
             stream.handle_event(event)
-        for waiters in self._credit_waiters.values():
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        self._wake_credit_waiters(None)
         self._incoming_waiters.wake()
         if self._datagrams is not None:
             self._datagrams.handle_event(event)
@@ -200,6 +198,5 @@ class SessionLifecycle(SessionCore):
                 "bytes_sent=%d bytes_received=%d", self._session_id, self._path, code, reason, cause.value,
                 event.by_peer, duration, snapshot.data_sent if snapshot else 0,
                 snapshot.data_received if snapshot else 0)
-        self._events.emit_nowait(EventType.SESSION_CLOSED, {"session_id": self._session_id, "error_code": code,
-                                                            "reason": reason, "by_peer": event.by_peer,
-                                                            "cause": cause})
+        self._emit(EventType.SESSION_CLOSED, {"session_id": self._session_id, "error_code": code,
+                                              "reason": reason, "by_peer": event.by_peer, "cause": cause})

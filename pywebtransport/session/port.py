@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pywebtransport.config import ClientConfig, ServerConfig
-    from pywebtransport.events import EventEmitter
+    from pywebtransport.events import EventEmitter, EventType
     from pywebtransport.exceptions import SessionClosedError
     from pywebtransport.types import SessionId, StreamId
 
@@ -29,6 +29,10 @@ class SessionPort(Protocol):
 
     @property
     def events(self) -> EventEmitter: ...
+
+    def has_listeners(self, event_type: EventType) -> bool:
+        """Whether a handler listens for ``event_type`` on the session (makes no emitter)."""
+        ...
 
     @property
     def is_closed(self) -> bool: ...

@@ -67,7 +67,7 @@ class WebTransportSession(SessionLifecycle, SessionStreams, SessionDatagrams, Se
                 self.stream_consume(event.stream_id, len(event.data))  # nobody will read it
         elif isinstance(event, ev.DatagramReceived):
             self.datagrams.handle_event(event)
-            if self._events.listener_count(EventType.DATAGRAM_RECEIVED):
+            if self.has_listeners(EventType.DATAGRAM_RECEIVED):
                 self._events.emit_nowait(EventType.DATAGRAM_RECEIVED, {"data": event.data})
         elif isinstance(event, ev.StreamOpened):
             self._on_stream_opened(event.stream_id, event.is_unidirectional)
@@ -77,22 +77,20 @@ class WebTransportSession(SessionLifecycle, SessionStreams, SessionDatagrams, Se
                 self._stream_errors += 1
                 stream.handle_event(event)
         elif isinstance(event, ev.StreamCreditAvailable):
-            for waiter in self._credit_waiters[event.is_unidirectional]:
-                if not waiter.done():
-                    waiter.set_result(None)
+            self._wake_credit_waiters(event.is_unidirectional)
         elif isinstance(event, ev.SessionCreditUpdated):
             name = {ev.CreditKind.DATA: EventType.SESSION_MAX_DATA_UPDATED,
                     ev.CreditKind.STREAMS_BIDI: EventType.SESSION_MAX_STREAMS_BIDI_UPDATED,
                     ev.CreditKind.STREAMS_UNI: EventType.SESSION_MAX_STREAMS_UNI_UPDATED}[ev.CreditKind(event.kind)]
-            self._events.emit_nowait(name, {"limit": event.limit})
+            self._emit(name, {"limit": event.limit})
         elif isinstance(event, ev.SessionBlocked):
             name = (EventType.SESSION_DATA_BLOCKED if event.kind == ev.CreditKind.DATA
                     else EventType.SESSION_STREAMS_BLOCKED)
-            self._events.emit_nowait(name, {"kind": ev.CreditKind(event.kind).value, "limit": event.limit})
+            self._emit(name, {"kind": ev.CreditKind(event.kind).value, "limit": event.limit})
         elif isinstance(event, ev.SessionEstablished):
             self._on_established(event.headers)
         elif isinstance(event, ev.SessionDraining):
-            self._events.emit_nowait(EventType.SESSION_DRAINING, {"session_id": self._session_id})
+            self._emit(EventType.SESSION_DRAINING, {"session_id": self._session_id})
         elif isinstance(event, ev.SessionRejected):
             self._on_rejected(event.status_code, event.reason)
         elif isinstance(event, ev.SessionClosed):

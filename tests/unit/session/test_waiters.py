@@ -1,0 +1,80 @@
+"""Latch and Waiters: every waiter wakes, a cancelled wait leaves nothing, nothing is made
+until a task waits (pywebtransport/_waiters.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pywebtransport._waiters import Latch, Waiters
+
+
+async def test_latch_set_releases_every_waiting_task() -> None:
+    latch = Latch()
+    tasks = [asyncio.ensure_future(latch.wait()) for _ in range(3)]
+    assert latch.waiting == 3 and not any(task.done() for task in tasks)
+    latch.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+    assert latch.is_set() and latch.waiting == 0
+
+
+async def test_latch_wait_after_set_is_done_at_once() -> None:
+    latch = Latch()
+    latch.set()
+    latch.set()  # idempotent
+    assert latch.wait().done()
+
+
+async def test_latch_makes_nothing_until_a_task_waits() -> None:
+    latch = Latch()
+    assert latch._futures is None
+    waiter = latch.wait()
+    assert latch._futures == [waiter]
+    latch.set()
+    assert latch._futures is None and waiter.done()
+
+
+async def test_a_cancelled_latch_wait_leaves_the_others_waiting() -> None:
+    latch = Latch()
+    kept = asyncio.ensure_future(latch.wait())
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(latch.wait(), 0.01)
+    assert latch.waiting == 1 and not kept.done()
+    latch.set()
+    await asyncio.wait_for(kept, 1)
+
+
+async def test_latch_waits_that_time_out_do_not_pile_up() -> None:
+    latch = Latch()
+    for _ in range(200):
+        waiter = latch.wait()
+        waiter.cancel()  # what wait_for does on a timeout
+    assert latch._futures is not None and len(latch._futures) <= 16
+    assert latch.waiting == 0
+
+
+async def test_waiters_wake_releases_the_tasks_waiting_then() -> None:
+    waiters = Waiters()
+    loop = asyncio.get_running_loop()
+    started = [loop.create_future() for _ in range(2)]
+
+    async def wait_after(flag: asyncio.Future[None]) -> None:
+        flag.set_result(None)  # then, in the same step, it registers its wait
+        await waiters.wait()
+
+    tasks = [asyncio.ensure_future(wait_after(flag)) for flag in started]
+    await asyncio.wait_for(asyncio.gather(*started), 1)  # both tasks are inside wait() now
+    assert len(waiters) == 2
+    waiters.wake()
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+    assert len(waiters) == 0 and waiters._futures is None
+
+
+async def test_waiters_make_nothing_until_a_task_waits_and_clean_up_after_a_timeout() -> None:
+    waiters = Waiters()
+    waiters.wake()  # nobody waits: nothing happens, nothing is made
+    assert waiters._futures is None and len(waiters) == 0
+    with pytest.raises(asyncio.TimeoutError):
+        await waiters.wait(0.01)
+    assert waiters._futures is None
