@@ -33,20 +33,27 @@ class ConnectionClient(ConnectionCore):
         """Client: start the handshake."""
         self._state = ConnectionState.CONNECTING
         self._engine.connect(self._remote_address, time.monotonic())
-        self.process_engine_events()
+        self._process_events()
+        self._endpoint.transmit(self)  # the first Initial goes now, not after a loop pass
 
     async def wait_connected(self, *, timeout: float | None = None) -> None:
         """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure,
         ConnectionRefusedError when the peer's host reports nothing listening, TimeoutError
         naming the stage reached)."""
-        ready = asyncio.ensure_future(self._h3_ready.wait())
-        closed = asyncio.ensure_future(self._closed.wait())
-        try:
-            done, _ = await asyncio.wait([ready, closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            closed.cancel()
-        if not done:
+        if not self._h3_ready.is_set() and not self._closed.is_set():
+            # One future, settled by whichever comes first (HTTP/3 up, the connection ended,
+            # the timeout): no task per condition and no extra loop pass to hand the result on.
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._connect_waiters.append(waiter)
+            timer = None if timeout is None else self._loop.call_later(timeout, _settle, waiter)
+            try:
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if waiter in self._connect_waiters:
+                    self._connect_waiters.remove(waiter)
+        if not self._h3_ready.is_set() and not self._closed.is_set():
             host, port = self._remote_address[0], self._remote_address[1]
             stage = self._describe_stage()
             await self._abandon(f"connecting to {host}:{port} timed out")
@@ -56,6 +63,12 @@ class ConnectionClient(ConnectionCore):
                 raise self._close_error
             raise HandshakeError(f"the connection closed during the handshake: {self._close_reason or 'no reason'}",
                                  error_code=self._close_code)
+
+    def _wake_connect_waiters(self) -> None:
+        """HTTP/3 is up or the connection ended: every ``wait_connected`` returns."""
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for waiter in waiters:
+            _settle(waiter)
 
     @property
     def connect_stage(self) -> ConnectStage:
@@ -88,3 +101,8 @@ class ConnectionClient(ConnectionCore):
         self._engine.close(c.H3_NO_ERROR, "connection refused")
         self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "connection refused", False)
 
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    """Wake a ``wait_connected`` (it then reads the connection's state)."""
+    if not waiter.done():
+        waiter.set_result(None)

@@ -85,6 +85,8 @@ class ConnectionClosing(ConnectionCore):
         return quiet
 
     async def _close(self, error_code: int, reason: str) -> None:
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return  # the connection ended (the peer's close, say) before this close began
         self._state = ConnectionState.CLOSING
         open_ids = [session.session_id for session in list(self._sessions.values()) if session.is_ready]
         for session_id in open_ids:
@@ -188,6 +190,7 @@ class ConnectionClosing(ConnectionCore):
         except (OSError, ValueError):
             logger.exception("could not write the qlog file of connection %s", self._connection_id)
         self._closed.set()
+        self._wake_connect_waiters()
         self._retire()
         event = EventType.CONNECTION_LOST if by_peer else EventType.CONNECTION_CLOSED
         self._events.emit_nowait(event, {"connection_id": self._connection_id, "error_code": error_code,

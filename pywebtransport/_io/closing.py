@@ -147,7 +147,7 @@ class EndpointClosing(EndpointCore):
         self._closing.discard(closing)
         self.forget(closing)
         if not self._closing:
-            self._quiet.set()
+            self._set_quiet()
         if closing.close_endpoint:
             self.close()
 
@@ -156,8 +156,27 @@ class EndpointClosing(EndpointCore):
         period any more (True), or the endpoint closed; False when the time ran out first."""
         if self._quiet.is_set():
             return True
+        # A future woken by ``_set_quiet`` or the timer: no task per wait (one per closed client).
+        loop = asyncio.get_running_loop()  # the waiter's loop (the endpoint's, but for fakes in tests)
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._quiet_waiters.append(waiter)
+        timer = loop.call_later(timeout, _wake, waiter, False)
         try:
-            await asyncio.wait_for(self._quiet.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+            return await waiter
+        finally:
+            timer.cancel()
+            if waiter in self._quiet_waiters:
+                self._quiet_waiters.remove(waiter)
+
+    def _set_quiet(self) -> None:
+        """No connection is in its closing period any more: every ``wait_quiet`` returns."""
+        self._quiet.set()
+        waiters, self._quiet_waiters = self._quiet_waiters, []
+        for waiter in waiters:
+            _wake(waiter, True)
+
+
+def _wake(waiter: asyncio.Future[bool], quiet: bool) -> None:
+    """Settle a ``wait_quiet``: ``quiet`` is what it returns."""
+    if not waiter.done():
+        waiter.set_result(quiet)

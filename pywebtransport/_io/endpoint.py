@@ -150,7 +150,7 @@ class UdpEndpoint(EndpointRouting, EndpointTransmit, EndpointClosing):
         self._closing.clear()
         if isinstance(self._client, ClosingConnection):
             self._client = None
-        self._quiet.set()
+        self._set_quiet()
         if self._sock is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()

@@ -52,6 +52,8 @@ class EndpointCore(asyncio.DatagramProtocol):
         self._closing: set[ClosingConnection] = set()
         self._quiet = asyncio.Event()  # set while no connection is in its closing period
         self._quiet.set()
+        #: ``wait_quiet`` calls under way, woken when ``_quiet`` is set (see ``_set_quiet``).
+        self._quiet_waiters: list[asyncio.Future[bool]] = []
         self.datagrams_in = 0
         self.datagrams_out = 0
         self.send_dropped = 0
@@ -67,3 +69,4 @@ class EndpointCore(asyncio.DatagramProtocol):
         def _forget(self, connection: ConnectionDriver) -> list[bytes]: ...
         def _expire(self, closing: ClosingConnection) -> None: ...
         def close(self) -> None: ...
+        def _set_quiet(self) -> None: ...

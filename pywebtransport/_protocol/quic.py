@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO, TypeAlias
 
@@ -271,8 +272,17 @@ class QuicCore(Protocol):
 
 
 def available_backends() -> tuple[str, ...]:
-    """The backends importable here, default first."""
-    return tuple(name for name in BACKENDS if name == DEFAULT_BACKEND or importlib.util.find_spec(name) is not None)
+    """The backends importable here, default first.
+
+    A backend already imported is available without a look at the file system: every
+    connection resolves its backend, and ``find_spec`` costs several ``stat`` calls.
+    """
+    return tuple(name for name in BACKENDS if name == DEFAULT_BACKEND or _importable(name))
+
+
+def _importable(name: str) -> bool:
+    """Whether the top-level module ``name`` is imported already or can be found."""
+    return sys.modules.get(name) is not None or importlib.util.find_spec(name) is not None
 
 
 def resolve_backend(backend: str | None = None) -> str:
@@ -283,7 +293,7 @@ def resolve_backend(backend: str | None = None) -> str:
     name = backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
     if name not in BACKENDS:
         raise ValueError(f"unknown QUIC backend {name!r}; known: {', '.join(BACKENDS)}")
-    if name not in available_backends():
+    if name != DEFAULT_BACKEND and not _importable(name):  # only the one asked for is looked up
         raise ImportError(f"QUIC backend {name!r} is not installed (pip install 'pywebtransport[{name}]')")
     return name
 

@@ -38,6 +38,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicDeliveryState
+from aioquic.tls import Direction, Epoch
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -179,8 +180,6 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         # server's direction comes right after the key schedule (tls.Context.key_schedule)
         # extracted the master secret over the transcript up to the server's Finished.
         super()._update_traffic_key(direction, epoch, cipher_suite, secret)
-        from aioquic.tls import Direction, Epoch
-
         if (self._exporter_secret is None and epoch == Epoch.ONE_RTT
                 and (direction == Direction.DECRYPT) == self._is_client):
             schedule: Any = self.tls.key_schedule

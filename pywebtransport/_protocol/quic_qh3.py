@@ -68,6 +68,7 @@ from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, stream_is_client_initiated, stream_is_unidirectional
 from qh3.quic.packet_builder import QuicDeliveryState
 from qh3.quic.stream import QuicStream
+from qh3.tls import Direction, Epoch
 
 from pywebtransport._protocol.quic import (
     PACKET_OVERHEAD,
@@ -211,8 +212,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         # server's direction comes right after the key schedule (tls.Context.key_schedule)
         # extracted the master secret over the transcript up to the server's Finished.
         super()._update_traffic_key(direction, epoch, cipher_suite, secret)
-        from qh3.tls import Direction, Epoch
-
         if (self._exporter_secret is None and epoch == Epoch.ONE_RTT
                 and (direction == Direction.DECRYPT) == self._is_client):
             schedule: Any = self.tls.key_schedule  # qh3's KeySchedule.algorithm is the digest size in bits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Sequence
@@ -113,10 +114,12 @@ class WebTransportClient:
         def remaining() -> float:
             return max(0.0, deadline - loop.time())
 
-        try:
-            remote = await asyncio.wait_for(self._resolve(loop, host, port), timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"resolving {host!r} took longer than {timeout}s") from None
+        remote = _ip_literal_address(host, port)
+        if remote is None:  # a name: ask the resolver (a thread-pool hop), bounded by the timeout
+            try:
+                remote = await asyncio.wait_for(self._resolve(loop, host, port), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"resolving {host!r} took longer than {timeout}s") from None
         local: Address = ("::", 0) if ":" in remote[0] else ("0.0.0.0", 0)
         # Connected to the server, so that an ICMP port unreachable fails the connect at once.
         endpoint = await UdpEndpoint.open(local_addr=local, remote_addr=remote,
@@ -153,7 +156,9 @@ class WebTransportClient:
             return
         self._connections.discard(connection)
         if not connection.is_closed:
-            self._track(connection.close())
+            close = connection.start_close()  # the close's own task: no second task around it
+            if close is not None:
+                self._track(close)
 
     def _connection_ended(self, connection: WebTransportConnection) -> None:
         """``connection`` closed (either end): its socket lives on for QUIC's closing period in
@@ -168,6 +173,11 @@ class WebTransportClient:
 
     @staticmethod
     async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Address:
+        """The address to connect to for ``host``: an IP literal as it is, a name through the
+        loop's resolver (IPv4 first); ClientError naming the host when it cannot be resolved."""
+        literal = _ip_literal_address(host, port)
+        if literal is not None:
+            return literal
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except socket.gaierror as exc:
@@ -198,3 +208,13 @@ class WebTransportClient:
     def get_stats(self) -> dict[str, Any]:
         return {"connections": len(self.connections), "sessions_opened": self.sessions_opened,
                 "connect_failures": self.connect_failures}
+
+
+def _ip_literal_address(host: str, port: int) -> Address | None:
+    """``(host, port)`` when ``host`` is an IPv4 or IPv6 literal (in its canonical spelling, as
+    the resolver would return it), else None: a literal needs no resolver round trip."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (str(ip), port)

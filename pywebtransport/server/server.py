@@ -91,17 +91,20 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
     def _new_connection(self, original_dcid: bytes, addr: Address) -> WebTransportConnection | None:
         if self._closing:
             return None
-        handshaking = self._handshakes_in_progress()
+        # Both limits are checked without a pass over every connection unless one may be
+        # reached: a burst of new clients must not cost time quadratic in their number.
+        handshaking = self._handshakes_in_progress(exact=False)
         if handshaking >= self.max_concurrent_handshakes:
             self._note_refusal(original_dcid, addr, f"{handshaking} handshakes in progress "
                                                     f"(max_concurrent_handshakes)", handshake=True)
             return None
-        live = self.connections
-        # A retransmitted Initial of a client already refused reaps nothing: that client has gone.
-        if len(live) >= self._config.max_connections and (original_dcid in self._recent_refusals
-                                                          or not self._reap(live)):
-            self._note_refusal(original_dcid, addr, f"max_connections ({self._config.max_connections}) reached")
-            return None
+        limit = self._config.max_connections
+        if len(self._connections) >= limit:  # it holds some that ended: count the live ones
+            live = self.connections
+            # A retransmitted Initial of a client already refused reaps nothing: that client has gone.
+            if len(live) >= limit and (original_dcid in self._recent_refusals or not self._reap(live)):
+                self._note_refusal(original_dcid, addr, f"max_connections ({limit}) reached")
+                return None
         self._recent_refusals.pop(original_dcid, None)
         assert self._endpoint is not None and self._quic_configuration is not None
         connection = WebTransportConnection(
@@ -148,20 +151,32 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
                     victim.remote_address[1], since, more)
         return True
 
-    def _handshakes_in_progress(self) -> int:
+    def _handshakes_in_progress(self, *, exact: bool = True) -> int:
         """Handshakes under way; one older than ``config.connect_timeout`` is abandoned (its
-        connection closed), so peers that never finish cannot hold the cap."""
+        connection closed), so peers that never finish cannot hold the cap.
+
+        The table is in order of arrival, so the overdue ones are found at its front. With
+        ``exact`` False the ones that ended without a word yet (QUIC closing) are only swept
+        out when the count reaches ``max_concurrent_handshakes``: below it, the count may
+        include them, which decides nothing."""
         deadline = time.monotonic() - self._config.connect_timeout
-        for connection, started in list(self._handshaking.items()):
+        overdue = []
+        for connection, started in self._handshaking.items():
+            if started >= deadline:
+                break
+            overdue.append(connection)
+        for connection in overdue:
+            del self._handshaking[connection]
             if not _is_live(connection):
+                continue
+            self.handshakes_abandoned += 1
+            logger.info("abandoning the handshake with %s:%d: not done within %.1fs",
+                        connection.remote_address[0], connection.remote_address[1], self._config.connect_timeout)
+            self.spawn(connection.close(reason="handshake timeout"),
+                       name=f"pywebtransport-abandon-{connection.connection_id}")
+        if exact or len(self._handshaking) >= self.max_concurrent_handshakes:
+            for connection in [c for c in self._handshaking if not _is_live(c)]:
                 del self._handshaking[connection]
-            elif started < deadline:
-                del self._handshaking[connection]
-                self.handshakes_abandoned += 1
-                logger.info("abandoning the handshake with %s:%d: not done within %.1fs",
-                            connection.remote_address[0], connection.remote_address[1], self._config.connect_timeout)
-                self.spawn(connection.close(reason="handshake timeout"),
-                           name=f"pywebtransport-abandon-{connection.connection_id}")
         return len(self._handshaking)
 
     def _note_refusal(self, original_dcid: bytes, addr: Address, why: str, *, handshake: bool = False) -> None:

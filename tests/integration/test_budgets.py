@@ -151,6 +151,8 @@ async def test_budget_freed_by_one_connection_wakes_writers_of_another_at_once(
         budget = first_engine.budgets.send
         assert budget is not None
         await eventually(lambda: first_engine.send_buffer_room() == 0, WAIT)  # its peer reads nothing
+        # ... and what it sent is acknowledged: no later ACK frees budget for the second.
+        await eventually(lambda: first_engine.quic.rtt().bytes_in_flight == 0, WAIT)
         second = await two.connect(f"{base}/two")
         await eventually(lambda: len(server.connections) == 2, WAIT)
         second_engine = engine_of(next(c for c in server.connections if engine_of(c) is not first_engine))
