@@ -121,8 +121,14 @@ async def test_a_cancelled_wait_connected_leaves_the_connection_usable(
     connection = await _client_connection(client_config, int(base.rsplit(":", 1)[1]))
     try:
         connection.connect()
-        waiting = asyncio.ensure_future(connection.wait_connected(timeout=10.0))
-        await asyncio.sleep(0)  # let it start waiting
+        entered = asyncio.get_running_loop().create_future()
+
+        async def wait() -> None:
+            entered.set_result(None)  # the same step then enters wait_connected
+            await connection.wait_connected(timeout=10.0)
+
+        waiting = asyncio.ensure_future(wait())
+        await asyncio.wait_for(entered, 5.0)  # it is waiting now
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -21,6 +21,20 @@ def retire_one(endpoint: UdpEndpoint, cid: bytes) -> None:
                            peer=PEER) is not None
 
 
+async def waiting_task(endpoint: UdpEndpoint, timeout: float) -> asyncio.Task[bool]:
+    """``endpoint.wait_quiet(timeout)`` in a task, returned once the task is inside the wait
+    (its flag is set in the same step that enters the wait)."""
+    entered = asyncio.get_running_loop().create_future()
+
+    async def run() -> bool:
+        entered.set_result(None)
+        return await endpoint.wait_quiet(timeout)
+
+    task = asyncio.ensure_future(run())
+    await asyncio.wait_for(entered, 5.0)
+    return task
+
+
 def end_every_period(loop: FakeLoop) -> None:
     for timer in loop.live_timers():
         loop.fire(timer)
@@ -29,8 +43,7 @@ def end_every_period(loop: FakeLoop) -> None:
 async def test_the_wait_ends_when_the_period_ends_even_if_another_begins_right_after() -> None:
     endpoint, loop, _ = make_endpoint(Factory())
     retire_one(endpoint, CIDS[0])
-    waiting = asyncio.ensure_future(endpoint.wait_quiet(30.0))
-    await asyncio.sleep(0)  # a yield: the wait registers itself
+    waiting = await waiting_task(endpoint, 30.0)
     end_every_period(loop)
     retire_one(endpoint, CIDS[1])  # not quiet again before the waiter runs
     assert await asyncio.wait_for(waiting, 5.0) is True
@@ -39,8 +52,7 @@ async def test_the_wait_ends_when_the_period_ends_even_if_another_begins_right_a
 async def test_closing_the_endpoint_ends_the_wait() -> None:
     endpoint, _, _ = make_endpoint(Factory())
     retire_one(endpoint, CIDS[0])
-    waiting = asyncio.ensure_future(endpoint.wait_quiet(30.0))
-    await asyncio.sleep(0)
+    waiting = await waiting_task(endpoint, 30.0)
     endpoint.close()
     assert await asyncio.wait_for(waiting, 5.0) is True
 
@@ -49,8 +61,7 @@ async def test_the_wait_times_out_and_a_cancelled_wait_leaves_nothing_behind() -
     endpoint, loop, _ = make_endpoint(Factory())
     retire_one(endpoint, CIDS[0])
     assert await endpoint.wait_quiet(0.0) is False
-    cancelled = asyncio.ensure_future(endpoint.wait_quiet(30.0))
-    await asyncio.sleep(0)
+    cancelled = await waiting_task(endpoint, 30.0)
     cancelled.cancel()
     await asyncio.gather(cancelled, return_exceptions=True)
     assert cancelled.cancelled()
