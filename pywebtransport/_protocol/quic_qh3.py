@@ -94,7 +94,7 @@ from pywebtransport._protocol.quic_qh3_credit import (
     _read_driven_stream_class,
     _StreamCountLimit,
 )
-from pywebtransport._protocol.quic_qh3_fin import _FinAwareSender
+from pywebtransport._protocol.quic_qh3_fin import _FinAwareSender, fin_needs_own_frame
 from pywebtransport._protocol.quic_qlog import _qh3_qlog
 from pywebtransport._protocol.quic_tls import exporter_secret_from_schedule
 
@@ -245,7 +245,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         super().send_stream_data(stream_id, data, end_stream)
         if end_stream:
             stream = self._streams.get(stream_id)
-            if stream is not None and type(stream.sender) is not _FinAwareSender:
+            if stream is not None and fin_needs_own_frame(stream.sender):
                 stream.sender = _FinAwareSender(stream.sender)
 
     def consume_stream_data(self, stream_id: int, amount: int) -> None:

@@ -10,6 +10,7 @@ streams that hands each finished peer stream's slot back. ``Qh3Connection`` inst
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from qh3.quic.stream import QuicStream
@@ -27,9 +28,6 @@ def _read_driven_stream_class(consumed: dict[int, int], window: int) -> type[Qui
     """A QuicStream subclass (same layout, so streams can be switched to it) whose receive
     window may grow only as far as the application has read plus one window."""
 
-    def get_window(stream: QuicStream) -> int:
-        return int(_WINDOW_SLOT.__get__(stream, QuicStream))
-
     def set_window(stream: QuicStream, value: int) -> None:
         current = _WINDOW_SLOT.__get__(stream, QuicStream)
         if value > current:
@@ -37,34 +35,41 @@ def _read_driven_stream_class(consumed: dict[int, int], window: int) -> type[Qui
             value = max(current, min(value, consumed.get(stream.stream_id or 0, 0) + window))
         _WINDOW_SLOT.__set__(stream, value)
 
+    # The getter is the slot's own (C, no Python frame): qh3 reads the window per stream per packet.
     return type("ReadDrivenQuicStream", (QuicStream,),
-                {"__slots__": (), "max_stream_data_local": property(get_window, set_window)})
+                {"__slots__": (), "max_stream_data_local": property(_WINDOW_SLOT.__get__, set_window)})
 
 
 class _StreamCountLimit:
     """The MAX_STREAMS we grant of one kind, raised only as the peer's streams finish (as
-    aioquic does). qh3 doubles it once the peer used half, which bounds nothing; those raises
-    are ignored, and ``grant`` is the only way up. Same fields as qh3's ``Limit``."""
+    aioquic does), by ``grant``. Same fields as qh3's ``Limit``.
+
+    qh3 doubles a limit in every packet it builds once ``used * 2 > value``, which bounds
+    nothing. ``used`` reads as 0 to qh3, so that raise never happens, while ``value`` stays a
+    plain attribute: qh3 reads it several times per packet, and a property there cost a
+    Python call each time (about 40 per new-stream echo). The real count is ``peer_streams``.
+    """
+
+    __slots__ = ("_zero", "frame_type", "name", "peer_streams", "sent", "value")
 
     def __init__(self, limit: Any, initial: int) -> None:
         self.frame_type: int = limit.frame_type
         self.name: str = limit.name
         self.sent: int = initial
-        self.used: int = limit.used
-        self._value: int = initial
+        self.value: int = initial
+        self.peer_streams: int = limit.used
+        self._zero = 0
 
-    @property
-    def value(self) -> int:
-        return self._value
+    def _record_used(self, count: int) -> None:  # qh3 records the highest stream count the peer opened
+        self.peer_streams = count
 
-    @value.setter
-    def value(self, value: int) -> None:
-        if value <= self._value:  # qh3's own raises are refused; lowering before the handshake is allowed
-            self._value = value
+    #: Reads as 0 (through a C getter: qh3 reads it per limit per packet), so that qh3's
+    #: doubling rule (used * 2 > value) never fires; what qh3 writes is kept in ``peer_streams``.
+    used = property(operator.attrgetter("_zero"), _record_used)
 
     def grant(self) -> None:
         """One more stream of this kind may be opened by the peer."""
-        self._value += 1
+        self.value += 1
 
 
 class _FinishedStreams(set[int]):

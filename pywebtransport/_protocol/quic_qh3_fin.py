@@ -14,10 +14,25 @@ from qh3.quic.packet_builder import QuicDeliveryState
 
 from pywebtransport._protocol.quic import sender_pending
 
-__all__: list[str] = []
+__all__ = ["fin_needs_own_frame"]
 
 #: The FIN bit of a STREAM frame's type (RFC 9000 §19.8).
 _STREAM_FIN_BIT = 0x01
+
+
+def fin_needs_own_frame(sender: Any) -> bool:
+    """Whether the FIN just written to qh3's native ``sender`` needs ``_FinAwareSender``.
+
+    Not when none of the stream's bytes has left yet and some are waiting (a request or a
+    response written whole, then finished, before the next transmit: the common case).
+    Every frame that reaches the FIN offset is then built after the FIN was written, so qh3
+    sets the FIN bit on it (and on its retransmissions), and no copy without the FIN exists
+    whose acknowledgement could finish the sender early. Otherwise the FIN may leave alone
+    or after a FIN-less copy of the last bytes, which is the case the wrapper is for.
+    """
+    if type(sender) is _FinAwareSender:
+        return False
+    return bool(sender.highest_offset) or not sender_pending(sender)
 
 
 class _FinStop(int):
