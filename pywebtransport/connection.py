@@ -147,10 +147,16 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
     def _process_events(self) -> None:
         engine = self._engine
         debug = self._config.debug
+        sessions = self._sessions
         while (event := engine.next_event()) is not None:
             if debug:
                 logger.debug("connection %s: %r", self._connection_id, event)
             try:
+                if type(event) is ev.DatagramReceived:  # the most frequent event: straight to its session
+                    session = sessions.get(event.session_id)
+                    if session is not None:
+                        session.deliver_datagram(event.data)
+                    continue
                 self.handle_event(event)
             except Exception:  # a callback's bug must not stop event delivery
                 logger.exception("error while handling %r", event)

@@ -96,7 +96,7 @@ class WebTransportDatagramTransport:
         return self.send_nowait(data)
 
     def send_nowait(self, data: Data) -> bool:
-        payload = ensure_bytes(data)
+        payload = data if type(data) is bytes else ensure_bytes(data)
         sent = self._port.datagram_send(payload)
         if sent and self._port.has_listeners(EventType.DATAGRAM_SENT):  # no event per datagram for nobody
             self._port.events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
@@ -152,12 +152,16 @@ class WebTransportDatagramTransport:
     def handle_event(self, event: ev.EngineEvent) -> None:
         """Internal: a datagram or the session's end, routed by the session (not public API)."""
         if isinstance(event, ev.DatagramReceived):
-            ring = self._ring
-            if ring is None:
-                config = self._port.config
-                ring = self._ring = wire_datagrams.DatagramRing(max_count=config.datagram_queue_size,
-                                                                max_bytes=config.datagram_queue_bytes)
-            ring.push(event.data)
-            self._waiters.wake()
+            self.deliver(event.data)
         elif isinstance(event, ev.SessionClosed):
             self._waiters.wake()
+
+    def deliver(self, data: bytes) -> None:
+        """Internal: one datagram arrived for this session (the session's fast path)."""
+        ring = self._ring
+        if ring is None:
+            config = self._port.config
+            ring = self._ring = wire_datagrams.DatagramRing(max_count=config.datagram_queue_size,
+                                                            max_bytes=config.datagram_queue_bytes)
+        ring.push(data)
+        self._waiters.wake()

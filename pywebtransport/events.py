@@ -71,10 +71,13 @@ def _key(event_type: EventType | str) -> str:
 class EventEmitter:
     """Register handlers per event type and emit events to them."""
 
+    __slots__ = ("_any", "_closed", "_handlers", "_max_listeners", "_tasks")
+
     def __init__(self, *, max_listeners: int = 100) -> None:
         self._handlers: dict[str, list[tuple[EventHandler, bool]]] = {}
         self._any: list[EventHandler] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Running async handlers; made by the first one (most emitters never run any).
+        self._tasks: set[asyncio.Task[None]] | None = None
         self._max_listeners = max_listeners
         self._closed = False
 
@@ -110,7 +113,9 @@ class EventEmitter:
         self._any = [h for h in self._any if h is not handler]
 
     def listener_count(self, event_type: EventType | str) -> int:
-        return len(self._handlers.get(_key(event_type), [])) + len(self._any)
+        # _key inlined: asked per datagram and per stream.
+        handlers = self._handlers.get(str.__str__(event_type) if isinstance(event_type, str) else str(event_type))
+        return (len(handlers) if handlers else 0) + len(self._any)
 
     # -- emission
     def emit_nowait(self, event_type: EventType | str, data: Any = None, *, source: Any = None) -> Event:
@@ -152,12 +157,15 @@ class EventEmitter:
             return result
         task: asyncio.Task[None] = asyncio.ensure_future(result)
         task.set_name(f"pywebtransport-event-{_key(event.type)}")
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return None
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("async event handler %s failed", task.get_name(), exc_info=task.exception())
 
@@ -187,7 +195,7 @@ class EventEmitter:
     async def close(self) -> None:
         """Cancel running async handlers and drop every registration."""
         self._closed = True
-        tasks = list(self._tasks)
+        tasks = list(self._tasks or ())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -41,8 +41,9 @@ class SendSide(StreamBase):
 
     def write(self, data: Data) -> None:
         """Queue ``data``; follow with ``await drain()`` to respect backpressure."""
-        self._check_writable()
-        payload = ensure_bytes(data)
+        if self._stop_received or self._send_done:
+            self._check_writable()
+        payload = data if type(data) is bytes else ensure_bytes(data)
         if not payload:
             return
         self._port.stream_send(self._stream_id, payload, False)

@@ -64,7 +64,10 @@ class ByteBudget:
 
     def take(self, amount: int) -> None:
         """Take ``amount`` bytes whether or not they fit."""
-        self._add(amount)
+        if amount > 0:  # _add, inlined: once per stream write
+            used = self.used = self.used + amount
+            if used > self.peak:
+                self.peak = used
 
     def release(self, amount: int) -> None:
         """Give ``amount`` bytes back; waiters whose room is now there are called back."""

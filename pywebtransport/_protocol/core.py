@@ -80,6 +80,8 @@ class EngineCore:
         self._closed_order: deque[int] = deque()  # closed sessions kept for diagnostics, oldest first
         self._now = 0.0
         self._closed = False
+        #: The peer SETTINGS last found to allow HTTP datagrams (``send_datagram`` checks once).
+        self._datagram_peer: PeerSettings | None = None
         local_settings = build_local_settings(
             is_client=self.is_client, max_sessions=cfg.max_sessions, initial_max_data=cfg.initial_max_data,
             initial_max_streams_bidi=cfg.initial_max_streams_bidi, initial_max_streams_uni=cfg.initial_max_streams_uni,
@@ -185,7 +187,7 @@ class EngineCore:
     def _stream_held(self, stream_id: int) -> int:
         """Bytes written to the stream and not yet acknowledged (incl. waiting for credit)."""
         record = self._streams.get(stream_id)
-        pending = len(record.pending) if record is not None else 0
+        pending = record.pending.size if record is not None else 0
         return pending + self.quic.send_buffered(stream_id)
 
     def _check_usable(self) -> None:

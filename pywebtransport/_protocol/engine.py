@@ -63,8 +63,10 @@ class WebTransportEngine(SessionApi, StreamApi, Deadlines, QuicDispatch, Writabi
 
     def get_timer(self) -> float | None:
         """The next moment ``handle_timer`` must run: QUIC's timer or one of our deadlines."""
-        timers = [t for t in (self.quic.get_timer(), self._next_deadline()) if t is not None]
-        return min(timers) if timers else None
+        quic_timer, deadline = self.quic.get_timer(), self._next_deadline()
+        if quic_timer is None or (deadline is not None and deadline < quic_timer):
+            return deadline
+        return quic_timer
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         """UDP datagrams to put on the wire now.

@@ -61,12 +61,12 @@ class SessionFlow:
     # -- sending data
     @property
     def blocked_bytes(self) -> int:
-        return sum(len(record.pending) for record in self._blocked) if self._blocked else 0
+        return sum(record.pending.size for record in self._blocked) if self._blocked else 0
 
     def send(self, record: StreamRecord, data: bytes, end_stream: bool) -> tuple[bytes, bool, list[bytes]]:
         """Admit ``data`` on a stream: returns (bytes to send now, whether FIN goes with them,
         capsules); the rest waits in ``record.pending`` for WT_MAX_DATA."""
-        if len(record.pending):
+        if record.pending.size:
             record.pending.append(data)
             record.pending_fin = record.pending_fin or end_stream
             return b"", False, []
@@ -88,14 +88,14 @@ class SessionFlow:
             return out, []
         while blocked:
             record = blocked[0]
-            if not len(record.pending):
+            if not record.pending.size:
                 blocked.popleft()
                 continue
-            granted = self.send_data.try_consume(len(record.pending))
+            granted = self.send_data.try_consume(record.pending.size)
             if not granted:
                 return out, self._data_blocked()
             chunk = record.pending.take(granted)
-            done = not len(record.pending)
+            done = not record.pending.size
             out.append((record, chunk, done and record.pending_fin))
             if done:
                 blocked.popleft()
@@ -104,7 +104,7 @@ class SessionFlow:
 
     def forget_stream(self, record: StreamRecord) -> None:
         """A stream with pending bytes was reset or stopped: its bytes will never be sent."""
-        if len(record.pending):
+        if record.pending.size:
             record.pending.clear()
             if self._blocked is not None:
                 remaining = deque(r for r in self._blocked if r is not record)

@@ -121,7 +121,7 @@ class EngineQueries(EngineCore):
         """Whether every byte written to the stream (FIN included) was acknowledged; bytes
         still waiting for session credit count as unsent."""
         record = self._streams.get(stream_id)
-        if record is not None and len(record.pending):
+        if record is not None and record.pending.size:
             return False
         return self.quic.send_acknowledged(stream_id)
 

@@ -19,9 +19,11 @@ from typing import Any
 from pywebtransport._protocol.quic import (
     ConnectionTerminated,
     DatagramFrameLost,
+    DatagramFrameReceived,
     HandshakeCompleted,
     QuicEvent,
     RttSample,
+    StreamDataReceived,
     loss_rtt,
 )
 from pywebtransport._protocol.quic_qlog import end_qlog_trace
@@ -114,7 +116,11 @@ class AioquicFamilyMethods:
         queue = self._events  # the library's own event deque (QuicConnection._events)
         translate = self.translate_event
         while queue:
-            event = self._terminal_event(translate(queue.popleft()))
+            event = translate(queue.popleft())
+            kind = type(event)
+            if kind is StreamDataReceived or kind is DatagramFrameReceived:  # the per-packet ones, as they are
+                return event
+            event = self._terminal_event(event)
             if event is not None:
                 return event
         return self._early_termination()

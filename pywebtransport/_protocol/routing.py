@@ -225,7 +225,7 @@ class StreamRouting(EngineCore):
             self._deliver_datagram(session, datagram)
 
     def _maybe_forget_stream(self, record: StreamRecord) -> None:
-        if not (record.send_closed and record.recv_closed) or len(record.pending):
+        if not (record.send_closed and record.recv_closed) or record.pending.size:
             return
         session = self._sessions.get(record.session_id)
         if (session is not None and session.flow is not None and session.is_open and not record.local

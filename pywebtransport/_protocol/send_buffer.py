@@ -73,8 +73,14 @@ class SendBufferBound:
         otherwise)."""
         if amount <= 0:
             return
-        self._by_stream[stream_id] = self._by_stream.get(stream_id, 0) + amount
-        self._set_held(self.held + amount)
+        by_stream = self._by_stream
+        by_stream[stream_id] = by_stream.get(stream_id, 0) + amount
+        # _set_held(held + amount) without its calls (per write): the account holds what
+        # this bound holds, so it grows by the same amount.
+        held = self.held = self.held + amount
+        if held > self.peak:
+            self.peak = held
+        self._account.take(amount)
 
     def refresh_stream(self, stream_id: int) -> None:
         """Measure one stream again (after a reset dropped its bytes, say)."""

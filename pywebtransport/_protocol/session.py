@@ -34,6 +34,8 @@ TRANSITIONS: frozenset[tuple[SessionState, SessionState]] = frozenset({
     (S.CONNECTED, S.CLOSED),
     (S.DRAINING, S.CLOSED),
 })
+#: The states in which streams and datagrams flow.
+_OPEN_STATES = frozenset({S.CONNECTED, S.DRAINING})
 
 
 class SessionHost(Protocol):
@@ -66,6 +68,9 @@ class Session:
     created_at: float
     draft02: bool = False
     state: SessionState = SessionState.CONNECTING
+    #: Connected or draining: streams and datagrams still flow. Kept by ``transition`` (the
+    #: only way ``state`` changes), as a field because every stream write and datagram reads it.
+    is_open: bool = False
     flow: SessionFlow | None = None
     ready_at: float | None = None
     closed_at: float | None = None
@@ -100,10 +105,6 @@ class Session:
     def is_closed(self) -> bool:
         return self.state is SessionState.CLOSED
 
-    @property
-    def is_open(self) -> bool:
-        """Connected or draining: streams and datagrams still flow."""
-        return self.state in (SessionState.CONNECTED, SessionState.DRAINING)
 
     @property
     def flow_control(self) -> bool:
@@ -115,6 +116,7 @@ class Session:
             raise LocalProtocolError(f"session {self.session_id}: illegal transition "
                                      f"{self.state.value} -> {new_state.value}")
         self.state = new_state
+        self.is_open = new_state in _OPEN_STATES
 
     def note_finished_send(self, stream_id: int, acknowledged: Callable[[int], bool]) -> None:
         """Remember a stream we finished; drop acknowledged ones whenever the set doubles."""
@@ -129,6 +131,8 @@ class Session:
     # -- the CONNECT stream
     def send_capsules(self, encoded: list[bytes], *, end_stream: bool = False) -> None:
         """Put capsules on the CONNECT stream (in DATA frames); FIN after them if asked."""
+        if not encoded and not end_stream:  # the common case: flow control had nothing to say
+            return
         if self.local_fin_sent or not self.host.connection_open:
             return
         payload = b"".join(frames.encode_frame(c.FRAME_DATA, capsule) for capsule in encoded)

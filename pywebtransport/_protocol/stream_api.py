@@ -12,6 +12,10 @@ from pywebtransport.exceptions import DatagramError, LocalProtocolError, StreamC
 
 __all__ = ["StreamApi"]
 
+#: An upper bound of a DATAGRAM frame's overhead: type (1), length (up to 8) and the
+#: quarter stream id (up to 8) (RFC 9221 §4, RFC 9297 §2.1).
+_DATAGRAM_OVERHEAD_BOUND = 17
+
 
 class StreamApi(EngineQueries, StreamRouting):
     """Session streams and datagrams going out."""
@@ -62,15 +66,17 @@ class StreamApi(EngineQueries, StreamRouting):
             now, fin, capsules_out = session.flow.send(record, data, end_stream)
             if now or fin:
                 self.quic.send_stream_data(stream_id, now, fin)
-            session.send_capsules(capsules_out)
+            if capsules_out:
+                session.send_capsules(capsules_out)
         self._send_bound.wrote(stream_id, len(data))  # held by QUIC or waiting for credit
-        self._maybe_forget_stream(record)
+        if end_stream and record.recv_closed:  # else _maybe_forget_stream has nothing to do
+            self._maybe_forget_stream(record)
 
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
         """RESET_STREAM with an application code mapped into the HTTP/3 space."""
         record = self._require_session_stream(stream_id)
         code = error_codes.app_code_to_http(error_code)
-        if not record.send_closed or len(record.pending):
+        if not record.send_closed or record.pending.size:
             self._drop_pending(record)
             record.send_closed = True
             self._quic_reset(stream_id, code)
@@ -92,22 +98,34 @@ class StreamApi(EngineQueries, StreamRouting):
         record = self._streams.get(stream_id)
         session = self._sessions.get(record.session_id) if record is not None else None
         if session is not None and session.flow is not None and session.is_open:
-            session.send_capsules(session.flow.on_consume(amount))
+            grant = session.flow.on_consume(amount)
+            if grant:
+                session.send_capsules(grant)
     def send_datagram(self, session_id: int, data: bytes) -> bool:
         """Send one datagram; False when the QUIC queue is full and it was dropped (counted).
 
         DatagramTooLargeError when it cannot fit a packet (aioquic would otherwise block its
         queue forever on it); DatagramError when the peer did not enable HTTP datagrams.
         """
-        session = self._require_open(session_id)
+        session = self._sessions.get(session_id)
+        if session is None or not session.is_open or self._closed:
+            session = self._require_open(session_id)  # raises the error that names why
         peer = self._h3.peer
-        if peer is not None and not peer.supports_datagrams:  # RFC 9297 §2.1.1
-            raise DatagramError("the peer did not send SETTINGS_H3_DATAGRAM=1: it accepts no HTTP datagrams")
-        datagrams.check_payload_size(len(data), self.max_datagram_size(session_id))
-        if self.quic.pending_datagrams >= self.config.max_pending_datagrams:
+        if peer is not self._datagram_peer:  # checked once per SETTINGS received
+            if peer is not None and not peer.supports_datagrams:  # RFC 9297 §2.1.1
+                raise DatagramError("the peer did not send SETTINGS_H3_DATAGRAM=1: it accepts no HTTP datagrams")
+            self._datagram_peer = peer
+        quic = self.quic
+        size = len(data)
+        # The exact room is computed only near the limits: the frame and stream-id overhead
+        # is at most _DATAGRAM_OVERHEAD_BOUND bytes.
+        if (size + _DATAGRAM_OVERHEAD_BOUND > quic.remote_max_datagram_frame_size
+                or size + _DATAGRAM_OVERHEAD_BOUND > quic.datagram_path_limit):
+            datagrams.check_payload_size(size, self.max_datagram_size(session_id))
+        if quic.pending_datagrams >= self.config.max_pending_datagrams:
             session.datagrams_dropped += 1
             return False
-        self.quic.send_datagram_frame(datagrams.encode_datagram(session_id, data))
+        quic.send_datagram_frame(datagrams.encode_datagram(session_id, data))
         session.datagrams_sent += 1
-        session.datagram_bytes_sent += len(data)
+        session.datagram_bytes_sent += size
         return True

@@ -44,27 +44,28 @@ class PendingBytes:
     Every stream record has one and most never hold a byte, so the deque (~0.6 KiB) is made
     on the first append and dropped when the bytes are gone."""
 
-    __slots__ = ("_chunks", "_offset", "_size")
+    __slots__ = ("_chunks", "_offset", "size")
 
     def __init__(self) -> None:
         self._chunks: deque[bytes] | None = None
         self._offset = 0
-        self._size = 0
+        #: Bytes held (read on every write and send: an attribute, not a ``len()`` call).
+        self.size = 0
 
     def __len__(self) -> int:
-        return self._size
+        return self.size
 
     def append(self, data: bytes) -> None:
         if data:
             if self._chunks is None:
                 self._chunks = deque()
             self._chunks.append(data)
-            self._size += len(data)
+            self.size += len(data)
 
     def take(self, n: int) -> bytes:
         """Remove and return up to ``n`` bytes from the front."""
         chunks = self._chunks
-        want = min(n, self._size)
+        want = min(n, self.size)
         if chunks is None or want <= 0:
             return b""
         parts: list[bytes] = []
@@ -79,16 +80,16 @@ class PendingBytes:
             else:
                 self._offset = end
         taken = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._size -= len(taken)
+        self.size -= len(taken)
         if not chunks:
             self._chunks = None
         return taken
 
     def clear(self) -> int:
         """Drop everything; returns how many bytes were dropped."""
-        dropped = self._size
+        dropped = self.size
         self._chunks = None
-        self._offset = self._size = 0
+        self._offset = self.size = 0
         return dropped
 
 

@@ -39,7 +39,9 @@ class SendCredit:
 
     def try_consume(self, amount: int) -> int:
         """Use up to ``amount``; returns how much was granted (0 when blocked)."""
-        granted = min(as_varint(amount, "amount"), self._limit - self._used)
+        if type(amount) is not int or not 0 <= amount <= VARINT_MAX:  # checked without a call when plain
+            amount = as_varint(amount, "amount")
+        granted = min(amount, self._limit - self._used)
         self._used += granted
         return granted
 
@@ -87,7 +89,9 @@ class ReceiveWindow:
     def on_receive(self, amount: int) -> None:
         """The peer sent ``amount`` more. FlowControlError (WT_FLOW_CONTROL_ERROR) if
         received would exceed limit; the counters are unchanged then."""
-        total = self._received + as_varint(amount, "amount")
+        if type(amount) is not int or not 0 <= amount <= VARINT_MAX:
+            amount = as_varint(amount, "amount")
+        total = self._received + amount
         if total > self._limit:
             raise FlowControlError(f"peer exceeded its credit: {total} > limit {self._limit}")
         self._received = total
@@ -97,7 +101,8 @@ class ReceiveWindow:
         window of credit remains (limit - consumed < window / 2) return the new limit
         consumed + window to advertise (and adopt it); otherwise None. ValueError if more
         is consumed than received."""
-        amount = as_varint(amount, "amount")
+        if type(amount) is not int or not 0 <= amount <= VARINT_MAX:
+            amount = as_varint(amount, "amount")
         if self._consumed + amount > self._received:
             raise ValueError(f"cannot consume {amount}: only {self._received - self._consumed} received and unread")
         self._consumed += amount

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pywebtransport.datagram import WebTransportDatagramTransport
+from pywebtransport.events import EventType
 from pywebtransport.exceptions import SessionError
 from pywebtransport.session.core import SessionCore
 
@@ -37,6 +38,13 @@ class SessionDatagrams(SessionCore):
 
         return StructuredDatagramTransport(transport=self.datagrams, serializer=serializer, registry=registry)
 
+    def deliver_datagram(self, data: bytes) -> None:
+        """Internal: a datagram of this session arrived (the connection's fast path for the
+        engine's DatagramReceived; not public API)."""
+        self.datagrams.deliver(data)
+        if self.has_listeners(EventType.DATAGRAM_RECEIVED):  # no emitter or event object for nobody
+            self._events.emit_nowait(EventType.DATAGRAM_RECEIVED, {"data": data})
+
     # ------------------------------------------------------------------ the datagram half of the port (SessionPort)
 
     def datagram_send(self, payload: bytes) -> bool:
@@ -47,7 +55,9 @@ class SessionDatagrams(SessionCore):
         except SessionError:
             self._require_open()  # raises the error that names why
             raise
-        self._flush()
+        connection = self._connection_ref()
+        if connection is not None:
+            connection.schedule_flush()  # a datagram makes no engine event: only a transmit
         return sent
 
     def datagram_max_size(self) -> int:

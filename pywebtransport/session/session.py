@@ -66,9 +66,7 @@ class WebTransportSession(SessionLifecycle, SessionStreams, SessionDatagrams, Se
             elif isinstance(event, ev.StreamDataReceived) and event.data:
                 self.stream_consume(event.stream_id, len(event.data))  # nobody will read it
         elif isinstance(event, ev.DatagramReceived):
-            self.datagrams.handle_event(event)
-            if self.has_listeners(EventType.DATAGRAM_RECEIVED):
-                self._events.emit_nowait(EventType.DATAGRAM_RECEIVED, {"data": event.data})
+            self.deliver_datagram(event.data)
         elif isinstance(event, ev.StreamOpened):
             self._on_stream_opened(event.stream_id, event.is_unidirectional)
         elif isinstance(event, ev.StreamReset):

@@ -87,7 +87,7 @@ class SessionStreams(SessionCore):
 
     def _register_stream(self, stream: StreamType) -> None:
         self._streams[stream.stream_id] = stream
-        if self._events.listener_count(EventType.STREAM_OPENED):  # no event object per stream for nobody
+        if self.has_listeners(EventType.STREAM_OPENED):  # no emitter or event object per stream for nobody
             self._events.emit_nowait(EventType.STREAM_OPENED, {"stream": stream, "stream_id": stream.stream_id})
 
     # ------------------------------------------------------------------ streams the peer opens
@@ -270,5 +270,5 @@ class SessionStreams(SessionCore):
 
     def stream_finished(self, stream_id: StreamId) -> None:
         """Internal (SessionPort): both directions of the stream are done."""
-        if self._streams.pop(stream_id, None) is not None and self._events.listener_count(EventType.STREAM_CLOSED):
+        if self._streams.pop(stream_id, None) is not None and self.has_listeners(EventType.STREAM_CLOSED):
             self._events.emit_nowait(EventType.STREAM_CLOSED, {"stream_id": stream_id})
