@@ -176,6 +176,8 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
                 self._events.emit_nowait(EventType.SESSION_CLOSED, {"connection_id": self._connection_id,
                                                                     "session_id": event.session_id})
         elif isinstance(event, ev.H3Ready):
+            if self._close_error is not None:  # e.g. the server's SETTINGS came with a certificate we refused
+                return
             self._state = ConnectionState.CONNECTED
             self._established_at = self._loop.time()
             self._h3_ready.set()

@@ -66,6 +66,13 @@ class QuicDispatch(WritabilityWatches, StreamRouting):
             self._h3.start()
             if self._h3.peer is None:
                 self._settings_deadline = self._now + self.config.settings_timeout
+        elif isinstance(event, quic_events.ProtocolNegotiated):
+            # A server sends its SETTINGS at 0.5-RTT, with its first handshake flight (RFC
+            # 9114 §6.2.1 asks for them at the start; RFC 9001 §4.1.1 allows 1-RTT data then):
+            # the client can send its CONNECT with its Finished, one round trip earlier. Not
+            # when it asks for a client certificate, which must be checked before anything.
+            if not self.is_client and event.alpn_protocol and not self.quic.requests_client_certificate:
+                self._h3.start()
         elif isinstance(event, quic_events.ConnectionIdIssued):
             self._events.append(ev.ConnectionIdIssued(event.connection_id))
         elif isinstance(event, quic_events.ConnectionIdRetired):

@@ -41,6 +41,7 @@ __all__ = [
     "DatagramFrameLost",
     "DatagramFrameReceived",
     "HandshakeCompleted",
+    "ProtocolNegotiated",
     "QuicCore",
     "QuicEvent",
     "QuicSettings",
@@ -138,6 +139,14 @@ class HandshakeCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class ProtocolNegotiated:
+    """ALPN chose ``alpn_protocol``. On a server this comes while its first handshake flight
+    is built, with the 1-RTT keys to send at 0.5-RTT (RFC 9001 §4.1.1) already there."""
+
+    alpn_protocol: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionIdIssued:
     """We issued a new connection id the peer may address us by."""
 
@@ -167,8 +176,8 @@ class ConnectionTerminated:
 
 
 QuicEvent: TypeAlias = (StreamDataReceived | DatagramFrameReceived | DatagramFrameLost | StreamReset
-                        | StopSendingReceived | HandshakeCompleted | ConnectionIdIssued | ConnectionIdRetired
-                        | ConnectionTerminated)
+                        | StopSendingReceived | HandshakeCompleted | ProtocolNegotiated | ConnectionIdIssued
+                        | ConnectionIdRetired | ConnectionTerminated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +271,8 @@ class QuicCore(Protocol):
     def handshake_complete(self) -> bool: ...
     @property
     def supports_reset_stream_at(self) -> bool: ...
+    @property
+    def requests_client_certificate(self) -> bool: ...
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes: ...
     def rtt(self) -> RttSample: ...
     def missing_attributes(self) -> list[str]: ...

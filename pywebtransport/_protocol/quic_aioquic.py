@@ -50,6 +50,7 @@ from pywebtransport._protocol.quic import (
     DatagramFrameLost,
     DatagramFrameReceived,
     HandshakeCompleted,
+    ProtocolNegotiated,
     QuicCore,
     QuicEvent,
     StopSendingReceived,
@@ -135,6 +136,7 @@ _AIOQUIC_EVENTS: dict[type, Callable[[Any], QuicEvent]] = {
     aq_events.StreamReset: lambda e: StreamReset(e.stream_id, e.error_code),
     aq_events.StopSendingReceived: lambda e: StopSendingReceived(e.stream_id, e.error_code),
     aq_events.HandshakeCompleted: lambda e: HandshakeCompleted(e.alpn_protocol),
+    aq_events.ProtocolNegotiated: lambda e: ProtocolNegotiated(e.alpn_protocol),
     aq_events.ConnectionIdIssued: lambda e: ConnectionIdIssued(e.connection_id),
     aq_events.ConnectionIdRetired: lambda e: ConnectionIdRetired(e.connection_id),
     aq_events.ConnectionTerminated: lambda e: ConnectionTerminated(
@@ -166,6 +168,11 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         self._wants_client_certificate = request_client_certificate and not configuration.is_client
         self._exporter_secret: tuple[str, bytes] | None = None
         self._share_frame_epochs()
+
+    @property
+    def requests_client_certificate(self) -> bool:
+        """Whether this server asks the client for a certificate (a CertificateRequest)."""
+        return bool(self._wants_client_certificate)
 
     # -- TLS
     def _initialize(self, peer_cid: bytes) -> None:

@@ -78,6 +78,7 @@ from pywebtransport._protocol.quic import (
     DatagramFrameLost,
     DatagramFrameReceived,
     HandshakeCompleted,
+    ProtocolNegotiated,
     QuicEvent,
     QuicSettings,
     StopSendingReceived,
@@ -160,6 +161,8 @@ def _translate(event: Any) -> QuicEvent | None:
         return StopSendingReceived(event.stream_id, event.error_code)
     if kind is q_events.HandshakeCompleted:
         return HandshakeCompleted(event.alpn_protocol)
+    if kind is q_events.ProtocolNegotiated:
+        return ProtocolNegotiated(event.alpn_protocol)
     if kind is q_events.ConnectionIdIssued:
         return ConnectionIdIssued(event.connection_id)
     if kind is q_events.ConnectionIdRetired:
@@ -181,6 +184,8 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     varint_size = staticmethod(size_uint_var)
     #: RESET_STREAM_AT (reliable reset) is not implemented by qh3 1.x (docs/protocol.md).
     supports_reset_stream_at = False
+    #: qh3 servers cannot ask for client certificates (docs/protocol.md).
+    requests_client_certificate = False
 
     def __init__(self, *, configuration: QuicConfiguration,
                  original_destination_connection_id: bytes | None = None) -> None:
