@@ -101,6 +101,7 @@ class StreamApi(EngineQueries, StreamRouting):
             grant = session.flow.on_consume(amount)
             if grant:
                 session.send_capsules(grant)
+
     def send_datagram(self, session_id: int, data: bytes) -> bool:
         """Send one datagram; False when the QUIC queue is full and it was dropped (counted).
 
