@@ -30,7 +30,7 @@ from benchmarks.stacks.base import (
     Stack,
 )
 
-__all__ = ["GROUPS", "METRICS", "Metric", "Workload", "percentile", "run_group"]
+__all__ = ["GROUPS", "METRICS", "Metric", "Served", "Workload", "percentile", "run_group", "stream_request"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(fraction * len(ordered))) - 1))]
 
 
-class _Served:
+class Served:
     """A server of ``stack`` for the duration of one group."""
 
     def __init__(self, stack: Stack, cert: Certificate, hub: RelayHub | None = None) -> None:
@@ -113,7 +113,7 @@ class _Served:
         self._server: Any = None
         self._clients: list[BenchClient] = []
 
-    async def __aenter__(self) -> _Served:
+    async def __aenter__(self) -> Served:
         self._server = await self.stack.start_server(self.cert, self.hub)
         self.port = self._server.port
         return self
@@ -136,7 +136,7 @@ async def _settle(stack: Stack) -> None:
         await wait_closed()
 
 
-async def _request(client: BenchClient, payload: bytes) -> bytes:
+async def stream_request(client: BenchClient, payload: bytes) -> bytes:
     """Open a stream, send ``payload`` and FIN, read the answer to EOF."""
     stream = await client.open_stream()
     stream.write(payload)
@@ -150,7 +150,7 @@ async def _request(client: BenchClient, payload: bytes) -> bytes:
 # ---------------------------------------------------------------------------- groups
 
 async def _handshake(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         await (await stack.connect(served.port, cert)).close()  # warm-up: imports, first-use caches
         samples: list[float] = []
         start = time.perf_counter()
@@ -165,7 +165,7 @@ async def _handshake(stack: Stack, cert: Certificate, w: Workload, loop: str) ->
 
 
 async def _concurrent(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         await (await stack.connect(served.port, cert)).close()
         start = time.perf_counter()
         clients = await asyncio.gather(*(stack.connect(served.port, cert) for _ in range(w.concurrent)))
@@ -175,7 +175,7 @@ async def _concurrent(stack: Stack, cert: Certificate, w: Workload, loop: str) -
 
 
 async def _echo(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         client = await served.connect()
         stream = await client.open_stream()
         stream.write(CMD_ECHO)
@@ -191,13 +191,13 @@ async def _echo(stack: Stack, cert: Certificate, w: Workload, loop: str) -> Grou
 
 
 async def _stream_echo(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         client = await served.connect()
         request = CMD_ECHO + b"m" * 64
         samples = []
         for _ in range(w.round_trips):
             t0 = time.perf_counter()
-            answer = await _request(client, request)
+            answer = await stream_request(client, request)
             samples.append(time.perf_counter() - t0)
             if len(answer) != 64:
                 raise RuntimeError(f"echo returned {len(answer)} bytes, expected 64")
@@ -205,7 +205,7 @@ async def _stream_echo(stack: Stack, cert: Certificate, w: Workload, loop: str) 
 
 
 async def _datagram_echo(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         client = await served.connect()
         samples = []
         for seq in range(w.round_trips):
@@ -256,7 +256,7 @@ async def _bulk(stack: Stack, cert: Certificate, w: Workload, loop: str) -> Grou
     result: GroupResult = {}
     mib = w.bulk_bytes / (1 << 20)
     per_stream = w.bulk_bytes // w.parallel_streams
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         client = await served.connect()
         for key, transfer in (("upload", _upload), ("download", _download)):
             t0 = time.perf_counter()
@@ -270,7 +270,7 @@ async def _bulk(stack: Stack, cert: Certificate, w: Workload, loop: str) -> Grou
 
 async def _datagram_rate(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
     result: GroupResult = {}
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         client = await served.connect()
         for size in (64, 1200):
             payload = DATAGRAM_SINK + b"s" * (size - 1)
@@ -283,7 +283,7 @@ async def _datagram_rate(stack: Stack, cert: Certificate, w: Workload, loop: str
             # overtake datagrams that did not fit in a packet's remainder, so one query is not enough.
             delivered, idle, done_at = 0, 0, time.perf_counter()
             while delivered < w.datagrams and idle < 2:
-                got = int(await _request(client, CMD_COUNT))
+                got = int(await stream_request(client, CMD_COUNT))
                 if got:
                     delivered, idle, done_at = delivered + got, 0, time.perf_counter()
                 else:
@@ -311,7 +311,7 @@ def _rss_bytes() -> int | None:
 async def _memory(stack: Stack, cert: Certificate, w: Workload, loop: str) -> GroupResult:
     if _rss_bytes() is None:
         raise NotImplementedError("no /proc/self/statm to read the resident set size from")
-    async with _Served(stack, cert) as served:
+    async with Served(stack, cert) as served:
         await (await stack.connect(served.port, cert)).close()
         gc.collect()
         before = _rss_bytes()
@@ -381,7 +381,7 @@ async def _iterations(stack: Stack, cert: Certificate, w: Workload, loop: str) -
     counter = _LoopCounter(asyncio.get_running_loop())
     n = max(20, w.round_trips // 2)
     try:
-        async with _Served(stack, cert) as served:
+        async with Served(stack, cert) as served:
             client = await served.connect()
             stream = await client.open_stream()
             stream.write(CMD_ECHO)
@@ -396,10 +396,10 @@ async def _iterations(stack: Stack, cert: Certificate, w: Workload, loop: str) -
             w1, c1 = counter.snapshot()
             await stream.finish()
             for _ in range(5):
-                await _request(client, CMD_ECHO + message)
+                await stream_request(client, CMD_ECHO + message)
             w2, _ = counter.snapshot()
             for _ in range(n):
-                await _request(client, CMD_ECHO + message)
+                await stream_request(client, CMD_ECHO + message)
             w3, _ = counter.snapshot()
             for seq in range(10):
                 client.send_datagram(b"w" + seq.to_bytes(4, "big") + b"d" * 59)

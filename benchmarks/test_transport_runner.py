@@ -174,3 +174,16 @@ def test_loop_wakeups_are_counted_per_exchange_on_our_stack() -> None:
     for key in ("loop_wakeups_echo", "loop_wakeups_new_stream", "loop_wakeups_datagram"):
         assert 2 <= row[key] < 100, (key, row)
     assert row["callbacks_echo"] >= row["loop_wakeups_echo"] and row["callbacks_datagram"] > 0
+
+
+def test_the_row_profiler_reports_ours_and_the_raw_library_for_each_operation(
+        capsys: Any) -> None:
+    from tools.profile_rows import main as profile_rows
+
+    assert profile_rows(["--op", "all", "-n", "32"]) == 0
+    out = capsys.readouterr().out
+    for op in ("new_stream", "datagram", "connect"):
+        assert f"{op} on aioquic" in out
+    # Every operation reports both stacks, each with its calls and its layers.
+    assert out.count("ours-aioquic:") == 3 and out.count("raw-aioquic:") == 3
+    assert out.count("in pywebtransport)") == 6 and "aioquic " in out
