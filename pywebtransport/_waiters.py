@@ -84,9 +84,17 @@ class Latch:
         """A future done once the latch is set (done already if it is). Awaiting it may be
         cancelled (``asyncio.wait_for``, a cancelled task): that affects no other waiter."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.add_waiter(future)
+        return future
+
+    def add_waiter(self, future: asyncio.Future[None]) -> None:
+        """Settle ``future`` (result None, unless it is done by then) when the latch is set, at
+        once if it is. One future given to several latches is done when the first is set: a
+        task waits for whichever comes first with no task or future per latch."""
         if self._is_set:
-            future.set_result(None)
-            return future
+            if not future.done():
+                future.set_result(None)
+            return
         futures = self._futures
         if futures is None:
             futures = self._futures = []
@@ -95,7 +103,14 @@ class Latch:
             # stays within twice the tasks waiting, however often waits time out.
             futures[:] = [f for f in futures if not f.done()]
         futures.append(future)
-        return future
+
+    def remove_waiter(self, future: asyncio.Future[None]) -> None:
+        """Forget a future given to ``add_waiter`` (its task stopped waiting; no-op if unknown)."""
+        futures = self._futures
+        if futures is not None and future in futures:
+            futures.remove(future)
+            if not futures:
+                self._futures = None
 
     @property
     def waiting(self) -> int:

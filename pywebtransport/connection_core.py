@@ -16,6 +16,7 @@ from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol import WebTransportEngine
 from pywebtransport._protocol.budget import SharedBudgets
 from pywebtransport._protocol.quic import QuicSettings
+from pywebtransport._waiters import Latch
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.connection_config import engine_config
 from pywebtransport.events import EventEmitter
@@ -52,8 +53,10 @@ class ConnectionCore:
         self._state = ConnectionState.IDLE if self.is_client else ConnectionState.CONNECTING
         self._events = EventEmitter()
         self._sessions: dict[SessionId, WebTransportSession] = {}
-        self._h3_ready = asyncio.Event()
-        self._closed = asyncio.Event()
+        # Latches, not asyncio.Events: an Event holds a waiter deque (~0.7 KiB) per connection
+        # whether or not anyone waits; nothing ever clears these two.
+        self._h3_ready = Latch()
+        self._closed = Latch()
         #: ``wait_connected`` calls under way, woken when HTTP/3 is up or the connection ends.
         self._connect_waiters: list[asyncio.Future[None]] = []
         self._close_error: BaseException | None = None

@@ -77,7 +77,9 @@ class EngineCore:
         self._send_bound = SendBufferBound(cfg.max_send_buffer, BudgetAccount(self.budgets.send), self._stream_held)
         self._sessions: dict[int, Session] = {}
         self._active_sessions = 0
-        self._closed_order: deque[int] = deque()  # closed sessions kept for diagnostics, oldest first
+        #: Closed sessions kept for diagnostics, oldest first; made when the first one closes
+        #: (most connections never close a session before they end).
+        self._closed_order: deque[int] | None = None
         self._now = 0.0
         self._closed = False
         #: The peer SETTINGS last found to allow HTTP datagrams (``send_datagram`` checks once).
@@ -158,9 +160,12 @@ class EngineCore:
 
     def session_ended(self, session: Session) -> None:
         self._active_sessions -= 1
-        self._closed_order.append(session.session_id)
-        while len(self._closed_order) > self.config.max_sessions:  # bounded diagnostics
-            self._sessions.pop(self._closed_order.popleft(), None)
+        order = self._closed_order
+        if order is None:
+            order = self._closed_order = deque()
+        order.append(session.session_id)
+        while len(order) > self.config.max_sessions:  # bounded diagnostics
+            self._sessions.pop(order.popleft(), None)
 
     # -- helpers shared by the parts
     def _add_session(self, session: Session) -> None:

@@ -31,10 +31,17 @@ from pywebtransport._protocol.quic_tls import tls_exporter
 
 __all__ = ["POST_HANDSHAKE_TLS_BUFFER", "SPENT_EPOCH_TLS_BUFFER", "AioquicFamilyMethods"]
 
-#: Capacity of the 1-RTT TLS output buffer after the handshake (a NewSessionTicket is ~0.2 KiB).
-POST_HANDSHAKE_TLS_BUFFER = 4096
-#: Capacity of the Initial and Handshake TLS output buffers after the handshake (unused).
-SPENT_EPOCH_TLS_BUFFER = 256
+#: Capacity of the 1-RTT TLS output buffer after the handshake. Neither library writes to it
+#: then: a server's TLS answers any post-handshake message with an alert, a client's takes a
+#: NewSessionTicket without answering, and the server's own ticket (~90 bytes, written only
+#: when a ticket handler is set, which we never set) goes out with the handshake's last flight.
+#: 256 bytes still hold one such ticket. A write past the capacity would raise the library's
+#: BufferWriteError out of ``receive_datagram`` (tests/unit/protocol/test_tls_buffers.py).
+POST_HANDSHAKE_TLS_BUFFER = 256
+#: Capacity of the Initial and Handshake TLS output buffers after the handshake: none. TLS
+#: writes no message at these epochs once the handshake is complete, so every connection of a
+#: library shares one empty buffer for them (a write would raise, never mix connections' data).
+SPENT_EPOCH_TLS_BUFFER = 0
 
 #: aioquic's and qh3's ConnectionTerminated phrase when the idle timer (not the peer) ended it.
 _IDLE_PHRASE = "Idle timeout"
@@ -45,6 +52,8 @@ _END_STATE_NAMES = frozenset({"CLOSING", "DRAINING", "TERMINATED"})
 
 #: One copy of each frame-epoch set (immutable; a handful per library), shared by connections.
 _SHARED_EPOCH_SETS: dict[frozenset[Any], frozenset[Any]] = {}
+#: The library's Buffer type -> the empty TLS output buffer its connections share for spent epochs.
+_SPENT_EPOCH_BUFFERS: dict[type[Any], Any] = {}
 
 
 class AioquicFamilyMethods:
@@ -163,14 +172,20 @@ class AioquicFamilyMethods:
 
     def _shrink_tls_buffers(self) -> None:
         """Give back the TLS output buffers the handshake needed (three of 16 KiB each, held for
-        the connection's life by both libraries): once it is complete the Initial and
-        Handshake epochs take no more messages and 1-RTT at most a NewSessionTicket."""
+        the connection's life by both libraries): once it is complete the Initial and Handshake
+        epochs take no more messages and 1-RTT none either (see POST_HANDSHAKE_TLS_BUFFER)."""
         buffers = self._crypto_buffers
         for epoch, buffer in list(buffers.items()):
             if buffer.tell():  # not flushed to its crypto stream (never at this point): keep it
                 continue
-            capacity = POST_HANDSHAKE_TLS_BUFFER if epoch.name == "ONE_RTT" else SPENT_EPOCH_TLS_BUFFER
-            buffers[epoch] = type(buffer)(capacity=capacity)
+            kind = type(buffer)
+            if epoch.name == "ONE_RTT":
+                buffers[epoch] = kind(capacity=POST_HANDSHAKE_TLS_BUFFER)
+            else:
+                spent = _SPENT_EPOCH_BUFFERS.get(kind)
+                if spent is None:
+                    spent = _SPENT_EPOCH_BUFFERS[kind] = kind(capacity=SPENT_EPOCH_TLS_BUFFER)
+                buffers[epoch] = spent
 
     def _early_termination(self) -> ConnectionTerminated | None:
         """The ConnectionTerminated to report now that the event queue is empty, when a close

@@ -229,9 +229,11 @@ class RequestStreams(EngineCore):
             session.local_fin_sent = True
             self._refuse_request_stream_of(session, c.H3_REQUEST_REJECTED)
             return
+        # The session's own dict, not a copy: the engine only ever replaces a session's headers,
+        # never edits them in place, and the API session hands out copies (session.headers).
         h = session.headers
         self._events.append(ev.SessionRequested(session.session_id, session.path, session.authority, h.get("origin"),
-                                                h.get(":protocol", "webtransport"), dict(h),
+                                                h.get(":protocol", "webtransport"), h,
                                                 session.available_protocols))
 
     def _refuse_session(self, session: Session, status: int, reason: str) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from pywebtransport._protocol import events as ev
 from pywebtransport.connection import WebTransportConnection
-from pywebtransport.events import Event, EventType
 from pywebtransport.exceptions import (
     ConnectionClosedError,
     SessionClosedError,
@@ -70,7 +69,7 @@ class ServerSessions(ServerCore):
 
     def _on_session_request(self, connection: WebTransportConnection, session: WebTransportSession,
                             request: ev.SessionRequested) -> None:
-        self.spawn(self._decide(connection, session), name=f"pywebtransport-decide-{session.session_id}")
+        self.spawn(self._serve(connection, session), name=f"pywebtransport-decide-{session.session_id}")
 
     def origin_allowed(self, session: WebTransportSession) -> bool:
         """Whether the request's ``origin`` may connect under ``config.allowed_origins``.
@@ -83,7 +82,9 @@ class ServerSessions(ServerCore):
         origin = session.headers.get("origin")
         return origin is None or origin.rstrip("/") in self._allowed_origins
 
-    async def _decide(self, connection: WebTransportConnection, session: WebTransportSession) -> None:
+    async def _decide(self, connection: WebTransportConnection,
+                      session: WebTransportSession) -> SessionHandler | None:
+        """Accept or reject the session; the handler to run when it was accepted, else None."""
         handler = self.resolve(session)
         status: int | None = None
         if not self.origin_allowed(session):
@@ -102,19 +103,19 @@ class ServerSessions(ServerCore):
             elif isinstance(verdict, int) and not isinstance(verdict, bool):
                 status = verdict
         if connection.is_closed or session.is_closed:
-            return
+            return None
         if status is None and self._session_manager is not None:
             status = await self._admit(session)
         if connection.is_closed or session.is_closed:
-            return
+            return None
         if status is not None:
             self.sessions_rejected += 1
             connection.reject_session(session, status_code=status)
-            return
+            return None
         connection.accept_session(session, protocol=self.choose_protocol(session))
         self.sessions_accepted += 1
         assert handler is not None
-        await self._run_handler(handler, session)
+        return handler
 
     async def _admit(self, session: WebTransportSession) -> int | None:
         """Add the session to the session manager before accepting it: a full (or shut down)
@@ -132,14 +133,14 @@ class ServerSessions(ServerCore):
             return self._session_limit_status
         return None
 
-    async def _run_handler(self, handler: SessionHandler, session: WebTransportSession) -> None:
-        closed_by_peer: list[bool] = []
-
-        def on_closed(event: Event) -> None:
-            data = event.data if isinstance(event.data, dict) else {}
-            closed_by_peer.append(bool(data.get("by_peer", False)))
-
-        session.events.on(EventType.SESSION_CLOSED, on_closed)
+    async def _serve(self, connection: WebTransportConnection, session: WebTransportSession) -> None:
+        """The one task of a session request: decide on it, then run the route's handler in
+        this same frame (an idle session costs its handler's frame, this one and the task)."""
+        handler = await self._decide(connection, session)
+        if handler is None:
+            return
+        # Who ended the session is read from its close cause after the handler, not from a
+        # SESSION_CLOSED listener: a listener would make every session an event emitter.
         try:
             await handler(session)
         except asyncio.CancelledError:
@@ -150,7 +151,7 @@ class ServerSessions(ServerCore):
                 # handler may wake between the two. Give the close a moment to arrive.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(session.wait_closed(), _CLOSE_GRACE)
-            if _ended_by_close(session, exc, closed_by_peer):
+            if _ended_by_close(session, exc):
                 logger.info("session handler for %s ended: the session was closed (code %s, reason %r): %s",
                             session.path, session.close_code, session.close_reason, exc)
                 return
@@ -158,23 +159,15 @@ class ServerSessions(ServerCore):
             if not session.is_closed:
                 await session.close(error_code=1, reason="internal server error")
             return
-        finally:
-            session.events.off(EventType.SESSION_CLOSED, on_closed)
         if not session.is_closed:
             await session.close()
 
 
-def _ended_by_close(session: WebTransportSession, exc: Exception, closed_by_peer: list[bool]) -> bool:
+def _ended_by_close(session: WebTransportSession, exc: Exception) -> bool:
     """Whether a handler's exception only says that its session is gone (the peer left, or
     the server is closing it), as opposed to a bug in the handler."""
     if not session.is_closed:
         return False
     if isinstance(exc, _CLOSED_ERRORS):
         return True
-    if not isinstance(exc, WebTransportError):
-        return False
-    cause = getattr(session, "close_cause", None)
-    if isinstance(cause, CloseCause):
-        return cause in _PEER_CAUSES
-    return any(closed_by_peer)
-
+    return isinstance(exc, WebTransportError) and session.close_cause in _PEER_CAUSES

@@ -78,3 +78,43 @@ async def test_waiters_make_nothing_until_a_task_waits_and_clean_up_after_a_time
     with pytest.raises(asyncio.TimeoutError):
         await waiters.wait(0.01)
     assert waiters._futures is None
+
+
+async def test_one_future_given_to_two_latches_is_done_by_the_first_set() -> None:
+    first, second = Latch(), Latch()
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    first.add_waiter(waiter)
+    second.add_waiter(waiter)
+    assert first.waiting == second.waiting == 1
+    second.set()
+    assert waiter.done() and waiter.result() is None
+    first.set()  # the future is done already: nothing to settle, no error
+    assert first._futures is None and second._futures is None
+
+
+async def test_add_waiter_on_a_set_latch_settles_at_once_unless_done() -> None:
+    latch = Latch()
+    latch.set()
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    latch.add_waiter(waiter)
+    assert waiter.done() and latch._futures is None
+    cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    cancelled.cancel()
+    latch.add_waiter(cancelled)  # no InvalidStateError
+    assert cancelled.cancelled()
+
+
+async def test_remove_waiter_forgets_the_future_and_nothing_else() -> None:
+    latch = Latch()
+    loop = asyncio.get_running_loop()
+    kept: asyncio.Future[None] = loop.create_future()
+    gone: asyncio.Future[None] = loop.create_future()
+    latch.add_waiter(kept)
+    latch.add_waiter(gone)
+    latch.remove_waiter(gone)
+    latch.remove_waiter(gone)  # unknown now: no-op
+    assert latch._futures == [kept]
+    latch.remove_waiter(kept)
+    assert latch._futures is None  # nothing held once nobody waits
+    latch.set()
+    assert not kept.done() and not gone.done()
