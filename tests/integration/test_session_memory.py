@@ -165,8 +165,11 @@ def _report(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, count: in
     return "largest growth per session (or connection):\n" + "\n".join(lines)
 
 
-async def test_an_extra_session_costs_the_server_under_8_kib(server_config: ServerConfig,
-                                                             certificate: SelfSignedCertificate) -> None:
+async def _server_growth(server_config: ServerConfig, certificate: SelfSignedCertificate, script: str,
+                         count: int, warm: int, new_connections: int) -> tuple[float, str]:
+    """Server heap growth per item while a child process (``script``) opens ``count`` more
+    sessions (on ``new_connections`` new connections) after ``warm`` were already accepted;
+    (bytes per item, report)."""
     accepted = 0
 
     async def idle(session: WebTransportSession) -> None:
@@ -174,29 +177,38 @@ async def test_an_extra_session_costs_the_server_under_8_kib(server_config: Serv
         accepted += 1
         await session.wait_closed()
 
-    async with running_server(server_config, {"/idle": idle}) as (_server, base):
+    async with running_server(server_config, {"/idle": idle}) as (server, base):
         port = base.rsplit(":", 1)[1]
-        async with _peer(_PEER_CLIENT, port, certificate.sha256.hex(), str(EXTRA_SESSIONS)) as client:
-            assert await _line(client) == b"warm"
-            await eventually(lambda: accepted == 2)
+        async with _peer(script, port, certificate.sha256.hex(), str(count)) as peer:
+            assert await _line(peer) == b"warm"
+            await eventually(lambda: accepted == warm)
+            connections_before = len(server.connections)
             gc.collect()
             tracemalloc.start(1)
             try:
                 before = tracemalloc.take_snapshot()
-                assert client.stdin is not None
-                client.stdin.write(b"go\n")
-                await client.stdin.drain()
-                assert await _line(client) == b"opened"
+                assert peer.stdin is not None
+                peer.stdin.write(b"go\n")
+                await peer.stdin.drain()
+                assert await _line(peer) == b"opened"
                 # Every session reached its handler, which waits in wait_closed().
-                await eventually(lambda: accepted == 2 + EXTRA_SESSIONS, timeout=10)
+                await eventually(lambda: accepted == warm + count, timeout=10)
+                connections_added = len(server.connections) - connections_before
                 gc.collect()
                 after = tracemalloc.take_snapshot()
             finally:
                 tracemalloc.stop()
-    per_session = _traced_growth_per_session(before, after, EXTRA_SESSIONS)
+    assert connections_added == new_connections
+    return _traced_growth_per_session(before, after, count), _report(before, after, count)
+
+
+async def test_an_extra_session_costs_the_server_under_8_kib(server_config: ServerConfig,
+                                                             certificate: SelfSignedCertificate) -> None:
+    per_session, report = await _server_growth(server_config, certificate, _PEER_CLIENT, EXTRA_SESSIONS, warm=2,
+                                               new_connections=0)
     assert per_session <= BOUND_PER_SESSION, (
         f"an extra session costs the server {per_session / 1024:.2f} KiB (bound {BOUND_PER_SESSION / 1024:.2f} "
-        f"KiB)\n{_report(before, after, EXTRA_SESSIONS)}")
+        f"KiB)\n{report}")
 
 
 async def test_an_extra_session_costs_the_client_under_8_kib(certificate: SelfSignedCertificate) -> None:
@@ -228,36 +240,11 @@ async def test_an_extra_session_costs_the_client_under_8_kib(certificate: SelfSi
 
 async def test_an_idle_one_session_connection_costs_the_server_under_64_kib(
         server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
-    accepted = 0
-
-    async def idle(session: WebTransportSession) -> None:
-        nonlocal accepted
-        accepted += 1
-        await session.wait_closed()
-
-    async with running_server(server_config, {"/idle": idle}) as (server, base):
-        port = base.rsplit(":", 1)[1]
-        async with _peer(_PEER_CLIENTS, port, certificate.sha256.hex(), str(EXTRA_CONNECTIONS)) as clients:
-            assert await _line(clients) == b"warm"
-            await eventually(lambda: accepted == 1)
-            gc.collect()
-            tracemalloc.start(1)
-            try:
-                before = tracemalloc.take_snapshot()
-                assert clients.stdin is not None
-                clients.stdin.write(b"go\n")
-                await clients.stdin.drain()
-                assert await _line(clients) == b"opened"
-                await eventually(lambda: accepted == 1 + EXTRA_CONNECTIONS, timeout=10)
-                assert len(server.connections) == 1 + EXTRA_CONNECTIONS
-                gc.collect()
-                after = tracemalloc.take_snapshot()
-            finally:
-                tracemalloc.stop()
-    per_connection = _traced_growth_per_session(before, after, EXTRA_CONNECTIONS)
+    per_connection, report = await _server_growth(server_config, certificate, _PEER_CLIENTS, EXTRA_CONNECTIONS,
+                                                  warm=1, new_connections=EXTRA_CONNECTIONS)
     assert per_connection <= BOUND_PER_CONNECTION, (
         f"an idle one-session connection costs the server {per_connection / 1024:.2f} KiB (bound "
-        f"{BOUND_PER_CONNECTION / 1024:.2f} KiB)\n{_report(before, after, EXTRA_CONNECTIONS)}")
+        f"{BOUND_PER_CONNECTION / 1024:.2f} KiB)\n{report}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,8 +284,10 @@ def _heavy_idle_parts(session: WebTransportSession) -> list[str]:
                    if isinstance(obj, kinds)})
 
 
-async def test_an_idle_session_holds_no_queue_event_emitter_or_datagram_buffer(
-        server_config: ServerConfig, client_config: ClientConfig) -> None:
+@asynccontextmanager
+async def _idle_pair(server_config: ServerConfig, client_config: ClientConfig
+                     ) -> AsyncIterator[tuple[WebTransportSession, WebTransportSession]]:
+    """A client session and its server side, whose handler only waits for the end."""
     server_sessions: list[WebTransportSession] = []
 
     async def idle(session: WebTransportSession) -> None:
@@ -309,25 +298,21 @@ async def test_an_idle_session_holds_no_queue_event_emitter_or_datagram_buffer(
             WebTransportClient(config=client_config) as client:
         session = await client.connect(f"{base}/idle")
         await eventually(lambda: bool(server_sessions))
+        yield session, server_sessions[0]
+        await session.close()
+
+
+async def test_an_idle_session_holds_no_queue_event_emitter_or_datagram_buffer(
+        server_config: ServerConfig, client_config: ClientConfig) -> None:
+    async with _idle_pair(server_config, client_config) as (session, peer):
         assert _heavy_idle_parts(session) == []
         # The server reads who closed the session from its close cause: no emitter either.
-        assert _heavy_idle_parts(server_sessions[0]) == []
-        await session.close()
+        assert _heavy_idle_parts(peer) == []
 
 
 async def test_the_datagram_receive_buffer_is_made_by_the_first_datagram(
         server_config: ServerConfig, client_config: ClientConfig) -> None:
-    server_sessions: list[WebTransportSession] = []
-
-    async def idle(session: WebTransportSession) -> None:
-        server_sessions.append(session)
-        await session.wait_closed()
-
-    async with running_server(server_config, {"/idle": idle}) as (_server, base), \
-            WebTransportClient(config=client_config) as client:
-        session = await client.connect(f"{base}/idle")
-        await eventually(lambda: bool(server_sessions))
-        peer = server_sessions[0]
+    async with _idle_pair(server_config, client_config) as (session, peer):
         assert session._datagrams is None and peer._datagrams is None
         await session.send_datagram(data=b"ping")
         sender = session.datagrams
@@ -338,7 +323,6 @@ async def test_the_datagram_receive_buffer_is_made_by_the_first_datagram(
         received = await asyncio.wait_for(peer.datagrams.receive(), 5)
         assert received == b"ping"
         assert peer.datagrams._ring is not None
-        await session.close()
 
 
 async def test_a_closed_session_is_freed_once_dropped(server_config: ServerConfig,
