@@ -26,24 +26,11 @@ from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
 from pywebtransport.types import CloseCause, SessionState
 
 from .conftest import running_server
+from .peers import SessionQueue
 
 pytestmark = pytest.mark.timeout(60)
 
 WAIT = 10.0
-
-
-class Sessions:
-    """A handler that keeps every server-side session and waits until it closes."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[WebTransportSession] = asyncio.Queue()
-
-    async def handler(self, session: WebTransportSession) -> None:
-        await self.queue.put(session)
-        await session.wait_closed()
-
-    async def next(self) -> WebTransportSession:
-        return await asyncio.wait_for(self.queue.get(), WAIT)
 
 
 async def open_more(session: WebTransportSession, count: int) -> list[WebTransportSession]:
@@ -73,7 +60,7 @@ async def test_state_is_closed_the_moment_the_engine_processed_the_peer_close(
             seen.append((self.state, error, self.close_cause))
         original(self, event)
 
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         session = await client.connect(f"{base}/s")
         stream = await session.create_bidirectional_stream()
@@ -116,7 +103,7 @@ async def test_a_datagram_to_one_of_50_sessions_wakes_no_other_waiter(
             woken[id(self)] += 1
         original_wake(self)
 
-    sessions = Sessions()
+    sessions = SessionQueue()
     # No bidirectional stream credit: every client session has a stream opener blocked on credit.
     config = server_config.replace(initial_max_streams_bidi=0)
     async with running_server(config, {"/s": sessions.handler}) as (_, base), \
@@ -148,7 +135,7 @@ async def test_a_datagram_to_one_of_50_sessions_wakes_no_other_waiter(
 
 async def test_a_stream_opener_waiting_for_credit_resumes_when_the_peer_grants_it(
         server_config: ServerConfig, client: WebTransportClient) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config.replace(initial_max_streams_uni=0), {"/s": sessions.handler}) as (_, b):
         session = await client.connect(f"{b}/s")
         remote = await sessions.next()
@@ -208,7 +195,7 @@ async def test_a_writer_blocked_on_a_full_window_resumes_on_acknowledgements(
 
 async def test_close_cause_is_set_before_session_closed_and_in_its_data(
         server_config: ServerConfig, client: WebTransportClient) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         session = await client.connect(f"{base}/s")
         remote = await sessions.next()
@@ -226,7 +213,7 @@ async def test_close_cause_is_set_before_session_closed_and_in_its_data(
 
 async def test_closing_the_connection_gives_connection_closed_or_local_close(
         server_config: ServerConfig, client: WebTransportClient) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         session = await client.connect(f"{base}/s")
         remote = await sessions.next()
@@ -244,7 +231,7 @@ async def test_closing_the_connection_gives_connection_closed_or_local_close(
 
 async def test_typed_accept_and_iterators_keep_the_kinds_apart(
         server_config: ServerConfig, client: WebTransportClient) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         session = await client.connect(f"{base}/s")
         remote = await sessions.next()
@@ -267,7 +254,7 @@ async def test_typed_accept_and_iterators_keep_the_kinds_apart(
 
 async def test_incoming_streams_still_yields_both_kinds_in_arrival_order(
         server_config: ServerConfig, client: WebTransportClient) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         session = await client.connect(f"{base}/s")
         remote = await sessions.next()
@@ -383,7 +370,7 @@ async def test_ready_in_middleware_raises_at_once_instead_of_deadlocking(
 
 async def test_keep_alive_follows_the_smaller_idle_timeout(server_config: ServerConfig,
                                                            client_config: ClientConfig) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     # The server times out after 1 s of silence; the client keeps the default 15 s ping.
     async with running_server(server_config.replace(idle_timeout=1.0), {"/s": sessions.handler}) as (_, base), \
             WebTransportClient(config=client_config) as client:
@@ -420,7 +407,7 @@ async def test_a_connection_without_sessions_is_not_kept_alive_forever(server_co
 @pytest.mark.parametrize("extra", [0, 3])
 async def test_the_last_session_closing_closes_a_client_connection(
         server_config: ServerConfig, client: WebTransportClient, extra: int) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         first = await client.connect(f"{base}/s")
         connection = first.connection
@@ -437,7 +424,7 @@ async def test_the_last_session_closing_closes_a_client_connection(
 
 async def test_client_close_closes_connections_with_several_sessions(
         server_config: ServerConfig, client_config: ClientConfig) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         client = WebTransportClient(config=client_config)
         first = await client.connect(f"{base}/s")
@@ -455,7 +442,7 @@ async def test_client_close_closes_connections_with_several_sessions(
 async def test_quic_log_dir_writes_one_qlog_per_connection(server_config: ServerConfig,
                                                            client_config: ClientConfig, tmp_path: Path) -> None:
     config = client_config.replace(quic_log_dir=str(tmp_path))
-    async with running_server(server_config, {"/s": Sessions().handler}) as (_, base), \
+    async with running_server(server_config, {"/s": SessionQueue().handler}) as (_, base), \
             WebTransportClient(config=config) as client:
         session = await client.connect(f"{base}/s")
         await session.close()
@@ -473,7 +460,7 @@ def test_quic_log_dir_must_be_an_existing_directory(tmp_path: Path) -> None:
 async def test_session_lifecycle_is_logged_at_info(server_config: ServerConfig, client: WebTransportClient,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="pywebtransport.session")
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         session = await client.connect(f"{base}/s")
         remote = await sessions.next()
@@ -491,7 +478,7 @@ async def test_session_lifecycle_is_logged_at_info(server_config: ServerConfig, 
 async def test_debug_logs_engine_events(server_config: ServerConfig, client_config: ClientConfig,
                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="pywebtransport.connection")
-    async with running_server(server_config, {"/s": Sessions().handler}) as (_, base), \
+    async with running_server(server_config, {"/s": SessionQueue().handler}) as (_, base), \
             WebTransportClient(config=client_config.replace(debug=True)) as client:
         session = await client.connect(f"{base}/s")
         await session.close()

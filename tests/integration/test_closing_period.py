@@ -26,6 +26,7 @@ from pywebtransport.session import WebTransportSession
 from pywebtransport.types import Address, ConnectionState
 
 from .conftest import running_server
+from .peers import SessionQueue
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -33,20 +34,6 @@ WAIT = 10.0  # far below the 60 s idle timeout: a close learnt only from it fail
 #: Each way through the relay: a longer RTT makes the closing period (three PTOs) longer
 #: than the few milliseconds the tests need, even on a busy machine.
 RELAY_DELAY = 0.04
-
-
-class Sessions:
-    """A handler that hands every server-side session to the test and keeps it open."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[WebTransportSession] = asyncio.Queue()
-
-    async def handler(self, session: WebTransportSession) -> None:
-        await self.queue.put(session)
-        await session.wait_closed()
-
-    async def next(self) -> WebTransportSession:
-        return await asyncio.wait_for(self.queue.get(), WAIT)
 
 
 class DropUntilClose:
@@ -132,7 +119,7 @@ class Relay:
 async def through_relay(server_config: ServerConfig, client_config: ClientConfig
                         ) -> AsyncIterator[tuple[Relay, WebTransportSession, WebTransportSession]]:
     """A session from a client to a server through a relay: (relay, client side, server side)."""
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (server, _):
         relay = Relay(server.local_address)
         host, port = await relay.start()
@@ -192,7 +179,7 @@ async def test_a_server_whose_copy_of_the_clients_close_was_lost_learns_it_from_
 
 async def test_closed_connections_are_forgotten_when_their_period_ends(server_config: ServerConfig,
                                                                        client_config: ClientConfig) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (server, base):
         endpoint = server._endpoint
         assert endpoint is not None
@@ -213,13 +200,21 @@ async def test_closed_connections_are_forgotten_when_their_period_ends(server_co
         await asyncio.gather(*(client.close() for client in clients))
 
 
-async def test_a_client_socket_closes_by_itself_after_the_closing_period(server_config: ServerConfig,
-                                                                         client_config: ClientConfig) -> None:
-    sessions = Sessions()
+@asynccontextmanager
+async def _one_client(server_config: ServerConfig, client_config: ClientConfig
+                      ) -> AsyncIterator[tuple[WebTransportClient, WebTransportSession, WebTransportSession]]:
+    """A server, and a client (which the test closes, or not) with one session: (client, its
+    session, the server's side of it)."""
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
         client = WebTransportClient(config=client_config)
         session = await client.connect(f"{base}/s")
-        remote = await sessions.next()
+        yield client, session, await sessions.next()
+
+
+async def test_a_client_socket_closes_by_itself_after_the_closing_period(server_config: ServerConfig,
+                                                                         client_config: ClientConfig) -> None:
+    async with _one_client(server_config, client_config) as (client, session, remote):
         client_connection = connection_of(session)
         endpoint = client_connection._endpoint
         await client_connection.close(reason="bye")  # returns once the close is sent
@@ -232,11 +227,7 @@ async def test_a_client_socket_closes_by_itself_after_the_closing_period(server_
 
 async def test_a_client_that_the_server_closed_releases_its_socket_at_once(server_config: ServerConfig,
                                                                            client_config: ClientConfig) -> None:
-    sessions = Sessions()
-    async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
-        client = WebTransportClient(config=client_config)
-        session = await client.connect(f"{base}/s")
-        remote = await sessions.next()
+    async with _one_client(server_config, client_config) as (client, session, remote):
         client_connection = connection_of(session)
         endpoint = client_connection._endpoint
         server_connection = connection_of(remote)
@@ -250,11 +241,7 @@ async def test_a_client_that_the_server_closed_releases_its_socket_at_once(serve
 
 async def test_client_close_returns_at_once_and_wait_closed_waits_out_the_closing_period(
         server_config: ServerConfig, client_config: ClientConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions = Sessions()
-    async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
-        client = WebTransportClient(config=client_config)
-        session = await client.connect(f"{base}/s")
-        remote = await sessions.next()
+    async with _one_client(server_config, client_config) as (client, session, remote):
         endpoint = connection_of(session)._endpoint
         # Hold the client's closing period open until the test says so: close() must not wait.
         period_over, held = asyncio.Event(), asyncio.Event()
@@ -279,11 +266,7 @@ async def test_client_close_returns_at_once_and_wait_closed_waits_out_the_closin
 
 async def test_a_loop_shutting_down_during_the_closing_period_closes_the_socket(
         server_config: ServerConfig, client_config: ClientConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions = Sessions()
-    async with running_server(server_config, {"/s": sessions.handler}) as (_, base):
-        client = WebTransportClient(config=client_config)
-        session = await client.connect(f"{base}/s")
-        await sessions.next()
+    async with _one_client(server_config, client_config) as (client, session, _remote):
         endpoint = connection_of(session)._endpoint
         never = asyncio.Event()
 
@@ -311,7 +294,7 @@ async def test_a_closing_connection_does_not_count_against_max_connections(
         return retire(self, connection, **options)
 
     monkeypatch.setattr(UdpEndpoint, "retire", long_period)
-    sessions = Sessions()
+    sessions = SessionQueue()
     config = server_config.replace(max_connections=1, close_timeout=0.5)
     async with running_server(config, {"/s": sessions.handler}) as (server, base), \
             WebTransportClient(config=client_config) as first, WebTransportClient(config=client_config) as second:
@@ -353,7 +336,7 @@ def _watch_the_close(connection: WebTransportConnection, session: WebTransportSe
 @pytest.mark.parametrize("closing_side", ["server", "client"])
 async def test_the_peers_close_changes_every_state_before_any_timer(
         server_config: ServerConfig, client_config: ClientConfig, closing_side: str) -> None:
-    sessions = Sessions()
+    sessions = SessionQueue()
     async with running_server(server_config, {"/s": sessions.handler}) as (_, base), \
             WebTransportClient(config=client_config) as client:
         session = await client.connect(f"{base}/s")

@@ -6,14 +6,10 @@ admitted; a connection carrying a session, or one younger than the grace, is nev
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
 
 import pywebtransport.server.server as server_module
 from pywebtransport._io import UdpEndpoint
@@ -25,6 +21,7 @@ from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 
 from .conftest import running_server
+from .peers import RawPeer
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -110,32 +107,12 @@ async def test_a_connection_younger_than_the_grace_is_not_reaped(server_config, 
         assert (stats["connections_reaped"], stats["connections_refused"]) == (0, 1)
 
 
-class RawPeer:
-    """A UDP socket that starts a QUIC handshake and never finishes it."""
-
-    def __init__(self, server: tuple[str, int]) -> None:
-        self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-
-    def send_initial(self) -> None:
-        quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"],
-                                                              server_name="localhost"))
-        quic.connect(self.server, now=time.monotonic())
-        for data, _ in quic.datagrams_to_send(now=time.monotonic()):
-            self.sock.sendto(data, self.server)
-
-    async def receive(self) -> bytes:
-        return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.sock, 65535), WAIT)
-
-
 @pytest.fixture
 def raw_peer() -> Iterator[list[RawPeer]]:
     peers: list[RawPeer] = []
     yield peers
     for peer in peers:
-        peer.sock.close()
+        peer.close()
 
 
 async def test_a_handshake_that_stalls_is_reaped_too(server_config, client_config, raw_peer) -> None:

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -33,6 +32,7 @@ from pywebtransport.session import WebTransportSession
 from pywebtransport.utils import SelfSignedCertificate
 
 from .conftest import running_server
+from .peers import RawPeer
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -176,43 +176,6 @@ async def test_a_wildcard_allows_every_origin(server_config, certificate) -> Non
 
 
 # ---------------------------------------------------------------------------- raw QUIC peers
-
-
-class RawPeer:
-    """A UDP socket that sends handcrafted QUIC datagrams and never completes a handshake."""
-
-    def __init__(self, server: tuple[str, int]) -> None:
-        self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-
-    def initial(self) -> bytes:
-        """A full-size client Initial (a fresh connection id each call)."""
-        quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"],
-                                                              server_name="localhost"))
-        quic.connect(self.server, now=time.monotonic())
-        (data, _), *_ = quic.datagrams_to_send(now=time.monotonic())
-        assert len(data) >= 1200
-        return data
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendto(data, self.server)
-
-    async def barrier(self) -> None:
-        """Return once the server has handled everything this socket sent before: a
-        datagram of an unknown QUIC version is answered with Version Negotiation at once, and
-        loopback keeps one socket's datagrams in order."""
-        probe = bytes([0xC0]) + bytes.fromhex("1a2a3a4a") + bytes([8]) + os.urandom(8) + bytes([8]) + os.urandom(8)
-        self.send(probe.ljust(1200, b"\0"))
-        loop = asyncio.get_running_loop()
-        while True:
-            data = await asyncio.wait_for(loop.sock_recv(self.sock, 65535), 10)
-            if len(data) >= 5 and data[0] & 0x80 and data[1:5] == b"\0\0\0\0":
-                return
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @contextmanager
