@@ -68,9 +68,10 @@ class Session:
     created_at: float
     draft02: bool = False
     state: SessionState = SessionState.CONNECTING
-    #: Connected or draining: streams and datagrams still flow. Kept by ``transition`` (the
-    #: only way ``state`` changes), as a field because every stream write and datagram reads it.
-    is_open: bool = False
+    #: Connected or draining: streams and datagrams still flow. Set from ``state`` when the
+    #: session is made and by ``transition`` (the only way ``state`` changes); a field
+    #: because every stream write and datagram reads it.
+    is_open: bool = field(default=False, init=False)
     flow: SessionFlow | None = None
     ready_at: float | None = None
     closed_at: float | None = None
@@ -99,6 +100,9 @@ class Session:
     local_streams_uni_opened: int = 0
     peer_streams_bidi_opened: int = 0
     peer_streams_uni_opened: int = 0
+
+    def __post_init__(self) -> None:
+        self.is_open = self.state in _OPEN_STATES
 
     # -- queries
     @property
