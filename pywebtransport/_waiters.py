@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["Latch", "Waiters"]
+__all__ = ["Latch", "Waiters", "wait_for_any"]
 
 
 class Waiters:
@@ -116,3 +116,31 @@ class Latch:
     def waiting(self) -> int:
         """Tasks waiting now."""
         return sum(not f.done() for f in self._futures) if self._futures is not None else 0
+
+
+async def wait_for_any(latches: tuple[Latch, ...], timeout: float | None) -> bool:
+    """Wait until one of ``latches`` is set (True) or ``timeout`` seconds pass first (False).
+
+    One future settled by whichever comes first, given to every latch: no task per latch and
+    no extra loop pass to hand the result on; nothing is left on the latches afterwards,
+    also when the wait is cancelled."""
+    if any(latch.is_set() for latch in latches):
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    for latch in latches:
+        latch.add_waiter(waiter)
+    timer = None if timeout is None else loop.call_later(timeout, _settle, waiter)
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for latch in latches:
+            latch.remove_waiter(waiter)
+    return any(latch.is_set() for latch in latches)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

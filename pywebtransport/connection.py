@@ -181,7 +181,6 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
             self._state = ConnectionState.CONNECTED
             self._established_at = self._loop.time()
             self._h3_ready.set()
-            self._wake_connect_waiters()
             self._arm_keep_alive()
             self._events.emit_nowait(EventType.CONNECTION_ESTABLISHED,
                                      {"connection_id": self._connection_id, "dialect": event.dialect})

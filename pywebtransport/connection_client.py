@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import enum
 import time
 
 from pywebtransport import constants as c
+from pywebtransport._waiters import wait_for_any
 from pywebtransport.connection_core import ConnectionCore
 from pywebtransport.exceptions import ConnectionRefusedError, HandshakeError, TimeoutError
 from pywebtransport.types import ConnectionState
@@ -40,20 +40,7 @@ class ConnectionClient(ConnectionCore):
         """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure,
         ConnectionRefusedError when the peer's host reports nothing listening, TimeoutError
         naming the stage reached)."""
-        if not self._h3_ready.is_set() and not self._closed.is_set():
-            # One future, settled by whichever comes first (HTTP/3 up, the connection ended,
-            # the timeout): no task per condition and no extra loop pass to hand the result on.
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            self._connect_waiters.append(waiter)
-            timer = None if timeout is None else self._loop.call_later(timeout, _settle, waiter)
-            try:
-                await waiter
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                if waiter in self._connect_waiters:
-                    self._connect_waiters.remove(waiter)
-        if not self._h3_ready.is_set() and not self._closed.is_set():
+        if not await wait_for_any((self._h3_ready, self._closed), timeout):  # HTTP/3 up, or the end
             host, port = self._remote_address[0], self._remote_address[1]
             stage = self._describe_stage()
             await self._abandon(f"connecting to {host}:{port} timed out")
@@ -63,12 +50,6 @@ class ConnectionClient(ConnectionCore):
                 raise self._close_error
             raise HandshakeError(f"the connection closed during the handshake: {self._close_reason or 'no reason'}",
                                  error_code=self._close_code)
-
-    def _wake_connect_waiters(self) -> None:
-        """HTTP/3 is up or the connection ended: every ``wait_connected`` returns."""
-        waiters, self._connect_waiters = self._connect_waiters, []
-        for waiter in waiters:
-            _settle(waiter)
 
     @property
     def connect_stage(self) -> ConnectStage:
@@ -101,8 +82,3 @@ class ConnectionClient(ConnectionCore):
         self._engine.close(c.H3_NO_ERROR, "connection refused")
         self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "connection refused", False)
 
-
-def _settle(waiter: asyncio.Future[None]) -> None:
-    """Wake a ``wait_connected`` (it then reads the connection's state)."""
-    if not waiter.done():
-        waiter.set_result(None)

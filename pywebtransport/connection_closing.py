@@ -190,7 +190,6 @@ class ConnectionClosing(ConnectionCore):
         except (OSError, ValueError):
             logger.exception("could not write the qlog file of connection %s", self._connection_id)
         self._closed.set()
-        self._wake_connect_waiters()
         self._retire()
         event = EventType.CONNECTION_LOST if by_peer else EventType.CONNECTION_CLOSED
         self._events.emit_nowait(event, {"connection_id": self._connection_id, "error_code": error_code,

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from pywebtransport._protocol import events as ev
+from pywebtransport._waiters import wait_for_any
 from pywebtransport.events import EventType
 from pywebtransport.exceptions import SessionError, SessionRejectedError, TimeoutError
 from pywebtransport.session.core import SessionCore
@@ -78,24 +79,9 @@ class SessionLifecycle(SessionCore):
             raise SessionError(f"session {self._session_id} is not accepted yet: middleware and request "
                                "deciders run before the server accepts a session, so ready() would wait "
                                "forever there; await session.ready() in the session handler instead")
-        ready, closed = self._ready_event, self._closed_event
-        if not ready.is_set() and not closed.is_set():
-            # One future, settled by whichever comes first (established, closed or rejected, the
-            # timeout): no task per condition and no extra loop pass to hand the result on.
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            ready.add_waiter(waiter)
-            closed.add_waiter(waiter)
-            timer = None if timeout is None else loop.call_later(timeout, _settle, waiter)
-            try:
-                await waiter
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                ready.remove_waiter(waiter)
-                closed.remove_waiter(waiter)
-            if not ready.is_set() and not closed.is_set():
-                raise TimeoutError(f"session {self._session_id} not ready within {timeout}s")
+        # Established, closed or rejected, whichever comes first.
+        if not await wait_for_any((self._ready_event, self._closed_event), timeout):
+            raise TimeoutError(f"session {self._session_id} not ready within {timeout}s")
         # Established once is ready, as browsers resolve ``ready`` even when ``closed`` follows.
         if not self._ready_event.is_set():
             if self._error is not None:
@@ -209,7 +195,3 @@ class SessionLifecycle(SessionCore):
         self._emit(EventType.SESSION_CLOSED, {"session_id": self._session_id, "error_code": code,
                                               "reason": reason, "by_peer": event.by_peer, "cause": cause})
 
-
-def _settle(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

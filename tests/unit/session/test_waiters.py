@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from pywebtransport._waiters import Latch, Waiters
+from pywebtransport._waiters import Latch, Waiters, wait_for_any
 
 
 async def test_latch_set_releases_every_waiting_task() -> None:
@@ -118,3 +118,41 @@ async def test_remove_waiter_forgets_the_future_and_nothing_else() -> None:
     assert latch._futures is None  # nothing held once nobody waits
     latch.set()
     assert not kept.done() and not gone.done()
+
+
+async def test_wait_for_any_returns_when_the_first_latch_is_set_and_leaves_nothing_behind() -> None:
+    first, second = Latch(), Latch()
+    loop = asyncio.get_running_loop()
+    entered = loop.create_future()
+
+    async def wait() -> bool:
+        entered.set_result(None)  # the same step then enters wait_for_any
+        return await wait_for_any((first, second), 5.0)
+
+    task = asyncio.ensure_future(wait())
+    await asyncio.wait_for(entered, 1)
+    assert (first.waiting, second.waiting) == (1, 1)
+    second.set()
+    assert await asyncio.wait_for(task, 1) is True
+    assert (first._futures, second._futures) == (None, None)
+
+
+async def test_wait_for_any_times_out_and_a_cancelled_wait_leaves_nothing_behind() -> None:
+    latch = Latch()
+    assert await wait_for_any((latch,), 0.0) is False
+    assert latch._futures is None
+    entered = asyncio.get_running_loop().create_future()
+
+    async def wait() -> bool:
+        entered.set_result(None)
+        return await wait_for_any((latch,), None)
+
+    task = asyncio.ensure_future(wait())
+    await asyncio.wait_for(entered, 1)
+    assert latch.waiting == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert latch._futures is None
+    latch.set()
+    assert await wait_for_any((latch,), 0.0) is True  # set already: at once
