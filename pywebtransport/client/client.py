@@ -173,11 +173,9 @@ class WebTransportClient:
 
     @staticmethod
     async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Address:
-        """The address to connect to for ``host``: an IP literal as it is, a name through the
-        loop's resolver (IPv4 first); ClientError naming the host when it cannot be resolved."""
-        literal = _ip_literal_address(host, port)
-        if literal is not None:
-            return literal
+        """The address of the host name ``host`` from the loop's resolver (IPv4 first);
+        ClientError naming the host when it cannot be resolved. IP literals never come here
+        (``_connect_once`` uses them as they are)."""
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except socket.gaierror as exc:
