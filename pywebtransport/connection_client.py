@@ -11,7 +11,7 @@ import time
 from pywebtransport import constants as c
 from pywebtransport._waiters import wait_for_any
 from pywebtransport.connection_core import ConnectionCore
-from pywebtransport.exceptions import ConnectionRefusedError, HandshakeError, TimeoutError
+from pywebtransport.exceptions import ConnectionClosedError, ConnectionRefusedError, HandshakeError, TimeoutError
 from pywebtransport.types import ConnectionState
 
 __all__ = ["ConnectStage", "ConnectionClient"]
@@ -40,12 +40,19 @@ class ConnectionClient(ConnectionCore):
         """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure,
         ConnectionRefusedError when the peer's host reports nothing listening, TimeoutError
         naming the stage reached)."""
+        host, port = self._remote_address[0], self._remote_address[1]
         if not await wait_for_any((self._h3_ready, self._closed), timeout):  # HTTP/3 up, or the end
-            host, port = self._remote_address[0], self._remote_address[1]
             stage = self._describe_stage()
             await self._abandon(f"connecting to {host}:{port} timed out")
             raise TimeoutError(f"no HTTP/3 connection to {host}:{port} within {timeout:.1f}s: {stage}")
         if not self._h3_ready.is_set():
+            error = self._close_error
+            if isinstance(error, ConnectionClosedError) and error.error_code == c.H3_MISSING_SETTINGS:
+                # The engine's own SETTINGS deadline (connect_timeout from the handshake's end)
+                # passed: on a stalled loop in the same pass as this wait's timer. Either way the
+                # connect timed out waiting for SETTINGS, and says so.
+                raise TimeoutError(f"no HTTP/3 connection to {host}:{port}: {ConnectStage.SETTINGS.value} "
+                                   f"({error.reason})") from error
             if self._close_error is not None:
                 raise self._close_error
             raise HandshakeError(f"the connection closed during the handshake: {self._close_reason or 'no reason'}",

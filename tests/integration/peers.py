@@ -1,5 +1,6 @@
 """Test peers shared by the integration tests: a raw UDP socket that speaks just enough QUIC to
-start handshakes it never finishes, and a server handler that hands each session to the test."""
+start handshakes it never finishes, a server handler that hands each session to the test, and
+a bare client connection (no WebTransportClient around it) for tests of the connect itself."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import time
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
+from pywebtransport._io import UdpEndpoint
+from pywebtransport.config import ClientConfig
+from pywebtransport.connection import WebTransportConnection, build_quic_configuration
 from pywebtransport.session import WebTransportSession
 
-__all__ = ["RawPeer", "SessionQueue"]
+__all__ = ["RawPeer", "SessionQueue", "client_connection"]
 
 #: How long a test waits for a datagram or a session: far below any idle timeout.
 WAIT = 10.0
@@ -75,3 +79,14 @@ class SessionQueue:
 
     async def next(self) -> WebTransportSession:
         return await asyncio.wait_for(self.queue.get(), WAIT)
+
+
+async def client_connection(config: ClientConfig, port: int) -> WebTransportConnection:
+    """A client connection to 127.0.0.1:``port`` on its own endpoint, not yet connecting."""
+    remote = ("127.0.0.1", port)
+    endpoint = await UdpEndpoint.open(local_addr=("0.0.0.0", 0), remote_addr=remote)
+    connection = WebTransportConnection(config=config, endpoint=endpoint,
+                                        quic_configuration=build_quic_configuration(config, server_name="127.0.0.1"),
+                                        remote_address=remote, owns_endpoint=True)
+    endpoint.attach_client(connection)
+    return connection

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from pywebtransport._io import UdpEndpoint
 from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ClientConfig
-from pywebtransport.connection import WebTransportConnection, build_quic_configuration
+from pywebtransport.connection import WebTransportConnection
 from pywebtransport.exceptions import ClientError, ConnectionRefusedError, HandshakeError, TimeoutError
 from pywebtransport.server import WebTransportServer
+from tests.integration.peers import client_connection
 from tests.integration.test_connect_errors import closed_port
 
 
@@ -48,6 +48,7 @@ async def test_an_ip_literal_host_is_connected_without_the_resolver(
     async with WebTransportClient(config=client_config) as client:
         session = await client.connect(f"{base}/echo")
         assert session.is_ready
+        assert session.connection is not None
         assert session.connection.remote_address == ("127.0.0.1", int(base.rsplit(":", 1)[1]))
         await session.close()
     assert resolver.asked == []
@@ -70,6 +71,7 @@ async def test_a_host_name_is_still_resolved(echo_server: tuple[WebTransportServ
     async with WebTransportClient(config=client_config) as client:
         session = await client.connect(f"https://wt.test:{port}/echo")
         assert session.is_ready
+        assert session.connection is not None
         assert session.connection.remote_address == ("127.0.0.1", port)
         await session.close()
     assert resolver.asked == ["wt.test"]
@@ -90,21 +92,11 @@ async def test_a_refused_ip_literal_fails_at_once_without_the_resolver(resolver:
     assert resolver.asked == []
 
 
-async def _client_connection(config: ClientConfig, port: int) -> WebTransportConnection:
-    remote = ("127.0.0.1", port)
-    endpoint = await UdpEndpoint.open(local_addr=("0.0.0.0", 0), remote_addr=remote)
-    connection = WebTransportConnection(config=config, endpoint=endpoint,
-                                        quic_configuration=build_quic_configuration(config, server_name="127.0.0.1"),
-                                        remote_address=remote, owns_endpoint=True)
-    endpoint.attach_client(connection)
-    return connection
-
-
 async def test_wait_connected_times_out_on_a_silent_peer_and_can_wait_again() -> None:
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind(("127.0.0.1", 0))
     try:
-        connection = await _client_connection(ClientConfig(verify_mode=False), silent.getsockname()[1])
+        connection = await client_connection(ClientConfig(verify_mode=False), silent.getsockname()[1])
         connection.connect()
         with pytest.raises(TimeoutError, match="no reply at all"):
             await connection.wait_connected(timeout=0.2)
@@ -118,7 +110,7 @@ async def test_wait_connected_times_out_on_a_silent_peer_and_can_wait_again() ->
 async def test_a_cancelled_wait_connected_leaves_the_connection_usable(
         echo_server: tuple[WebTransportServer, str], client_config: ClientConfig) -> None:
     _, base = echo_server
-    connection = await _client_connection(client_config, int(base.rsplit(":", 1)[1]))
+    connection = await client_connection(client_config, int(base.rsplit(":", 1)[1]))
     try:
         connection.connect()
         entered = asyncio.get_running_loop().create_future()

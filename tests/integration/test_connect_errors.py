@@ -21,6 +21,7 @@ from pywebtransport.exceptions import ConnectionRefusedError, HandshakeError, Ti
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
 from pywebtransport.utils import SelfSignedCertificate
+from tests.integration.peers import client_connection
 
 #: The connect timeout of the stage tests: long enough for a loopback handshake on a busy
 #: machine, short enough that each test waits it out quickly.
@@ -121,6 +122,22 @@ async def test_a_quic_peer_without_http3_times_out_waiting_for_settings(
                                      f"https://127.0.0.1:{port}/")
     assert isinstance(error, TimeoutError)
     assert ConnectStage.SETTINGS.value in str(error)
+
+
+async def test_the_engines_own_settings_deadline_is_reported_as_a_connect_timeout(
+        client_config: ClientConfig, certificate: SelfSignedCertificate) -> None:
+    """The engine gives up on SETTINGS connect_timeout after the handshake; on a stalled loop
+    that can land before the connect's own timer is seen. The caller still gets the timeout."""
+    async with quic_only_server(certificate) as port:
+        connection = await client_connection(client_config.replace(connect_timeout=0.3), port)
+        try:
+            connection.connect()
+            with pytest.raises(TimeoutError) as caught:  # no timer of its own: only the engine's deadline
+                await asyncio.wait_for(connection.wait_connected(timeout=None), 10.0)
+        finally:
+            await connection.close()
+    assert ConnectStage.SETTINGS.value in str(caught.value)
+    assert "no SETTINGS within 0.3s" in str(caught.value)
 
 
 async def test_an_unanswered_connect_request_times_out_naming_it(
