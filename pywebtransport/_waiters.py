@@ -29,7 +29,10 @@ class Waiters:
             self._futures = set()
         self._futures.add(future)
         try:
-            await asyncio.wait_for(future, timeout)
+            if timeout is None:  # the common case: asyncio.wait_for adds a timeout scope on 3.12+ even for None
+                await future
+            else:
+                await asyncio.wait_for(future, timeout)
         finally:
             self._discard(future)
 

@@ -77,8 +77,10 @@ class SendSide(StreamBase):
                 self._drain_waiter = loop.create_future()
                 if not port.stream_watch_writable(self._stream_id, low):
                     self._raise_unwritable()
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                await asyncio.wait_for(self._drain_waiter, remaining)
+                if deadline is None:
+                    await self._drain_waiter
+                else:
+                    await asyncio.wait_for(self._drain_waiter, max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
         finally:

@@ -71,6 +71,26 @@ async def test_waiters_wake_releases_the_tasks_waiting_then() -> None:
     assert len(waiters) == 0 and waiters._futures is None
 
 
+async def test_a_cancelled_untimed_wait_leaves_the_other_waiter_to_be_woken() -> None:
+    waiters = Waiters()
+    loop = asyncio.get_running_loop()
+    started = [loop.create_future() for _ in range(2)]
+
+    async def wait_after(flag: asyncio.Future[None]) -> None:
+        flag.set_result(None)
+        await waiters.wait()  # no timeout: the future itself is awaited
+
+    cancelled, kept = (asyncio.ensure_future(wait_after(flag)) for flag in started)
+    await asyncio.wait_for(asyncio.gather(*started), 1)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert len(waiters) == 1  # the cancelled wait took its future away with it
+    waiters.wake()
+    await asyncio.wait_for(kept, 1)
+    assert waiters._futures is None
+
+
 async def test_waiters_make_nothing_until_a_task_waits_and_clean_up_after_a_timeout() -> None:
     waiters = Waiters()
     waiters.wake()  # nobody waits: nothing happens, nothing is made
