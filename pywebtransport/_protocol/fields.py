@@ -166,21 +166,20 @@ def check_field(name: bytes, value: bytes) -> None:
 
 
 def _check_pseudo(name: bytes, value: bytes, role: Role, seen: set[bytes]) -> None:
-    shown = _show(name)
-    field = name.decode("latin-1")
-    allowed, other = ((REQUEST_PSEUDO_HEADERS, RESPONSE_PSEUDO_HEADERS) if role == "request"
-                      else (RESPONSE_PSEUDO_HEADERS, REQUEST_PSEUDO_HEADERS))
+    allowed = REQUEST_PSEUDO_HEADERS if role == "request" else RESPONSE_PSEUDO_HEADERS
+    if name in allowed and name not in seen and _PSEUDO_VALUE.fullmatch(value):
+        seen.add(name)
+        return
+    shown, field = _show(name), name.decode("latin-1")  # only a bad line is named
     if name not in allowed:
-        if name in other:
+        if name in (RESPONSE_PSEUDO_HEADERS if role == "request" else REQUEST_PSEUDO_HEADERS):
             raise HeaderValidationError(f"pseudo-header {shown} is not allowed in a {role} (RFC 9114 §4.3)",
                                         field=field)
         raise HeaderValidationError(f"undefined pseudo-header {shown} (RFC 9114 §4.3)", field=field)
     if name in seen:
         raise HeaderValidationError(f"pseudo-header {shown} repeated (RFC 9114 §4.3)", field=field)
-    seen.add(name)
-    if not _PSEUDO_VALUE.fullmatch(value):
-        rule = "is empty" if not value else "holds whitespace, control or non-ASCII bytes"
-        raise HeaderValidationError(f"pseudo-header {shown} {rule} (RFC 9114 §4.3, §10.3)", field=field)
+    rule = "is empty" if not value else "holds whitespace, control or non-ASCII bytes"
+    raise HeaderValidationError(f"pseudo-header {shown} {rule} (RFC 9114 §4.3, §10.3)", field=field)
 
 
 def validate_header_list(header_list: Sequence[tuple[bytes, bytes]], *, role: Role | None = None) -> None:
