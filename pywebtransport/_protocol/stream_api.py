@@ -75,22 +75,39 @@ class StreamApi(EngineQueries, StreamRouting):
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
         """RESET_STREAM with an application code mapped into the HTTP/3 space."""
         record = self._require_session_stream(stream_id)
-        code = error_codes.app_code_to_http(error_code)
-        if not record.send_closed or record.pending.size:
-            self._drop_pending(record)
-            record.send_closed = True
-            self._quic_reset(stream_id, code)
-            self._send_bound.refresh_stream(stream_id)
+        self._reset_sending(record, error_codes.app_code_to_http(error_code))
         self._maybe_forget_stream(record)
 
     def stop_stream(self, stream_id: int, error_code: int = 0) -> None:
         """STOP_SENDING with an application code mapped into the HTTP/3 space."""
         record = self._require_session_stream(stream_id)
+        self._stop_receiving(record, error_codes.app_code_to_http(error_code))
+        self._maybe_forget_stream(record)
+
+    def refuse_stream(self, stream_id: int, error_code: int = 0) -> None:
+        """The application turns away a stream the peer opened (say, its incoming queue is
+        full): STOP_SENDING, and RESET_STREAM for our half of a bidirectional one. A stream the
+        engine has already finished (all of it arrived, FIN included) needs nothing and is
+        not an error: the peer's bytes arrived before the application could refuse them."""
+        record = self._streams.get(stream_id)
+        if record is None or record.kind is not StreamKind.WEBTRANSPORT:
+            return
         code = error_codes.app_code_to_http(error_code)
+        self._stop_receiving(record, code)
+        self._reset_sending(record, code)
+        self._maybe_forget_stream(record)
+
+    def _reset_sending(self, record: StreamRecord, code: int) -> None:
+        if not record.send_closed or record.pending.size:
+            self._drop_pending(record)
+            record.send_closed = True
+            self._quic_reset(record.stream_id, code)
+            self._send_bound.refresh_stream(record.stream_id)
+
+    def _stop_receiving(self, record: StreamRecord, code: int) -> None:
         if not record.recv_closed:
             record.recv_closed = True
-            self._quic_stop(stream_id, code)
-        self._maybe_forget_stream(record)
+            self._quic_stop(record.stream_id, code)
 
     def consume_stream_data(self, stream_id: int, amount: int) -> None:
         """The application read ``amount`` bytes: return QUIC and session credit."""

@@ -31,9 +31,17 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+#: Streams refused for a full incoming queue: a warning for the first and then one for every
+#: this many (the others are logged at debug level).
+_REFUSALS_PER_WARNING = 1000
+
 
 class SessionStreams(SessionCore):
     """Opening, accepting and serving streams (a part of WebTransportSession)."""
+
+    #: Streams refused for a full incoming queue; a class default, so that a session that
+    #: never refuses one carries no attribute for it.
+    _streams_refused = 0
 
     # ------------------------------------------------------------------ opening streams
 
@@ -100,16 +108,25 @@ class SessionStreams(SessionCore):
             stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
         waiting = len(self._incoming[False]) + len(self._incoming[True])
         if waiting >= self._config.max_incoming_streams_queue:
-            logger.warning("session %d: incoming stream queue full; refusing stream %d", self._session_id, stream_id)
-            self._stream_errors += 1
-            if not is_unidirectional:
-                self._engine.reset_stream(stream_id, 0)
-            self._engine.stop_stream(stream_id, 0)
+            self._refuse_incoming(stream_id, waiting)
             return
         self._register_stream(stream)
         self._arrivals += 1
         self._incoming[is_unidirectional].append((self._arrivals, stream))
         self._incoming_waiters.wake()
+
+    def _refuse_incoming(self, stream_id: StreamId, waiting: int) -> None:
+        """Turn away a stream the peer opened while ``waiting`` streams wait to be accepted.
+
+        A peer can open streams far faster than they are refused: one warning for the first
+        and then one per ``_REFUSALS_PER_WARNING`` (the rest at debug level), never a traceback."""
+        self._stream_errors += 1
+        self._streams_refused += 1
+        refused = self._streams_refused
+        level = logging.WARNING if refused % _REFUSALS_PER_WARNING == 1 else logging.DEBUG
+        logger.log(level, "session %d: %d incoming streams wait to be accepted (max_incoming_streams_queue); "
+                   "refusing stream %d (%d refused so far)", self._session_id, waiting, stream_id, refused)
+        self._engine.refuse_stream(stream_id, 0)
 
     async def incoming_streams(self) -> AsyncGenerator[StreamType, None]:
         """Streams the peer opens, as they arrive, until the session closes (see the class
