@@ -23,12 +23,14 @@ MAX_STREAMS_LIMIT = 1 << 60
 
 _MAX_STREAMS_CAPSULE = {False: c.WT_CAPSULE_MAX_STREAMS_BIDI, True: c.WT_CAPSULE_MAX_STREAMS_UNI}
 _STREAMS_BLOCKED_CAPSULE = {False: c.WT_CAPSULE_STREAMS_BLOCKED_BIDI, True: c.WT_CAPSULE_STREAMS_BLOCKED_UNI}
+#: Indexes into SessionFlow._answered.
+_DATA, _BIDI, _UNI = 0, 1, 2
 
 
 class SessionFlow:
     """Credit and windows of one session (send side: the peer's limits on us)."""
 
-    __slots__ = ("_blocked", "recv_data", "recv_streams", "send_data", "send_streams")
+    __slots__ = ("_answered", "_blocked", "recv_data", "recv_streams", "send_data", "send_streams")
 
     def __init__(self, *, peer_max_data: int, peer_max_streams_bidi: int, peer_max_streams_uni: int,
                  local_max_data: int, local_max_streams_bidi: int, local_max_streams_uni: int,
@@ -43,6 +45,9 @@ class SessionFlow:
         #: Streams with bytes waiting for data credit, FIFO; made when a stream first waits
         #: (a deque starts with a 64-slot block, and most sessions never wait for credit).
         self._blocked: deque[StreamRecord] | None = None
+        #: The limits last re-announced in answer to the peer's WT_*_BLOCKED, indexed by
+        #: _DATA / _BIDI / _UNI (made on the first such capsule).
+        self._answered: list[int] | None = None
 
     # -- opening streams
     def can_open(self, is_unidirectional: bool) -> bool:
@@ -132,13 +137,25 @@ class SessionFlow:
         return credit.update_limit(value)
 
     def on_data_blocked(self) -> list[bytes]:
-        """The peer says it is blocked on our WT_MAX_DATA: re-announce our limit (it may have
-        been lost) so a peer that missed it can go on; a new grant follows consumption."""
-        return [capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_DATA, self.recv_data.limit)]
+        """The peer says it is blocked on our WT_MAX_DATA: re-announce our limit, once per
+        limit (a new grant follows consumption). Capsules travel on a reliable stream, so
+        saying the same limit twice never helps, and answering every WT_DATA_BLOCKED would
+        let a peer that never reads our CONNECT stream make us queue without bound."""
+        return self._answer_blocked(_DATA, c.WT_CAPSULE_MAX_DATA, self.recv_data.limit)
 
     def on_streams_blocked(self, is_unidirectional: bool) -> list[bytes]:
-        window = self.recv_streams[is_unidirectional]
-        return [capsules.encode_varint_capsule(_MAX_STREAMS_CAPSULE[is_unidirectional], window.limit)]
+        """The same for WT_STREAMS_BLOCKED: our WT_MAX_STREAMS, once per limit."""
+        return self._answer_blocked(_UNI if is_unidirectional else _BIDI, _MAX_STREAMS_CAPSULE[is_unidirectional],
+                                    self.recv_streams[is_unidirectional].limit)
+
+    def _answer_blocked(self, kind: int, capsule_type: int, limit: int) -> list[bytes]:
+        answered = self._answered
+        if answered is None:
+            answered = self._answered = [-1, -1, -1]
+        if answered[kind] == limit:
+            return []
+        answered[kind] = limit
+        return [capsules.encode_varint_capsule(capsule_type, limit)]
 
     # -- receiving
     def on_receive(self, amount: int) -> None:
