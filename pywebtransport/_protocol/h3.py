@@ -72,6 +72,9 @@ class Http3:
         self._decoder: pylsqpack.Decoder | None = None
         self.goaway_sent: int | None = None
         self.goaway_received: int | None = None
+        #: Server: the largest push id the client allowed in MAX_PUSH_ID (we never push; kept
+        #: only because the value may never shrink, RFC 9114 §7.2.7).
+        self.max_push_id_received: int | None = None
 
     def start(self) -> None:
         """Open our control stream with SETTINGS and the two QPACK streams (RFC 9114 §6.2)."""
@@ -150,18 +153,46 @@ class Http3:
                                       error_code=c.H3_FRAME_UNEXPECTED)
         elif frame_type == c.FRAME_GOAWAY:
             self._on_goaway(payload)
-        elif frame_type == c.FRAME_MAX_PUSH_ID and self.is_client:  # RFC 9114 §7.2.7
-            raise RemoteProtocolError("a server sent MAX_PUSH_ID", error_code=c.H3_FRAME_UNEXPECTED)
-        # CANCEL_PUSH, and MAX_PUSH_ID at a server: we never push, nothing to do.
+        elif frame_type == c.FRAME_MAX_PUSH_ID:
+            self._on_max_push_id(payload)
+        elif frame_type == c.FRAME_CANCEL_PUSH:
+            self._on_cancel_push(payload)
 
-    def _on_goaway(self, payload: bytes) -> None:
+    @staticmethod
+    def _only_varint(payload: bytes, frame: str, field: str) -> int:
+        """The one varint a GOAWAY / MAX_PUSH_ID / CANCEL_PUSH payload holds; a payload cut
+        short or with bytes after it is an H3_FRAME_ERROR (RFC 9114 §7.1)."""
         reader = buffer.Reader(payload)
         try:
-            last_id = reader.pull_varint()
+            value = reader.pull_varint()
         except buffer.BufferReadError as exc:
-            raise RemoteProtocolError("malformed GOAWAY", error_code=c.H3_FRAME_ERROR) from exc
-        if not reader.eof():  # RFC 9114 §7.1: a frame's payload must match its fields exactly
-            raise RemoteProtocolError("GOAWAY has bytes after its identifier", error_code=c.H3_FRAME_ERROR)
+            raise RemoteProtocolError(f"malformed {frame}: its {field} is missing or cut short",
+                                      error_code=c.H3_FRAME_ERROR) from exc
+        if not reader.eof():
+            raise RemoteProtocolError(f"{frame} has bytes after its {field}", error_code=c.H3_FRAME_ERROR)
+        return value
+
+    def _on_max_push_id(self, payload: bytes) -> None:
+        if self.is_client:  # RFC 9114 §7.2.7
+            raise RemoteProtocolError("a server sent MAX_PUSH_ID", error_code=c.H3_FRAME_UNEXPECTED)
+        push_id = self._only_varint(payload, "MAX_PUSH_ID", "push id")
+        previous = self.max_push_id_received
+        if previous is not None and push_id < previous:  # RFC 9114 §7.2.7: it may never shrink
+            raise RemoteProtocolError(f"MAX_PUSH_ID shrank from {previous} to {push_id}", error_code=c.H3_ID_ERROR)
+        self.max_push_id_received = push_id  # we never push: nothing else to do
+
+    def _on_cancel_push(self, payload: bytes) -> None:
+        push_id = self._only_varint(payload, "CANCEL_PUSH", "push id")
+        # RFC 9114 §7.2.3: a server never sent a PUSH_PROMISE naming it (we never push), and at a
+        # client it is above what we allowed (we never send MAX_PUSH_ID, so no push id is allowed).
+        if self.is_client:
+            raise RemoteProtocolError(f"CANCEL_PUSH for push id {push_id}, but no push was allowed (no MAX_PUSH_ID "
+                                      "was sent)", error_code=c.H3_ID_ERROR)
+        raise RemoteProtocolError(f"CANCEL_PUSH for push id {push_id}, which no PUSH_PROMISE of ours named",
+                                  error_code=c.H3_ID_ERROR)
+
+    def _on_goaway(self, payload: bytes) -> None:
+        last_id = self._only_varint(payload, "GOAWAY", "identifier")
         if self.is_client and last_id % 4 != 0:  # RFC 9114 §5.2: a client bidi stream id
             raise RemoteProtocolError(f"GOAWAY id {last_id} is not a client bidirectional stream id",
                                       error_code=c.H3_ID_ERROR)

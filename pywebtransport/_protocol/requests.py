@@ -98,14 +98,19 @@ class RequestStreams(EngineCore):
                 return
             if frame_type == c.FRAME_HEADERS:
                 if record.headers_done:
-                    continue  # trailers: nothing in WebTransport uses them
-                record.headers_done = True
+                    # RFC 9114 §4.4: the CONNECT request ends with its header section and the stream
+                    # then carries DATA frames only (RFC 9110 §9.3.6: a CONNECT has no content, so
+                    # no trailer section either), before the response as after it.
+                    raise RemoteProtocolError(f"HEADERS frame on CONNECT stream {record.stream_id} after its "
+                                              "header section (RFC 9114 §4.4: DATA frames only)",
+                                              error_code=c.H3_FRAME_UNEXPECTED)
                 if self.is_client:
-                    self._on_response(record, payload)
+                    record.headers_done = self._on_response(record, payload)
                 else:
+                    record.headers_done = True
                     self._on_request(record, payload)
             elif frame_type == c.FRAME_DATA:
-                if not record.headers_done:
+                if not record.headers_done:  # RFC 9114 §4.1: an interim response has no content either
                     raise RemoteProtocolError("DATA before HEADERS", error_code=c.H3_FRAME_UNEXPECTED)
                 self._on_capsule_bytes(record, payload)
             elif frame_type == c.FRAME_PUSH_PROMISE:
@@ -251,19 +256,29 @@ class RequestStreams(EngineCore):
             self.abort_stream(record.stream_id, code)
 
     # -- client: the response arrives
-    def _on_response(self, record: StreamRecord, block: bytes) -> None:
+    def _on_response(self, record: StreamRecord, block: bytes) -> bool:
+        """One response header section; False when it was interim (1xx), so the final response
+        is still to come (RFC 9114 §4.1)."""
         session = self._sessions.get(record.session_id)
         header_list = self._h3.decode_headers(record.stream_id, block)
-        if session is None or session.state is not SessionState.CONNECTING:
-            return
+        connecting = session is not None and session.state is SessionState.CONNECTING
         try:
             headers = decode_response(header_list, max_field_section_size=self.config.max_field_section_size)
             status = parse_status(headers)
+            if status == 101:  # RFC 9114 §4.5: HTTP/3 has no 101, so a response carrying one is malformed
+                raise HeaderValidationError("response has :status 101, which HTTP/3 does not support "
+                                            "(RFC 9114 §4.5)", field=":status")
         except HeaderValidationError as exc:  # RFC 9114 §4.1.2: a stream error, not a connection error
-            session.local_fin_sent = True
-            self.abort_stream(record.stream_id, exc.error_code or c.H3_MESSAGE_ERROR)
-            session.reject(0, {}, f"malformed response: {exc.message}")
-            return
+            if session is not None and connecting:
+                session.local_fin_sent = True
+                self.abort_stream(record.stream_id, exc.error_code or c.H3_MESSAGE_ERROR)
+                session.reject(0, {}, f"malformed response: {exc.message}")
+            return True
+        if status < 200:  # an interim response (103 Early Hints, ...): wait for the final one
+            logger.debug("stream %d: interim response %d skipped", record.stream_id, status)
+            return False
+        if session is None or not connecting:
+            return True
         if 200 <= status < 300:
             chosen = headers.get(WT_PROTOCOL)
             if chosen is not None:
@@ -280,11 +295,12 @@ class RequestStreams(EngineCore):
                     session.local_fin_sent = True
                     self.abort_stream(record.stream_id, c.H3_REQUEST_CANCELLED)
                     session.reject(0, headers, problem)
-                    return
+                    return True
             self._establish(session, headers)
-            return
+            return True
         session.reject(status, headers, f"rejected with status {status}")
         self._streams.finish(record)
+        return True
 
     # -- capsules on an established session's CONNECT stream
     def _on_capsule_bytes(self, record: StreamRecord, data: bytes) -> None:
