@@ -93,8 +93,13 @@ class ConnectionClosing(ConnectionCore):
             self._engine.close_session(session_id, 0, "")
         if open_ids:
             self._process_events()
+        # The sessions just closed, and any closed a moment ago whose close has not left or
+        # not been acknowledged yet (a client closes its connection when its last session
+        # closes, and a paced or congested send can still hold that session's close).
+        closing_ids = self._engine.unconfirmed_closes()
+        if closing_ids:
             self._endpoint.transmit(self)
-            await self.wait_close_confirmed(open_ids, timeout=self._config.close_timeout)
+            await self.wait_close_confirmed(closing_ids, timeout=self._config.close_timeout)
         # Put what is still queued on the wire first: once QUIC is closing it sends nothing
         # but CONNECTION_CLOSE.
         self._endpoint.transmit(self)

@@ -135,6 +135,18 @@ class EngineQueries(EngineCore):
         session.finished_sends = set(waiting)
         return waiting
 
+    def unconfirmed_closes(self) -> list[int]:
+        """Sessions that have ended with our FIN (and close capsule) on their CONNECT stream
+        not yet acknowledged: a connection close waits for them as for the open ones, or its
+        CONNECTION_CLOSE, which QUIC sends alone, leaves them unsent for good."""
+        order = self._closed_order
+        if not order:
+            return []
+        sessions = self._sessions
+        return [sid for sid in order
+                if (session := sessions.get(sid)) is not None and session.local_fin_sent
+                and not self.stream_send_acknowledged(sid)]
+
     def session_close_confirmed(self, session_id: int) -> bool:
         """Whether the peer ended its side of the session's CONNECT stream (FIN or reset)
         after our close, i.e. it has read our WT_CLOSE_SESSION; True once nothing is left."""
