@@ -20,10 +20,13 @@ from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cer
 Handler = Callable[[WebTransportSession], Awaitable[None]]
 
 
-async def eventually(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0, *,
+async def eventually(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, *,
                      interval: float = 0.01) -> None:
     """Wait until ``predicate()`` holds (it may be a coroutine function), checking it every
     ``interval`` seconds; AssertionError if it still does not after ``timeout`` seconds.
+
+    The timeout only bounds a hang: it is generous so that a loaded CI machine, where one
+    loop iteration can take a good part of a second, does not fail a condition that holds.
 
     For conditions the library has no event for (a counter reaching a value, a state that
     changes when a frame arrives over UDP). Where there is an event, a future or

@@ -334,7 +334,7 @@ async def test_cleanup_task_sweeps_closed_sessions_on_its_interval(echo_server, 
             await manager.add_session(session=session)
         await sessions[0].close()
         assert manager.get_session_count() == 2  # not noticed yet
-        await eventually(lambda: manager.get_session_count() == 1, timeout=2.0)
+        await eventually(lambda: manager.get_session_count() == 1)
         assert await manager.get_all_sessions() == [sessions[1]]
         stats = await manager.get_stats()
         assert stats["cleanup_runs"] >= 1 and stats["total_closed"] == 1

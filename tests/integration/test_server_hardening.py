@@ -394,15 +394,12 @@ async def test_serve_closes_sessions_cleanly_on_sigterm() -> None:
 async def test_server_app_run_closes_cleanly_on_sigterm(certificate: SelfSignedCertificate, tmp_path) -> None:
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(f"""
-        import socket
         from pywebtransport.config import ServerConfig
         from pywebtransport.server import ServerApp
 
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
-        app = ServerApp(config=ServerConfig(host="127.0.0.1", port=port, certfile={str(certificate.cert_path)!r},
+        # Port 0: the server binds a free port itself (a probed port, released and bound
+        # again, could be taken by another process in between).
+        app = ServerApp(config=ServerConfig(host="127.0.0.1", port=0, certfile={str(certificate.cert_path)!r},
                                             keyfile={str(certificate.key_path)!r}))
 
         @app.route("/stay")
@@ -411,7 +408,7 @@ async def test_server_app_run_closes_cleanly_on_sigterm(certificate: SelfSignedC
 
         @app.on_ready  # the socket is bound: a client may connect now
         def started():
-            print("port", port, flush=True)
+            print("port", app.local_address[1], flush=True)
 
         @app.on_shutdown
         def stopped():

@@ -51,7 +51,7 @@ TARGET_PER_CONNECTION = 64 * 1024
 EXTRA_CONNECTIONS = 60
 #: The bound asserted is the target. On CPython 3.11 an idle one-session connection costs the
 #: server (tracemalloc; the libraries' C and Rust allocations outside Python's allocator are
-#: not seen) about 63.3 KiB on aioquic (compiled and pure _wire alike) and 55.4 KiB on qh3;
+#: not seen) about 58.9 KiB on aioquic (compiled and pure _wire alike) and 51.0 KiB on qh3;
 #: before these changes about 71.2 and 59.0 KiB. Of the aioquic figure over 36 KiB is
 #: aioquic's own state (connection, streams, TLS, recovery, crypto).
 BOUND_PER_CONNECTION = TARGET_PER_CONNECTION
