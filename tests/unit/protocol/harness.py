@@ -245,6 +245,26 @@ class RawPeer:
         return stream_id
 
 
+
+def assert_server_connection_error(pair: Pair, code: int) -> None:
+    """The server engine found a connection error ``code`` and the client saw the connection
+    end with it (timers due within 2 s fire first)."""
+    _assert_connection_error(pair, "server", "client", code)
+
+
+def assert_client_connection_error(pair: Pair, code: int) -> None:
+    """The same with the roles swapped: the client engine found it, the server saw the end."""
+    _assert_connection_error(pair, "client", "server", code)
+
+
+def _assert_connection_error(pair: Pair, found_by: str, seen_by: str, code: int) -> None:
+    pair.run(horizon=2.0)
+    violation = pair.one(found_by, ev.ProtocolViolation)
+    assert violation.error_code == code, f"{violation.error_code:#x} != {code:#x}: {violation.reason}"
+    terminated = pair.take(seen_by, ev.ConnectionTerminated)
+    assert terminated and terminated[0].error_code == code
+
+
 def record_aborts(engine: WebTransportEngine) -> list[tuple[str, int, int]]:
     """Record every STOP_SENDING / RESET_STREAM the engine asks QUIC for: (kind, stream, code)."""
     calls: list[tuple[str, int, int]] = []

@@ -12,7 +12,15 @@ from pywebtransport._protocol import events as ev
 from pywebtransport._wire import buffer, capsules, frames
 from pywebtransport.types import SessionState
 
-from .harness import Pair, RawPeer, no_h3, record_aborts, record_received, response_status
+from .harness import (
+    Pair,
+    RawPeer,
+    assert_server_connection_error,
+    no_h3,
+    record_aborts,
+    record_received,
+    response_status,
+)
 
 RawPairFactory = Callable[..., tuple[Pair, RawPeer]]
 
@@ -31,14 +39,6 @@ def raw_pair(request: pytest.FixtureRequest) -> RawPairFactory:
     return make
 
 
-def assert_connection_error(pair: Pair, code: int) -> None:
-    pair.run(horizon=2.0)
-    violation = pair.one("server", ev.ProtocolViolation)
-    assert violation.error_code == code, f"{violation.error_code:#x} != {code:#x}: {violation.reason}"
-    terminated = pair.take("client", ev.ConnectionTerminated)
-    assert terminated and terminated[0].error_code == code
-
-
 CONTROL = frames.encode_uni_stream_header(c.STREAM_TYPE_CONTROL)
 SETTINGS = frames.encode_frame(c.FRAME_SETTINGS, frames.encode_settings({c.SETTINGS_ENABLE_WEBTRANSPORT: 1}))
 
@@ -46,19 +46,19 @@ SETTINGS = frames.encode_frame(c.FRAME_SETTINGS, frames.encode_settings({c.SETTI
 def test_garbled_settings_payload_is_a_frame_error(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, b"\x40"))  # a truncated varint
-    assert_connection_error(pair, c.H3_FRAME_ERROR)
+    assert_server_connection_error(pair, c.H3_FRAME_ERROR)
 
 
 def test_first_control_frame_not_settings_is_missing_settings(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + frames.encode_frame(c.FRAME_GOAWAY, buffer.encode_varint(0)))
-    assert_connection_error(pair, c.H3_MISSING_SETTINGS)
+    assert_server_connection_error(pair, c.H3_MISSING_SETTINGS)
 
 
 def test_second_settings_frame_is_frame_unexpected(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS + SETTINGS)
-    assert_connection_error(pair, c.H3_FRAME_UNEXPECTED)
+    assert_server_connection_error(pair, c.H3_FRAME_UNEXPECTED)
 
 
 def test_duplicate_setting_identifier_is_a_settings_error(raw_pair: RawPairFactory) -> None:
@@ -66,7 +66,7 @@ def test_duplicate_setting_identifier_is_a_settings_error(raw_pair: RawPairFacto
     pair_bytes = buffer.encode_varint(0x33) + buffer.encode_varint(1)
     payload = pair_bytes + pair_bytes
     raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, payload))
-    assert_connection_error(pair, c.H3_SETTINGS_ERROR)
+    assert_server_connection_error(pair, c.H3_SETTINGS_ERROR)
 
 
 @pytest.mark.parametrize("frame_type", [c.FRAME_DATA, c.FRAME_HEADERS, 0x02, 0x06, 0x08, 0x09])
@@ -74,7 +74,7 @@ def test_request_or_http2_frames_on_the_control_stream_are_frame_unexpected(fram
                                                                           raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS + frames.encode_frame(frame_type, b"\x00"))
-    assert_connection_error(pair, c.H3_FRAME_UNEXPECTED)
+    assert_server_connection_error(pair, c.H3_FRAME_UNEXPECTED)
 
 
 @pytest.mark.parametrize(("frame_type", "named"), [
@@ -93,7 +93,7 @@ def test_violation_reason_names_the_frame_type(frame_type: int, named: str, raw_
 def test_closing_the_control_stream_is_closed_critical_stream(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS, fin=True)
-    assert_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
+    assert_server_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
 
 
 @pytest.mark.parametrize("stream_type", [c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_TYPE_QPACK_DECODER])
@@ -101,7 +101,7 @@ def test_closing_a_qpack_stream_is_closed_critical_stream(stream_type: int, raw_
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS)
     raw.uni(frames.encode_uni_stream_header(stream_type), fin=True)
-    assert_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
+    assert_server_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
 
 
 CRITICAL_TYPES = [c.STREAM_TYPE_CONTROL, c.STREAM_TYPE_QPACK_ENCODER, c.STREAM_TYPE_QPACK_DECODER]
@@ -112,7 +112,7 @@ def test_a_second_critical_stream_is_stream_creation_error(stream_type: int, raw
     pair, raw = raw_pair()
     raw.control()
     raw.uni(frames.encode_uni_stream_header(stream_type))
-    assert_connection_error(pair, c.H3_STREAM_CREATION_ERROR)
+    assert_server_connection_error(pair, c.H3_STREAM_CREATION_ERROR)
 
 
 def test_unknown_uni_stream_type_is_stopped_alone(raw_pair: RawPairFactory) -> None:
@@ -141,7 +141,7 @@ def test_malformed_qpack_block_is_decompression_failed(raw_pair: RawPairFactory)
     pair, raw = raw_pair()
     raw.control()
     raw.bidi(frames.encode_frame(c.FRAME_HEADERS, b"\xff\xff\xff\xff\xff"))
-    assert_connection_error(pair, c.QPACK_DECOMPRESSION_FAILED)
+    assert_server_connection_error(pair, c.QPACK_DECOMPRESSION_FAILED)
 
 
 @pytest.mark.parametrize("missing", [b":path", b":authority", b":scheme"])
@@ -160,7 +160,7 @@ def test_webtransport_stream_naming_a_non_client_bidi_session_is_id_error(raw_pa
     pair, raw = raw_pair()
     raw.control()
     raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, 2) + b"x")
-    assert_connection_error(pair, c.H3_ID_ERROR)
+    assert_server_connection_error(pair, c.H3_ID_ERROR)
 
 
 def test_webtransport_stream_for_a_gone_session_is_refused_with_session_gone() -> None:
@@ -180,7 +180,7 @@ def test_malformed_datagram_is_h3_datagram_error() -> None:
     pair = Pair()
     pair.open_session()
     pair.client.quic.send_datagram_frame(b"\x40")  # a 2-byte varint cut after one byte
-    assert_connection_error(pair, c.H3_DATAGRAM_ERROR)
+    assert_server_connection_error(pair, c.H3_DATAGRAM_ERROR)
 
 
 def test_datagram_for_an_unknown_session_is_dropped_silently() -> None:

@@ -12,7 +12,14 @@ from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._wire import buffer, capsules, frames
 
-from .harness import Pair, RawPeer, no_h3, record_aborts
+from .harness import (
+    Pair,
+    RawPeer,
+    assert_client_connection_error,
+    assert_server_connection_error,
+    no_h3,
+    record_aborts,
+)
 
 RawPairFactory = Callable[[], tuple[Pair, RawPeer]]
 
@@ -56,22 +63,6 @@ def raw_server(chunked: bool) -> RawPairFactory:
     return make
 
 
-def assert_server_closed_connection(pair: Pair, code: int) -> None:
-    pair.run(horizon=2.0)
-    violation = pair.one("server", ev.ProtocolViolation)
-    assert violation.error_code == code, f"{violation.error_code:#x} != {code:#x}: {violation.reason}"
-    terminated = pair.take("client", ev.ConnectionTerminated)
-    assert terminated and terminated[0].error_code == code
-
-
-def assert_client_closed_connection(pair: Pair, code: int) -> None:
-    pair.run(horizon=2.0)
-    violation = pair.one("client", ev.ProtocolViolation)
-    assert violation.error_code == code, f"{violation.error_code:#x} != {code:#x}: {violation.reason}"
-    terminated = pair.take("server", ev.ConnectionTerminated)
-    assert terminated and terminated[0].error_code == code
-
-
 def varint_frame(frame_type: int, value: int) -> bytes:
     return frames.encode_frame(frame_type, buffer.encode_varint(value))
 
@@ -85,7 +76,7 @@ def capsule_data(payload: bytes) -> bytes:
 def test_max_push_id_smaller_than_a_previous_one_is_an_id_error(raw_client: RawPairFactory) -> None:
     pair, raw = raw_client()
     raw.uni(CONTROL + SETTINGS + varint_frame(c.FRAME_MAX_PUSH_ID, 10) + varint_frame(c.FRAME_MAX_PUSH_ID, 5))
-    assert_server_closed_connection(pair, c.H3_ID_ERROR)
+    assert_server_connection_error(pair, c.H3_ID_ERROR)
 
 
 def test_max_push_id_that_repeats_or_grows_is_accepted_and_remembered(raw_client: RawPairFactory) -> None:
@@ -95,19 +86,19 @@ def test_max_push_id_that_repeats_or_grows_is_accepted_and_remembered(raw_client
     pair.run()
     assert not pair.take("server", ev.ProtocolViolation)
     raw.send(control, varint_frame(c.FRAME_MAX_PUSH_ID, 9))  # below the 10, not only below the first 5
-    assert_server_closed_connection(pair, c.H3_ID_ERROR)
+    assert_server_connection_error(pair, c.H3_ID_ERROR)
 
 
 def test_cancel_push_at_a_server_that_never_pushed_is_an_id_error(raw_client: RawPairFactory) -> None:
     pair, raw = raw_client()
     raw.uni(CONTROL + SETTINGS + varint_frame(c.FRAME_MAX_PUSH_ID, 10) + varint_frame(c.FRAME_CANCEL_PUSH, 5))
-    assert_server_closed_connection(pair, c.H3_ID_ERROR)
+    assert_server_connection_error(pair, c.H3_ID_ERROR)
 
 
 def test_cancel_push_at_a_client_that_allowed_no_push_is_an_id_error(raw_server: RawPairFactory) -> None:
     pair, raw = raw_server()
     raw.uni(CONTROL + SERVER_SETTINGS + varint_frame(c.FRAME_CANCEL_PUSH, 0))
-    assert_client_closed_connection(pair, c.H3_ID_ERROR)
+    assert_client_connection_error(pair, c.H3_ID_ERROR)
 
 
 @pytest.mark.parametrize("frame", [
@@ -122,7 +113,7 @@ def test_push_id_frame_whose_payload_is_not_exactly_one_varint_is_a_frame_error(
         frame: bytes, raw_client: RawPairFactory) -> None:
     pair, raw = raw_client()
     raw.uni(CONTROL + SETTINGS + frame)
-    assert_server_closed_connection(pair, c.H3_FRAME_ERROR)
+    assert_server_connection_error(pair, c.H3_FRAME_ERROR)
 
 
 # -- HEADERS after the CONNECT stream's header section
@@ -143,7 +134,7 @@ def test_headers_after_the_response_on_a_connect_stream_is_frame_unexpected(raw_
     sid = connect_and_accept(pair, raw)
     raw.send(sid, raw.headers_frame(sid, [(b"x-trailer", b"1")])
              + capsule_data(capsules.encode_drain_session()))
-    assert_server_closed_connection(pair, c.H3_FRAME_UNEXPECTED)
+    assert_server_connection_error(pair, c.H3_FRAME_UNEXPECTED)
     assert not pair.take("server", ev.SessionDraining)
 
 
@@ -152,7 +143,7 @@ def test_second_headers_before_the_response_is_frame_unexpected(raw_client: RawP
     raw.control()
     sid = raw.connect_request()
     raw.send(sid, raw.headers_frame(sid, [*CONNECT_HEADERS[:-1], (b":path", b"/other")]))
-    assert_server_closed_connection(pair, c.H3_FRAME_UNEXPECTED)
+    assert_server_connection_error(pair, c.H3_FRAME_UNEXPECTED)
 
 
 def client_connect(pair: Pair, raw: RawPeer) -> int:
@@ -173,7 +164,7 @@ def test_headers_after_the_2xx_response_at_a_client_is_frame_unexpected(raw_serv
     sid = client_connect(pair, raw)
     raw.send(sid, status_frame(raw, sid, b"200") + raw.headers_frame(sid, [(b"x", b"y")])
              + capsule_data(capsules.encode_drain_session()))
-    assert_client_closed_connection(pair, c.H3_FRAME_UNEXPECTED)
+    assert_client_connection_error(pair, c.H3_FRAME_UNEXPECTED)
     assert not pair.take("client", ev.SessionDraining)
 
 
@@ -203,7 +194,7 @@ def test_data_after_an_interim_response_is_frame_unexpected(raw_server: RawPairF
     pair, raw = raw_server()
     sid = client_connect(pair, raw)
     raw.send(sid, status_frame(raw, sid, b"103") + capsule_data(capsules.encode_drain_session()))
-    assert_client_closed_connection(pair, c.H3_FRAME_UNEXPECTED)
+    assert_client_connection_error(pair, c.H3_FRAME_UNEXPECTED)
 
 
 def test_status_101_is_a_malformed_response(raw_server: RawPairFactory) -> None:

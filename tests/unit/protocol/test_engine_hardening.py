@@ -22,6 +22,8 @@ from .harness import (
     STATIC_ACCEPT_ANY,
     Pair,
     RawPeer,
+    assert_client_connection_error,
+    assert_server_connection_error,
     needs_per_stream_max_streams,
     no_h3,
     pretend_peer_sent,
@@ -74,22 +76,6 @@ def reserve_bidi(raw: RawPeer) -> int:
     stream_id = raw.quic.get_next_available_stream_id(is_unidirectional=False)
     raw.quic.send_stream_data(stream_id, b"")
     return stream_id
-
-
-def assert_server_connection_error(pair: Pair, code: int) -> None:
-    pair.run(horizon=2.0)
-    violation = pair.one("server", ev.ProtocolViolation)
-    assert violation.error_code == code, f"{violation.error_code:#x} != {code:#x}: {violation.reason}"
-    terminated = pair.take("client", ev.ConnectionTerminated)
-    assert terminated and terminated[0].error_code == code
-
-
-def assert_client_connection_error(pair: Pair, code: int) -> None:
-    pair.run(horizon=2.0)
-    violation = pair.one("client", ev.ProtocolViolation)
-    assert violation.error_code == code, f"{violation.error_code:#x} != {code:#x}: {violation.reason}"
-    terminated = pair.take("server", ev.ConnectionTerminated)
-    assert terminated and terminated[0].error_code == code
 
 
 def send_capsules_raw(pair: Pair, session_id: int, payload: bytes, *, fin: bool = False) -> None:
