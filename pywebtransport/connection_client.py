@@ -53,8 +53,8 @@ class ConnectionClient(ConnectionCore):
                 # connect timed out waiting for SETTINGS, and says so.
                 raise TimeoutError(f"no HTTP/3 connection to {host}:{port}: {ConnectStage.SETTINGS.value} "
                                    f"({error.reason})") from error
-            if self._close_error is not None:
-                raise self._close_error
+            if error is not None:
+                raise error
             raise HandshakeError(f"the connection closed during the handshake: {self._close_reason or 'no reason'}",
                                  error_code=self._close_code)
 

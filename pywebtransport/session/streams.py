@@ -101,15 +101,15 @@ class SessionStreams(SessionCore):
     # ------------------------------------------------------------------ streams the peer opens
 
     def _on_stream_opened(self, stream_id: StreamId, is_unidirectional: bool) -> None:
+        waiting = len(self._incoming[False]) + len(self._incoming[True])
+        if waiting >= self._config.max_incoming_streams_queue:  # before any object is made for it
+            self._refuse_incoming(stream_id, waiting)
+            return
         stream: StreamType
         if is_unidirectional:
             stream = WebTransportReceiveStream(session=self._as_session(), stream_id=stream_id)
         else:
             stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
-        waiting = len(self._incoming[False]) + len(self._incoming[True])
-        if waiting >= self._config.max_incoming_streams_queue:
-            self._refuse_incoming(stream_id, waiting)
-            return
         self._register_stream(stream)
         self._arrivals += 1
         self._incoming[is_unidirectional].append((self._arrivals, stream))
