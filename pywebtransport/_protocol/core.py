@@ -95,6 +95,12 @@ class EngineCore:
         self._requests_started: dict[int, float] = {}  # request streams without complete headers
         self._early_datagrams: dict[int, datagrams.DatagramRing] = {}
         self._highest_peer_bidi = -1
+        #: Session stream bytes handed to the application and not yet read (consumed), per
+        #: stream: [session id, bytes]; kept past the stream record (a stream that got its FIN
+        #: is forgotten while its bytes wait to be read) until read or the session ends.
+        self._unread: dict[int, list[int]] = {}
+        self._unread_total = 0
+        quic.set_held_probe(self._held_bytes)
 
     @property
     def local_settings(self) -> dict[int, int]:
@@ -148,12 +154,41 @@ class EngineCore:
 
     def abandon_session_streams(self, session_id: int, code: int) -> None:
         """Draft-15 §6: a closed session's streams are reset with WT_SESSION_GONE."""
+        self._release_session(session_id)
         for stream_id in self._streams.session_stream_ids(session_id) + self._streams.early_ids(session_id):
             record = self._streams.get(stream_id)
             if record is not None:
                 self._refuse_stream(record, code)
         self._streams.forget_session(session_id)
         self._early_datagrams.pop(session_id, None)
+
+    # -- what the connection holds unread (QUIC's MAX_DATA grows only by what is released)
+    def _held_bytes(self) -> int:
+        return self._unread_total + self._streams.early_bytes
+
+    def _hold(self, stream_id: int, session_id: int, amount: int) -> None:
+        entry = self._unread.get(stream_id)
+        if entry is None:
+            self._unread[stream_id] = [session_id, amount]
+        else:
+            entry[1] += amount
+        self._unread_total += amount
+
+    def _release(self, stream_id: int, amount: int) -> None:
+        entry = self._unread.get(stream_id)
+        if entry is not None:
+            taken = min(amount, entry[1])
+            entry[1] -= taken
+            self._unread_total -= taken
+            if not entry[1]:
+                del self._unread[stream_id]
+
+    def _release_session(self, session_id: int) -> None:
+        """A session ended: what its streams still hold no longer counts (nothing more can
+        arrive for them, and the application is done with the session)."""
+        if self._unread:
+            for stream_id in [sid for sid, entry in self._unread.items() if entry[0] == session_id]:
+                self._unread_total -= self._unread.pop(stream_id)[1]
 
     def emit(self, event: ev.EngineEvent) -> None:
         self._events.append(event)

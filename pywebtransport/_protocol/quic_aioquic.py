@@ -94,6 +94,7 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_max_datagram_size"),
     ("QuicConnection", "_datagrams_pending"),
     ("QuicConnection", "_host_cids"),
+    ("QuicConnection", "_local_max_data"),
     ("QuicConnection", "_loss"),
     ("QuicConnection", "_configuration"),
     ("QuicConnection", "_on_max_stream_data_delivery"),
@@ -168,6 +169,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         self._wants_client_certificate = request_client_certificate and not configuration.is_client
         self._exporter_secret: tuple[str, bytes] | None = None
         self._share_frame_epochs()
+        self._read_driven_connection_credit()
 
     @property
     def requests_client_certificate(self) -> bool:

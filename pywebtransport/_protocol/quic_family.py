@@ -26,6 +26,7 @@ from pywebtransport._protocol.quic import (
     StreamDataReceived,
     loss_rtt,
 )
+from pywebtransport._protocol.quic_credit import ConnectionCredit
 from pywebtransport._protocol.quic_qlog import end_qlog_trace
 from pywebtransport._protocol.quic_tls import tls_exporter
 
@@ -83,6 +84,8 @@ class AioquicFamilyMethods:
     _datagrams_pending: Any
     _loss: Any
     _host_cids: Any
+    _local_max_data: Any
+    _configuration: Any
     _state: Any
     _close_event: Any
     _close_pending: bool
@@ -228,6 +231,16 @@ class AioquicFamilyMethods:
         if stream is None:
             return self.is_stream_discarded(stream_id)
         return bool(stream.sender.is_finished)
+
+    def _read_driven_connection_credit(self) -> None:
+        """Put ``ConnectionCredit`` in place of the library's MAX_DATA limit (before the
+        handshake: the transport parameters read its value)."""
+        self._local_max_data = ConnectionCredit(self._local_max_data, self._configuration.max_data)
+
+    def set_held_probe(self, probe: Callable[[], int]) -> None:
+        """``probe()`` tells how many bytes that arrived on streams are still held unread:
+        MAX_DATA grows only by what was released (see ``quic_credit.py``)."""
+        self._local_max_data.held = probe
 
     def has_stream(self, stream_id: int) -> bool:
         """Whether aioquic still holds state for ``stream_id``."""

@@ -110,6 +110,7 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_streams"),
     ("QuicConnection", "_streams_finished"),
     ("QuicConnection", "_streams_dirty_limits"),
+    ("QuicConnection", "_local_max_data"),
     ("QuicConnection", "_local_max_streams_bidi"),
     ("QuicConnection", "_local_max_streams_uni"),
     ("QuicConnection", "_is_client"),
@@ -205,6 +206,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             self._local_max_streams_uni, _INITIAL_MAX_STREAMS)
         self._streams_finished = _FinishedStreams(self._streams_finished, self._on_stream_discarded)
         self._share_frame_epochs()
+        self._read_driven_connection_credit()
 
     def _on_stream_discarded(self, stream_id: int) -> None:
         if stream_is_client_initiated(stream_id) != self._is_client:  # the peer's stream: its slot is free

@@ -189,7 +189,9 @@ class StreamRouting(EngineCore):
             except FlowControlError as exc:
                 session.abort(c.WT_FLOW_CONTROL_ERROR, exc.message)
                 return
-        session.data_received += len(data)
+        if data:
+            session.data_received += len(data)
+            self._hold(record.stream_id, session.session_id, len(data))  # until the application reads it
         session.last_activity = self._now
         if fin:
             record.recv_closed = True

@@ -112,6 +112,7 @@ class StreamApi(EngineQueries, StreamRouting):
     def consume_stream_data(self, stream_id: int, amount: int) -> None:
         """The application read ``amount`` bytes: return QUIC and session credit."""
         self.quic.consume_stream_data(stream_id, amount)
+        self._release(stream_id, amount)
         record = self._streams.get(stream_id)
         session = self._sessions.get(record.session_id) if record is not None else None
         if session is not None and session.flow is not None and session.is_open:
