@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["Latch", "Waiters", "wait_for_any"]
+__all__ = ["Latch", "Waiters", "wait_for_any", "wait_future"]
 
 
 class Waiters:
@@ -29,10 +29,7 @@ class Waiters:
             self._futures = set()
         self._futures.add(future)
         try:
-            if timeout is None:  # the common case: asyncio.wait_for adds a timeout scope on 3.12+ even for None
-                await future
-            else:
-                await asyncio.wait_for(future, timeout)
+            await wait_future(future, timeout)
         finally:
             self._discard(future)
 
@@ -119,6 +116,16 @@ class Latch:
     def waiting(self) -> int:
         """Tasks waiting now."""
         return sum(not f.done() for f in self._futures) if self._futures is not None else 0
+
+
+async def wait_future(future: asyncio.Future[None], timeout: float | None) -> None:
+    """Await ``future``, at most ``timeout`` seconds (asyncio.TimeoutError after). Without a
+    timeout it is awaited directly: ``asyncio.wait_for(future, None)`` enters a timeout scope
+    on 3.12+ all the same, on every read and drain that waits."""
+    if timeout is None:
+        await future
+    else:
+        await asyncio.wait_for(future, timeout)
 
 
 async def wait_for_any(latches: tuple[Latch, ...], timeout: float | None) -> bool:

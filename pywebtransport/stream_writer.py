@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pywebtransport._waiters import wait_future
 from pywebtransport.exceptions import StreamClosedError, StreamStopSendingError, TimeoutError
 from pywebtransport.stream_base import StreamBase
 from pywebtransport.types import Data
@@ -77,10 +78,7 @@ class SendSide(StreamBase):
                 self._drain_waiter = loop.create_future()
                 if not port.stream_watch_writable(self._stream_id, low):
                     self._raise_unwritable()
-                if deadline is None:
-                    await self._drain_waiter
-                else:
-                    await asyncio.wait_for(self._drain_waiter, max(0.0, deadline - loop.time()))
+                await wait_future(self._drain_waiter, None if deadline is None else max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
         finally:
