@@ -51,8 +51,10 @@ class EngineConfig:
     initial_max_streams_bidi: int = c.DEFAULT_SESSION_MAX_STREAMS_BIDI
     initial_max_streams_uni: int = c.DEFAULT_SESSION_MAX_STREAMS_UNI
     flow_control_auto_extend: bool = True
-    #: Seconds the peer has to send SETTINGS after the handshake, to complete a request's
-    #: headers, and an early stream to see its session established (slowloris bounds).
+    #: Seconds the peer has to send SETTINGS after the handshake, to complete the opening of a
+    #: stream it starts (a unidirectional stream's type, a bidirectional stream's WebTransport
+    #: signal or its request headers), and an early stream to see its session established
+    #: (slowloris bounds).
     settings_timeout: float = 10.0
     request_timeout: float = 10.0
     early_stream_timeout: float = 10.0
@@ -92,7 +94,9 @@ class EngineCore:
                          max_frame_size=cfg.max_frame_size, emit=self._events.append, on_settings=self._on_settings)
         self._awaiting_settings: list[int] = []  # sessions/requests held until the peer's SETTINGS
         self._settings_deadline: float | None = None
-        self._requests_started: dict[int, float] = {}  # request streams without complete headers
+        #: Peer streams whose opening (stream type, WebTransport signal, request headers) is not
+        #: complete yet, by the time their first bytes arrived; bounded by ``request_timeout``.
+        self._incomplete_openings: dict[int, float] = {}
         self._early_datagrams: dict[int, datagrams.DatagramRing] = {}
         self._highest_peer_bidi = -1
         #: Session stream bytes handed to the application and not yet read (consumed), per
@@ -146,7 +150,7 @@ class EngineCore:
         """Reset and stop a stream with an HTTP/3 code, and forget it."""
         self._quic_stop(stream_id, code)
         self._quic_reset(stream_id, code)
-        self._requests_started.pop(stream_id, None)
+        self._incomplete_openings.pop(stream_id, None)
         record = self._streams.get(stream_id)
         if record is not None:
             record.send_closed = record.recv_closed = True

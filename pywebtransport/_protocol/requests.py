@@ -179,7 +179,7 @@ class RequestStreams(EngineCore):
     # -- server: a request arrives
     def _on_request(self, record: StreamRecord, block: bytes) -> None:
         header_list = self._h3.decode_headers(record.stream_id, block)
-        self._requests_started.pop(record.stream_id, None)
+        self._incomplete_openings.pop(record.stream_id, None)
         goaway = self._h3.goaway_sent
         if goaway is not None and record.stream_id >= goaway:
             # After GOAWAY the request is refused unprocessed: the client may retry elsewhere.
@@ -211,7 +211,7 @@ class RequestStreams(EngineCore):
         self._h3.send_headers(record.stream_id, build_response(status, draft02=False), end_stream=True)
         record.send_closed = True
         self.abandon_session_streams(record.stream_id, c.WT_SESSION_GONE)
-        self._requests_started.pop(record.stream_id, None)
+        self._incomplete_openings.pop(record.stream_id, None)
         if not record.recv_closed:
             self._quic_stop(record.stream_id, code)
         record.recv_closed = True

@@ -38,6 +38,7 @@ class StreamRouting(EngineCore):
                 send_closed=is_uni))
             if not is_uni:
                 self._highest_peer_bidi = max(self._highest_peer_bidi, stream_id)
+            self._incomplete_openings[stream_id] = self._now
         self._dispatch(record, data, fin)
 
     def _dispatch(self, record: StreamRecord, data: bytes, fin: bool) -> None:
@@ -63,8 +64,10 @@ class StreamRouting(EngineCore):
             header = frames.read_uni_stream_header(record.preamble)
             if header is None:
                 if fin:  # ended before its type: nothing to keep (RFC 9114 §6.2)
+                    self._incomplete_openings.pop(record.stream_id, None)
                     self._streams.finish(record)
                 return
+            self._incomplete_openings.pop(record.stream_id, None)
             stream_type, session_id, used = header
             rest = bytes(record.preamble[used:])
             record.preamble = bytearray()
@@ -74,6 +77,7 @@ class StreamRouting(EngineCore):
             bidi = frames.read_bidi_stream_header(record.preamble)
             if bidi is None:
                 if fin:
+                    self._incomplete_openings.pop(record.stream_id, None)
                     self._streams.finish(record)
                 return
             session_id, used = bidi
@@ -86,8 +90,9 @@ class StreamRouting(EngineCore):
                                               "WebTransport", error_code=c.H3_STREAM_CREATION_ERROR)
                 record.kind = StreamKind.REQUEST
                 record.parser = frames.FrameParser(max_frame_size=self.config.max_header_block_size)
-                self._requests_started[record.stream_id] = self._now
+                # Its deadline runs on from the first byte: the headers must complete in request_timeout.
             else:
+                self._incomplete_openings.pop(record.stream_id, None)
                 self._attach_webtransport(record, session_id)
         if record.kind is not StreamKind.FINISHED and (rest or fin):
             self._dispatch(record, rest, fin)

@@ -712,6 +712,51 @@ def test_request_without_complete_headers_is_reset_after_request_timeout() -> No
     assert not pair.take("server", ev.ProtocolViolation)
 
 
+def test_bidi_stream_stalled_inside_its_first_varint_is_refused_after_request_timeout() -> None:
+    # 0x40 starts a two-byte varint (the WebTransport signal 0x41, or a frame type) and nothing follows.
+    pair, raw = raw_pair(server_config=EngineConfig(request_timeout=5.0))
+    aborts = record_aborts(pair.server)
+    raw.control()
+    pair.run()
+    started = pair.now
+    stream_id = raw.bidi(b"\x40")
+    pair.run()
+    timer = pair.server.get_timer()
+    assert timer is not None and started + 5.0 <= timer <= started + 5.05
+    pair.run(horizon=4.0)
+    assert aborts == []
+    pair.run(horizon=6.0)
+    assert aborts == [("stop", stream_id, c.H3_REQUEST_INCOMPLETE), ("reset", stream_id, c.H3_REQUEST_INCOMPLETE)]
+    assert not pair.server.is_closed and not pair.take("server", ev.ProtocolViolation)
+
+
+def test_uni_stream_that_never_completes_its_type_is_refused_after_request_timeout() -> None:
+    pair, raw = raw_pair(server_config=EngineConfig(request_timeout=5.0))
+    aborts = record_aborts(pair.server)
+    raw.control()
+    pair.run()
+    stream_id = raw.uni(b"\x40")
+    pair.run(horizon=6.0)
+    # Only STOP_SENDING: the server cannot reset a stream it does not send on.
+    assert aborts == [("stop", stream_id, c.H3_STREAM_CREATION_ERROR)]
+    assert not pair.server.is_closed and not pair.take("server", ev.ProtocolViolation)
+
+
+def test_a_stream_that_completes_its_opening_in_time_is_left_alone() -> None:
+    pair, raw = raw_pair(server_config=EngineConfig(request_timeout=5.0, early_stream_timeout=60.0))
+    aborts = record_aborts(pair.server)
+    raw.control()
+    pair.run()
+    signal = frames.encode_bidi_stream_header(0)
+    stream_id = raw.bidi(signal[:1])
+    pair.run(horizon=3.0)
+    raw.send(stream_id, signal[1:] + b"payload")  # the signal completes: an early stream for session 0
+    pair.run(horizon=8.0)
+    assert aborts == []
+    assert pair.server.early_stream_count == 1
+    assert pair.server.get_timer() is None or pair.server.get_timer() > pair.now + 50
+
+
 def test_early_stream_whose_session_never_comes_is_rejected_after_early_stream_timeout() -> None:
     pair, raw = raw_pair(server_config=EngineConfig(early_stream_timeout=3.0))
     aborts = record_aborts(pair.server)
