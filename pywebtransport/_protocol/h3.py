@@ -15,6 +15,7 @@ import pylsqpack
 
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.fields import field_section_size
 from pywebtransport._protocol.settings import PeerSettings
 from pywebtransport._protocol.streams import StreamKind, StreamRecord
 from pywebtransport._wire import buffer, frames
@@ -204,6 +205,12 @@ class Http3:
 
     # -- header blocks
     def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False) -> None:
+        limit = self.peer.max_field_section_size if self.peer is not None else None
+        if limit is not None and (size := field_section_size(headers)) > limit:
+            # RFC 9114 §4.2.2 says SHOULD NOT. A client checks before it sends a request (and
+            # sends nothing); an answer has no smaller form, so it goes, and the peer decides.
+            logger.warning("stream %d: sending a %d-byte header section; the peer's SETTINGS_MAX_FIELD_SECTION_SIZE "
+                           "is %d", stream_id, size, limit)
         encoder_data, block = self._encoder.encode(stream_id, headers)
         if encoder_data:
             self._quic.send_stream_data(self._encoder_id, encoder_data)

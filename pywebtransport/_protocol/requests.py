@@ -21,6 +21,7 @@ from pywebtransport._protocol.headers import (
     decode_header_list,
     decode_request,
     decode_response,
+    field_section_size,
     parse_connect_request,
     parse_protocol,
     parse_status,
@@ -79,6 +80,11 @@ class RequestStreams(EngineCore):
         request = build_connect_request(
             authority=session.authority, path=session.path, origin=session.headers.get("origin"),
             protocol=peer.upgrade_token, extra={k: v for k, v in session.headers.items() if not k.startswith(":")})
+        limit, size = peer.max_field_section_size, field_section_size(request)
+        if limit is not None and size > limit:  # RFC 9114 §4.2.2: SHOULD NOT send it; nothing is sent
+            session.reject(0, {}, f"the request's header section is {size} bytes; the server accepts at most "
+                                  f"{limit} (its SETTINGS_MAX_FIELD_SECTION_SIZE, RFC 9114 §4.2.2)")
+            return
         session.headers = decode_header_list(request)
         self._h3.send_headers(session.session_id, request)
 

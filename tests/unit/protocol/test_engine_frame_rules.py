@@ -1,6 +1,7 @@
 """HTTP/3 frame rules a fuzzing pass found answered wrongly: push-id frames on the control
 stream (RFC 9114 §7.1, §7.2.3, §7.2.7), HEADERS after a CONNECT stream's header section
-(§4.4) and interim responses (§4.1, §4.5). Every case is fed whole and byte by byte."""
+(§4.4) and interim responses (§4.1, §4.5). Every case is fed whole and byte by byte. And the
+peer's SETTINGS_MAX_FIELD_SECTION_SIZE, which a client honours before it sends (§4.2.2)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from pywebtransport import constants as c
+from pywebtransport._protocol import EngineConfig
 from pywebtransport._protocol import events as ev
 from pywebtransport._wire import buffer, capsules, frames
 
@@ -207,3 +209,40 @@ def test_status_101_is_a_malformed_response(raw_server: RawPairFactory) -> None:
     assert rejected.status_code == 0 and "101" in rejected.reason
     assert ("reset", sid, c.H3_MESSAGE_ERROR) in aborts
     assert not pair.take("client", ev.ProtocolViolation)
+
+
+# -- the server's SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2)
+
+def test_a_request_over_the_servers_field_section_limit_is_not_sent() -> None:
+    pair = Pair(server_config=EngineConfig(max_field_section_size=1000))
+    pair.open_session()  # an ordinary request fits
+    sid = pair.client.open_session(authority="localhost:4433", path="/echo", headers={"x-big": "a" * 1000})
+    pair.run()
+    rejected = pair.one("client", ev.SessionRejected)
+    assert (rejected.session_id, rejected.status_code) == (sid, 0)
+    assert "at most 1000" in rejected.reason and "SETTINGS_MAX_FIELD_SECTION_SIZE" in rejected.reason
+    assert not pair.take("server", ev.SessionRequested)
+    assert not pair.take("server", ev.ProtocolViolation) and not pair.server.is_closed
+
+
+def test_without_a_field_section_limit_a_large_request_is_sent() -> None:
+    pair = Pair()
+    sid = pair.client.open_session(authority="localhost:4433", path="/echo", headers={"x-big": "a" * 1000})
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+    assert not pair.take("client", ev.SessionRejected)
+
+
+def test_an_answer_over_the_clients_field_section_limit_is_sent_with_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # No answer fits in 40 bytes (":status: 200" alone counts 42): the server still answers, and says so.
+    pair = Pair(client_config=EngineConfig(max_field_section_size=40))
+    pair.run()
+    sid = pair.client.open_session(authority="localhost:4433", path="/echo")
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+    with caplog.at_level("WARNING", logger="pywebtransport._protocol.h3"):
+        pair.server.accept_session(sid)
+        pair.run()
+    assert any(f"stream {sid}: sending a" in r.getMessage() and "is 40" in r.getMessage() for r in caplog.records)
+    assert pair.one("client", ev.SessionRejected).session_id == sid  # the client holds to its own limit
