@@ -118,7 +118,7 @@ class StreamRouting(EngineCore):
         session = self._sessions.get(session_id)
         if session is not None and session.is_open:
             self._announce_stream(session, record)
-        elif self._session_gone(session_id, session):
+        elif self._session_gone(session_id, session) or self._names_a_later_stream(record, session_id):
             record.session_id = session_id
             self._refuse_stream(record, c.WT_SESSION_GONE)
         elif self._streams.early_count >= self.config.max_buffered_streams:
@@ -129,6 +129,14 @@ class StreamRouting(EngineCore):
             self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
         else:
             self._streams.hold_early(record, session_id, self._now)
+
+    def _names_a_later_stream(self, record: StreamRecord, session_id: int) -> bool:
+        """A client's bidirectional stream naming itself or a later stream: no such session can come.
+
+        A client opens a session's CONNECT stream before the streams of that session, and a
+        client's bidirectional stream ids grow, so such a stream would wait for nothing.
+        """
+        return not record.is_unidirectional and record.stream_id % 4 == 0 and session_id >= record.stream_id
 
     def _session_gone(self, session_id: int, session: Session | None) -> bool:
         """Whether no session ``session_id`` can appear any more (its streams get WT_SESSION_GONE)."""

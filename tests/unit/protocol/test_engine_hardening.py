@@ -747,14 +747,29 @@ def test_a_stream_that_completes_its_opening_in_time_is_left_alone() -> None:
     aborts = record_aborts(pair.server)
     raw.control()
     pair.run()
-    signal = frames.encode_bidi_stream_header(0)
-    stream_id = raw.bidi(signal[:1])
+    header = frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, 0)  # type 0x54: two bytes
+    stream_id = raw.uni(header[:1])
     pair.run(horizon=3.0)
-    raw.send(stream_id, signal[1:] + b"payload")  # the signal completes: an early stream for session 0
+    raw.send(stream_id, header[1:] + b"payload")  # the header completes: an early stream for session 0
     pair.run(horizon=8.0)
     assert aborts == []
     assert pair.server.early_stream_count == 1
     assert pair.server.get_timer() is None or pair.server.get_timer() > pair.now + 50
+
+
+@pytest.mark.parametrize("ahead", [0, 4, 400], ids=["itself", "the-next-stream", "far-ahead"])
+def test_bidi_stream_naming_itself_or_a_later_stream_as_session_is_refused_at_once(ahead: int) -> None:
+    # The CONNECT stream of a session comes before its streams: no such session can ever arrive.
+    pair, raw = raw_pair()
+    aborts = record_aborts(pair.server)
+    raw.control()
+    pair.run()
+    stream_id = raw.quic.get_next_available_stream_id(is_unidirectional=False)
+    assert raw.bidi(frames.encode_bidi_stream_header(stream_id + ahead) + b"payload") == stream_id
+    pair.run()
+    assert aborts == [("stop", stream_id, c.WT_SESSION_GONE), ("reset", stream_id, c.WT_SESSION_GONE)]
+    assert pair.server.early_stream_count == 0
+    assert not pair.server.is_closed and not pair.take("server", ev.ProtocolViolation)
 
 
 def test_early_stream_whose_session_never_comes_is_rejected_after_early_stream_timeout() -> None:
