@@ -104,11 +104,42 @@ def workers_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cost_suite(args: argparse.Namespace) -> int:
+    """Instructions per operation (callgrind) for every stack: load-independent CPU cost."""
+    from benchmarks.cost import OPS, CostOptions, format_table, run_cost
+    from benchmarks.stacks import STACKS
+
+    options = CostOptions(pure=not args.no_pure)
+    if args.stacks:
+        options = replace(options, stacks=tuple(args.stacks.split(",")))
+    if args.rows:
+        options = replace(options, ops=tuple(args.rows.split(",")))
+    if args.quick:
+        options = replace(options, small=5, large=25)
+    for name, values, known in (("stack", options.stacks, STACKS), ("operation", options.ops, OPS)):
+        unknown = [value for value in values if value not in known]
+        if unknown:
+            print(f"unknown {name} {unknown[0]!r}; choose from {', '.join(known)}", file=sys.stderr)
+            return 2
+    print(f"cost: instructions per operation, (I({options.large}) - I({options.small})) / "
+          f"{options.large - options.small}, client and server in one process, under callgrind")
+    rows = run_cost(options, progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+    print(format_table(rows))
+    errors = [row.error for row in rows if row.error]
+    for error in errors:
+        print(f"ERROR: {error}", file=sys.stderr)
+    _write_json(args.json, {"suite": "cost", "small": options.small, "large": options.large,
+                            "results": [{"column": r.column, "op": r.op, "instructions_per_op": r.per_op,
+                                         "totals": r.counts, "error": r.error} for r in rows]})
+    return 1 if errors else 0
+
+
 #: Every report this runner knows, by the name given on the command line.
 SUITES: dict[str, Suite] = {
     "wire": wire_suite,
     "transport": transport_suite,
     "workers": workers_suite,
+    "cost": cost_suite,
 }
 
 
@@ -119,14 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run (seconds): numbers are rough")
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     parser.add_argument("--only", metavar="TEXT", help="wire: run only operations whose name contains TEXT")
-    parser.add_argument("--rows", metavar="GROUPS", help="transport: comma-separated row groups (default: all)")
-    parser.add_argument("--stacks", metavar="NAMES", help="transport: comma-separated stacks (default: all)")
+    parser.add_argument("--rows", metavar="GROUPS", help="transport: comma-separated row groups (default: all); "
+                        "cost: operations (echo, stream_echo, datagram_echo)")
+    parser.add_argument("--stacks", metavar="NAMES", help="transport, cost: comma-separated stacks (default: all)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="asyncio",
                         help="transport: event loop(s) to run every row on")
     parser.add_argument("--rounds", type=int, default=0, help="transport, workers: rounds per row, median "
                         "reported (transport: default 3, 1 with --quick; workers: default 1)")
     parser.add_argument("--plot", metavar="DIR", help="transport: write PNG plots to DIR (needs matplotlib)")
-    parser.add_argument("--no-pure", action="store_true", help="transport: skip the pure-_wire column")
+    parser.add_argument("--no-pure", action="store_true", help="transport, cost: skip the pure-_wire column")
     parser.add_argument("--backends", metavar="NAMES", help="workers: comma-separated QUIC backends "
                         "(default: aioquic,qh3)")
     parser.add_argument("--connects", type=int, default=0, help="workers: concurrent connects per burst "
