@@ -83,21 +83,32 @@ class EndpointTransmit(EndpointCore):
             self.datagrams_out += 1
 
     def _arm_timer(self, connection: ConnectionDriver) -> None:
+        """Make sure the loop wakes ``connection`` no later than its QUIC timer.
+
+        A deadline that moved later keeps the wake-up already armed: QUIC pushes its loss and
+        idle timers back on nearly every packet, and cancelling and re-arming a loop timer each
+        time costs a handle and two heap operations (cancelled handles also stay in the loop's
+        heap until it sweeps them). The early wake-up re-arms for the current deadline instead.
+        """
         deadline = connection.get_timer()
         entry = self._timers.get(connection)
         if entry is not None:
-            if entry[0] == deadline:
+            if deadline is not None and entry[0] <= deadline:
                 return
             entry[1].cancel()
             del self._timers[connection]
         if deadline is None:
             return
         delay = max(0.0, deadline - time.monotonic())
-        handle = self._loop.call_later(delay, self._on_timer, connection)
+        handle = self._loop.call_later(delay, self._on_timer, connection, deadline)
         self._timers[connection] = (deadline, handle)
 
-    def _on_timer(self, connection: ConnectionDriver) -> None:
+    def _on_timer(self, connection: ConnectionDriver, armed: float) -> None:
         self._timers.pop(connection, None)
+        deadline = connection.get_timer()
+        if deadline is not None and deadline > armed:  # pushed back since armed: not due yet
+            self._arm_timer(connection)
+            return
         if isinstance(connection, ClosingConnection):
             self._expire(connection)
             return
@@ -106,4 +117,3 @@ class EndpointTransmit(EndpointCore):
         except Exception:
             logger.exception("connection failed in its timer")
         self.schedule_flush(connection)
-

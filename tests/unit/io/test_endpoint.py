@@ -253,6 +253,50 @@ def test_timer_is_armed_after_transmit_and_fires_into_the_connection() -> None:
     assert loop.live_timers() == []
 
 
+def test_a_deadline_pushed_back_keeps_the_armed_timer_which_then_rearms_without_firing() -> None:
+    endpoint, loop, sock = make_endpoint()
+    connection = FakeConnection()
+    connection.timer = 1e12
+    endpoint.transmit(connection)
+    [timer] = loop.live_timers()
+    for later in (1e12 + 1, 1e12 + 2, 1e12 + 3):  # QUIC pushes its loss and idle timers back per packet
+        connection.timer = later
+        endpoint.transmit(connection)
+    assert loop.live_timers() == [timer] and len(loop.timers) == 1  # no handle made, none cancelled
+    loop.fire(timer)  # the old deadline: not due any more
+    assert connection.timer_calls == []
+    [rearmed] = loop.live_timers()
+    assert rearmed is not timer
+    loop.fire(rearmed)  # the current deadline: due
+    assert len(connection.timer_calls) == 1
+
+
+def test_a_deadline_brought_forward_replaces_the_armed_timer() -> None:
+    endpoint, loop, sock = make_endpoint()
+    connection = FakeConnection()
+    connection.timer = 1e12
+    endpoint.transmit(connection)
+    [first] = loop.live_timers()
+    connection.timer = 0.0
+    endpoint.transmit(connection)
+    assert first.cancelled
+    [sooner] = loop.live_timers()
+    assert sooner.delay == 0.0
+    loop.fire(sooner)
+    assert len(connection.timer_calls) == 1
+
+
+def test_a_timer_that_went_away_cancels_the_armed_one() -> None:
+    endpoint, loop, sock = make_endpoint()
+    connection = FakeConnection()
+    connection.timer = 1e12
+    endpoint.transmit(connection)
+    [armed] = loop.live_timers()
+    connection.timer = None
+    endpoint.transmit(connection)
+    assert armed.cancelled and loop.live_timers() == []
+
+
 def test_forget_drops_routes_timer_and_pending_flush_of_a_closed_connection() -> None:
     factory = Factory()
     endpoint, loop, sock = make_endpoint(factory)
