@@ -7,8 +7,8 @@ crypto into a native module. What differs from the aioquic backend:
   stream's receive window inline while building packets (doubling it once the peer used
   half, and again on every STREAM_DATA_BLOCKED). The closest safe mechanism is the one
   place all of those go through, the assignment to ``QuicStream.max_stream_data_local``:
-  every stream of the connection gets a per-connection subclass whose property lets the
-  window grow only up to *consumed + window*. Reads raise the window themselves and mark
+  every stream is switched to ``ReadDrivenQuicStream``, whose property refuses any raise
+  made by qh3. Reads raise the window (to *consumed + window*) themselves and mark
   the stream for qh3's own MAX_STREAM_DATA writer, so the frame goes out exactly as qh3
   would send it. The effect is the same as on aioquic: a slow reader caps what the sender
   can have in flight at one window.
@@ -91,8 +91,8 @@ from pywebtransport._protocol.quic_qh3_config import qh3_configuration
 from pywebtransport._protocol.quic_qh3_credit import (
     _INITIAL_MAX_STREAMS,
     _WINDOW_SLOT,
+    ReadDrivenQuicStream,
     _FinishedStreams,
-    _read_driven_stream_class,
     _StreamCountLimit,
 )
 from pywebtransport._protocol.quic_qh3_fin import _FinAwareSender, fin_needs_own_frame
@@ -194,7 +194,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
                          original_destination_connection_id=original_destination_connection_id)
         self._consumed: dict[int, int] = {}
         self._window = configuration.max_stream_data
-        self._stream_class = _read_driven_stream_class(self._consumed, self._window)
         self._dropped = 0
         self._exporter_secret: tuple[str, bytes] | None = None
         # Stream-count credit follows finished streams, not arrivals (see _StreamCountLimit).
@@ -233,7 +232,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         # qh3 hook: every received stream frame finds its stream here.
         stream = super()._get_or_create_stream(frame_type, stream_id)
         if type(stream) is QuicStream:
-            stream.__class__ = self._stream_class
+            stream.__class__ = ReadDrivenQuicStream
         return stream
 
     def _get_or_create_stream_for_send(self, stream_id: int) -> QuicStream:
@@ -243,7 +242,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             raise ValueError("Cannot send data on a finished stream")
         stream = super()._get_or_create_stream_for_send(stream_id)
         if type(stream) is QuicStream:
-            stream.__class__ = self._stream_class
+            stream.__class__ = ReadDrivenQuicStream
         return stream
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:

@@ -24,20 +24,24 @@ _INITIAL_MAX_STREAMS = 128
 _WINDOW_SLOT: Any = QuicStream.__dict__["max_stream_data_local"]
 
 
-def _read_driven_stream_class(consumed: dict[int, int], window: int) -> type[QuicStream]:
-    """A QuicStream subclass (same layout, so streams can be switched to it) whose receive
-    window may grow only as far as the application has read plus one window."""
-
-    def set_window(stream: QuicStream, value: int) -> None:
-        current = _WINDOW_SLOT.__get__(stream, QuicStream)
-        if value > current:
-            # qh3 doubles the window on arrival and on STREAM_DATA_BLOCKED: cap it at the reads.
-            value = max(current, min(value, consumed.get(stream.stream_id or 0, 0) + window))
+def _keep_window_unless_lowered(stream: QuicStream, value: int) -> None:
+    # qh3 raises the window as data arrives and doubles it on STREAM_DATA_BLOCKED: both are
+    # refused. Only Qh3Connection.consume_stream_data raises it, through the slot itself.
+    if value <= _WINDOW_SLOT.__get__(stream, QuicStream):
         _WINDOW_SLOT.__set__(stream, value)
 
+
+class ReadDrivenQuicStream(QuicStream):
+    """A QuicStream (same layout, so qh3's streams are switched to it on creation) whose
+    receive window qh3 itself can no longer raise: it grows only by read-driven grants.
+
+    One class for every connection: a class made per connection cost about 50 us to build
+    and left CPython's attribute caches cold for each new one.
+    """
+
+    __slots__ = ()
     # The getter is the slot's own (C, no Python frame): qh3 reads the window per stream per packet.
-    return type("ReadDrivenQuicStream", (QuicStream,),
-                {"__slots__": (), "max_stream_data_local": property(_WINDOW_SLOT.__get__, set_window)})
+    max_stream_data_local = property(_WINDOW_SLOT.__get__, _keep_window_unless_lowered)
 
 
 class _StreamCountLimit:
