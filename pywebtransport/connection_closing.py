@@ -121,8 +121,9 @@ class ConnectionClosing(ConnectionCore):
         return await self._wait_until(lambda: all(engine.stream_send_acknowledged(sid) for sid in ids), timeout)
 
     async def wait_close_confirmed(self, session_ids: Iterable[SessionId], *, timeout: float) -> bool:
-        """After closing sessions: wait until their WT_CLOSE_SESSION is acknowledged, then (at
-        most ``CLOSE_CONFIRM_GRACE`` more) until the peer ended its side of each CONNECT stream.
+        """After closing sessions: wait until their WT_CLOSE_SESSION is acknowledged or the peer
+        ended its side of the CONNECT stream (``session_close_settled``), then (at most
+        ``CLOSE_CONFIRM_GRACE`` more) until the peer ended its side of each CONNECT stream.
 
         An acknowledgement says the bytes arrived, not that the peer's application read them:
         Chromium reported 'Connection lost' when CONNECTION_CLOSE followed right after. A peer
@@ -131,9 +132,9 @@ class ConnectionClosing(ConnectionCore):
         ids = tuple(session_ids)
         loop = self._loop
         deadline = loop.time() + timeout
-        if not await self.wait_acknowledged(ids, timeout=timeout):
-            return False
         engine = self._engine
+        if not await self._wait_until(lambda: all(engine.session_close_settled(sid) for sid in ids), timeout):
+            return False
         grace = min(CLOSE_CONFIRM_GRACE, max(0.0, deadline - loop.time()))
         confirmed = await self._wait_until(lambda: all(engine.session_close_confirmed(sid) for sid in ids), grace)
         if confirmed and self._engine.dialect is Dialect.DRAFT02:

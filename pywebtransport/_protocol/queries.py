@@ -138,14 +138,27 @@ class EngineQueries(EngineCore):
     def unconfirmed_closes(self) -> list[int]:
         """Sessions that have ended with our FIN (and close capsule) on their CONNECT stream
         not yet acknowledged: a connection close waits for them as for the open ones, or its
-        CONNECTION_CLOSE, which QUIC sends alone, leaves them unsent for good."""
+        CONNECTION_CLOSE, which QUIC sends alone, leaves them unsent for good. A session whose
+        peer has ended its side too is over at both ends and not listed
+        (``session_close_settled``)."""
         order = self._closed_order
         if not order:
             return []
         sessions = self._sessions
-        return [sid for sid in order
-                if (session := sessions.get(sid)) is not None and session.local_fin_sent
-                and not self.stream_send_acknowledged(sid)]
+        return [sid for sid in order if (session := sessions.get(sid)) is not None and session.local_fin_sent
+                and not self.session_close_settled(sid)]
+
+    def session_close_settled(self, session_id: int) -> bool:
+        """Whether nothing of our side of a closed session's CONNECT stream needs to arrive
+        any more: our FIN (and close capsule) was acknowledged, or the peer ended its side
+        (FIN or reset), so the session is over at its end whatever it read of ours (draft-15
+        §6: either end's FIN on the CONNECT stream terminates the session). Waiting for an
+        acknowledgement there costs a connection close the peer's delayed ACK (1 ms in
+        aioquic and qh3) and a loop pass."""
+        session = self._sessions.get(session_id)
+        if session is None or session.peer_fin_received or self._closed:
+            return True
+        return self.stream_send_acknowledged(session_id)
 
     def session_close_confirmed(self, session_id: int) -> bool:
         """Whether the peer ended its side of the session's CONNECT stream (FIN or reset)

@@ -19,6 +19,8 @@ from pywebtransport.exceptions import DatagramError, LocalProtocolError
 from pywebtransport.types import SessionState
 
 from .harness import (
+    CLIENT_ADDR,
+    SERVER_ADDR,
     STATIC_ACCEPT_ANY,
     Pair,
     RawPeer,
@@ -854,3 +856,32 @@ def test_close_is_confirmed_once_the_peer_ends_its_side_of_the_connect_stream() 
     pair.run()
     assert pair.one("client", ev.SessionClosed).error_code == 9
     assert pair.server.session_close_confirmed(sid)
+
+
+def test_a_close_is_settled_by_the_peers_fin_before_our_fin_is_acknowledged() -> None:
+    """The peer answers our WT_CLOSE_SESSION with its FIN before its (delayed) ACK: the
+    session is over at both ends, so a connection close has nothing left to wait for."""
+    pair = Pair()
+    sid = pair.open_session()
+    pair.client.close_session(sid, 7, "done")
+    assert pair.client.unconfirmed_closes() == [sid]
+    for data, _ in pair.client.datagrams_to_send(pair.now):
+        pair.server.receive_datagram(data, CLIENT_ADDR, pair.now)
+    for data, _ in pair.server.datagrams_to_send(pair.now):  # its FIN, with no ACK yet (1 ms ACK delay)
+        pair.client.receive_datagram(data, SERVER_ADDR, pair.now)
+    assert not pair.client.stream_send_acknowledged(sid)
+    assert pair.client.session_close_settled(sid)
+    assert pair.client.unconfirmed_closes() == []
+
+
+def test_a_close_the_peer_has_not_answered_stays_unsettled_until_acknowledged() -> None:
+    pair = Pair()
+    sid = pair.open_session()
+    pair.client.close_session(sid, 7, "done")
+    for _ in pair.client.datagrams_to_send(pair.now):  # lost
+        pass
+    assert not pair.client.session_close_settled(sid)
+    assert pair.client.unconfirmed_closes() == [sid]
+    pair.run(horizon=2.0)  # retransmitted and answered
+    assert pair.client.session_close_settled(sid)
+    assert pair.client.unconfirmed_closes() == []
