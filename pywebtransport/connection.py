@@ -64,6 +64,18 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
                            protocols: Sequence[str] | None = None) -> WebTransportSession:
         """Client: open a session and wait until it is ready (SessionRejectedError if refused);
         ``protocols`` is the subprotocol offer (draft-15 §3.3)."""
+        session = self.request_session(path=path, authority=authority, origin=origin, headers=headers,
+                                       protocols=protocols)
+        return await self.wait_session_ready(session, timeout=timeout)
+
+    def request_session(self, *, path: str, authority: str, origin: str | None = None,
+                        headers: Headers | None = None, protocols: Sequence[str] | None = None) -> WebTransportSession:
+        """Client: ask for a session now, without waiting; ``wait_session_ready`` waits for the answer.
+
+        It may be called before the handshake ends: the engine holds the CONNECT until the
+        server's SETTINGS arrive (RFC 9220 §3) and sends it in the same pass, so with a server
+        that sends SETTINGS in its handshake flight the request leaves with our Finished.
+        """
         if self.is_closed:
             raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
                                         reason=self._close_reason)
@@ -77,6 +89,13 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
         self._add_session(session)
         session.log_requested()
         self.process_engine_events()
+        return session
+
+    async def wait_session_ready(self, session: WebTransportSession, *,
+                                 timeout: float | None = None) -> WebTransportSession:
+        """Client: wait until a requested session is ready (SessionRejectedError if refused;
+        TimeoutError naming how far the connection got after ``timeout``, default
+        ``config.connect_timeout``, and the session closed)."""
         wait = timeout if timeout is not None else self._config.connect_timeout
         try:
             await session.ready(timeout=wait)
@@ -84,9 +103,9 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
             stage = self.connect_stage
             await session.close(error_code=0, reason="timed out")
             if stage is ConnectStage.HTTP3:
-                raise TimeoutError(f"the server did not answer the CONNECT request for {path} within {wait:.1f}s "
-                                   f"({stage.value})") from None
-            raise TimeoutError(f"no session on {path} within {wait:.1f}s: {self._describe_stage()}") from None
+                raise TimeoutError(f"the server did not answer the CONNECT request for {session.path} within "
+                                   f"{wait:.1f}s ({stage.value})") from None
+            raise TimeoutError(f"no session on {session.path} within {wait:.1f}s: {self._describe_stage()}") from None
         return session
 
     # ------------------------------------------------------------------ server side

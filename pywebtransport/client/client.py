@@ -134,12 +134,14 @@ class WebTransportClient:
             connection.events.on(ended, lambda _event: self._connection_ended(connection))
         try:
             connection.connect()
-            await connection.wait_connected(timeout=remaining())
+            # Asked for before the handshake ends: the CONNECT leaves in the same packet as our
+            # Finished when the server's SETTINGS came with its handshake flight (0.5-RTT).
             request_headers = {"user-agent": self._config.user_agent, **self._config.headers, **(headers or {})}
             authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            session = await connection.open_session(path=path, authority=authority, origin=self._config.origin,
-                                                    headers=request_headers, protocols=protocols,
-                                                    timeout=remaining())
+            requested = connection.request_session(path=path, authority=authority, origin=self._config.origin,
+                                                   headers=request_headers, protocols=protocols)
+            await connection.wait_connected(timeout=remaining())
+            session = await connection.wait_session_ready(requested, timeout=remaining())
         except BaseException:
             await connection.close()
             self._connections.discard(connection)

@@ -57,3 +57,20 @@ def test_a_server_asking_for_a_client_certificate_sends_its_settings_after_the_h
     assert not _client_has_settings(pair)
     pair.run()
     assert pair.one("client", ev.H3Ready)
+
+
+def test_a_session_asked_for_before_the_handshake_is_requested_with_the_clients_finished(backend: str) -> None:
+    """What ``WebTransportClient.connect`` does: the request is made right after the first
+    Initial; the engine holds it until the server's SETTINGS and sends it in that same pass."""
+    pair = Pair(backend=backend)
+    sid = pair.client.open_session(authority="localhost:4433", path="/echo", origin="https://example.test")
+    for _ in range(3):
+        _round_trip(pair)
+        if pair.client.quic.handshake_complete:
+            break
+    assert pair.client.quic.handshake_complete and not pair.server.quic.handshake_complete
+    for data, _ in pair.client.datagrams_to_send(pair.now):  # our Finished, SETTINGS and CONNECT
+        pair.server.receive_datagram(data, CLIENT_ADDR, pair.now)
+    assert pair.server.quic.handshake_complete
+    requested = [e for e in iter(pair.server.next_event, None) if isinstance(e, ev.SessionRequested)]
+    assert [e.session_id for e in requested] == [sid]
