@@ -122,7 +122,8 @@ def cost_suite(args: argparse.Namespace) -> int:
             print(f"unknown {name} {unknown[0]!r}; choose from {', '.join(known)}", file=sys.stderr)
             return 2
     print(f"cost: instructions per operation, (I({options.large}) - I({options.small})) / "
-          f"{options.large - options.small}, client and server in one process, under callgrind")
+          f"{options.large - options.small} (a fifth as many for session), client and server in one "
+          f"process, under callgrind")
     rows = run_cost(options, progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
     print(format_table(rows))
     errors = [row.error for row in rows if row.error]

@@ -44,8 +44,11 @@ OPS: dict[str, str] = {
     "echo": "64 B echo on an open stream",
     "stream_echo": "new stream + 64 B echo",
     "datagram_echo": "64 B datagram echo",
+    "session": "connect + session + close",
 }
 WARM_UP = 30
+#: Ops that cost far more than a round trip run this many times fewer (both counts).
+_SCALE_DOWN: dict[str, int] = {"session": 5}
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -57,8 +60,9 @@ def collected_instructions(callgrind_stderr: str) -> int:
     return int(found[-1])
 
 
-async def _operation(client: BenchClient, op: str) -> Callable[[], Awaitable[None]]:
-    """A callable running one ``op`` on ``client``; raises RuntimeError on a wrong answer."""
+async def _operation(served: Served, client: BenchClient, op: str) -> Callable[[], Awaitable[None]]:
+    """A callable running one ``op`` on ``client`` (a ``session`` op connects a client of its
+    own to ``served``); raises RuntimeError on a wrong answer."""
     message = b"m" * 64
     if op == "echo":
         stream = await client.open_stream()
@@ -85,6 +89,13 @@ async def _operation(client: BenchClient, op: str) -> Callable[[], Awaitable[Non
                 raise RuntimeError("the datagram echo came back different")
 
         return datagram_echo
+    if op == "session":
+
+        async def session() -> None:
+            fresh = await served.stack.connect(served.port, served.cert)
+            await fresh.close()
+
+        return session
     raise ValueError(f"unknown operation {op!r}; choose from {', '.join(OPS)}")
 
 
@@ -93,7 +104,7 @@ async def run_ops(stack_name: str, op: str, count: int, cert: Certificate, *, wa
     stack = STACKS[stack_name]()
     async with Served(stack, cert) as served:
         client = await served.connect()
-        once = await _operation(client, op)
+        once = await _operation(served, client, op)
         for _ in range(warm_up):
             await once()
         for _ in range(count):
@@ -130,17 +141,26 @@ def _child_command(options: CostOptions, stack: str, op: str, count: int) -> lis
             sys.executable, "-m", "benchmarks.cost", stack, op, str(count)]
 
 
+def _counts(options: CostOptions, op: str) -> tuple[int, int]:
+    """The two operation counts measured for ``op``: ``small`` and ``large``, scaled down for
+    expensive ops but always at least one apart."""
+    scale = _SCALE_DOWN.get(op, 1)
+    small = max(1, options.small // scale)
+    return small, max(small + 1, options.large // scale)
+
+
 def _measure(options: CostOptions, column: str, stack: str, op: str, pure: bool) -> CostRow:
     row = CostRow(column, op)
     env = {**os.environ, "PYWEBTRANSPORT_NO_EXTENSIONS": "1" if pure else "0"}
-    for count in (options.small, options.large):
+    small, large = _counts(options, op)
+    for count in (small, large):
         done = subprocess.run(_child_command(options, stack, op, count), capture_output=True, text=True,
                               env=env, timeout=1800, check=False)
         if done.returncode != 0:
             row.error = f"{column} {op} x{count} exited {done.returncode}: {done.stderr.strip()[-400:]}"
             return row
         row.counts[count] = collected_instructions(done.stderr)
-    row.per_op = (row.counts[options.large] - row.counts[options.small]) / (options.large - options.small)
+    row.per_op = (row.counts[large] - row.counts[small]) / (large - small)
     return row
 
 
