@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     parser.add_argument("--only", metavar="TEXT", help="wire: run only operations whose name contains TEXT")
     parser.add_argument("--rows", metavar="GROUPS", help="transport: comma-separated row groups (default: all); "
-                        "cost: operations (echo, stream_echo, datagram_echo)")
+                        "cost: operations (echo, stream_echo, datagram_echo, session)")
     parser.add_argument("--stacks", metavar="NAMES", help="transport, cost: comma-separated stacks (default: all)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="asyncio",
                         help="transport: event loop(s) to run every row on")
