@@ -60,42 +60,51 @@ class StreamRouting(EngineCore):
 
     def _on_preamble(self, record: StreamRecord, data: bytes, fin: bool) -> None:
         record.preamble += data
+        rest = self._read_preamble(record, fin)
+        kind = record.kind
+        # Typed (or ended): its opening deadline is over. Still opening: a preamble being read,
+        # or a request whose headers are (requests.py ends that one); request_timeout bounds both.
+        if not (kind is StreamKind.PENDING_UNI or kind is StreamKind.PENDING_BIDI or kind is StreamKind.REQUEST):
+            self._incomplete_openings.pop(record.stream_id, None)
+        if rest is not None and kind is not StreamKind.FINISHED and (rest or fin):
+            self._dispatch(record, rest, fin)
+
+    def _read_preamble(self, record: StreamRecord, fin: bool) -> bytes | None:
+        """Type the stream once its preamble is complete; returns the bytes after it (None
+        while it is incomplete). A stream that ends before its type is finished, keeping
+        nothing (RFC 9114 §6.2)."""
         if record.kind is StreamKind.PENDING_UNI:
             header = frames.read_uni_stream_header(record.preamble)
             if header is None:
-                if fin:  # ended before its type: nothing to keep (RFC 9114 §6.2)
-                    self._incomplete_openings.pop(record.stream_id, None)
+                if fin:
                     self._streams.finish(record)
-                return
-            self._incomplete_openings.pop(record.stream_id, None)
+                return None
             stream_type, session_id, used = header
             rest = bytes(record.preamble[used:])
             record.preamble = bytearray()
             self.quic.consume_stream_data(record.stream_id, used)
             self._classify_uni(record, stream_type, session_id)
+            return rest
+        bidi = frames.read_bidi_stream_header(record.preamble)
+        if bidi is None:
+            if fin:
+                self._streams.finish(record)
+            return None
+        session_id, used = bidi
+        rest = bytes(record.preamble[used:])
+        record.preamble = bytearray()
+        self.quic.consume_stream_data(record.stream_id, used)
+        if session_id >= 0:
+            self._attach_webtransport(record, session_id)
+        elif self.is_client:
+            raise RemoteProtocolError(f"server opened bidirectional stream {record.stream_id} that is not "
+                                      "WebTransport", error_code=c.H3_STREAM_CREATION_ERROR)
         else:
-            bidi = frames.read_bidi_stream_header(record.preamble)
-            if bidi is None:
-                if fin:
-                    self._incomplete_openings.pop(record.stream_id, None)
-                    self._streams.finish(record)
-                return
-            session_id, used = bidi
-            rest = bytes(record.preamble[used:])
-            record.preamble = bytearray()
-            self.quic.consume_stream_data(record.stream_id, used)
-            if session_id < 0:
-                if self.is_client:
-                    raise RemoteProtocolError(f"server opened bidirectional stream {record.stream_id} that is not "
-                                              "WebTransport", error_code=c.H3_STREAM_CREATION_ERROR)
-                record.kind = StreamKind.REQUEST
-                record.parser = frames.FrameParser(max_frame_size=self.config.max_header_block_size)
-                # Its deadline runs on from the first byte: the headers must complete in request_timeout.
-            else:
-                self._incomplete_openings.pop(record.stream_id, None)
-                self._attach_webtransport(record, session_id)
-        if record.kind is not StreamKind.FINISHED and (rest or fin):
-            self._dispatch(record, rest, fin)
+            # An HTTP request: its deadline runs on from the first byte until its headers
+            # are complete (requests.py ends it), within request_timeout.
+            record.kind = StreamKind.REQUEST
+            record.parser = frames.FrameParser(max_frame_size=self.config.max_header_block_size)
+        return rest
 
     def _classify_uni(self, record: StreamRecord, stream_type: int, session_id: int) -> None:
         kind = Http3.critical_kind(stream_type)
