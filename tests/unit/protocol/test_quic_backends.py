@@ -586,3 +586,35 @@ def test_connections_share_one_copy_of_each_frame_epoch_set(backend: str) -> Non
     for frame_type in tables[0]:
         assert tables[0][frame_type][1] is tables[1][frame_type][1], hex(frame_type)
     first.open_session()  # and the connections still speak QUIC
+
+
+def test_more_bytes_on_an_open_stream_arrive_and_a_peers_unidirectional_stream_stays_unsendable(
+        backend: str) -> None:
+    """The seam's send path (qh3's skips its own stream lookup for an open stream): bytes
+    written in pieces arrive whole and in order, and the peer's unidirectional stream, which
+    QUIC already holds, still refuses our bytes."""
+    pair = Pair(backend=backend)
+    pair.open_session()
+    quic_client, quic_server = pair.client.quic, pair.server.quic
+    bidi = quic_client.get_next_available_stream_id(is_unidirectional=False)
+    for piece in (b"one ", b"two ", b"three"):
+        quic_client.send_stream_data(bidi, piece)
+    quic_client.send_stream_data(bidi, b"", end_stream=True)
+    peer_uni = quic_server.get_next_available_stream_id(is_unidirectional=True)
+    quic_server.send_stream_data(peer_uni, b"x")
+    received = {}
+    for _ in range(5):
+        for data, _addr in quic_client.datagrams_to_send(pair.now):
+            quic_server.receive_datagram(data, CLIENT_ADDR, now=pair.now)
+        for data, _addr in quic_server.datagrams_to_send(pair.now):
+            quic_client.receive_datagram(data, SERVER_ADDR, now=pair.now)
+        for quic in (quic_client, quic_server):
+            while (event := quic.next_event()) is not None:
+                if hasattr(event, "stream_id") and hasattr(event, "data"):
+                    received.setdefault(event.stream_id, b"")
+                    received[event.stream_id] += event.data
+        pair.now += 0.01
+    assert received[bidi] == b"one two three"
+    assert quic_client.has_stream(peer_uni)  # the client holds the peer's stream
+    with pytest.raises(ValueError):
+        quic_client.send_stream_data(peer_uni, b"not ours to send")
