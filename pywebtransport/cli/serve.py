@@ -178,34 +178,44 @@ def run_serve_workers(*, host: str, port: int, cert: str | None, key: str | None
         return 0
     with tempfile.TemporaryDirectory(prefix="pywebtransport-serve-") as tmp:
         certfile, keyfile, digest = _certificate(cert, key, tmp)
-        shared = _workers.resolve_port(host, port)
-        config = ServerConfig(host=host, port=shared, certfile=certfile, keyfile=keyfile, reuse_port=True)
-
-        async def serve(context: _workers.WorkerContext) -> None:
-            server = WebTransportServer(config=config, handler=echo_session)
-            async with server:
-                # Worker 1 serves the page; it binds before the barrier, so a busy page port
-                # fails the start-up rather than a running server.
-                page_server = await _start_page(server, digest, http_port if context.info.index == 1 else 0)
-                if await context.listening():
-                    await _serve(server, page_server=page_server, signals=STOP_SIGNALS, announce=None)
-                elif page_server is not None:
-                    page_server.close()
-
-        def worker(context: _workers.WorkerContext) -> int:
-            asyncio.run(serve(context))
-            return 0
-
-        def announce(pids: list[int]) -> None:
-            print("\n".join(banner(host, shared, digest, http_port, pids)), flush=True)
-
-        def stopping(signum: signal.Signals) -> None:
-            print(f"{signum.name}: closing the sessions ...", file=sys.stderr, flush=True)
-
-        supervisor = _workers.Supervisor(worker, workers=workers, port=shared,
-                                         stop_timeout=config.close_timeout + _workers.STOP_GRACE, on_serving=announce,
-                                         on_stop=stopping)
-        result = supervisor.run()
+        reservation = _workers.reserve_port(host, port)
+        try:
+            result = _serve_workers(reservation, workers, host, certfile, keyfile, digest, http_port)
+        finally:
+            reservation.release()
     if not result.clean:
         raise ServerError("; ".join(result.failures))
     return 130 if result.signal is signal.SIGINT else 0
+
+
+def _serve_workers(reservation: _workers.PortReservation, workers: int, host: str, certfile: str, keyfile: str,
+                   digest: bytes, http_port: int) -> _workers.SupervisorResult:
+    """Run the supervisor of ``serve --workers N`` on the reserved port (``run_serve_workers``)."""
+    shared = reservation.port
+    config = ServerConfig(host=host, port=shared, certfile=certfile, keyfile=keyfile, reuse_port=True)
+
+    async def serve(context: _workers.WorkerContext) -> None:
+        server = WebTransportServer(config=config, handler=echo_session)
+        async with server:
+            # Worker 1 serves the page; it binds before the barrier, so a busy page port
+            # fails the start-up rather than a running server.
+            page_server = await _start_page(server, digest, http_port if context.info.index == 1 else 0)
+            if await context.listening():
+                await _serve(server, page_server=page_server, signals=STOP_SIGNALS, announce=None)
+            elif page_server is not None:
+                page_server.close()
+
+    def worker(context: _workers.WorkerContext) -> int:
+        asyncio.run(serve(context))
+        return 0
+
+    def announce(pids: list[int]) -> None:
+        print("\n".join(banner(host, shared, digest, http_port, pids)), flush=True)
+
+    def stopping(signum: signal.Signals) -> None:
+        print(f"{signum.name}: closing the sessions ...", file=sys.stderr, flush=True)
+
+    supervisor = _workers.Supervisor(worker, workers=workers, port=shared,
+                                     stop_timeout=config.close_timeout + _workers.STOP_GRACE, on_serving=announce,
+                                     on_stop=stopping, reservation=reservation)
+    return supervisor.run()

@@ -170,7 +170,8 @@ class ServerApp:
         asyncio.run(self.serve_until_signalled(drain_timeout=drain_timeout))
 
     def _run_workers(self, workers: int, drain_timeout: float) -> None:
-        port = _workers.resolve_port(self._config.host, self._config.port)
+        reservation = _workers.reserve_port(self._config.host, self._config.port)
+        port = reservation.port
 
         def serve(context: _workers.WorkerContext) -> int:
             # This is the worker's own copy of the app and its config (after the fork): every
@@ -182,7 +183,11 @@ class ServerApp:
             return 0
 
         stop_timeout = drain_timeout + self._config.close_timeout + _workers.STOP_GRACE
-        result = _workers.Supervisor(serve, workers=workers, port=port, stop_timeout=stop_timeout).run()
+        try:
+            result = _workers.Supervisor(serve, workers=workers, port=port, stop_timeout=stop_timeout,
+                                         reservation=reservation).run()
+        finally:
+            reservation.release()
         if not result.clean:
             raise ServerError("; ".join(result.failures))
 

@@ -41,6 +41,7 @@ from pywebtransport.exceptions import ServerError
 
 __all__ = [
     "STOP_GRACE",
+    "PortReservation",
     "Supervisor",
     "SupervisorResult",
     "WorkerContext",
@@ -48,6 +49,7 @@ __all__ = [
     "current_worker",
     "describe_exit",
     "multiprocess_unavailable",
+    "reserve_port",
     "resolve_port",
 ]
 
@@ -106,9 +108,11 @@ def multiprocess_unavailable(*, platform: str = sys.platform) -> str | None:
 def resolve_port(host: str, port: int) -> int:
     """The port every worker binds: ``port``, or a free one for 0.
 
-    The check binds a plain socket (without ``SO_REUSEPORT``) and closes it at once, so that
-    no socket stays in the group that no worker reads. A port already in use, also by
-    another ``SO_REUSEPORT`` group, fails here with ServerError instead of being shared.
+    The check binds a plain socket (without ``SO_REUSEPORT``) and closes it at once. A port
+    already in use, also by another ``SO_REUSEPORT`` group, fails here with ServerError
+    instead of being shared; but the port is free again until the workers bind it, so
+    another process can take it meanwhile. ``reserve_port`` holds it instead (what
+    ``ServerApp.run(workers=N)`` and ``serve --workers N`` use).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
@@ -117,6 +121,54 @@ def resolve_port(host: str, port: int) -> int:
         except OSError as exc:
             raise ServerError(f"cannot listen on {host}:{port}: {exc}") from exc
         return int(probe.getsockname()[1])
+
+
+class PortReservation:
+    """A UDP port held for the workers from before they are forked until they all listen.
+
+    The socket was bound without ``SO_REUSEPORT`` (so the port was free: not another
+    process's, nor another ``SO_REUSEPORT`` group's), then given ``SO_REUSEPORT`` so the
+    workers' sockets join it. While held, no other process can take the port; the supervisor
+    releases it once every worker is bound and before anything is announced, so it never
+    receives a client's datagram that matters. Each worker closes its copy after the fork.
+    """
+
+    def __init__(self, port: int, sock: socket.socket | None = None) -> None:
+        self.port = port
+        self._sock = sock
+
+    @property
+    def held(self) -> bool:
+        return self._sock is not None
+
+    def release(self) -> None:
+        """Close the holding socket (idempotent); the workers' sockets keep the port."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+
+def reserve_port(host: str, port: int) -> PortReservation:
+    """Hold ``port`` (a free one for 0) for the workers: ServerError when it is in use.
+
+    Unlike ``resolve_port``, nothing can take the port between this check and the workers'
+    binds: the reservation holds it until the supervisor releases it (``PortReservation``).
+    Where ``SO_REUSEPORT`` does not exist, the port is checked and not held.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))  # no SO_REUSEPORT yet: a port in use, by anyone, fails here
+        chosen = int(sock.getsockname()[1])
+        reuse_port = getattr(socket, "SO_REUSEPORT", None)
+        if reuse_port is None:
+            sock.close()
+            return PortReservation(chosen)
+        sock.setsockopt(socket.SOL_SOCKET, reuse_port, 1)  # now the workers' sockets may join it
+    except OSError as exc:
+        sock.close()
+        raise ServerError(f"cannot listen on {host}:{port}: {exc}") from exc
+    return PortReservation(chosen, sock)
 
 
 def describe_exit(code: int) -> str:
@@ -203,7 +255,8 @@ class Supervisor:
     """Fork ``workers`` processes running ``target(context)`` and watch them (Linux).
 
     ``target`` runs in each worker and returns its exit status; it must call
-    ``await context.listening()`` once its socket is bound. ``on_serving(pids)`` runs in the
+    ``await context.listening()`` once its socket is bound. A ``reservation``
+    (``reserve_port``) holds the port until then. ``on_serving(pids)`` runs in the
     supervisor once every worker is listening, ``on_stop(signal)`` when a stop signal
     arrives. SIGINT or SIGTERM to the supervisor sends SIGTERM to every worker and waits
     ``stop_timeout`` seconds for them to end, then kills the rest; a second signal kills them
@@ -213,11 +266,16 @@ class Supervisor:
 
     def __init__(self, target: WorkerMain, *, workers: int, port: int, stop_timeout: float,
                  on_serving: Callable[[list[int]], None] | None = None,
-                 on_stop: Callable[[signal.Signals], None] | None = None) -> None:
+                 on_stop: Callable[[signal.Signals], None] | None = None,
+                 reservation: PortReservation | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers!r}")
+        if reservation is not None and reservation.port != port:
+            raise ValueError(f"the reservation holds port {reservation.port}, not {port}")
         self._target = target
         self._port = port
+        #: Released once every worker listens (or when the supervisor ends); workers close their copy.
+        self._reservation = reservation
         self._stop_timeout = stop_timeout
         self._on_serving = on_serving
         self._on_stop = on_stop
@@ -274,6 +332,8 @@ class Supervisor:
                     self._kill_all(f"did not stop within {self._stop_timeout:g} s")
         finally:
             selector.close()
+            if self._reservation is not None:
+                self._reservation.release()
             self._kill_all("the supervisor failed", record=False)
             for slot in self._slots:
                 self._reap_slot(slot, block=True)
@@ -318,6 +378,8 @@ class Supervisor:
             for fd in (*self._private_fds, go_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            if self._reservation is not None:  # this process's copy: the supervisor's goes at the barrier
+                self._reservation.release()
             info = WorkerInfo(slot.index, len(self._slots), os.getpid())
             _current = info
             _name_worker_in_logs(info)
@@ -439,6 +501,8 @@ class Supervisor:
                 self._answer(slot, _STOPPING)
         if not self._serving and not self._stopping and all(s.listening for s in self._slots):
             self._serving = True
+            if self._reservation is not None:  # every worker's socket holds the port now
+                self._reservation.release()
             for slot in self._slots:
                 self._answer(slot, _GO)
             logger.info("serving on port %d with %d workers (pids %s)", self._port, len(self._slots),

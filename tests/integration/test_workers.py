@@ -25,8 +25,9 @@ import pytest
 import pywebtransport
 from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ClientConfig, ServerConfig
+from pywebtransport.exceptions import ServerError
 from pywebtransport.server import ServerApp
-from pywebtransport.server.workers import describe_exit, multiprocess_unavailable, resolve_port
+from pywebtransport.server.workers import describe_exit, multiprocess_unavailable, reserve_port, resolve_port
 from pywebtransport.session import WebTransportSession
 from pywebtransport.types import CloseCause
 from pywebtransport.utils import SelfSignedCertificate
@@ -286,6 +287,53 @@ async def test_a_port_in_use_fails_the_run_before_any_worker_starts(
         with app_process(tmp_path, certificate, workers=2, port=port) as (child, out):
             assert await wait_exit(child) == 3
     assert f"run failed: cannot listen on 127.0.0.1:{port}" in out.text()
+
+
+def sockets_on_udp_port(port: int) -> int:
+    """How many UDP sockets of this machine are bound to ``port`` (Linux's /proc/net/udp{,6})."""
+    count = 0
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(name) as table:
+            next(table)
+            count += sum(1 for line in table if int(line.split()[1].rsplit(":", 1)[1], 16) == port)
+    return count
+
+
+async def test_the_port_is_held_until_the_workers_listen_and_then_only_they_hold_it(
+        certificate: SelfSignedCertificate, tmp_path: Path) -> None:
+    """Port 0: the supervisor holds the port it picked from before the fork (no other
+    process can take it meanwhile) and lets go of it, in itself and in every worker, once
+    all listen: a socket left in the group would get a share of the clients and answer none."""
+    with app_process(tmp_path, certificate, workers=2) as (child, out):
+        port, workers = await ready_workers(out, 2)
+        assert sockets_on_udp_port(port) == 2, out.text()
+        child.send_signal(signal.SIGTERM)
+        assert await wait_exit(child) == 0, out.text()
+
+
+def test_a_reserved_port_is_held_until_released_and_only_reuse_port_sockets_join_it() -> None:
+    reservation = reserve_port("127.0.0.1", 0)
+    port = reservation.port
+    assert reservation.held and sockets_on_udp_port(port) == 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # another process without SO_REUSEPORT: refused
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as worker:
+        worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        worker.bind(("127.0.0.1", port))  # a worker joins
+        reservation.release()
+        reservation.release()  # idempotent
+        assert not reservation.held and sockets_on_udp_port(port) == 1  # the worker's alone
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain:
+        plain.bind(("127.0.0.1", port))  # free again once the workers are gone
+
+
+def test_a_port_held_by_another_reuse_port_group_is_not_reserved() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        port = other.getsockname()[1]
+        with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
+            reserve_port("127.0.0.1", port)
 
 
 def test_resolve_port_gives_a_free_port_for_zero_and_keeps_a_given_one() -> None:
