@@ -76,6 +76,8 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
         server's SETTINGS arrive (RFC 9220 §3) and sends it in the same pass, so with a server
         that sends SETTINGS in its handshake flight the request leaves with our Finished.
         """
+        if self._close_error is not None:  # failing already, say a refusal reported at the first send
+            raise self._close_error
         if self.is_closed:
             raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
                                         reason=self._close_reason)

@@ -145,6 +145,13 @@ class SessionLifecycle(SessionCore):
 
     def _on_established(self, response_headers: Headers) -> None:
         self._response_headers = response_headers  # the engine made this dict for the event
+        engine = self._engine
+        if engine.is_client:
+            # A client may ask before the server's SETTINGS (request_session): the CONNECT
+            # was then built when they came (its :protocol is the server's upgrade token).
+            sent = engine.session_snapshot(self._session_id)
+            if sent is not None:
+                self._headers = sent.headers
         self._ready_event.set()
         lifecycle_logger.info("session %d accepted: path=%s", self._session_id, self._path)
         self._emit(EventType.SESSION_READY, {"session_id": self._session_id})

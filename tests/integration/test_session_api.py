@@ -72,6 +72,9 @@ async def test_server_sees_path_headers_and_origin(server_config, certificate) -
         assert remote.headers["origin"] == "https://app.test"
         assert remote.headers["authorization"] == "Bearer t"
         assert remote.headers[":authority"] == base.removeprefix("https://")
+        # The client asked before the server's SETTINGS came; its headers are the ones sent.
+        assert session.headers[":protocol"] == remote.headers[":protocol"] == "webtransport-h3"
+        assert session.headers == remote.headers
         await session.close()
 
 
