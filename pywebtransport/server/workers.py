@@ -129,8 +129,10 @@ class PortReservation:
     The socket was bound without ``SO_REUSEPORT`` (so the port was free: not another
     process's, nor another ``SO_REUSEPORT`` group's), then given ``SO_REUSEPORT`` so the
     workers' sockets join it. While held, no other process can take the port; the supervisor
-    releases it once every worker is bound and before anything is announced, so it never
-    receives a client's datagram that matters. Each worker closes its copy after the fork.
+    releases it once every worker is bound and before anything is announced. Each worker
+    closes its copy after the fork. With port 0 no client knows the port before then; on a
+    fixed port, datagrams of clients that arrive during start-up may land on it and are lost
+    (QUIC resends them), just as flows are spread anew while the group is still growing.
     """
 
     def __init__(self, port: int, sock: socket.socket | None = None) -> None:
