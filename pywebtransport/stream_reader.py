@@ -24,7 +24,7 @@ class ReceiveSide(StreamBase):
     def _init_receive(self) -> None:
         self._recv_done = False
         self._session_gone = False
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes | bytearray] = deque()  # one bytearray while readuntil gathers
         self._buffered = 0
         self._eof = False
         self._error: BaseException | None = None
@@ -79,9 +79,10 @@ class ReceiveSide(StreamBase):
     def _wake(self) -> None:
         self._readers.wake()
 
-    async def _wait_readable(self) -> None:
-        """Wait until data, EOF or an error is there; honours the configured read timeout."""
-        while not self._chunks and not self._eof and self._error is None:
+    async def _wait_readable(self, have: int = 0) -> None:
+        """Wait until more than ``have`` bytes are buffered (any data, by default), EOF or an
+        error; honours the configured read timeout."""
+        while self._buffered <= have and not self._eof and self._error is None:
             if self._recv_done:
                 raise StreamClosedError(f"stream {self._stream_id} is closed for reading")
             timeout = self._port.config.read_timeout
@@ -103,6 +104,10 @@ class ReceiveSide(StreamBase):
                 if len(chunk) <= need:
                     parts.append(self._chunks.popleft())
                     need -= len(chunk)
+                elif isinstance(chunk, bytearray):  # readuntil's buffer: cut in place, O(need)
+                    parts.append(bytes(chunk[:need]))
+                    del chunk[:need]
+                    need = 0
                 else:
                     parts.append(chunk[:need])
                     self._chunks[0] = chunk[need:]
@@ -171,26 +176,36 @@ class ReceiveSide(StreamBase):
 
     async def readuntil(self, separator: bytes = b"\n", *, limit: int = _DEFAULT_LIMIT) -> bytes:
         """Read through ``separator`` (included). asyncio.LimitOverrunError beyond ``limit``
-        bytes without it; asyncio.IncompleteReadError at EOF without it."""
+        bytes without it; asyncio.IncompleteReadError at EOF without it.
+
+        Linear in the bytes that arrive, however they are cut: the buffered bytes are kept in
+        one growing buffer, each search starts where the last one ended, and a partial line
+        waits for more bytes (not merely for any)."""
         if not separator:
             raise ValueError("separator should be at least one-byte string")
+        searched = 0  # a separator cannot start before searched - len(separator) + 1
         while True:
-            joined = b"".join(self._chunks)
-            if len(self._chunks) > 1:
-                self._chunks.clear()
-                self._chunks.append(joined)
-            index = joined.find(separator)
+            chunks = self._chunks
+            if len(chunks) > 1:  # into one growable buffer: every byte is copied once
+                head = chunks.popleft()
+                merged = head if isinstance(head, bytearray) else bytearray(head)
+                while chunks:
+                    merged += chunks.popleft()
+                chunks.append(merged)
+            buffer = chunks[0] if chunks else b""
+            index = buffer.find(separator, max(0, searched - len(separator) + 1))
             if index >= 0:
                 if index + len(separator) > limit:
                     raise asyncio.LimitOverrunError("separator found but chunk exceeds the limit", index)
                 return self._take(index + len(separator))
-            if len(joined) > limit:
-                raise asyncio.LimitOverrunError("separator not found and chunk exceeds the limit", len(joined))
+            searched = len(buffer)
+            if searched > limit:
+                raise asyncio.LimitOverrunError("separator not found and chunk exceeds the limit", searched)
             if self._eof:
                 rest = self._take(-1)
                 raise asyncio.IncompleteReadError(rest, None)
             self._raise_error()
-            await self._wait_readable()
+            await self._wait_readable(searched)
 
     async def readline(self) -> bytes:
         """A line including ``\\n``; at EOF the remaining bytes (possibly empty)."""

@@ -170,6 +170,46 @@ async def test_bidirectional_echo_with_the_streams_vocabulary(echo_server, clien
     await asyncio.wait_for(stream.wait_closed(), 5)
 
 
+async def test_readline_waits_for_the_rest_of_a_line_that_arrives_in_parts(echo_server, client) -> None:
+    """A partial line waits for more bytes. (It used to spin: the wait for data returned at
+    once while the partial line was buffered, and the event loop never ran again.)"""
+    _, base = echo_server
+    session = await client.connect(f"{base}/echo")
+    stream = await session.create_bidirectional_stream()
+    stream.write(b"line one\npar")
+    assert await asyncio.wait_for(stream.readline(), 5) == b"line one\n"
+    reader = asyncio.ensure_future(stream.readline())
+    await eventually(lambda: suspended(reader))  # holding b"par" (or nothing yet), waiting
+    stream.write(b"tial\n")
+    assert await asyncio.wait_for(reader, 5) == b"partial\n"
+
+
+async def test_readuntil_finds_a_separator_split_between_arrivals(echo_server, client) -> None:
+    _, base = echo_server
+    session = await client.connect(f"{base}/echo")
+    stream = await session.create_bidirectional_stream()
+    stream.write(b"head\r\n")
+    reader = asyncio.ensure_future(stream.readuntil(b"\r\n\r\n"))
+    await eventually(lambda: suspended(reader) and stream.bytes_received == 6)
+    stream.write(b"\r\nbody")
+    assert await asyncio.wait_for(reader, 5) == b"head\r\n\r\n"
+    await stream.close()
+    assert await asyncio.wait_for(stream.read(), 5) == b"body"
+
+
+async def test_many_short_lines_from_one_buffer_come_back_in_order(echo_server, client) -> None:
+    _, base = echo_server
+    session = await client.connect(f"{base}/echo")
+    stream = await session.create_bidirectional_stream()
+    lines = [b"line %05d\n" % i for i in range(5000)]
+    stream.write(b"".join(lines) + b"tail")
+    await stream.close()
+    got = [await asyncio.wait_for(stream.readline(), 5) for _ in lines]
+    assert got == lines
+    assert await asyncio.wait_for(stream.readline(), 5) == b"tail"  # at EOF: the rest
+    assert await stream.read() == b""
+
+
 async def test_one_mebibyte_round_trip_is_byte_exact(echo_server, client) -> None:
     _, base = echo_server
     session = await client.connect(f"{base}/echo")
