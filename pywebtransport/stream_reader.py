@@ -26,6 +26,9 @@ class ReceiveSide(StreamBase):
         self._session_gone = False
         self._chunks: deque[bytes | bytearray] = deque()  # one bytearray while readuntil gathers
         self._buffered = 0
+        #: Buffered bytes (from the front) whose credit already went back: readuntil returns it
+        #: for what it holds while it waits, or a line longer than half the window would stall.
+        self._credited = 0
         self._eof = False
         self._error: BaseException | None = None
         self._readers = Waiters()
@@ -71,10 +74,19 @@ class ReceiveSide(StreamBase):
         self._check_closed()
 
     def _discard_buffer(self) -> None:
-        if self._buffered:
-            self._port.stream_consume(self._stream_id, self._buffered)
+        if self._buffered > self._credited:
+            self._port.stream_consume(self._stream_id, self._buffered - self._credited)
         self._chunks.clear()
         self._buffered = 0
+        self._credited = 0
+
+    def _credit_held(self) -> None:
+        """Give the peer credit for every buffered byte now (readuntil, before it waits for
+        more): the window then reaches one window past what is held, so a separator up to
+        ``limit`` bytes away can always arrive; what is held stays bounded by ``limit``."""
+        if self._buffered > self._credited:
+            self._port.stream_consume(self._stream_id, self._buffered - self._credited)
+            self._credited = self._buffered
 
     def _wake(self) -> None:
         self._readers.wake()
@@ -114,8 +126,13 @@ class ReceiveSide(StreamBase):
                     need = 0
             data = b"".join(parts)
         self._buffered -= len(data)
-        if data:
-            self._port.stream_consume(self._stream_id, len(data))
+        owed = len(data)
+        if self._credited:  # readuntil gave some of it back already
+            already = min(self._credited, owed)
+            self._credited -= already
+            owed -= already
+        if owed:
+            self._port.stream_consume(self._stream_id, owed)
         if self._eof and not self._chunks and not self._recv_done:
             self._finish_receiving()
         return data
@@ -205,6 +222,7 @@ class ReceiveSide(StreamBase):
                 rest = self._take(-1)
                 raise asyncio.IncompleteReadError(rest, None)
             self._raise_error()
+            self._credit_held()
             await self._wait_readable(searched)
 
     async def readline(self) -> bytes:

@@ -197,6 +197,24 @@ async def test_readuntil_finds_a_separator_split_between_arrivals(echo_server, c
     assert await asyncio.wait_for(stream.read(), 5) == b"body"
 
 
+async def test_a_line_longer_than_half_the_stream_window_still_arrives(echo_server, certificate) -> None:
+    """readline holds a partial line unread; the window used to grow only as bytes were
+    taken, by half a window at a time, so a line ending past it waited forever. While it
+    waits, readuntil now gives back credit for what it holds."""
+    _, base = echo_server
+    window = 16 * 1024
+    config = ClientConfig(server_certificate_hashes=[certificate.sha256], stream_buffer_size=window)
+    async with WebTransportClient(config=config) as client:
+        session = await client.connect(f"{base}/echo")
+        stream = await session.create_bidirectional_stream()
+        short, long = b"a" * 3000 + b"\n", b"b" * (window - 2000) + b"\n"  # the second ends past the window
+        stream.write(short + long)
+        assert await asyncio.wait_for(stream.readline(), 5) == short
+        assert await asyncio.wait_for(stream.readline(), 10) == long
+        stream.write(b"next\n")  # the credit accounting is still right afterwards
+        assert await asyncio.wait_for(stream.readline(), 5) == b"next\n"
+
+
 async def test_many_short_lines_from_one_buffer_come_back_in_order(echo_server, client) -> None:
     _, base = echo_server
     session = await client.connect(f"{base}/echo")
