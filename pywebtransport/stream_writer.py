@@ -23,7 +23,8 @@ class SendSide(StreamBase):
         self._fin_sent = False
         self._stop_received = False
         self._stop_code: int | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
+        #: One future per task waiting in drain(), made only while one waits.
+        self._drainers: set[asyncio.Future[None]] | None = None
 
     @property
     def write_buffer_size(self) -> int:
@@ -59,30 +60,62 @@ class SendSide(StreamBase):
         connection together are bounded too (``max_connection_send_buffer``, and on a server
         ``max_server_send_buffer`` over all its connections): once that is full the writer
         waits until an eighth of it is free again. Acknowledgements wake it, nothing polls.
+        Any number of tasks may wait at once. Once the stream's sending is over it waits for
+        nothing: after our FIN it returns (nothing is left to pace), after a reset, the
+        peer's STOP_SENDING or the session's end it raises.
         """
+        if self._send_done:
+            self._drain_ended()
+            return
         port = self._port
+        stream_id = self._stream_id
         high = port.config.stream_buffer_size
-        if port.stream_buffered(self._stream_id) <= high and port.send_room() > 0:
-            if self._stop_received:
-                self._check_writable()
+        if port.stream_buffered(stream_id) <= high and port.send_room() > 0:
             return
         # Past the stream's high-water mark: wait down to half of it; else only for room.
-        low = high // 2 if port.stream_buffered(self._stream_id) > high else high
+        low = high // 2 if port.stream_buffered(stream_id) > high else high
         timeout = port.config.write_timeout
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
-            while port.stream_buffered(self._stream_id) > low or port.send_room() <= 0:
-                if self._stop_received or port.is_closed:
+            while port.stream_buffered(stream_id) > low or port.send_room() <= 0:
+                if self._send_done:
+                    self._drain_ended()
+                    return
+                if port.is_closed:
                     self._raise_unwritable()
-                self._drain_waiter = loop.create_future()
-                if not port.stream_watch_writable(self._stream_id, low):
-                    self._raise_unwritable()
-                await wait_future(self._drain_waiter, None if deadline is None else max(0.0, deadline - loop.time()))
+                waiter = loop.create_future()
+                drainers = self._drainers
+                if drainers is None:
+                    drainers = self._drainers = set()
+                drainers.add(waiter)  # before the watch: it may answer at once
+                try:
+                    if not port.stream_watch_writable(stream_id, low):
+                        self._raise_unwritable()
+                    if waiter.done() and not self._send_done and (
+                            port.stream_buffered(stream_id) > low or port.send_room() <= 0):
+                        # Answered at once with nothing freed: the engine no longer tracks
+                        # the stream for writing, so no acknowledgement will wake this.
+                        self._check_writable()
+                        raise StreamClosedError(f"stream {stream_id} is no longer writable")
+                    await wait_future(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
+                finally:
+                    self._forget_drainer(waiter)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
-        finally:
-            self._drain_waiter = None
+            raise TimeoutError(f"stream {stream_id}: drain did not finish within {timeout}s") from None
+
+    def _drain_ended(self) -> None:
+        """drain() once sending is over: fine after our FIN, an error otherwise."""
+        if self._fin_sent and not self._reset_sent and not self._stop_received:
+            return
+        self._raise_unwritable()
+
+    def _forget_drainer(self, waiter: asyncio.Future[None]) -> None:
+        drainers = self._drainers
+        if drainers is not None:
+            drainers.discard(waiter)
+            if not drainers:
+                self._drainers = None
 
     def _raise_unwritable(self) -> None:
         self._check_writable()
@@ -90,9 +123,11 @@ class SendSide(StreamBase):
                or StreamClosedError(f"stream {self._stream_id}: the session closed"))
 
     def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        drainers = self._drainers
+        if drainers:
+            for waiter in drainers:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def write_all(self, data: Data, *, end_stream: bool = False, chunk_size: int = 1 << 16) -> None:
         """Write everything with backpressure (chunk by chunk), optionally ending the stream.
@@ -121,6 +156,7 @@ class SendSide(StreamBase):
         self._fin_sent = True
         self._port.stream_send(self._stream_id, b"", True)
         self._send_done = True
+        self._wake_drain()  # a task waiting in drain() has nothing left to wait for
         self._check_closed()
 
     def abort(self, error_code: int = 0) -> None:
