@@ -16,6 +16,8 @@ from pywebtransport.stream_base import StreamBase
 __all__ = ["ReceiveSide"]
 
 _DEFAULT_LIMIT = 1 << 16  # readuntil's default, as asyncio.StreamReader's
+#: A partial read leaving more than this of a chunk moves the chunk into a bytearray.
+_CUT_IN_PLACE = 4096
 
 
 class ReceiveSide(StreamBase):
@@ -116,9 +118,18 @@ class ReceiveSide(StreamBase):
                 if len(chunk) <= need:
                     parts.append(self._chunks.popleft())
                     need -= len(chunk)
-                elif isinstance(chunk, bytearray):  # readuntil's buffer: cut in place, O(need)
+                elif isinstance(chunk, bytearray):  # cut in place off the front: O(need)
                     parts.append(bytes(chunk[:need]))
                     del chunk[:need]
+                    need = 0
+                elif len(chunk) - need > _CUT_IN_PLACE:
+                    # A large chunk (QUIC hands over everything contiguous at once when a gap
+                    # fills: up to a window) read in small pieces: slicing would copy the rest
+                    # every time, quadratic in the chunk. One copy into a bytearray instead.
+                    head = bytearray(chunk)
+                    parts.append(bytes(head[:need]))
+                    del head[:need]
+                    self._chunks[0] = head
                     need = 0
                 else:
                     parts.append(chunk[:need])
