@@ -8,8 +8,9 @@ and releases them with an event, never with a sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -49,9 +50,20 @@ def holding_reads(release: asyncio.Event, *, fin_first: bool = False) -> Handler
     return handler
 
 
-def small_windows(server_config: ServerConfig, certificate: SelfSignedCertificate) -> tuple[ServerConfig, ClientConfig]:
-    return (server_config.replace(stream_buffer_size=WINDOW),
-            ClientConfig(server_certificate_hashes=[certificate.sha256], stream_buffer_size=WINDOW))
+@contextlib.asynccontextmanager
+async def held_session(server_config: ServerConfig, certificate: SelfSignedCertificate, *,
+                       fin_first: bool = False) -> AsyncIterator[WebTransportSession]:
+    """A session (``WINDOW``-byte stream windows both ways) whose peer reads nothing until the
+    block ends."""
+    release = asyncio.Event()
+    client_config = ClientConfig(server_certificate_hashes=[certificate.sha256], stream_buffer_size=WINDOW)
+    async with running_server(server_config.replace(stream_buffer_size=WINDOW),
+                              {"/x": holding_reads(release, fin_first=fin_first)}) as (_, base), \
+            WebTransportClient(config=client_config) as client:
+        try:
+            yield await client.connect(f"{base}/x")
+        finally:
+            release.set()
 
 
 async def test_drain_after_our_fin_returns_while_bytes_are_unacknowledged(
@@ -59,27 +71,18 @@ async def test_drain_after_our_fin_returns_while_bytes_are_unacknowledged(
     """Both directions finished in the engine (our FIN, the peer's FIN unread) with bytes in
     flight: the engine answers a write watch at once, and drain() used to loop on that answer
     forever without letting the event loop run."""
-    release = asyncio.Event()
-    server, client_config = small_windows(server_config, certificate)
-    async with running_server(server, {"/x": holding_reads(release, fin_first=True)}) as (_, base), \
-            WebTransportClient(config=client_config) as client:
-        session = await client.connect(f"{base}/x")
+    async with held_session(server_config, certificate, fin_first=True) as session:
         stream = await session.create_bidirectional_stream()
         stream.write(b"x" * BURST)
         await eventually(lambda: stream.at_eof)  # the peer's FIN arrived; nothing read
         await stream.close()
         assert stream.write_buffer_size > WINDOW
         await asyncio.wait_for(stream.drain(), 5)  # nothing left to pace after FIN
-        release.set()
 
 
 async def test_a_task_waiting_in_drain_returns_when_another_sends_fin(
         server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
-    release = asyncio.Event()
-    server, client_config = small_windows(server_config, certificate)
-    async with running_server(server, {"/x": holding_reads(release)}) as (_, base), \
-            WebTransportClient(config=client_config) as client:
-        session = await client.connect(f"{base}/x")
+    async with held_session(server_config, certificate) as session:
         for stream in (await session.create_bidirectional_stream(), await session.create_unidirectional_stream()):
             stream.write(b"x" * BURST)
             drainer = asyncio.ensure_future(stream.drain())
@@ -87,7 +90,6 @@ async def test_a_task_waiting_in_drain_returns_when_another_sends_fin(
             await stream.close()
             await asyncio.wait_for(drainer, 5)
             await asyncio.wait_for(stream.drain(), 5)  # and later calls return at once
-        release.set()
 
 
 async def test_two_tasks_waiting_in_drain_both_return_once_the_peer_reads(
@@ -95,9 +97,10 @@ async def test_two_tasks_waiting_in_drain_both_return_once_the_peer_reads(
     """One waiter per task: a second drain() used to replace the first one's future, which
     then waited forever (two tasks calling StructuredStream.send_obj do this)."""
     release = asyncio.Event()
-    server, client_config = small_windows(server_config, certificate)
-    async with running_server(server, {"/x": holding_reads(release)}) as (_, base), \
-            WebTransportClient(config=client_config) as client:
+    async with running_server(server_config.replace(stream_buffer_size=WINDOW),
+                              {"/x": holding_reads(release)}) as (_, base), \
+            WebTransportClient(config=ClientConfig(server_certificate_hashes=[certificate.sha256],
+                                                   stream_buffer_size=WINDOW)) as client:
         session = await client.connect(f"{base}/x")
         stream = await session.create_bidirectional_stream()
 
@@ -107,21 +110,16 @@ async def test_two_tasks_waiting_in_drain_both_return_once_the_peer_reads(
 
         senders = [asyncio.ensure_future(send()) for _ in range(2)]
         await eventually(lambda: all(suspended(s) for s in senders))
-        release.set()
+        release.set()  # the peer reads: both writers must come back
         await asyncio.wait_for(asyncio.gather(*senders), 10)
         await stream.close()
 
 
 async def test_drain_after_a_reset_raises_at_once(
         server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
-    release = asyncio.Event()
-    server, client_config = small_windows(server_config, certificate)
-    async with running_server(server, {"/x": holding_reads(release)}) as (_, base), \
-            WebTransportClient(config=client_config) as client:
-        session = await client.connect(f"{base}/x")
+    async with held_session(server_config, certificate) as session:
         for stream in (await session.create_bidirectional_stream(), await session.create_unidirectional_stream()):
             stream.write(b"x" * BURST)
             stream.abort(3)
             with pytest.raises(StreamClosedError):
                 await asyncio.wait_for(stream.drain(), 5)
-        release.set()
