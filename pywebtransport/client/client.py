@@ -7,6 +7,7 @@ import builtins
 import ipaddress
 import logging
 import socket
+import weakref
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -40,6 +41,8 @@ class WebTransportClient:
     def __init__(self, *, config: ClientConfig | None = None) -> None:
         self._config = config or ClientConfig()
         self._connections: set[WebTransportConnection] = set()
+        #: Iterators of sessions() to stop when the client closes (weakly: a dropped one goes).
+        self._reconnecting: weakref.WeakSet[ReconnectingClient] = weakref.WeakSet()
         #: Closes under way and closing periods being waited out (see ``close``).
         self._closing: set[asyncio.Future[Any]] = set()
         self._closed = False
@@ -88,12 +91,14 @@ class WebTransportClient:
                 return await self._connect_once(host, port, path, headers, protocols, timeout=timeout)
             except (builtins.TimeoutError, asyncio.TimeoutError, HandshakeError) as exc:  # distinct before 3.11
                 self.connect_failures += 1
-                if attempt == attempts:
+                if attempt == attempts or self._closed:  # closed meanwhile: no more attempts
                     if isinstance(exc, (builtins.TimeoutError, asyncio.TimeoutError)):
                         raise TimeoutError(f"could not open a session to {url}: {exc}") from None
                     raise
                 logger.info("connect attempt %d to %s failed (%s); retrying", attempt, url, exc)
                 await asyncio.sleep(self._config.retry_delay)
+                if self._closed:
+                    raise ClientError(f"the client was closed while connecting to {url}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def sessions(self, url: str, *, headers: Headers | None = None, policy: ReconnectPolicy | None = None,
@@ -104,7 +109,9 @@ class WebTransportClient:
         and ``on_connect(session)`` is awaited on it before it is handed out; a clean close by
         the server ends the iteration, a 4xx refusal raises SessionRejectedError.
         """
-        return ReconnectingClient(self, url, headers=headers, policy=policy, on_connect=on_connect)
+        reconnecting = ReconnectingClient(self, url, headers=headers, policy=policy, on_connect=on_connect)
+        self._reconnecting.add(reconnecting)
+        return reconnecting
 
     async def _connect_once(self, host: str, port: int, path: str, headers: Headers | None,
                             protocols: Sequence[str] | None = None, *, timeout: float) -> WebTransportSession:
@@ -120,10 +127,15 @@ class WebTransportClient:
                 remote = await asyncio.wait_for(self._resolve(loop, host, port), timeout)
             except asyncio.TimeoutError:
                 raise TimeoutError(f"resolving {host!r} took longer than {timeout}s") from None
+        if self._closed:  # closed while the resolver answered: open nothing
+            raise ClientError(f"the client was closed while connecting to {host}:{port}")
         local: Address = ("::", 0) if ":" in remote[0] else ("0.0.0.0", 0)
         # Connected to the server, so that an ICMP port unreachable fails the connect at once.
         endpoint = await UdpEndpoint.open(local_addr=local, remote_addr=remote,
                                           socket_buffer_size=self._config.socket_buffer_size)
+        if self._closed:  # close() ran while the socket opened: it cannot have seen this one
+            endpoint.close()
+            raise ClientError(f"the client was closed while connecting to {host}:{port}")
         connection = WebTransportConnection(
             config=self._config, endpoint=endpoint,
             quic_configuration=build_quic_configuration(self._config, server_name=host),
@@ -196,6 +208,8 @@ class WebTransportClient:
         waits for that. A loop that shuts down first (``asyncio.run`` returning) cancels the
         wait and the sockets are closed at once."""
         self._closed = True
+        for reconnecting in list(self._reconnecting):  # a backoff in progress ends now
+            reconnecting.client_closed()
         connections, self._connections = list(self._connections), set()
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
 

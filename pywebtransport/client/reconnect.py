@@ -296,6 +296,11 @@ class ReconnectingClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def client_closed(self) -> None:
+        """Internal (WebTransportClient.close): a backoff in progress ends now, and with it the
+        iteration, instead of sleeping out its delay first."""
+        self._stopping.set()
+
     async def aclose(self) -> None:
         """Stop: no more sessions are opened (a pending backoff ends early) and the current one is closed."""
         self._finished = True

@@ -293,6 +293,38 @@ async def test_aclose_during_backoff_ends_iteration_at_once(server_config: Serve
         logger.setLevel(old_level)
 
 
+async def test_closing_the_client_during_backoff_ends_iteration_at_once(server_config: ServerConfig,
+                                                                       client_config: ClientConfig) -> None:
+    """client.close() from another task: the iterator's hour-long backoff ends now (it used to
+    sleep it out, up to max_delay, before noticing)."""
+    logger = logging.getLogger("pywebtransport.client.reconnect")
+    log = _ReconnectLog(attempt=1)
+    logger.addHandler(log)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    slow = ReconnectPolicy(initial_delay=3600.0, max_delay=3600.0, jitter=0.0, connect_timeout=WAIT)
+    client = WebTransportClient(config=client_config)
+    try:
+        async with running_server(server_config, {"/flaky": _close_after_one_stream(7)}) as (server, base):
+            sessions = client.sessions(f"{base}/flaky", policy=slow)
+            handed_out = []
+
+            async def consume() -> None:
+                async for session in sessions:
+                    handed_out.append(session)
+                    await _ask_server_to_close(session)
+
+            task = asyncio.ensure_future(consume())
+            await asyncio.wait_for(log.reached.wait(), WAIT)  # waiting an hour before attempt 1
+            await client.close()
+            await asyncio.wait_for(task, WAIT)  # the loop ended without an exception
+            assert len(handed_out) == 1 and server.sessions_accepted == 1
+    finally:
+        logger.removeHandler(log)
+        logger.setLevel(old_level)
+        await client.close()
+
+
 async def test_404_raises_from_the_iterator_without_retrying(server_config: ServerConfig,
                                                              client: WebTransportClient) -> None:
     async with running_server(server_config, {"/echo": echo_handler}) as (server, base):
