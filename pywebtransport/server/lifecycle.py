@@ -36,7 +36,10 @@ class ServerLifecycle(ServerCore):
         return self._endpoint is not None and not self._closing
 
     async def start(self) -> None:
-        """Bind the UDP socket and start accepting."""
+        """Bind the UDP socket and start accepting; ServerError once the server was closed
+        (make a new one: a closed server keeps its state for whoever awaits its close)."""
+        if self._close_task is not None:
+            raise ServerError("the server was closed; create a new one to serve again")
         if self._endpoint is not None:
             return
         self._quic_configuration = build_quic_configuration(self._config)
@@ -81,7 +84,14 @@ class ServerLifecycle(ServerCore):
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                # Bounded: a handler that swallows its cancellation must not hold the close
+                # (and a SIGTERM'd ServerApp) forever. It is named and left behind.
+                _, stuck = await asyncio.wait(tasks, timeout=self._config.close_timeout)
+                for task in stuck:
+                    logger.warning("server close: task %s did not end within close_timeout (%.1fs) after "
+                                   "its cancellation; closing without it", task.get_name(),
+                                   self._config.close_timeout)
             if self._endpoint is not None:
                 # RFC 9000 §10.2: the socket answers late packets with each CONNECTION_CLOSE
                 # until the closing periods are over (bounded by close_timeout).
