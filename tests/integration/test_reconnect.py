@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from pywebtransport.client import ReconnectPolicy, SessionEnd, WebTransportClient
+from pywebtransport.client import ReconnectingClient, ReconnectPolicy, SessionEnd, WebTransportClient
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.events import EventType
 from pywebtransport.exceptions import ConnectionRefusedError, SessionClosedError, SessionRejectedError
@@ -264,8 +265,12 @@ async def test_server_error_close_reconnects_until_clean_close(server_config: Se
         assert server.sessions_accepted == 2
 
 
-async def test_aclose_during_backoff_ends_iteration_at_once(server_config: ServerConfig,
-                                                          client: WebTransportClient) -> None:
+@contextlib.asynccontextmanager
+async def _in_hour_long_backoff(server_config: ServerConfig, client: WebTransportClient) -> AsyncIterator[
+        tuple[WebTransportServer, ReconnectingClient, asyncio.Task[None], list[WebTransportSession]]]:
+    """``client.sessions()`` consumed by a task; the server ends the first session with code 7
+    and the iterator waits an hour before attempt 1 when the block starts. Yields the server,
+    the iterator, the consuming task and the sessions it was handed."""
     logger = logging.getLogger("pywebtransport.client.reconnect")
     log = _ReconnectLog(attempt=1)
     logger.addHandler(log)
@@ -275,7 +280,7 @@ async def test_aclose_during_backoff_ends_iteration_at_once(server_config: Serve
     try:
         async with running_server(server_config, {"/flaky": _close_after_one_stream(7)}) as (server, base):
             sessions = client.sessions(f"{base}/flaky", policy=slow)
-            handed_out = []
+            handed_out: list[WebTransportSession] = []
 
             async def consume() -> None:
                 async for session in sessions:
@@ -285,43 +290,31 @@ async def test_aclose_during_backoff_ends_iteration_at_once(server_config: Serve
             task = asyncio.ensure_future(consume())
             await asyncio.wait_for(log.reached.wait(), WAIT)  # waiting an hour before attempt 1
             assert log.announced[0][2] == 3600.0
-            await sessions.aclose()
-            await asyncio.wait_for(task, WAIT)  # the loop ended without an exception
-            assert len(handed_out) == 1 and sessions.reconnects == 0 and server.sessions_accepted == 1
+            yield server, sessions, task, handed_out
     finally:
         logger.removeHandler(log)
         logger.setLevel(old_level)
+
+
+async def test_aclose_during_backoff_ends_iteration_at_once(server_config: ServerConfig,
+                                                          client: WebTransportClient) -> None:
+    async with _in_hour_long_backoff(server_config, client) as (server, sessions, task, handed_out):
+        await sessions.aclose()
+        await asyncio.wait_for(task, WAIT)  # the loop ended without an exception
+        assert len(handed_out) == 1 and sessions.reconnects == 0 and server.sessions_accepted == 1
 
 
 async def test_closing_the_client_during_backoff_ends_iteration_at_once(server_config: ServerConfig,
                                                                        client_config: ClientConfig) -> None:
     """client.close() from another task: the iterator's hour-long backoff ends now (it used to
     sleep it out, up to max_delay, before noticing)."""
-    logger = logging.getLogger("pywebtransport.client.reconnect")
-    log = _ReconnectLog(attempt=1)
-    logger.addHandler(log)
-    old_level = logger.level
-    logger.setLevel(logging.INFO)
-    slow = ReconnectPolicy(initial_delay=3600.0, max_delay=3600.0, jitter=0.0, connect_timeout=WAIT)
     client = WebTransportClient(config=client_config)
     try:
-        async with running_server(server_config, {"/flaky": _close_after_one_stream(7)}) as (server, base):
-            sessions = client.sessions(f"{base}/flaky", policy=slow)
-            handed_out = []
-
-            async def consume() -> None:
-                async for session in sessions:
-                    handed_out.append(session)
-                    await _ask_server_to_close(session)
-
-            task = asyncio.ensure_future(consume())
-            await asyncio.wait_for(log.reached.wait(), WAIT)  # waiting an hour before attempt 1
+        async with _in_hour_long_backoff(server_config, client) as (server, _sessions, task, handed_out):
             await client.close()
             await asyncio.wait_for(task, WAIT)  # the loop ended without an exception
             assert len(handed_out) == 1 and server.sessions_accepted == 1
     finally:
-        logger.removeHandler(log)
-        logger.setLevel(old_level)
         await client.close()
 
 
