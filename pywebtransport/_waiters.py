@@ -24,14 +24,20 @@ class Waiters:
 
     async def wait(self, timeout: float | None = None) -> None:
         """Wait until the next ``wake()``; asyncio.TimeoutError after ``timeout`` seconds."""
+        future = self.arm()
+        try:
+            await wait_future(future, timeout)
+        finally:
+            self.disarm(future)
+
+    def arm(self) -> asyncio.Future[None]:
+        """A future the next ``wake()`` completes, registered now: for a waiter that must be
+        in place before it calls whatever may wake it at once. ``disarm`` it when done."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._futures is None:
             self._futures = set()
         self._futures.add(future)
-        try:
-            await wait_future(future, timeout)
-        finally:
-            self._discard(future)
+        return future
 
     def wake(self) -> None:
         if self._futures:
@@ -39,7 +45,8 @@ class Waiters:
                 if not future.done():
                     future.set_result(None)
 
-    def _discard(self, future: asyncio.Future[None]) -> None:
+    def disarm(self, future: asyncio.Future[None]) -> None:
+        """Forget a future from ``arm()`` (done or not)."""
         futures = self._futures
         if futures is not None:
             futures.discard(future)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pywebtransport._waiters import wait_future
+from pywebtransport._waiters import Waiters, wait_future
 from pywebtransport.exceptions import StreamClosedError, StreamStopSendingError, TimeoutError
 from pywebtransport.stream_base import StreamBase
 from pywebtransport.types import Data
@@ -23,8 +23,8 @@ class SendSide(StreamBase):
         self._fin_sent = False
         self._stop_received = False
         self._stop_code: int | None = None
-        #: One future per task waiting in drain(), made only while one waits.
-        self._drainers: set[asyncio.Future[None]] | None = None
+        #: The tasks waiting in drain(), one future each.
+        self._drainers = Waiters()
 
     @property
     def write_buffer_size(self) -> int:
@@ -84,11 +84,7 @@ class SendSide(StreamBase):
                     return
                 if port.is_closed:
                     self._raise_unwritable()
-                waiter = loop.create_future()
-                drainers = self._drainers
-                if drainers is None:
-                    drainers = self._drainers = set()
-                drainers.add(waiter)  # before the watch: it may answer at once
+                waiter = self._drainers.arm()  # before the watch: it may answer at once
                 try:
                     if not port.stream_watch_writable(stream_id, low):
                         self._raise_unwritable()
@@ -100,7 +96,7 @@ class SendSide(StreamBase):
                         raise StreamClosedError(f"stream {stream_id} is no longer writable")
                     await wait_future(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
                 finally:
-                    self._forget_drainer(waiter)
+                    self._drainers.disarm(waiter)
         except asyncio.TimeoutError:
             raise TimeoutError(f"stream {stream_id}: drain did not finish within {timeout}s") from None
 
@@ -110,24 +106,13 @@ class SendSide(StreamBase):
             return
         self._raise_unwritable()
 
-    def _forget_drainer(self, waiter: asyncio.Future[None]) -> None:
-        drainers = self._drainers
-        if drainers is not None:
-            drainers.discard(waiter)
-            if not drainers:
-                self._drainers = None
-
     def _raise_unwritable(self) -> None:
         self._check_writable()
         raise (self._port.closed_error(f"stream {self._stream_id}: the session closed")
                or StreamClosedError(f"stream {self._stream_id}: the session closed"))
 
     def _wake_drain(self) -> None:
-        drainers = self._drainers
-        if drainers:
-            for waiter in drainers:
-                if not waiter.done():
-                    waiter.set_result(None)
+        self._drainers.wake()
 
     async def write_all(self, data: Data, *, end_stream: bool = False, chunk_size: int = 1 << 16) -> None:
         """Write everything with backpressure (chunk by chunk), optionally ending the stream.
