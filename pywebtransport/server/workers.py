@@ -114,13 +114,9 @@ def resolve_port(host: str, port: int) -> int:
     another process can take it meanwhile. ``reserve_port`` holds it instead (what
     ``ServerApp.run(workers=N)`` and ``serve --workers N`` use).
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ServerError(f"cannot listen on {host}:{port}: {exc}") from exc
-        return int(probe.getsockname()[1])
+    reservation = reserve_port(host, port)
+    reservation.release()
+    return reservation.port
 
 
 class PortReservation:
