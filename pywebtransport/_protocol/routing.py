@@ -73,28 +73,21 @@ class StreamRouting(EngineCore):
         """Type the stream once its preamble is complete; returns the bytes after it (None
         while it is incomplete). A stream that ends before its type is finished, keeping
         nothing (RFC 9114 §6.2)."""
-        if record.kind is StreamKind.PENDING_UNI:
-            header = frames.read_uni_stream_header(record.preamble)
-            if header is None:
-                if fin:
-                    self._streams.finish(record)
-                return None
-            stream_type, session_id, used = header
-            rest = bytes(record.preamble[used:])
-            record.preamble = bytearray()
-            self.quic.consume_stream_data(record.stream_id, used)
-            self._classify_uni(record, stream_type, session_id)
-            return rest
-        bidi = frames.read_bidi_stream_header(record.preamble)
-        if bidi is None:
+        uni = record.kind is StreamKind.PENDING_UNI
+        header = (frames.read_uni_stream_header(record.preamble) if uni
+                  else frames.read_bidi_stream_header(record.preamble))
+        if header is None:
             if fin:
                 self._streams.finish(record)
             return None
-        session_id, used = bidi
+        used = header[-1]
         rest = bytes(record.preamble[used:])
         record.preamble = bytearray()
         self.quic.consume_stream_data(record.stream_id, used)
-        if session_id >= 0:
+        session_id = header[-2]
+        if uni:
+            self._classify_uni(record, header[0], session_id)
+        elif session_id >= 0:
             self._attach_webtransport(record, session_id)
         elif self.is_client:
             raise RemoteProtocolError(f"server opened bidirectional stream {record.stream_id} that is not "
