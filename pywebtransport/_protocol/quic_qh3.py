@@ -14,8 +14,10 @@ crypto into a native module. What differs from the aioquic backend:
   can have in flight at one window.
 - Stream-count credit. qh3 doubles the MAX_STREAMS it grants once the peer used half, so
   a peer could open streams without end without closing any; aioquic grants one more as
-  each of the peer's streams is finished and discarded. Here too: ``_StreamCountLimit``
-  refuses qh3's raises and the set of discarded streams grants the slot back.
+  each of the peer's streams is finished and discarded, in batches (once the peer has
+  fewer streams left to open than the slots waiting). Here too: ``_StreamCountLimit``
+  refuses qh3's raises and the set of discarded streams hands the slot back, batched by
+  the same rule (a frame per stream cost a packet and an ACK per new stream).
 - ``send_buffered`` counts bytes not yet sent rather than not yet acknowledged: qh3's
   native stream sender does not expose its acknowledged offset, only the ranges still to
   send. ``send_acknowledged`` is exact (the sender's ``is_finished``).

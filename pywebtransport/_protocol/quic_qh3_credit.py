@@ -48,13 +48,18 @@ class _StreamCountLimit:
     """The MAX_STREAMS we grant of one kind, raised only as the peer's streams finish (as
     aioquic does), by ``grant``. Same fields as qh3's ``Limit``.
 
+    Finished streams are handed back in batches, by aioquic's rule: the slots wait in
+    ``pending`` until the peer has fewer streams left to open than they would grant. qh3
+    writes a MAX_STREAMS frame whenever ``value`` moved, so granting each slot as it came
+    back cost a frame per stream, and the packet (and the peer's ACK) carrying it.
+
     qh3 doubles a limit in every packet it builds once ``used * 2 > value``, which bounds
     nothing. ``used`` reads as 0 to qh3, so that raise never happens, while ``value`` stays a
     plain attribute: qh3 reads it several times per packet, and a property there cost a
     Python call each time (about 40 per new-stream echo). The real count is ``peer_streams``.
     """
 
-    __slots__ = ("_zero", "frame_type", "name", "peer_streams", "sent", "value")
+    __slots__ = ("_zero", "frame_type", "name", "peer_streams", "pending", "sent", "value")
 
     def __init__(self, limit: Any, initial: int) -> None:
         self.frame_type: int = limit.frame_type
@@ -62,18 +67,29 @@ class _StreamCountLimit:
         self.sent: int = initial
         self.value: int = initial
         self.peer_streams: int = limit.used
+        self.pending = 0
         self._zero = 0
 
     def _record_used(self, count: int) -> None:  # qh3 records the highest stream count the peer opened
         self.peer_streams = count
+        if self.pending:
+            self._release_if_due()
 
     #: Reads as 0 (through a C getter: qh3 reads it per limit per packet), so that qh3's
     #: doubling rule (used * 2 > value) never fires; what qh3 writes is kept in ``peer_streams``.
     used = property(operator.attrgetter("_zero"), _record_used)
 
     def grant(self) -> None:
-        """One more stream of this kind may be opened by the peer."""
-        self.value += 1
+        """One more stream of this kind may be opened by the peer (sent with the next batch)."""
+        self.pending += 1
+        self._release_if_due()
+
+    def _release_if_due(self) -> None:
+        # aioquic's batching rule: grant once the streams the peer may still open are
+        # fewer than the slots waiting. A peer at its limit gets its first slot back at once.
+        if self.value - self.peer_streams < self.pending:
+            self.value += self.pending
+            self.pending = 0
 
 
 class _FinishedStreams(set[int]):

@@ -255,6 +255,57 @@ def test_peer_stream_count_credit_follows_finished_streams(backend: str) -> None
     assert pair.client.quic.can_open_stream(is_unidirectional=False)
 
 
+def test_stream_count_credit_goes_back_in_batches_not_a_frame_per_stream(backend: str) -> None:
+    if backend == "aioquic" and AIOQUIC_DOUBLES_MAX_STREAMS:
+        pytest.skip(PER_STREAM_MAX_STREAMS_REASON)
+    pair = Pair(backend=backend, client_config=NO_SESSION_LIMIT, server_config=NO_SESSION_LIMIT)
+    sid = pair.open_session()
+    limit = pair.server.quic._local_max_streams_bidi  # noqa: SLF001 - what the server has advertised
+    advertised = [limit.sent]
+    for _ in range(300):  # one request stream at a time, as a request/response app opens them
+        stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+        pair.client.send_stream_data(stream_id, b"q", end_stream=True)
+        pair.run()
+        pair.server.send_stream_data(stream_id, b"a", end_stream=True)
+        pair.run()
+        if limit.sent != advertised[-1]:
+            advertised.append(limit.sent)
+    # every finished stream's slot came back (301 opened with the CONNECT stream's) ...
+    assert advertised[-1] >= 301
+    # ... a few dozen at a time: a MAX_STREAMS per stream cost a packet and its ACK each
+    assert len(advertised) <= 10, advertised
+    assert pair.client.quic.can_open_stream(is_unidirectional=False)
+
+
+def test_held_back_stream_credit_is_granted_once_the_peer_reaches_its_limit(backend: str) -> None:
+    if backend == "aioquic" and AIOQUIC_DOUBLES_MAX_STREAMS:
+        pytest.skip(PER_STREAM_MAX_STREAMS_REASON)
+    def few_streams(engine: WebTransportEngine) -> None:
+        for limit in (engine.quic._local_max_streams_bidi,):  # noqa: SLF001 - test-only tweak of the grant
+            limit.value = limit.sent = 8
+
+    pair = Pair(backend=backend, tweak_server=few_streams, client_config=NO_SESSION_LIMIT,
+                server_config=NO_SESSION_LIMIT)
+    sid = pair.open_session()
+    for _ in range(3):  # finished: three slots come back, but the peer still has four to open
+        stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+        pair.client.send_stream_data(stream_id, b"q", end_stream=True)
+        pair.run()
+        pair.server.send_stream_data(stream_id, b"a", end_stream=True)
+        pair.run()
+    held = []
+    while pair.client.quic.can_open_stream(is_unidirectional=False):  # then it opens all it may, keeping them
+        stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+        pair.client.send_stream_data(stream_id, b"q")
+        held.append(stream_id)
+        pair.run()
+        assert len(held) < 20
+    # the three held-back slots were granted when the peer ran out: 4 + 3 open at once
+    assert len(held) == 7
+    pair.run(horizon=2.0)
+    assert not pair.client.quic.can_open_stream(is_unidirectional=False)
+
+
 def test_the_peer_certificate_is_the_same_der_on_each_backend(backend: str) -> None:
     pair = Pair(backend=backend)
     pair.open_session()
