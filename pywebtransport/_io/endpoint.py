@@ -138,9 +138,7 @@ class UdpEndpoint(EndpointRouting, EndpointTransmit, EndpointClosing):
     # -- shutdown
     def close(self) -> None:
         """Flush what is pending, then close the socket."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush()
+        self.flush_everything()
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

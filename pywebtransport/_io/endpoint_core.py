@@ -44,6 +44,10 @@ class EndpointCore(asyncio.DatagramProtocol):
         self._by_cid: dict[bytes, ConnectionDriver] = {}
         self._client: ClientDriver | None = None
         self._dirty: set[ConnectionDriver] = set()
+        #: Connections a datagram reached this turn, and those that waited one turn already
+        #: (see ``schedule_flush_after_receive``).
+        self._received: set[ConnectionDriver] = set()
+        self._waited: set[ConnectionDriver] = set()
         self._flush_handle: asyncio.Handle | None = None
         self._timers: dict[ConnectionDriver, tuple[float, asyncio.TimerHandle]] = {}
         self._closed = asyncio.Event()
@@ -62,6 +66,7 @@ class EndpointCore(asyncio.DatagramProtocol):
     if TYPE_CHECKING:
         # Provided by other parts of UdpEndpoint (endpoint.py and the mixins).
         def schedule_flush(self, connection: ConnectionDriver) -> None: ...
+        def schedule_flush_after_receive(self, connection: ConnectionDriver) -> None: ...
         def _send_now(self, outgoing: list[tuple[bytes, Address]]) -> None: ...
         def _arm_timer(self, connection: ConnectionDriver) -> None: ...
         def _socket_error(self, exc: OSError) -> None: ...

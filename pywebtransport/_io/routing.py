@@ -100,6 +100,8 @@ class EndpointRouting(EndpointCore):
         if entry is not None:
             entry[1].cancel()
         self._dirty.discard(connection)
+        self._received.discard(connection)
+        self._waited.discard(connection)
         if self._client is connection:
             self._client = None
         return cids
@@ -121,7 +123,10 @@ class EndpointRouting(EndpointCore):
             connection.datagram_received(data, address, now)
         except Exception:  # a connection's bug must not kill the socket for everyone
             logger.exception("connection failed to handle a datagram from %s", address)
-        self.schedule_flush(connection)
+        if isinstance(connection, ClosingConnection):  # its answer (the close) is ready now
+            self.schedule_flush(connection)
+        else:
+            self.schedule_flush_after_receive(connection)
 
     def _route(self, data: bytes, addr: Address) -> ConnectionDriver | None:
         header = parse_header(data, short_cid_length=_HOST_CID_LENGTH)

@@ -199,11 +199,57 @@ def test_a_wake_up_makes_one_transmit_pass_for_many_connections() -> None:
     loop.readers[FAKE_FD]()
     assert len(loop.soon) == 1  # 30 datagrams, 10 connections: one flush queued
     assert all(len(c.received) == 3 and c.transmits == 0 for c in connections)
+    assert loop.run_soon() == 1  # the tasks the datagrams woke get their turn first
+    assert endpoint.flushes == 0 and all(c.transmits == 0 for c in connections)
     assert loop.run_soon() == 1
     assert endpoint.flushes == 1
     assert [c.transmits for c in connections] == [1] * 10
     assert len(sock.sent) == 30 and endpoint.datagrams_out == 30
     assert loop.soon == type(loop.soon)()
+
+
+def test_a_connection_answered_within_the_turn_after_its_datagram_is_flushed_then() -> None:
+    endpoint, loop, sock = make_endpoint(Factory())
+    answered, quiet = FakeConnection("answered"), FakeConnection("quiet")
+    endpoint.register_cid(b"\x01" * 8, answered)
+    endpoint.register_cid(b"\x02" * 8, quiet)
+
+    def task_step() -> None:  # the task the datagram woke answers it
+        answered.outbox.append((b"answer", PEER))
+        endpoint.schedule_flush(answered)
+
+    answered.on_datagram = lambda data, addr: loop.call_soon(task_step)
+    sock.inbox.extend([(short_packet(b"\x01" * 8), PEER), (short_packet(b"\x02" * 8), PEER)])
+    loop.readers[FAKE_FD]()
+    assert loop.run_soon() == 2
+    # the answer left in the first pass; the connection nothing was written to waits a turn
+    assert (answered.transmits, quiet.transmits) == (1, 0)
+    assert sock.sent == [(b"answer", PEER)] and endpoint.flushes == 1
+    assert loop.run_soon() == 1
+    assert (answered.transmits, quiet.transmits) == (1, 1)
+    assert loop.soon == type(loop.soon)()  # one turn, never more
+
+
+def test_a_connection_that_keeps_receiving_still_transmits_every_other_turn() -> None:
+    endpoint, loop, sock = make_endpoint(Factory())
+    connection = FakeConnection()
+    endpoint.register_cid(CLIENT_DCID, connection)
+    for _ in range(6):
+        sock.inbox.append((short_packet(CLIENT_DCID), PEER))
+        loop.readers[FAKE_FD]()
+        loop.run_soon()
+    assert connection.transmits == 3
+
+
+def test_close_transmits_what_a_received_datagram_left_waiting() -> None:
+    endpoint, loop, sock = make_endpoint(Factory())
+    connection = FakeConnection()
+    endpoint.register_cid(CLIENT_DCID, connection)
+    connection.on_datagram = lambda data, addr: connection.outbox.append((b"ack", addr))
+    sock.inbox.append((short_packet(CLIENT_DCID), PEER))
+    loop.readers[FAKE_FD]()
+    endpoint.close()
+    assert sock.sent == [(b"ack", PEER)]
 
 
 def test_one_wake_up_reads_a_bounded_batch() -> None:
