@@ -70,8 +70,11 @@ class _StreamCountLimit:
         self.pending = 0
         self._zero = 0
 
-    def _record_used(self, count: int) -> None:  # qh3 records the highest stream count the peer opened
-        self.peer_streams = count
+    def _record_used(self, count: int) -> None:
+        # qh3 writes the count of every stream the peer opens when it exceeds ``used``, which
+        # reads as 0: a lower stream arriving late (its first packet was lost) comes too.
+        if count > self.peer_streams:
+            self.peer_streams = count
         if self.pending:
             self._release_if_due()
 

@@ -306,6 +306,34 @@ def test_held_back_stream_credit_is_granted_once_the_peer_reaches_its_limit(back
     assert not pair.client.quic.can_open_stream(is_unidirectional=False)
 
 
+def test_a_stream_that_arrives_late_does_not_hold_back_the_credit_of_a_peer_at_its_limit(backend: str) -> None:
+    if backend == "aioquic" and AIOQUIC_DOUBLES_MAX_STREAMS:
+        pytest.skip(PER_STREAM_MAX_STREAMS_REASON)
+    def few_streams(engine: WebTransportEngine) -> None:
+        for limit in (engine.quic._local_max_streams_bidi,):  # noqa: SLF001 - test-only tweak of the grant
+            limit.value = limit.sent = 8
+
+    pair = Pair(backend=backend, tweak_server=few_streams, client_config=NO_SESSION_LIMIT,
+                server_config=NO_SESSION_LIMIT)
+    sid = pair.open_session()
+    first = pair.client.open_stream(sid, is_unidirectional=False)
+    assert pair.client.datagrams_to_send(pair.now)  # the packet opening it is lost
+    held = [first]
+    while pair.client.quic.can_open_stream(is_unidirectional=False):
+        held.append(pair.client.open_stream(sid, is_unidirectional=False))
+        assert len(held) < 20
+    pair.run(horizon=5.0)  # the later streams arrive first; loss recovery resends the first last
+    assert len(held) == 7
+    for stream_id in held[:6]:  # six finish, one stays open
+        pair.client.send_stream_data(stream_id, b"q", end_stream=True)
+        pair.run()
+        pair.server.send_stream_data(stream_id, b"a", end_stream=True)
+        pair.run()
+    pair.run(horizon=5.0)
+    # the peer reached its limit, so the slots of its six finished streams are its again
+    assert pair.client.quic.can_open_stream(is_unidirectional=False)
+
+
 def test_the_peer_certificate_is_the_same_der_on_each_backend(backend: str) -> None:
     pair = Pair(backend=backend)
     pair.open_session()
