@@ -98,11 +98,12 @@ class ConnectionClosing(ConnectionCore):
         # closes, and a paced or congested send can still hold that session's close).
         closing_ids = self._engine.unconfirmed_closes()
         if closing_ids:
-            self._endpoint.transmit(self)
+            if open_ids:  # their WT_CLOSE_SESSION now, not a loop pass later
+                self._endpoint.transmit(self)
             await self.wait_close_confirmed(closing_ids, timeout=self._config.close_timeout)
         # Put what is still queued on the wire first: once QUIC is closing it sends nothing
-        # but CONNECTION_CLOSE.
-        self._endpoint.transmit(self)
+        # but CONNECTION_CLOSE. What went through a transmit pass already needs none.
+        self._endpoint.transmit_if_pending(self)
         self._engine.close(error_code, reason)
         self._process_events()
         self._endpoint.transmit(self)  # the CONNECTION_CLOSE itself
@@ -211,8 +212,9 @@ class ConnectionClosing(ConnectionCore):
         handshake: while draining it would only drop packets (a closed port does the same),
         and a peer that never completed a handshake has no connection to be told about.
         """
-        self._endpoint.transmit(self)  # a CONNECTION_CLOSE still pending goes out first
         quic = self._quic
+        if quic.close_pending:  # it goes out first (a pass for nothing otherwise: _close just sent it)
+            self._endpoint.transmit(self)
         close_datagrams = quic.close_datagrams
         lingers = (quic.handshake_complete and bool(close_datagrams)) if self.is_client \
             else self._datagrams_from_peer > 0

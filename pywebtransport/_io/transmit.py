@@ -83,6 +83,12 @@ class EndpointTransmit(EndpointCore):
         self._collect(connection, outgoing)
         self._send_now(outgoing)
 
+    def transmit_if_pending(self, connection: ConnectionDriver) -> None:
+        """``transmit`` if a pass is due for ``connection`` (it was written to or received for
+        since its last one); otherwise everything it was given has been through a pass already."""
+        if connection in self._dirty or connection in self._received or connection in self._waited:
+            self.transmit(connection)
+
     def _collect(self, connection: ConnectionDriver, outgoing: list[tuple[bytes, Address]]) -> None:
         try:
             outgoing.extend(connection.datagrams_to_send(time.monotonic()))

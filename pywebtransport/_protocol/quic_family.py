@@ -108,6 +108,11 @@ class AioquicFamilyMethods:
         return self._close_event is not None or self._state.name in _END_STATE_NAMES
 
     @property
+    def close_pending(self) -> bool:
+        """Whether our CONNECTION_CLOSE waits for the next send (the library's _close_pending)."""
+        return self._close_pending
+
+    @property
     def closing_deadline(self) -> float | None:
         """When the closing or draining period ends (three PTOs after the close was sent or
         received, as the library computes it in _close_at); None outside those periods."""

@@ -395,3 +395,23 @@ def test_close_flushes_pending_output_then_releases_the_socket() -> None:
     endpoint.close()
     assert [d for d, _ in sock.sent] == [b"bye"]
     assert sock.closed and loop.readers == {}
+
+
+def test_transmit_if_pending_makes_a_pass_only_for_a_connection_that_has_one_due() -> None:
+    endpoint, loop, sock = make_endpoint(Factory())
+    connection = FakeConnection()
+    endpoint.register_cid(CLIENT_DCID, connection)
+    endpoint.transmit_if_pending(connection)
+    assert connection.transmits == 0  # nothing given to it since its last pass
+    connection.outbox.append((b"written", PEER))
+    endpoint.schedule_flush(connection)
+    endpoint.transmit_if_pending(connection)
+    assert connection.transmits == 1 and sock.sent == [(b"written", PEER)]
+    loop.run_soon()
+    assert connection.transmits == 1  # the queued pass found it done
+    sock.inbox.append((short_packet(CLIENT_DCID), PEER))
+    loop.readers[FAKE_FD]()
+    endpoint.transmit_if_pending(connection)  # a datagram came: its pass is due too
+    assert connection.transmits == 2
+    endpoint.transmit_if_pending(connection)
+    assert connection.transmits == 2
