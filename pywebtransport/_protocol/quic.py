@@ -345,6 +345,11 @@ class QuicSettings:
     max_stream_data: int = 1 << 20
     max_data: int = 1 << 24
     request_client_certificate: bool = False  # server: send a CertificateRequest (aioquic only)
+    #: The connection ids the peer may give us (RFC 9000 §18.2, at least 2). Each costs both
+    #: ends a NEW_CONNECTION_ID, a routing entry and its state; one spare is all a client
+    #: needs to migrate (it gets a new one for each it retires), and a server never does.
+    #: Both libraries advertise 8 on their own.
+    active_connection_id_limit: int = 2
     extra: dict[str, Any] = field(default_factory=dict)  # backend configuration fields set as-is
 
     def validate(self) -> None:
@@ -367,7 +372,8 @@ class QuicSettings:
             raise ValueError(f"unknown QUIC backend {self.backend!r}; known: {', '.join(BACKENDS)}")
         return AioquicConnection(configuration=aioquic_configuration(self),
                                  original_destination_connection_id=original_destination_connection_id,
-                                 request_client_certificate=self.request_client_certificate)
+                                 request_client_certificate=self.request_client_certificate,
+                                 active_connection_id_limit=self.active_connection_id_limit)
 
 
 def create_quic_connection(backend: str | None = None, *, is_client: bool,

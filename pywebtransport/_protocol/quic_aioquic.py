@@ -119,6 +119,7 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_close_event"),
     ("QuicConnection", "_close_pending"),
     ("QuicConnection", "_close_at"),
+    ("QuicConnection", "_local_active_connection_id_limit"),
 )
 
 #: aioquic's ConnectionTerminated phrase when the idle timer (not the peer) ended it.
@@ -158,9 +159,11 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
 
     def __init__(self, *, configuration: QuicConfiguration,
                  original_destination_connection_id: bytes | None = None,
-                 request_client_certificate: bool = False) -> None:
+                 request_client_certificate: bool = False, active_connection_id_limit: int = 2) -> None:
         super().__init__(configuration=configuration,
                          original_destination_connection_id=original_destination_connection_id)
+        # aioquic has no configuration field for it: its transport parameters read this (8 by default).
+        self._local_active_connection_id_limit = active_connection_id_limit
         self._consumed: dict[int, int] = {}
         #: Streams read from since their credit was last checked: aioquic calls the credit
         #: hook for every stream in every packet it builds, and only these can need a grant.

@@ -45,6 +45,7 @@ def qh3_configuration(settings: QuicSettings) -> QuicConfiguration:
         probe_datagram_size=False,
         max_stream_data=settings.max_stream_data,
         max_data=settings.max_data,
+        active_connection_id_limit=settings.active_connection_id_limit,
         server_name=settings.server_name,
         quic_logger=settings.quic_logger or (_qh3_qlog(settings.qlog_dir) if settings.qlog_dir else None),
     )
