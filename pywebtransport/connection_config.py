@@ -73,6 +73,8 @@ def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name
         # The client's chain is verified against ca_certs by the connection after the handshake.
         settings = QuicSettings(is_client=False, certfile=config.certfile, keyfile=config.keyfile,
                                 request_client_certificate=wants_client_certificate, **common)
+    if settings.is_client and not (settings.cafile or settings.certfile):
+        return settings  # no file to load: nothing to check (a client builds these per connect)
     try:
         settings.validate()
     except (OSError, ValueError) as exc:

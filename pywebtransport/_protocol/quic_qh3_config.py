@@ -24,7 +24,12 @@ __all__ = ["qh3_configuration"]
 def _chain_from_files(certfile: str, keyfile: str | None, mtime: float) -> tuple[Any, list[Any], Any]:
     """qh3's certificate, chain and key of a PEM pair, parsed once per file version."""
     probe = QuicConfiguration()
-    probe.load_cert_chain(certfile, keyfile)
+    try:
+        probe.load_cert_chain(certfile, keyfile)
+    except OSError:
+        raise
+    except Exception as exc:  # qh3 raises IndexError, among others, for a file with no certificate in it
+        raise ValueError(f"no usable PEM certificate and key in {certfile!r} / {keyfile!r}: {exc!r}") from exc
     return probe.certificate, list(probe.certificate_chain), probe.private_key
 
 
