@@ -128,11 +128,15 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
     # ------------------------------------------------------------------ endpoint driver
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> None:
-        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED) or self._quic_failed:
             return
         self._remote_address = addr
         self._datagrams_from_peer += 1
-        self._engine.receive_datagram(data, addr, now)
+        try:
+            self._engine.receive_datagram(data, addr, now)
+        except Exception as exc:  # the QUIC library failed on it: end now, not at a timeout
+            self.fail_on_quic_error(exc)
+            return
         if self._pinned and not self._peer_checked:
             self._check_pinned_certificate()
         elif not self._peer_checked and isinstance(self._config, ServerConfig):

@@ -13,7 +13,7 @@ from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.settings import Dialect
 from pywebtransport.connection_core import ConnectionCore
 from pywebtransport.events import EventType
-from pywebtransport.exceptions import HandshakeError
+from pywebtransport.exceptions import ConnectionError, HandshakeError
 from pywebtransport.types import CloseCause, ConnectionState, SessionId, StreamId
 
 __all__ = ["BROWSER_CLOSE_SETTLE", "CLOSE_CONFIRM_GRACE", "ConnectionClosing"]
@@ -175,6 +175,26 @@ class ConnectionClosing(ConnectionCore):
     async def _abandon(self, reason: str) -> None:
         self._close_error = HandshakeError(reason)
         await self.close(error_code=c.H3_NO_ERROR, reason=reason)
+
+    #: Set when the QUIC library raised on a datagram: nothing more is handed to it.
+    _quic_failed = False
+
+    def fail_on_quic_error(self, exc: Exception) -> None:
+        """Internal: the QUIC library raised while handling a datagram (its state is not to be
+        trusted any more). Close with H3_INTERNAL_ERROR at once: a connect under way raises a
+        ConnectionError naming the failure instead of waiting out its timeout."""
+        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return
+        self._quic_failed = True
+        logger.error("connection %s: the QUIC library failed on a datagram; closing", self._connection_id,
+                     exc_info=exc)
+        if self._close_error is None:
+            self._close_error = ConnectionError(f"the QUIC library failed on a datagram from the peer: {exc!r}")
+        try:
+            self._engine.close(c.H3_INTERNAL_ERROR, "internal error")
+        except Exception:  # it may fail again; the connection ends here either way
+            logger.debug("closing after the QUIC failure failed too", exc_info=True)
+        self._loop.call_soon(self._terminated, c.H3_INTERNAL_ERROR, "internal error", False)
 
     def _terminated(self, error_code: int, reason: str, by_peer: bool) -> None:
         if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):

@@ -4,11 +4,15 @@ client or server configuration (used by ``WebTransportClient`` and ``WebTranspor
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from cryptography import x509
 
 from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig
 from pywebtransport._protocol.quic import QuicSettings, resolve_backend
+from pywebtransport._protocol.quic_tls import file_version
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.exceptions import CertificateError, ConfigurationError
 
@@ -38,6 +42,26 @@ def engine_config(config: ClientConfig | ServerConfig) -> EngineConfig:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _ca_certificate_count(path: str, version: float) -> int:
+    """How many PEM certificates ``path`` holds (read once per file version); ValueError for none.
+
+    The QUIC libraries read a CA file only during a handshake: aioquic raised from inside it
+    and qh3 reported an empty CA store, neither naming the file.
+    """
+    with open(path, "rb") as source:
+        return len(x509.load_pem_x509_certificates(source.read()))
+
+
+def _check_ca_file(path: str) -> None:
+    try:
+        _ca_certificate_count(path, file_version(path))
+    except OSError as exc:
+        raise CertificateError(f"cannot load CA file {path!r}: {exc}") from exc
+    except ValueError as exc:
+        raise CertificateError(f"cannot load CA file {path!r}: it holds no PEM certificate") from exc
+
+
 def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name: str | None = None
                              ) -> QuicSettings:
     """The QUIC settings for HTTP/3 with datagrams, from ours, for the configured backend
@@ -59,8 +83,9 @@ def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name
         # by the connection; the backend's chain verification is off for it.
         verify = bool(config.verify_mode) and not config.server_certificate_hashes
         # certfile/keyfile: the client certificate, sent when the server asks for one (mTLS).
+        ca_file = config.ca_certs if verify else None
         settings = QuicSettings(is_client=True, server_name=server_name, verify_peer=verify,
-                                cafile=config.ca_certs if verify else None, certfile=config.certfile,
+                                cafile=ca_file, certfile=config.certfile,
                                 keyfile=config.keyfile, **common)
     else:
         if not config.certfile or not config.keyfile:
@@ -71,8 +96,12 @@ def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name
             raise ConfigurationError(f"verify_client={config.verify_client!r} needs the aioquic backend: {backend} "
                                      "servers cannot ask for a client certificate")
         # The client's chain is verified against ca_certs by the connection after the handshake.
+        ca_file = config.ca_certs if wants_client_certificate else None
         settings = QuicSettings(is_client=False, certfile=config.certfile, keyfile=config.keyfile,
                                 request_client_certificate=wants_client_certificate, **common)
+    # The CA file the backend (client) or the connection (server, verify_client) reads later.
+    if ca_file:
+        _check_ca_file(ca_file)
     if settings.is_client and not (settings.cafile or settings.certfile):
         return settings  # no file to load: nothing to check (a client builds these per connect)
     try:
