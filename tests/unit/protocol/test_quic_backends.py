@@ -229,15 +229,32 @@ def test_reading_grants_credit_one_window_ahead_until_everything_arrives(backend
     assert pair.server.quic.consumed_records == records  # the finished stream's record is gone
 
 
-def test_peer_stream_count_credit_follows_finished_streams(backend: str) -> None:
+def _stream_count_pair(backend: str, *, limit: int | None = None) -> Pair:
+    """A pair whose server grants the client ``limit`` bidirectional streams (its default if None)."""
     if backend == "aioquic" and AIOQUIC_DOUBLES_MAX_STREAMS:
         pytest.skip(PER_STREAM_MAX_STREAMS_REASON)
-    def few_streams(engine: WebTransportEngine) -> None:
-        for limit in (engine.quic._local_max_streams_bidi,):  # noqa: SLF001 - test-only tweak of the grant
-            limit.value = limit.sent = 8
 
-    pair = Pair(backend=backend, tweak_server=few_streams, client_config=NO_SESSION_LIMIT,
+    def set_limit(engine: WebTransportEngine) -> None:
+        if limit is not None:
+            grant = engine.quic._local_max_streams_bidi  # noqa: SLF001 - test-only tweak of the grant
+            grant.value = grant.sent = limit
+
+    return Pair(backend=backend, tweak_server=set_limit, client_config=NO_SESSION_LIMIT,
                 server_config=NO_SESSION_LIMIT)
+
+
+def _request(pair: Pair, sid: int) -> int:
+    """One request stream, asked and answered with FINs both ways; its id."""
+    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stream_id, b"q", end_stream=True)
+    pair.run()
+    pair.server.send_stream_data(stream_id, b"a", end_stream=True)
+    pair.run()
+    return stream_id
+
+
+def test_peer_stream_count_credit_follows_finished_streams(backend: str) -> None:
+    pair = _stream_count_pair(backend, limit=8)
     sid = pair.open_session()
     opened = []
     while pair.client.quic.can_open_stream(is_unidirectional=False):
@@ -256,18 +273,12 @@ def test_peer_stream_count_credit_follows_finished_streams(backend: str) -> None
 
 
 def test_stream_count_credit_goes_back_in_batches_not_a_frame_per_stream(backend: str) -> None:
-    if backend == "aioquic" and AIOQUIC_DOUBLES_MAX_STREAMS:
-        pytest.skip(PER_STREAM_MAX_STREAMS_REASON)
-    pair = Pair(backend=backend, client_config=NO_SESSION_LIMIT, server_config=NO_SESSION_LIMIT)
+    pair = _stream_count_pair(backend)
     sid = pair.open_session()
     limit = pair.server.quic._local_max_streams_bidi  # noqa: SLF001 - what the server has advertised
     advertised = [limit.sent]
     for _ in range(300):  # one request stream at a time, as a request/response app opens them
-        stream_id = pair.client.open_stream(sid, is_unidirectional=False)
-        pair.client.send_stream_data(stream_id, b"q", end_stream=True)
-        pair.run()
-        pair.server.send_stream_data(stream_id, b"a", end_stream=True)
-        pair.run()
+        _request(pair, sid)
         if limit.sent != advertised[-1]:
             advertised.append(limit.sent)
     # every finished stream's slot came back (301 opened with the CONNECT stream's) ...
@@ -278,21 +289,10 @@ def test_stream_count_credit_goes_back_in_batches_not_a_frame_per_stream(backend
 
 
 def test_held_back_stream_credit_is_granted_once_the_peer_reaches_its_limit(backend: str) -> None:
-    if backend == "aioquic" and AIOQUIC_DOUBLES_MAX_STREAMS:
-        pytest.skip(PER_STREAM_MAX_STREAMS_REASON)
-    def few_streams(engine: WebTransportEngine) -> None:
-        for limit in (engine.quic._local_max_streams_bidi,):  # noqa: SLF001 - test-only tweak of the grant
-            limit.value = limit.sent = 8
-
-    pair = Pair(backend=backend, tweak_server=few_streams, client_config=NO_SESSION_LIMIT,
-                server_config=NO_SESSION_LIMIT)
+    pair = _stream_count_pair(backend, limit=8)
     sid = pair.open_session()
     for _ in range(3):  # finished: three slots come back, but the peer still has four to open
-        stream_id = pair.client.open_stream(sid, is_unidirectional=False)
-        pair.client.send_stream_data(stream_id, b"q", end_stream=True)
-        pair.run()
-        pair.server.send_stream_data(stream_id, b"a", end_stream=True)
-        pair.run()
+        _request(pair, sid)
     held = []
     while pair.client.quic.can_open_stream(is_unidirectional=False):  # then it opens all it may, keeping them
         stream_id = pair.client.open_stream(sid, is_unidirectional=False)
@@ -307,14 +307,7 @@ def test_held_back_stream_credit_is_granted_once_the_peer_reaches_its_limit(back
 
 
 def test_a_stream_that_arrives_late_does_not_hold_back_the_credit_of_a_peer_at_its_limit(backend: str) -> None:
-    if backend == "aioquic" and AIOQUIC_DOUBLES_MAX_STREAMS:
-        pytest.skip(PER_STREAM_MAX_STREAMS_REASON)
-    def few_streams(engine: WebTransportEngine) -> None:
-        for limit in (engine.quic._local_max_streams_bidi,):  # noqa: SLF001 - test-only tweak of the grant
-            limit.value = limit.sent = 8
-
-    pair = Pair(backend=backend, tweak_server=few_streams, client_config=NO_SESSION_LIMIT,
-                server_config=NO_SESSION_LIMIT)
+    pair = _stream_count_pair(backend, limit=8)
     sid = pair.open_session()
     first = pair.client.open_stream(sid, is_unidirectional=False)
     assert pair.client.datagrams_to_send(pair.now)  # the packet opening it is lost
