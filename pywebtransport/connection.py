@@ -135,7 +135,7 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
         try:
             self._engine.receive_datagram(data, addr, now)
         except Exception as exc:  # the QUIC library failed on it: end now, not at a timeout
-            self.fail_on_quic_error(exc)
+            self._fail_on_quic_error(exc)
             return
         if self._pinned and not self._peer_checked:
             self._check_pinned_certificate()

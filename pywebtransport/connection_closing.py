@@ -179,8 +179,8 @@ class ConnectionClosing(ConnectionCore):
     #: Set when the QUIC library raised on a datagram: nothing more is handed to it.
     _quic_failed = False
 
-    def fail_on_quic_error(self, exc: Exception) -> None:
-        """Internal: the QUIC library raised while handling a datagram (its state is not to be
+    def _fail_on_quic_error(self, exc: Exception) -> None:
+        """The QUIC library raised while handling a datagram (its state is not to be
         trusted any more). Close with H3_INTERNAL_ERROR at once: a connect under way raises a
         ConnectionError naming the failure instead of waiting out its timeout."""
         if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
