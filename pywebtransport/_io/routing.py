@@ -99,9 +99,7 @@ class EndpointRouting(EndpointCore):
         entry = self._timers.pop(connection, None)
         if entry is not None:
             entry[1].cancel()
-        self._dirty.discard(connection)
-        self._received.discard(connection)
-        self._waited.discard(connection)
+        self._unschedule(connection)
         if self._client is connection:
             self._client = None
         return cids

@@ -76,9 +76,7 @@ class EndpointTransmit(EndpointCore):
 
     def transmit(self, connection: ConnectionDriver) -> None:
         """Send what one connection has to send right now (and re-arm its timer)."""
-        self._dirty.discard(connection)
-        self._received.discard(connection)
-        self._waited.discard(connection)
+        self._unschedule(connection)
         outgoing: list[tuple[bytes, Address]] = []
         self._collect(connection, outgoing)
         self._send_now(outgoing)
@@ -88,6 +86,12 @@ class EndpointTransmit(EndpointCore):
         since its last one); otherwise everything it was given has been through a pass already."""
         if connection in self._dirty or connection in self._received or connection in self._waited:
             self.transmit(connection)
+
+    def _unschedule(self, connection: ConnectionDriver) -> None:
+        """Take ``connection`` out of every pass still to come (a queued one then skips it)."""
+        self._dirty.discard(connection)
+        self._received.discard(connection)
+        self._waited.discard(connection)
 
     def _collect(self, connection: ConnectionDriver, outgoing: list[tuple[bytes, Address]]) -> None:
         try:
