@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -32,12 +33,14 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchmarks.rows import Served, stream_request
 from benchmarks.stacks import STACKS
 from benchmarks.stacks.base import CMD_ECHO, BenchClient, Certificate
 
-__all__ = ["OPS", "CostOptions", "CostRow", "collected_instructions", "main", "run_cost", "run_ops"]
+__all__ = ["OPS", "CostOptions", "CostRow", "QuicTally", "collected_instructions", "format_pattern_table", "main",
+           "parse_tally", "quic_package", "run_cost", "run_ops"]
 
 #: The operations measured, by name: what each row's ``per op`` counts.
 OPS: dict[str, str] = {
@@ -50,6 +53,8 @@ WARM_UP = 30
 #: Ops that cost far more than a round trip run this many times fewer (both counts).
 _SCALE_DOWN: dict[str, int] = {"session": 5}
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+#: The line a child prints on stdout with its QUIC call counts (``QuicTally.line``).
+_TALLY = "quic-calls "
 
 
 def collected_instructions(callgrind_stderr: str) -> int:
@@ -99,6 +104,63 @@ async def _operation(served: Served, client: BenchClient, op: str) -> Callable[[
     raise ValueError(f"unknown operation {op!r}; choose from {', '.join(OPS)}")
 
 
+class QuicTally:
+    """Counts the calls a process makes to one QUIC library's ``QuicConnection``: datagrams
+    it was handed (``receive_datagram``) and transmit passes (``datagrams_to_send``).
+
+    Both benchmark stacks of a library go through these two methods (ours subclasses the
+    library's class and calls up), so the counts compare like with like. The wrappers cost a
+    few hundred instructions per call, well under a thousandth of an operation.
+    """
+
+    METHODS = ("receive_datagram", "datagrams_to_send")
+
+    def __init__(self, package: str) -> None:
+        import importlib
+
+        self.calls = dict.fromkeys(self.METHODS, 0)
+        self._cls: Any = importlib.import_module(f"{package}.quic.connection").QuicConnection
+        self._originals: dict[str, Any] = {}
+
+    def install(self) -> None:
+        """Wrap the two methods on the class (for the rest of the process, or ``remove``)."""
+        for name in self.METHODS:
+            original = self._originals[name] = getattr(self._cls, name)
+            setattr(self._cls, name, self._counting(name, original))
+
+    def remove(self) -> None:
+        for name, original in self._originals.items():
+            setattr(self._cls, name, original)
+        self._originals.clear()
+
+    def _counting(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        calls = self.calls
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        return counted
+
+    def line(self) -> str:
+        """What the child prints: ``quic-calls {"receive_datagram": R, "datagrams_to_send": P}``."""
+        return _TALLY + json.dumps(self.calls)
+
+
+def parse_tally(stdout: str) -> dict[str, int]:
+    """The counts in a child's ``quic-calls`` line; ValueError when it printed none."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(_TALLY):
+            counts = json.loads(line[len(_TALLY):])
+            return {name: int(counts[name]) for name in QuicTally.METHODS}
+    raise ValueError("the child printed no 'quic-calls' line:\n" + stdout[-2000:])
+
+
+def quic_package(stack: str) -> str:
+    """The QUIC library a benchmark stack runs on (``ours-qh3`` and ``raw-qh3``: ``qh3``)."""
+    return stack.split("-", 1)[1]
+
+
 async def run_ops(stack_name: str, op: str, count: int, cert: Certificate, *, warm_up: int = WARM_UP) -> int:
     """Serve the app on ``stack_name``, connect once, run ``op`` ``warm_up + count`` times; returns ``count``."""
     stack = STACKS[stack_name]()
@@ -134,11 +196,14 @@ class CostRow:
     per_op: float | None = None
     error: str | None = None
     counts: dict[int, int] = field(default_factory=dict)
+    #: QUIC calls per operation (``QuicTally.METHODS``), under callgrind and at full speed.
+    pattern: dict[str, float] = field(default_factory=dict)
+    native_pattern: dict[str, float] = field(default_factory=dict)
 
 
-def _child_command(options: CostOptions, stack: str, op: str, count: int) -> list[str]:
-    return [options.valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-            sys.executable, "-m", "benchmarks.cost", stack, op, str(count)]
+def _child_command(options: CostOptions, stack: str, op: str, count: int, *, native: bool = False) -> list[str]:
+    child = [sys.executable, "-m", "benchmarks.cost", stack, op, str(count)]
+    return child if native else [options.valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *child]
 
 
 def _counts(options: CostOptions, op: str) -> tuple[int, int]:
@@ -153,13 +218,21 @@ def _measure(options: CostOptions, column: str, stack: str, op: str, pure: bool)
     row = CostRow(column, op)
     env = {**os.environ, "PYWEBTRANSPORT_NO_EXTENSIONS": "1" if pure else "0"}
     small, large = _counts(options, op)
-    for count in (small, large):
-        done = subprocess.run(_child_command(options, stack, op, count), capture_output=True, text=True,
-                              env=env, timeout=1800, check=False)
-        if done.returncode != 0:
-            row.error = f"{column} {op} x{count} exited {done.returncode}: {done.stderr.strip()[-400:]}"
-            return row
-        row.counts[count] = collected_instructions(done.stderr)
+    for native in (False, True):
+        tallies = {}
+        for count in (small, large):
+            done = subprocess.run(_child_command(options, stack, op, count, native=native), capture_output=True,
+                                  text=True, env=env, timeout=1800, check=False)
+            if done.returncode != 0:
+                where = "natively " if native else ""
+                row.error = f"{column} {op} x{count} {where}exited {done.returncode}: {done.stderr.strip()[-400:]}"
+                return row
+            if not native:
+                row.counts[count] = collected_instructions(done.stderr)
+            tallies[count] = parse_tally(done.stdout)
+        pattern = row.native_pattern if native else row.pattern
+        for name in QuicTally.METHODS:
+            pattern[name] = (tallies[large][name] - tallies[small][name]) / (large - small)
     row.per_op = (row.counts[large] - row.counts[small]) / (large - small)
     return row
 
@@ -207,6 +280,26 @@ def format_table(rows: list[CostRow]) -> str:
     return "\n".join(lines)
 
 
+def format_pattern_table(rows: list[CostRow]) -> str:
+    """A markdown table: QUIC datagrams received and transmit passes per operation of every
+    column, under callgrind and at full speed (``under / native``)."""
+    columns = list(dict.fromkeys(row.column for row in rows))
+    by_cell = {(row.column, row.op): row for row in rows}
+    head = ["operation (QUIC calls per op: under callgrind / native)", *columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+    for op in dict.fromkeys(row.op for row in rows):
+        for name, label in (("receive_datagram", "datagrams received"), ("datagrams_to_send", "transmit passes")):
+            cells = [f"{OPS.get(op, op)}: {label}"]
+            for column in columns:
+                row = by_cell.get((column, op))
+                if row is None or name not in row.pattern or name not in row.native_pattern:
+                    cells.append("error")
+                else:
+                    cells.append(f"{row.pattern[name]:.2f} / {row.native_pattern[name]:.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The child: ``python -m benchmarks.cost STACK OP COUNT``."""
     parser = argparse.ArgumentParser(description="one cost child: run OP COUNT times on STACK")
@@ -216,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from benchmarks.worker import make_certificate
 
+    tally = QuicTally(quic_package(args.stack))
+    tally.install()
     with tempfile.TemporaryDirectory(prefix="pwt-cost-") as directory:
         asyncio.run(run_ops(args.stack, args.op, args.count, make_certificate(directory)))
+    print(tally.line(), flush=True)
     return 0
 
 
