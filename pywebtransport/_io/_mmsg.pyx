@@ -297,6 +297,11 @@ cdef class BatchSocket:
         PyMem_Free(self._counts)
 
     @property
+    def batch(self):
+        """How many datagrams one ``recv`` reads at most (its receive buffers)."""
+        return self._capacity
+
+    @property
     def gso(self):
         """Whether runs of equal-size datagrams leave as one UDP GSO message."""
         return self._gso

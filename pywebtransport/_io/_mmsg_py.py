@@ -27,6 +27,11 @@ class BatchSocket:
         self.truncated = 0
 
     @property
+    def batch(self) -> int:
+        """How many datagrams one ``recv`` reads at most."""
+        return self._batch
+
+    @property
     def gso(self) -> bool:
         """Whether sends are segmented by the kernel (UDP GSO): never in this twin."""
         return False

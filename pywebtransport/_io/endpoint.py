@@ -33,7 +33,7 @@ from typing import Any, cast
 from pywebtransport._io.closing import MAX_CLOSING_PERIOD, ClosingConnection, EndpointClosing
 from pywebtransport._io.drivers import ClientDriver, ConnectionDriver, NewConnectionFactory, RefusalBuilder
 from pywebtransport._io.modes import UdpMode, mmsg, requested_mode, resolve_mode
-from pywebtransport._io.routing import _RECEIVE_BATCH, EndpointRouting
+from pywebtransport._io.routing import _CLIENT_RECEIVE_BATCH, _RECEIVE_BATCH, EndpointRouting
 from pywebtransport._io.transmit import EndpointTransmit
 from pywebtransport.types import Address
 
@@ -103,10 +103,16 @@ class UdpEndpoint(EndpointRouting, EndpointTransmit, EndpointClosing):
         """
         if mode not in (UdpMode.READER, UdpMode.MMSG):
             raise ValueError(f"attach_socket reads the socket itself; mode {mode.value!r} does not")
-        batch = mmsg.BatchSocket(sock, batch=_RECEIVE_BATCH) if mode is UdpMode.MMSG else None
+        size = _RECEIVE_BATCH if self._peer is None else _CLIENT_RECEIVE_BATCH  # a client's socket: one peer
+        batch = mmsg.BatchSocket(sock, batch=size) if mode is UdpMode.MMSG else None
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self._sock, self._batch, self._mode = sock, batch, mode
         self._local_address = _address(sock.getsockname())
+
+    @property
+    def receive_batch(self) -> int | None:
+        """Datagrams one batched read takes at most (``mmsg`` mode); None in other modes."""
+        return self._batch.batch if self._batch is not None else None
 
     @property
     def mode(self) -> UdpMode:

@@ -12,6 +12,7 @@ from typing import Any
 from pywebtransport._io.closing import ClosingConnection
 from pywebtransport._io.drivers import ClientDriver, ConnectionDriver
 from pywebtransport._io.endpoint_core import EndpointCore
+from pywebtransport._io.modes import mmsg
 from pywebtransport._io.packets import PacketType, encode_version_negotiation, parse_header
 from pywebtransport.types import Address
 
@@ -24,6 +25,13 @@ logger = logging.getLogger("pywebtransport._io.endpoint")
 _HOST_CID_LENGTH = 8
 #: Datagrams read per readable event before the connections get to transmit.
 _RECEIVE_BATCH = 64
+#: What a client's socket, which hears from one server, starts with. In ``mmsg`` mode each
+#: slot is a 2 KiB receive buffer plus its headers: 64 of them cost a client process about
+#: 180 KiB of resident memory per connection (measured: 313 against 132 KiB per idle
+#: session, client and server, against ``reader`` mode). A read that fills the small batch
+#: (a download under way) moves the socket to ``_RECEIVE_BATCH`` for good: 16 slots alone
+#: cut a 100-stream download by about 15 %.
+_CLIENT_RECEIVE_BATCH = 8
 #: RFC 9000 §14.1: a server drops an Initial in a UDP payload smaller than this.
 _MIN_INITIAL_DATAGRAM = 1200
 #: How systems report an ICMP port unreachable on a UDP socket.
@@ -40,6 +48,10 @@ class EndpointRouting(EndpointCore):
             except OSError as exc:  # e.g. an ICMP error surfaced on the socket: not fatal
                 self._socket_error(exc)
                 return
+            size = self._batch.batch
+            if size < _RECEIVE_BATCH and len(received) == size and self._sock is not None:
+                # A client's small batch filled up: more is arriving than it was sized for.
+                self._batch = mmsg.BatchSocket(self._sock, batch=_RECEIVE_BATCH)
             for data, addr in received:
                 self.datagram_received(data, addr)
             return

@@ -138,3 +138,54 @@ def test_each_mmsg_variant_raises_connection_refused_on_a_connected_socket(
         assert batch.recv() == []  # the error was reported once; nothing else is waiting
     finally:
         sock.close()
+
+
+class CountingClient(FakeConnection):
+    """A client driver that resolves ``all_in`` once ``expected`` datagrams arrived."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__("client")
+        self.expected = expected
+        self.all_in: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> None:
+        super().datagram_received(data, addr, now)
+        if len(self.received) >= self.expected and not self.all_in.done():
+            self.all_in.set_result(None)
+
+
+async def test_a_client_socket_starts_with_a_small_batch_and_grows_it_for_a_burst() -> None:
+    """A client's socket hears from one server: its batched reads start at 8 datagrams, not
+    the server's 64 (each slot is a receive buffer in mmsg mode). A burst arrives whole, and
+    the read it fills moves the socket to the server's batch size."""
+    server = await UdpEndpoint.open(local_addr=("127.0.0.1", 0), mode=UdpMode.MMSG)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        client_endpoint = await UdpEndpoint.open(local_addr=("127.0.0.1", 0), remote_addr=peer.getsockname(),
+                                                 mode=UdpMode.MMSG)
+        client = CountingClient(expected=40)
+        client_endpoint.attach_client(client)
+        try:
+            assert server.receive_batch == 64
+            assert client_endpoint.receive_batch == 8
+            peer.sendto(b"one", client_endpoint.local_address)
+            client.expected = 1
+            await asyncio.wait_for(client.all_in, 10)
+            assert client_endpoint.receive_batch == 8  # one datagram at a time: still small
+            client.all_in, client.expected = asyncio.get_running_loop().create_future(), 41
+            for i in range(40):  # all waiting before the loop next reads the socket
+                peer.sendto(i.to_bytes(2, "big"), client_endpoint.local_address)
+            await asyncio.wait_for(client.all_in, 10)
+            assert [int.from_bytes(d, "big") for d, _ in client.received[1:]] == list(range(40))
+            assert client_endpoint.receive_batch == 64
+        finally:
+            client_endpoint.close()
+            server.close()
+
+
+async def test_an_endpoint_that_reads_one_datagram_at_a_time_has_no_receive_batch() -> None:
+    endpoint = await UdpEndpoint.open(local_addr=("127.0.0.1", 0), mode=UdpMode.READER)
+    try:
+        assert endpoint.receive_batch is None
+    finally:
+        endpoint.close()

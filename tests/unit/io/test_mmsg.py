@@ -56,6 +56,7 @@ def test_batch_of_n_datagrams_arrives_as_n_with_the_sender_address(
     # Equal sizes (a GSO run), then a shorter tail, then assorted sizes.
     payloads = [bytes([i]) * 1200 for i in range(40)] + [b"tail"] + [bytes([i]) * (100 + i) for i in range(19)]
     assert out.send([(p, destination) for p in payloads]) == 60
+    assert into.batch == 16 and out.batch == 64  # one recv() reads at most this many
     received = receive(into, receiver, 60)
     assert [d for d, _ in received] == payloads
     assert {a for _, a in received} == {_address(sender)}
