@@ -106,7 +106,7 @@ def workers_suite(args: argparse.Namespace) -> int:
 
 def cost_suite(args: argparse.Namespace) -> int:
     """Instructions per operation (callgrind) for every stack: load-independent CPU cost."""
-    from benchmarks.cost import OPS, CostOptions, format_pattern_table, format_table, run_cost
+    from benchmarks.cost import OPS, CostOptions, format_pattern_table, format_table, quic_package, run_cost
     from benchmarks.stacks import STACKS
 
     options = CostOptions(pure=not args.no_pure)
@@ -120,6 +120,12 @@ def cost_suite(args: argparse.Namespace) -> int:
         unknown = [value for value in values if value not in known]
         if unknown:
             print(f"unknown {name} {unknown[0]!r}; choose from {', '.join(known)}", file=sys.stderr)
+            return 2
+    for stack in options.stacks:
+        try:
+            quic_package(stack)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
             return 2
     print(f"cost: instructions per operation, (I({options.large}) - I({options.small})) / "
           f"{options.large - options.small} (a fifth as many for session), client and server in one "

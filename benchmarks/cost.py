@@ -40,7 +40,7 @@ from benchmarks.stacks import STACKS
 from benchmarks.stacks.base import CMD_ECHO, BenchClient, Certificate
 
 __all__ = ["OPS", "CostOptions", "CostRow", "QuicTally", "collected_instructions", "format_pattern_table", "main",
-           "parse_tally", "quic_package", "run_cost", "run_ops"]
+           "parse_tally", "QUIC_PACKAGES", "quic_package", "run_cost", "run_ops"]
 
 #: The operations measured, by name: what each row's ``per op`` counts.
 OPS: dict[str, str] = {
@@ -156,9 +156,18 @@ def parse_tally(stdout: str) -> dict[str, int]:
     raise ValueError("the child printed no 'quic-calls' line:\n" + stdout[-2000:])
 
 
+#: The QUIC libraries whose stacks the suite measures (``ours-X`` and ``raw-X``).
+QUIC_PACKAGES = ("aioquic", "qh3")
+
+
 def quic_package(stack: str) -> str:
-    """The QUIC library a benchmark stack runs on (``ours-qh3`` and ``raw-qh3``: ``qh3``)."""
-    return stack.split("-", 1)[1]
+    """The QUIC library a benchmark stack runs on (``ours-qh3`` and ``raw-qh3``: ``qh3``);
+    ValueError naming the stack for one that runs on none (``websockets``)."""
+    package = stack.partition("-")[2]
+    if package not in QUIC_PACKAGES:
+        raise ValueError(f"{stack!r} runs on no QUIC library ({', '.join(QUIC_PACKAGES)}): "
+                         "the cost suite measures the QUIC stacks only")
+    return package
 
 
 async def run_ops(stack_name: str, op: str, count: int, cert: Certificate, *, warm_up: int = WARM_UP) -> int:

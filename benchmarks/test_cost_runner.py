@@ -74,6 +74,12 @@ def test_the_tally_counts_the_quic_library_calls_of_every_stack_and_comes_off_ag
     assert parse_tally(tally.line()) == tally.calls
 
 
+def test_a_stack_on_no_quic_library_is_named_not_measured() -> None:
+    assert [quic_package(stack) for stack in QUIC_STACKS] == ["aioquic", "qh3", "aioquic", "qh3"]
+    with pytest.raises(ValueError, match="'websockets' runs on no QUIC library"):
+        quic_package("websockets")
+
+
 def test_the_pattern_table_sets_callgrinds_counts_beside_the_native_ones() -> None:
     rows = [CostRow("ours-qh3", "echo", 1.0, pattern={"receive_datagram": 2.0, "datagrams_to_send": 2.5},
                     native_pattern={"receive_datagram": 2.25, "datagrams_to_send": 3.0}),
