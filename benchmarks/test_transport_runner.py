@@ -24,7 +24,7 @@ from benchmarks.rows import METRICS, percentile
 from benchmarks.stacks import STACKS
 from benchmarks.stacks.ours import OursStack
 from benchmarks.stacks.rawquic import RawQuicStack
-from benchmarks.transport import COLUMNS, TransportOptions, planned_workers, run_transport
+from benchmarks.transport import COLUMNS, TransportOptions, format_table, planned_workers, run_transport
 from benchmarks.worker import loop_unavailable
 from pywebtransport._wire import NO_EXTENSIONS
 
@@ -187,3 +187,17 @@ def test_the_row_profiler_reports_ours_and_the_raw_library_for_each_operation(
     # Every operation reports both stacks, each with its calls and its layers.
     assert out.count("ours-aioquic:") == 3 and out.count("raw-aioquic:") == 3
     assert out.count("in pywebtransport)") == 6 and "aioquic " in out
+
+
+def test_ratio_columns_say_above_one_is_better_and_a_faster_latency_reads_above_one() -> None:
+    section = {"columns": ["ours-qh3", "raw-qh3"], "table": {
+        "ours-qh3": {"echo_open_p50_us": 150.0, "upload_1_mib_s": 40.0},
+        "raw-qh3": {"echo_open_p50_us": 300.0, "upload_1_mib_s": 20.0}}}
+    table, _ = format_table("asyncio", section)
+    header = table.splitlines()[0]
+    assert "| ours-qh3 vs raw-qh3 (>1 = better) |" in header
+    assert " / raw-qh3" not in header  # a quotient heading would be read backwards on latency rows
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()[2:]}
+    echo, bulk = rows["64 B echo, open stream p50"], rows["bulk upload, 1 stream"]
+    assert echo.rstrip(" |").endswith("2.00x")  # half the latency: twice as good
+    assert bulk.rstrip(" |").endswith("2.00x")  # twice the throughput

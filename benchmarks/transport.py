@@ -29,7 +29,7 @@ from benchmarks.worker import LOOPS, loop_unavailable
 from pywebtransport.cli.progress import Progress
 
 __all__ = ["COLUMNS", "Column", "TransportOptions", "WorkerProgress", "format_table", "parse_loops", "planned_workers",
-           "relay_target", "run_transport"]
+           "ratio_header", "relay_target", "run_transport"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,12 @@ def _ratio(metric: Metric, ours: Any, floor: Any) -> float | None:
     return ours / floor if metric.higher_is_better else floor / ours
 
 
+def ratio_header(ours: str, other: str) -> str:
+    """The heading of a ratio column. Not "a / b": the cells are "how many times better",
+    so a latency row divides the other way, and a plain quotient heading read backwards."""
+    return f"{ours} vs {other} (>1 = better)"
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, dict):
         return "n/a"
@@ -234,7 +240,7 @@ def format_table(loop: str, section: dict[str, Any]) -> tuple[str, list[str]]:
     columns: list[str] = section["columns"]
     table = section["table"]
     ratio_pairs = [(a, b) for a, b in RATIOS if a in columns and b in columns]
-    headers = ["row", "unit", *columns, *(f"{a} / {b}" for a, b in ratio_pairs)]
+    headers = ["row", "unit", *columns, *(ratio_header(a, b) for a, b in ratio_pairs)]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * 2 + "---:|" * (len(headers) - 2)]
     reasons: dict[str, list[str]] = {}
     for metric in METRICS:
