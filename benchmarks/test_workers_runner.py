@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import main
-from benchmarks.workers import ROWS, _split, backend_unavailable
+from benchmarks.workers import ROWS, _split, backend_unavailable, cpu_bound
 from pywebtransport.server.workers import multiprocess_unavailable
 
 pytestmark = pytest.mark.timeout(300)
@@ -39,6 +39,11 @@ def test_quick_run_measures_one_and_two_workers(tmp_path: Path) -> None:
     assert len(workers_two["bulk"]["sessions_per_worker"]) == expected
     # Four connects say nothing about a bar set for 1,000: the target is not judged.
     assert [t["met"] for t in report["targets"]] == [None]
+    # ... but the CPU bound that the measured CPU sets on a burst of that size is reported.
+    bound = report["targets"][0]["cpu_bound"]
+    connect = workers_two["connect"]
+    per_connect = connect["server_cpu_ms_per_connect"] + connect["client_cpu_ms_per_connect"]
+    assert bound["both_s"] == pytest.approx(per_connect * 4 / bound["cores"] / 1e3)
 
 
 def test_an_unknown_backend_is_a_reason_not_a_crash(tmp_path: Path) -> None:
@@ -74,3 +79,11 @@ def test_rounds_merge_to_medians_with_failed_percentiles_counted_as_slowest() ->
     assert merged["connect"]["errors"] == {"x": 3} and merged["connect"]["failed_connects"] == 3
     assert merged["bulk"]["sessions_per_worker"] == [[2, 1], [3, 0], [1, 2]]
     assert _median_result([_round(None, 5, {}, [1]), _round(None, 5, {}, [1])])["connect"]["p99_ms"] is None
+
+
+def test_cpu_bound_is_the_cpu_of_all_connects_spread_over_the_cores() -> None:
+    bound = cpu_bound({"server_cpu_ms_per_connect": 1.5, "client_cpu_ms_per_connect": 2.5}, 1000, cores=2)
+    assert bound is not None
+    assert bound["both_s"] == pytest.approx(2.0) and bound["server_only_s"] == pytest.approx(0.75)
+    assert "2.00 s for server and clients together" in bound["text"] and "0.75 s for the server alone" in bound["text"]
+    assert cpu_bound({"server_cpu_ms_per_connect": None, "client_cpu_ms_per_connect": 2.5}, 1000, cores=2) is None

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["P99_TARGET_S", "WorkersOptions", "backend_unavailable", "format_table", "run_workers"]
+__all__ = ["P99_TARGET_S", "WorkersOptions", "backend_unavailable", "cpu_bound", "format_table", "run_workers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The issue's bar: 1,000 concurrent connects complete with p99 under this with 2 workers.
@@ -445,8 +445,25 @@ def _targets(results: dict[str, Any], options: WorkersOptions) -> list[dict[str,
         if options.connects != TARGET_CONNECTS:  # the bar is about 1,000 at once; fewer say nothing about it
             met, verdict = None, f"not judged (measured with {options.connects} connects)"
         shown = "n/a (more than 1% failed)" if p99 is None else f"{p99 / 1e3:.2f} s"
+        bound = cpu_bound(connect, options.connects)
         targets.append({"backend": backend, "p99_s": None if p99 is None else p99 / 1e3,
-                        "completed_pct": connect["completed_pct"], "met": met,
+                        "completed_pct": connect["completed_pct"], "met": met, "cpu_bound": bound,
                         "text": f"{backend}: 1,000 concurrent connects with 2 workers, p99 < {P99_TARGET_S:g} s: "
-                                f"p99 {shown}, {connect['completed_pct']:.1f}% completed, {verdict}"})
+                                f"p99 {shown}, {connect['completed_pct']:.1f}% completed, {verdict}"
+                                + ("" if bound is None else f"; {bound['text']}")})
     return targets
+
+
+def cpu_bound(connect: dict[str, Any], connects: int, cores: int | None = None) -> dict[str, Any] | None:
+    """How soon a burst could complete at all on this machine's cores, from the CPU that the
+    server's workers and the load processes spent per connect: the last connect cannot finish
+    before all of it has run. ``server_only_s`` is the bound if the clients ran elsewhere."""
+    server, client = connect.get("server_cpu_ms_per_connect"), connect.get("client_cpu_ms_per_connect")
+    cores = cores or os.cpu_count() or 1
+    if not isinstance(server, (int, float)) or not isinstance(client, (int, float)):
+        return None
+    both_s = (server + client) * connects / cores / 1e3
+    server_s = server * connects / cores / 1e3
+    return {"cores": cores, "both_s": both_s, "server_only_s": server_s,
+            "text": f"CPU bound on {cores} cores: {both_s:.2f} s for server and clients together "
+                    f"({server:.2f} + {client:.2f} ms per connect), {server_s:.2f} s for the server alone"}
