@@ -44,6 +44,8 @@ _NOT_ON_REQUEST = frozenset({c.FRAME_SETTINGS, c.FRAME_GOAWAY, c.FRAME_MAX_PUSH_
 _STREAMS_CAPSULES: dict[int, bool] = {c.CapsuleType.WT_MAX_STREAMS_BIDI: False, c.CapsuleType.WT_MAX_STREAMS_UNI: True}
 _STREAMS_BLOCKED_CAPSULES: dict[int, bool] = {c.CapsuleType.WT_STREAMS_BLOCKED_BIDI: False,
                                               c.CapsuleType.WT_STREAMS_BLOCKED_UNI: True}
+#: Capsules of WebTransport over HTTP/2 that HTTP/3 gets from QUIC itself (draft-15 §5.4).
+_PROHIBITED_CAPSULES = frozenset({int(c.WT_CAPSULE_MAX_STREAM_DATA), int(c.WT_CAPSULE_STREAM_DATA_BLOCKED)})
 
 
 class RequestStreams(EngineCore):
@@ -344,6 +346,9 @@ class RequestStreams(EngineCore):
             assert isinstance(value, bytes)
             if session.is_open:
                 self._deliver_datagram(session, value)
+        elif capsule_type in _PROHIBITED_CAPSULES:  # draft-15 §5.4 (draft-13 §5.4); the draft names no code
+            session.abort(c.H3_MESSAGE_ERROR, f"the peer sent {c.describe_code(capsule_type, c.CapsuleType)}, "
+                                              "which WebTransport over HTTP/3 prohibits (draft-15 §5.4)")
         elif isinstance(value, int) and session.flow is not None:  # draft-15 §5.1: ignored without flow control
             try:
                 self._on_flow_capsule(session, capsule_type, value)
