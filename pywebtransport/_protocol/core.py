@@ -21,7 +21,7 @@ from pywebtransport._protocol.h3 import Http3
 from pywebtransport._protocol.quic import QuicCore
 from pywebtransport._protocol.send_buffer import SendBufferBound
 from pywebtransport._protocol.session import Session
-from pywebtransport._protocol.settings import PeerSettings, build_local_settings, wants_flow_control
+from pywebtransport._protocol.settings import PeerSettings, build_local_settings, flow_control_enabled
 from pywebtransport._protocol.streams import StreamKind, StreamRecord, StreamTable
 from pywebtransport._wire import capsules, datagrams
 from pywebtransport.exceptions import SessionError, StreamClosedError
@@ -219,9 +219,9 @@ class EngineCore:
         self._release_early(session)
 
     def _new_flow(self) -> SessionFlow | None:
-        """Draft-15 §5.1: flow control only when both endpoints asked for it."""
+        """Flow control only when both endpoints asked for it (draft-15 §5.1, draft-13 §5.1)."""
         peer, cfg = self._h3.peer, self.config
-        if peer is None or not peer.wants_flow_control or not wants_flow_control(self.local_settings):
+        if peer is None or not flow_control_enabled(self.local_settings, peer):
             return None
         return SessionFlow(peer_max_data=peer.initial_max_data, peer_max_streams_bidi=peer.initial_max_streams_bidi,
                            peer_max_streams_uni=peer.initial_max_streams_uni, local_max_data=cfg.initial_max_data,

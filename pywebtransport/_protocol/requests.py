@@ -236,7 +236,7 @@ class RequestStreams(EngineCore):
         if not (peer.supports_webtransport and peer.supports_datagrams):  # draft-15 §3.1
             self._refuse_session(session, 400, "the client's SETTINGS do not enable WebTransport and HTTP datagrams")
             return
-        if peer.limits_sessions and self._active_sessions > 1:  # draft-15 §5.1: one session without flow control
+        if self._active_sessions > 1 and peer.limits_sessions(self.local_settings):  # §5.1: one without flow control
             logger.info("session %d: refused, a second session needs flow control (draft-15 §5.1)",
                         session.session_id)
             session.local_fin_sent = True

@@ -9,7 +9,7 @@ from pywebtransport import constants as c
 from pywebtransport.exceptions import RemoteProtocolError
 
 __all__ = ["DIALECT_DRAFT02", "DIALECT_DRAFT07", "DIALECT_DRAFT13", "DIALECT_DRAFT15", "Dialect", "PeerSettings",
-           "build_local_settings"]
+           "build_local_settings", "flow_control_enabled", "wants_flow_control"]
 
 
 class Dialect(str, enum.Enum):
@@ -65,9 +65,25 @@ def build_local_settings(*, is_client: bool, max_sessions: int, initial_max_data
     return settings
 
 
-def wants_flow_control(settings: dict[int, int]) -> bool:
-    """Draft-15 §5.1: an endpoint opts in by sending any WT_INITIAL_* limit other than 0."""
+def wants_flow_control(settings: dict[int, int], dialect: Dialect | None = None) -> bool:
+    """Whether ``settings`` opt into session flow control in ``dialect`` (None: draft-15's rule).
+
+    Draft-15 §5.1: any WT_INITIAL_* limit other than 0. Draft-13 §5.1: SETTINGS_WT_MAX_SESSIONS
+    above 1 (a draft-13 endpoint allowing one session per connection has no flow control).
+    """
+    if dialect is Dialect.DRAFT13:
+        return settings.get(c.SETTINGS_WT_MAX_SESSIONS, 0) > 1
     return any(settings.get(key, 0) for key in _FLOW_CONTROL_SETTINGS)
+
+
+def flow_control_enabled(local: dict[int, int], peer: PeerSettings) -> bool:
+    """Whether session flow control is on for this connection: only when both endpoints opted
+    in, by the rule of the dialect the peer speaks (draft-15 §5.1, draft-13 §5.1); never with
+    draft-02 or draft-07 peers, whose drafts have none."""
+    dialect = peer.dialect
+    if dialect not in (Dialect.DRAFT13, Dialect.DRAFT15):
+        return False
+    return wants_flow_control(local, dialect) and wants_flow_control(peer.raw, dialect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +139,15 @@ class PeerSettings:
 
     @property
     def wants_flow_control(self) -> bool:
-        """Whether the peer opted into session flow control (draft-15 §5.1)."""
-        return self.dialect in (Dialect.DRAFT13, Dialect.DRAFT15) and wants_flow_control(self.raw)
+        """Whether the peer opted into session flow control (draft-15 §5.1, draft-13 §5.1);
+        it is on only if we did too (``flow_control_enabled``)."""
+        dialect = self.dialect
+        return dialect in (Dialect.DRAFT13, Dialect.DRAFT15) and wants_flow_control(self.raw, dialect)
 
-    @property
-    def limits_sessions(self) -> bool:
-        """Draft-13/15 peers without flow control allow one session per connection (§5.1)."""
-        return self.dialect in (Dialect.DRAFT13, Dialect.DRAFT15) and not wants_flow_control(self.raw)
+    def limits_sessions(self, local: dict[int, int]) -> bool:
+        """Whether one session per connection is all there may be: a draft-13/15 peer with
+        flow control not enabled between it and ``local`` (our SETTINGS), §5.1 of both."""
+        return self.dialect in (Dialect.DRAFT13, Dialect.DRAFT15) and not flow_control_enabled(local, self)
 
     @property
     def max_field_section_size(self) -> int | None:
