@@ -172,6 +172,13 @@ class CapsuleParser:
                 if length > self._max:
                     raise self._fail(CapsuleError(f"capsule {capsule_type:#x} of {length} bytes exceeds the "
                                                   f"limit of {self._max}", error_code=c.H3_EXCESSIVE_LOAD))
+                # Lengths no valid capsule of the type has are refused before any byte is held.
+                if length > 8 and capsule_type in _VARINT_CAPSULES:
+                    raise self._fail(CapsuleError(f"capsule {capsule_type:#x} declares {length} bytes; it must "
+                                                  "hold exactly one varint"))
+                if capsule_type == c.WT_CAPSULE_CLOSE_SESSION and length > 4 + c.CLOSE_REASON_MAX_BYTES:
+                    raise self._fail(CapsuleError(f"WT_CLOSE_SESSION declares {length} bytes; its reason may "
+                                                  f"hold at most {c.CLOSE_REASON_MAX_BYTES}"))
                 self._type = capsule_type
                 self._need = length
             elif length == 0:

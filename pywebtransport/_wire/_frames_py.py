@@ -40,6 +40,9 @@ KNOWN_FRAME_TYPES: Final[frozenset[int]] = frozenset(int(frame_type) for frame_t
 ))  # plain ints: a lookup of an int among IntEnum members compares through the subclass
 # Known types other than DATA: these are buffered whole before being reported.
 _BUFFERED_TYPES: Final = KNOWN_FRAME_TYPES - {int(c.FRAME_DATA)}
+# CANCEL_PUSH, GOAWAY, MAX_PUSH_ID: one varint each (RFC 9114 §7.2), so at most 8 bytes.
+_VARINT_TYPES: Final = frozenset({int(c.FRAME_CANCEL_PUSH), int(c.FRAME_GOAWAY), int(c.FRAME_MAX_PUSH_ID)})
+_VARINT_MAX_LEN = 8
 
 # HTTP/2 setting identifiers with no HTTP/3 meaning; receiving one is H3_SETTINGS_ERROR
 # (RFC 9114 §7.2.4.1, registry in §11.2.2).
@@ -186,6 +189,8 @@ class FrameParser:
                 elif frame_type in buffered_types:
                     if length > limit:
                         self._fail(frame_type, length)
+                    if length > _VARINT_MAX_LEN and frame_type in _VARINT_TYPES:
+                        self._fail_varint(frame_type, length)
                     if pos + length <= end:
                         out.append((frame_type, data[pos : pos + length]))
                         pos += length
@@ -233,6 +238,17 @@ class FrameParser:
         self._head = b""
         self._body = bytearray()
         raise FrameError(self._error, error_code=c.H3_EXCESSIVE_LOAD)
+
+    def _fail_varint(self, frame_type: int, length: int) -> None:
+        # RFC 9114 §7.1: bytes after a frame's fields are H3_FRAME_ERROR; refused at the header
+        # so that no peer can make us hold a payload that cannot be valid.
+        self._error = (f"frame {frame_type:#x} declares {length} bytes; its payload is one varint "
+                       f"(at most {_VARINT_MAX_LEN})")
+        self._error_code = c.H3_FRAME_ERROR
+        self._state = _FAILED
+        self._head = b""
+        self._body = bytearray()
+        raise FrameError(self._error, error_code=c.H3_FRAME_ERROR)
 
     def _fail_signal(self) -> None:
         # Draft-15 §4.2: 0x41 is a stream signal, valid only as a bidi stream's first bytes.

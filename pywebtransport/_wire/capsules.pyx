@@ -249,6 +249,13 @@ cdef class CapsuleParser:
                 if length > <uint64_t>self._max:
                     raise self._fail(CapsuleError(f"capsule {capsule_type:#x} of {length} bytes exceeds the "
                                                   f"limit of {self._max}", error_code=H3_EXCESSIVE_LOAD))
+                # Lengths no valid capsule of the type has are refused before any byte is held.
+                if length > 8 and _is_varint_capsule(capsule_type):
+                    raise self._fail(CapsuleError(f"capsule {capsule_type:#x} declares {length} bytes; it must "
+                                                  "hold exactly one varint"))
+                if capsule_type == CLOSE and length > <uint64_t>(4 + REASON_MAX):
+                    raise self._fail(CapsuleError(f"WT_CLOSE_SESSION declares {length} bytes; its reason may "
+                                                  f"hold at most {REASON_MAX}"))
                 self._type = <long long>capsule_type
                 self._need = <Py_ssize_t>length
             elif length == 0:

@@ -54,6 +54,9 @@ cdef object _H3_EXCESSIVE_LOAD = c.H3_EXCESSIVE_LOAD
 cdef enum:
     # Bit t set for each known type t other than DATA: 0x01-0x09 and 0x0d (RFC 9114 §7.2).
     _BUFFERED_TYPE_BITS = 0x23FE
+    # CANCEL_PUSH (0x03), GOAWAY (0x07), MAX_PUSH_ID (0x0d): one varint each (RFC 9114 §7.2).
+    _VARINT_TYPE_BITS = 0x2088
+    _VARINT_MAX_LEN = 8
     # A frame header is two varints of at most 8 bytes each.
     _MAX_HEADER = 16
     _STREAM_TYPE_WEBTRANSPORT = 0x54
@@ -259,6 +262,8 @@ cdef class FrameParser:
                 elif _is_buffered_type(frame_type):
                     if length > self._max_frame_size:
                         self._fail(frame_type, length)
+                    if length > _VARINT_MAX_LEN and (_VARINT_TYPE_BITS >> frame_type) & 1:
+                        self._fail_varint(frame_type, length)
                     if length <= <uint64_t>(end - pos):
                         out.append((frame_type, PyBytes_FromStringAndSize(<const char*>buf + pos,
                                                                           <Py_ssize_t>length)))
@@ -315,6 +320,17 @@ cdef class FrameParser:
         self._head_len = 0
         self._body = bytearray()
         raise FrameError(self._error, error_code=_H3_EXCESSIVE_LOAD)
+
+    cdef int _fail_varint(self, uint64_t frame_type, uint64_t length) except -1:
+        # RFC 9114 §7.1: bytes after a frame's fields are H3_FRAME_ERROR; refused at the header
+        # so that no peer can make us hold a payload that cannot be valid.
+        self._error = (f"frame {frame_type:#x} declares {length} bytes; its payload is one varint "
+                       f"(at most {_VARINT_MAX_LEN})")
+        self._error_code = _H3_FRAME_ERROR
+        self._state = _FAILED
+        self._head_len = 0
+        self._body = bytearray()
+        raise FrameError(self._error, error_code=_H3_FRAME_ERROR)
 
     cdef int _fail_signal(self) except -1:
         # Draft-15 §4.2: 0x41 is a stream signal, valid only as a bidi stream's first bytes.

@@ -74,6 +74,34 @@ def test_varint_capsules_must_hold_exactly_one_varint(wire: SimpleNamespace, val
     assert info.value.error_code == c.H3_MESSAGE_ERROR
 
 
+VARINT_CAPSULES = [c.WT_CAPSULE_MAX_DATA, c.WT_CAPSULE_MAX_STREAMS_BIDI, c.WT_CAPSULE_MAX_STREAMS_UNI,
+                   c.WT_CAPSULE_DATA_BLOCKED, c.WT_CAPSULE_STREAMS_BLOCKED_BIDI, c.WT_CAPSULE_STREAMS_BLOCKED_UNI]
+
+
+@pytest.mark.parametrize("capsule_type", VARINT_CAPSULES)
+def test_a_varint_capsule_declaring_more_than_8_bytes_fails_at_its_length(wire: SimpleNamespace,
+                                                                          capsule_type: int) -> None:
+    caps = wire.capsules
+    parser = caps.CapsuleParser()
+    assert parser.feed(caps.encode_varint_capsule(capsule_type, 1 << 40)) == [(capsule_type, 1 << 40)]  # 8 bytes
+    header = caps.encode_capsule(capsule_type, b"")[:-1] + b"\x40\x09"  # type + length 9 (2-byte varint)
+    with pytest.raises(CapsuleError) as info:
+        parser.feed(header)  # refused before any value byte arrives: a peer cannot make us hold one
+    assert info.value.error_code == c.H3_MESSAGE_ERROR and "exactly one varint" in str(info.value)
+    assert parser.buffered == 0
+
+
+def test_a_close_capsule_declaring_a_reason_over_1024_bytes_fails_at_its_length(wire: SimpleNamespace) -> None:
+    caps = wire.capsules
+    parser = caps.CapsuleParser()
+    with pytest.raises(CapsuleError) as info:
+        parser.feed(b"\x68\x43" + b"\x44\x05")  # CLOSE, length 4 + 1025
+    assert info.value.error_code == c.H3_MESSAGE_ERROR and "at most 1024" in str(info.value)
+    assert parser.buffered == 0
+    longest = caps.encode_close_session(7, "r" * 1024)  # 1028 bytes of value: still fine
+    assert caps.CapsuleParser().feed(longest) == [(c.WT_CAPSULE_CLOSE_SESSION, (7, "r" * 1024))]
+
+
 def test_grease_and_unknown_capsules_are_skipped(wire: SimpleNamespace) -> None:
     caps = wire.capsules
     grease = [caps.encode_capsule(0x29 * n + 0x17, b"g" * n) for n in (0, 1, 5, 300)]

@@ -19,6 +19,8 @@ from pywebtransport.exceptions import FrameError, SettingsError
 Frame = tuple[int, bytes]
 
 KNOWN = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0D]
+#: CANCEL_PUSH, GOAWAY, MAX_PUSH_ID: a payload of one varint, so never more than 8 bytes.
+ONE_VARINT = [0x03, 0x07, 0x0D]
 GREASE = [0x21, 0x1F * 1 + 0x21, 0x1F * 1000 + 0x21, 0x1F * 0x7FFFFFFF + 0x21]
 UNKNOWN = [0x0A, 0x0B, 0x0C, 0x0E, 0x40, 0x42, 0x3FFF, *GREASE]  # 0x41 is the WT signal: an error
 
@@ -144,8 +146,10 @@ def test_encode_frame_accepts_any_bytes_like_payload(wire: SimpleNamespace) -> N
     assert wire.frames.encode_frame(0, memoryview(payload)[::2]) == raw_frame(0, payload[::2])
 
 
-@pytest.mark.parametrize("frame_type", KNOWN)
-@pytest.mark.parametrize("size", [0, 1, 63, 64, 16384])
+@pytest.mark.parametrize(("frame_type", "size"), [
+    (frame_type, size) for frame_type in KNOWN for size in (0, 1, 8, 63, 64, 16384)
+    if frame_type not in ONE_VARINT or size <= 8  # longer ones: test_a_one_varint_frame_declaring_...
+])
 def test_each_known_frame_type_round_trips(wire: SimpleNamespace, frame_type: int, size: int) -> None:
     payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
     data = wire.frames.encode_frame(frame_type, payload)
@@ -217,9 +221,9 @@ def test_truncated_settings_payload_is_frame_error_at_every_cut(wire: SimpleName
 
 # ---------------------------------------------------------------------------- parser: chunking
 
-frame_strategy = st.tuples(
-    st.sampled_from(KNOWN + UNKNOWN),
-    st.binary(max_size=300),
+frame_strategy = st.one_of(
+    st.tuples(st.sampled_from([t for t in KNOWN if t not in ONE_VARINT] + UNKNOWN), st.binary(max_size=300)),
+    st.tuples(st.sampled_from(ONE_VARINT), st.binary(max_size=8)),
 )
 
 
@@ -238,6 +242,19 @@ def test_any_chunking_yields_the_same_frames(wire: SimpleNamespace, frames: list
     assert [t for t, _ in got if t != 0] == [t for t, _ in expected if t != 0]
     assert parser.buffered == 0
     assert not parser.in_frame
+
+
+@pytest.mark.parametrize("frame_type", ONE_VARINT)
+def test_a_one_varint_frame_declaring_more_than_8_bytes_is_refused_at_its_header(wire: SimpleNamespace,
+                                                                                   frame_type: int) -> None:
+    parser = wire.frames.FrameParser()
+    assert parser.feed(raw_frame(frame_type, varint(1 << 40))) == [(frame_type, varint(1 << 40))]  # 8 bytes: fine
+    header = varint(frame_type) + varint(1 << 20)  # a peer declaring 1 MiB, to be trickled in
+    with pytest.raises(FrameError) as caught:
+        parser.feed(header + b"\x00")
+    assert caught.value.error_code == c.H3_FRAME_ERROR
+    assert "one varint" in str(caught.value)
+    assert parser.buffered == 0  # nothing of it was kept
 
 
 def test_one_byte_at_a_time_equals_all_at_once(wire: SimpleNamespace) -> None:
