@@ -199,6 +199,12 @@ class EngineCore:
 
     def session_ended(self, session: Session) -> None:
         self._active_sessions -= 1
+        record = self._streams.get(session.session_id)
+        if record is not None and record.capsules is not None:
+            # Nothing more is parsed on an ended session's CONNECT stream: what its capsule
+            # parser held of an incomplete capsule is dropped and no longer charged.
+            record.capsules = None
+            self._streams.hold_request_bytes(record, record.parser.buffered if record.parser is not None else 0)
         order = self._closed_order
         if order is None:
             order = self._closed_order = deque()

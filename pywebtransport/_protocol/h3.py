@@ -40,6 +40,11 @@ class HttpQuic(Protocol):
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None: ...
 
 
+#: What a control stream may hold of an incomplete frame once SETTINGS came: a frame header (at
+#: most 16 bytes) and the one varint of a GOAWAY, MAX_PUSH_ID or CANCEL_PUSH (at most 8).
+_CONTROL_HOLD_AFTER_SETTINGS = 24
+
+
 def feed_frames(parser: frames.FrameParser, data: bytes) -> list[tuple[int, bytes]]:
     """Parse frames; a framing error is the peer's (RemoteProtocolError with its code)."""
     try:
@@ -111,9 +116,17 @@ class Http3:
     def on_critical_data(self, record: StreamRecord, data: bytes, fin: bool) -> None:
         kind = record.kind
         if kind is StreamKind.CONTROL:
-            assert record.parser is not None
-            for frame_type, payload in feed_frames(record.parser, data):
+            parser = record.parser
+            assert parser is not None
+            for frame_type, payload in feed_frames(parser, data):
                 self._on_control_frame(frame_type, payload)
+            if self.peer is not None and parser.buffered > _CONTROL_HOLD_AFTER_SETTINGS:
+                # After SETTINGS the frames a control stream may carry are one varint each (the
+                # parser refuses longer ones); a longer frame in progress can only be one that is
+                # not allowed here, so it is refused now instead of held to its end.
+                raise RemoteProtocolError(f"a frame of more than {_CONTROL_HOLD_AFTER_SETTINGS} bytes is arriving on "
+                                          "the control stream after SETTINGS: none is allowed (RFC 9114 §7.2)",
+                                          error_code=c.H3_FRAME_UNEXPECTED)
         elif kind is StreamKind.QPACK_ENCODER:
             if data:
                 if self._decoder is None:

@@ -109,7 +109,8 @@ class EngineQueries(EngineCore):
     @property
     def receive_buffered_total(self) -> int:
         """Bytes held for the peer before anything can consume them: early streams' bytes and
-        incomplete request header blocks (what this engine holds of the receive budget)."""
+        what request and CONNECT streams hold of incomplete frames and capsules (what this
+        engine holds of the receive budget; at most ``max_buffered_bytes``)."""
         return self._streams.receive.held
 
     @property

@@ -137,15 +137,28 @@ class RequestStreams(EngineCore):
             self._on_request_stream_fin(record)
 
     def _hold_request_bytes(self, record: StreamRecord) -> bool:
-        """Charge what is held of an incomplete request header block to the server's receive
-        budget; a request that does not fit is refused unprocessed (H3_REQUEST_REJECTED, so
-        the client may retry it, RFC 9114 §4.1.1) and False returned."""
-        parser = record.parser
-        held = parser.buffered if record.kind is StreamKind.REQUEST and parser is not None else 0
-        if held == record.held_request_bytes or self._streams.hold_request_bytes(record, held):
+        """Charge what a request or CONNECT stream holds of an incomplete frame and an
+        incomplete capsule to the receive budget (the server's, shared) and to this
+        connection's ``max_buffered_bytes``. What does not fit is refused and False returned:
+        a request unprocessed (H3_REQUEST_REJECTED, so the client may retry it, RFC 9114
+        §4.1.1), a session with H3_EXCESSIVE_LOAD."""
+        parser, parsed_capsules = record.parser, record.capsules
+        held = ((parser.buffered if parser is not None else 0)
+                + (parsed_capsules.buffered if parsed_capsules is not None else 0))
+        before = record.held_request_bytes
+        if held == before:
             return True
-        logger.info("stream %d: request refused, the server's receive budget is spent", record.stream_id)
-        self._refuse_request_stream(record, c.H3_REQUEST_REJECTED)
+        receive = self._streams.receive
+        if (held < before or receive.held + held - before <= self.config.max_buffered_bytes) \
+                and self._streams.hold_request_bytes(record, held):
+            return True
+        if record.kind is StreamKind.REQUEST:
+            logger.info("stream %d: request refused, the receive budget is spent", record.stream_id)
+            self._refuse_request_stream(record, c.H3_REQUEST_REJECTED)
+        else:
+            self._fail_request_stream(record, c.H3_EXCESSIVE_LOAD,
+                                      f"an incomplete frame or capsule of {held} bytes does not fit the receive "
+                                      "budget")
         return False
 
     def _fail_request_stream(self, record: StreamRecord, code: int, reason: str) -> None:
@@ -319,10 +332,12 @@ class RequestStreams(EngineCore):
             if data and session.close_cause is CloseCause.PEER_CLOSE:  # draft-15 §6: nothing after the close
                 self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
             return
-        if record.capsules is None:  # a server before accepting: parse, so GREASE and CLOSE still work
-            record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size, report_unknown=True)
+        parser = record.capsules
+        if parser is None:  # a server before accepting: parse, so GREASE and CLOSE still work
+            parser = record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size,
+                                                              report_unknown=True)
         try:
-            parsed = record.capsules.feed(data)
+            parsed = parser.feed(data)
         except CapsuleError as exc:
             self._fail_request_stream(record, exc.error_code or c.H3_MESSAGE_ERROR, exc.message)
             return
@@ -332,7 +347,7 @@ class RequestStreams(EngineCore):
                     self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
                 return
             self._on_capsule(session, capsule_type, value)
-        if session.is_closed and record.capsules is not None and record.capsules.buffered:
+        if session.is_closed and parser.buffered:
             self.abort_stream(record.stream_id, c.H3_MESSAGE_ERROR)
 
     def _on_capsule(self, session: Session, capsule_type: int, value: capsules.CapsuleValue) -> None:
