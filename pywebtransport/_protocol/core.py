@@ -187,6 +187,19 @@ class EngineCore:
             if not entry[1]:
                 del self._unread[stream_id]
 
+    def _flush_session_credit(self, session: Session) -> None:
+        """Session credit came back (WT_MAX_DATA, or a reset's unsent bytes): hand QUIC what
+        blocked streams may send now, and say WT_DATA_BLOCKED where they still cannot."""
+        flow = session.flow
+        if flow is None:
+            return
+        sendable, blocked = flow.flush()
+        for ready, chunk, fin in sendable:
+            self.quic.send_stream_data(ready.stream_id, chunk, fin)
+            if fin:
+                self._maybe_forget_stream(ready)
+        session.send_capsules(blocked)
+
     def _release_session(self, session_id: int) -> None:
         """A session ended: what its streams still hold no longer counts (nothing more can
         arrive for them, and the application is done with the session)."""

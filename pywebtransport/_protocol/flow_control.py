@@ -30,7 +30,7 @@ _DATA, _BIDI, _UNI = 0, 1, 2
 class SessionFlow:
     """Credit and windows of one session (send side: the peer's limits on us)."""
 
-    __slots__ = ("_answered", "_blocked", "recv_data", "recv_streams", "send_data", "send_streams")
+    __slots__ = ("_answered", "_blocked", "_reset_sends", "recv_data", "recv_streams", "send_data", "send_streams")
 
     def __init__(self, *, peer_max_data: int, peer_max_streams_bidi: int, peer_max_streams_uni: int,
                  local_max_data: int, local_max_streams_bidi: int, local_max_streams_uni: int,
@@ -48,6 +48,9 @@ class SessionFlow:
         #: The limits last re-announced in answer to the peer's WT_*_BLOCKED, indexed by
         #: _DATA / _BIDI / _UNI (made on the first such capsule).
         self._answered: list[int] | None = None
+        #: Our streams reset with counted bytes unsent, whose credit was given back (made on
+        #: the first): a STOP_SENDING that crosses our reset must not give it back twice.
+        self._reset_sends: set[int] | None = None
 
     # -- opening streams
     def can_open(self, is_unidirectional: bool) -> bool:
@@ -114,6 +117,30 @@ class SessionFlow:
             if self._blocked is not None:
                 remaining = deque(r for r in self._blocked if r is not record)
                 self._blocked = remaining or None
+
+    def on_reset_sent(self, stream_id: int, unsent: int) -> bool:
+        """Our sending side of ``stream_id`` was reset, and ``unsent`` of the bytes counted
+        against WT_MAX_DATA never went into a STREAM frame: its final size, the highest offset
+        sent (RFC 9000 §4.5), leaves them out, and so does the peer's count (draft-15 §5.4).
+        Give them back, once per stream; True when credit came back (``flush`` may send)."""
+        if unsent <= 0:
+            return False
+        settled = self._reset_sends
+        if settled is None:
+            settled = self._reset_sends = set()
+        elif stream_id in settled:
+            return False
+        settled.add(stream_id)
+        self.send_data.release(unsent)
+        return True
+
+    def forget_reset(self, stream_id: int) -> None:
+        """The stream is finished (nothing more can reset it): drop its ``on_reset_sent`` mark."""
+        settled = self._reset_sends
+        if settled is not None:
+            settled.discard(stream_id)
+            if not settled:
+                self._reset_sends = None
 
     def _data_blocked(self) -> list[bytes]:
         blocked = self.send_data.blocked_at()

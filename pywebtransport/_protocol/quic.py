@@ -49,6 +49,7 @@ __all__ = [
     "RttSample",
     "StopSendingReceived",
     "StreamDataReceived",
+    "StreamOffsets",
     "StreamReset",
     "aioquic_configuration",
     "available_backends",
@@ -192,6 +193,27 @@ class RttSample:
     bytes_in_flight: int
 
 
+@dataclass(frozen=True, slots=True)
+class StreamOffsets:
+    """Where one QUIC stream stands in both directions, as stream offsets (RFC 9000 §2.2).
+
+    What session flow control needs to charge a reset stream's final size (RFC 9000 §4.5,
+    draft-15 §5.4): a RESET_STREAM's final size is the highest offset its sender put in a
+    STREAM frame, which can lie beyond what the receiver was handed and short of what the
+    sender's application wrote.
+    """
+
+    #: Received bytes QUIC handed out in order (StreamDataReceived), counted from offset 0.
+    delivered: int
+    #: The peer's final size once its sending side is over (a RESET_STREAM arrived, or every
+    #: byte up to its FIN did); None before, and for a stream the peer cannot send on.
+    final_size: int | None
+    #: Bytes we wrote to the stream.
+    written: int
+    #: The highest offset we put in a STREAM frame: the final size of a RESET_STREAM from us.
+    sent: int
+
+
 # ---------------------------------------------------------------------------- the seam
 
 
@@ -243,6 +265,7 @@ class QuicCore(Protocol):
     def is_stream_discarded(self, stream_id: int) -> bool: ...
     def has_stream(self, stream_id: int) -> bool: ...
     def stream_window(self, stream_id: int) -> int: ...
+    def stream_offsets(self, stream_id: int) -> StreamOffsets | None: ...
     def next_stream_id(self, is_unidirectional: bool) -> int: ...
     def can_open_stream(self, is_unidirectional: bool) -> bool: ...
     @property
@@ -401,6 +424,12 @@ def sender_unacknowledged(sender: Any) -> int:
     """Bytes an aioquic QuicStreamSender holds unacknowledged: between _buffer_start and
     _buffer_stop (no public accessor)."""
     return int(sender._buffer_stop - sender._buffer_start)
+
+
+def sender_written(sender: Any) -> int:
+    """Bytes written to an aioquic QuicStreamSender: its _buffer_stop (no public accessor; it
+    stays put after a reset, whose final size is the public ``highest_offset`` instead)."""
+    return int(sender._buffer_stop)
 
 
 def sender_pending(sender: Any) -> list[tuple[int, int]]:

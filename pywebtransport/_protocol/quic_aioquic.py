@@ -58,6 +58,7 @@ from pywebtransport._protocol.quic import (
     StreamReset,
     request_client_certificate,
     sender_unacknowledged,
+    sender_written,
 )
 from pywebtransport._protocol.quic_aioquic_config import aioquic_configuration, congestion_control_algorithms
 from pywebtransport._protocol.quic_family import POST_HANDSHAKE_TLS_BUFFER as POST_HANDSHAKE_TLS_BUFFER
@@ -222,6 +223,10 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         if stream is None:
             return 0
         return sender_unacknowledged(stream.sender)
+
+    def _sender_written(self, sender: Any) -> int:
+        """Bytes written to an aioquic stream sender (its _buffer_stop, see ``quic.sender_written``)."""
+        return sender_written(sender)
 
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Whether the stream was opened and aioquic has since dropped its state; aioquic

@@ -24,6 +24,7 @@ from pywebtransport._protocol.quic import (
     QuicEvent,
     RttSample,
     StreamDataReceived,
+    StreamOffsets,
     loss_rtt,
 )
 from pywebtransport._protocol.quic_credit import ConnectionCredit
@@ -257,6 +258,29 @@ class AioquicFamilyMethods:
         if stream is None:
             return 0
         return max(0, int(stream.max_stream_data_local - stream.receiver.highest_offset))
+
+    def stream_offsets(self, stream_id: int) -> StreamOffsets | None:
+        """Where ``stream_id`` stands (see ``StreamOffsets``); None once QUIC dropped its state.
+
+        Read from the library's public stream state: the receiver's ``starting_offset()`` (what
+        it handed out in order) and ``highest_offset`` (the final size once the receiver is
+        finished: ``handle_reset`` raises it to a RESET_STREAM's final size, and a FIN that
+        finishes it came with the highest offset), and the sender's ``highest_offset``, which
+        both libraries put in their RESET_STREAM as the final size.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return None
+        receiver, sender = stream.receiver, stream.sender
+        # Our own unidirectional stream has a receiver that is finished from the start.
+        ours_only = bool(stream_id & 2) and (not stream_id & 1) == self._configuration.is_client
+        final_size = int(receiver.highest_offset) if receiver.is_finished and not ours_only else None
+        return StreamOffsets(delivered=int(receiver.starting_offset()), final_size=final_size,
+                             written=self._sender_written(sender), sent=int(sender.highest_offset))
+
+    def _sender_written(self, sender: Any) -> int:
+        """Implemented by each backend: bytes written to a stream's sender (the libraries differ)."""
+        raise NotImplementedError
 
     def next_stream_id(self, is_unidirectional: bool) -> int:
         """The id our next stream of this kind gets (without opening it)."""

@@ -86,6 +86,7 @@ from pywebtransport._protocol.quic import (
     StopSendingReceived,
     StreamDataReceived,
     StreamReset,
+    sender_pending,
     sender_unsent,
 )
 from pywebtransport._protocol.quic_family import AioquicFamilyMethods
@@ -287,6 +288,12 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         if stream is None:
             return 0
         return sender_unsent(stream.sender)
+
+    def _sender_written(self, sender: Any) -> int:
+        """Bytes written to a qh3 stream sender. Its native sender keeps no write offset: the
+        ranges still to send (_pending, kept after a reset) end there when some were never
+        sent, else everything written went into a frame and ``highest_offset`` is the end."""
+        return max([int(sender.highest_offset), *(stop for _, stop in sender_pending(sender))])
 
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Whether the stream was opened and qh3 has since dropped its state."""

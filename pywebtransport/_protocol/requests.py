@@ -376,12 +376,7 @@ class RequestStreams(EngineCore):
         sid = session.session_id
         if capsule_type == c.WT_CAPSULE_MAX_DATA:
             if flow.on_max_data(value):
-                sendable, blocked = flow.flush()
-                for record, chunk, fin in sendable:
-                    self.quic.send_stream_data(record.stream_id, chunk, fin)
-                    if fin:
-                        self._maybe_forget_stream(record)
-                session.send_capsules(blocked)
+                self._flush_session_credit(session)
                 self._events.append(ev.SessionCreditUpdated(sid, ev.CreditKind.DATA, value))
         elif capsule_type in _STREAMS_CAPSULES:
             uni = _STREAMS_CAPSULES[capsule_type]

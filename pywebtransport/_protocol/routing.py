@@ -158,10 +158,12 @@ class StreamRouting(EngineCore):
             logger.debug("stream %d: refused with %s", record.stream_id, c.describe_code(code))
         if not record.recv_closed:
             self._quic_stop(record.stream_id, code)
-        if not record.send_closed:
+        resetting = not record.send_closed
+        if resetting:
             self._quic_reset(record.stream_id, code)
-        self._drop_pending(record)
+        self._drop_pending(record, reset=resetting)
         record.send_closed = record.recv_closed = True
+        self._forget_reset(record)
         self._streams.finish(record)
 
     def _announce_stream(self, session: Session, record: StreamRecord) -> bool:
@@ -248,13 +250,65 @@ class StreamRouting(EngineCore):
         if (session is not None and session.flow is not None and session.is_open and not record.local
                 and record.kind is StreamKind.WEBTRANSPORT):
             session.send_capsules(session.flow.on_peer_stream_closed(record.is_unidirectional))
+        self._forget_reset(record)
         self._streams.finish(record)
 
-    def _drop_pending(self, record: StreamRecord) -> None:
+    def _drop_pending(self, record: StreamRecord, *, reset: bool = True) -> None:
+        """Our sending side of a stream is over: drop the bytes waiting for session credit.
+
+        Every caller resets the QUIC stream just before or just after (``reset``), or QUIC
+        did on the peer's STOP_SENDING; ``reset=False`` when the stream is not reset.
+        """
         session = self._sessions.get(record.session_id)
         if session is not None and session.flow is not None:
             session.flow.forget_stream(record)
+            if reset:
+                self._settle_reset_send(session, record)
         record.pending.clear()
+
+    def _settle_reset_send(self, session: Session, record: StreamRecord) -> None:
+        """The final size of our RESET_STREAM is the highest offset QUIC put in a frame (RFC
+        9000 §4.5), and that is all the peer charges to session credit (draft-15 §5.4): bytes
+        we counted against WT_MAX_DATA that QUIC never sent are given back, or our count stays
+        above the peer's for good. Nothing is sent between this and the reset, so the offsets
+        read now are the reset's. Bytes still waiting in the engine were never counted."""
+        flow = session.flow
+        if flow is None or not session.is_open:  # an ending session's books are closed
+            return
+        offsets = self.quic.stream_offsets(record.stream_id)
+        if offsets is None:
+            return  # QUIC discarded the stream: everything was sent and acknowledged
+        # Only payload counts (draft-15 §5.4): our own stream's header was never counted.
+        counted_from = self._own_header_size(record) if record.local else 0
+        unsent = offsets.written - max(offsets.sent, counted_from)
+        if unsent > 0 and flow.on_reset_sent(record.stream_id, unsent):
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("stream %d: reset with %d counted bytes unsent; credit given back",
+                             record.stream_id, unsent)
+            self._flush_session_credit(session)
+
+    @staticmethod
+    def _own_header_size(record: StreamRecord) -> int:
+        """The length of the header we wrote on our own session stream (draft-15 §4.2, §4.3)."""
+        if record.is_unidirectional:
+            return len(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, record.session_id))
+        return len(frames.encode_bidi_stream_header(record.session_id))
+
+    def _forget_reset(self, record: StreamRecord) -> None:
+        """A stream is finished: no STOP_SENDING can reach it any more."""
+        session = self._sessions.get(record.session_id)
+        if session is not None and session.flow is not None:
+            session.flow.forget_reset(record.stream_id)
+
+    def _account_reset(self, record: StreamRecord) -> None:
+        """The peer reset a session stream: the bytes of its final size that never reached us
+        used session credit too (draft-15 §5.4, RFC 9000 §4.5). Every byte handed to us after
+        the stream header was counted as it came (delivered or dropped), so the rest is the
+        final size less what QUIC delivered; counted as received and consumed at once."""
+        offsets = self.quic.stream_offsets(record.stream_id)
+        if offsets is None or offsets.final_size is None:
+            return  # not reachable: QUIC reports the reset before it can drop the stream
+        self._account_dropped(record, offsets.final_size - offsets.delivered)
 
     # -- the peer ends a stream
     def _on_stream_reset(self, stream_id: int, http_code: int) -> None:
@@ -273,9 +327,14 @@ class StreamRouting(EngineCore):
                 self._refuse_stream(record, http_code)
                 return
             record.recv_closed = True
+            self._account_reset(record)
+            if record.kind is not StreamKind.WEBTRANSPORT:  # its final size was over the limit: session gone
+                return
             self._events.append(ev.StreamReset(record.session_id, stream_id, error_codes.http_code_to_app(http_code),
                                                http_code))
             self._maybe_forget_stream(record)
+        elif kind is StreamKind.FINISHED and record.carries_payload:
+            self._account_reset(record)  # after our STOP_SENDING: the answer's final size counts too
         elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
             self._on_connect_stream_gone(record, http_code,
                                          f"the peer reset the CONNECT stream with {c.describe_code(http_code)}")

@@ -45,6 +45,15 @@ class SendCredit:
         self._used += granted
         return granted
 
+    def release(self, amount: int) -> None:
+        """Give back ``amount`` of what was used: bytes counted as sent that never reached the
+        peer's count, as those a reset's final size leaves out (RFC 9000 §4.5). ValueError if
+        more is given back than was used."""
+        amount = as_varint(amount, "amount")
+        if amount > self._used:
+            raise ValueError(f"cannot release {amount}: only {self._used} used")
+        self._used -= amount
+
     def update_limit(self, limit: int) -> bool:
         """Apply a new limit from the peer; returns True if it grew. Smaller values are
         ignored (limits only grow)."""

@@ -17,7 +17,7 @@ from pywebtransport.exceptions import FlowControlError
 def test_public_names_are_what_the_engine_uses() -> None:
     assert sorted(flow.__all__) == ["ReceiveWindow", "SendCredit"]
     public = {name for name in dir(flow.SendCredit) if not name.startswith("_")}
-    assert public == {"available", "blocked_at", "limit", "try_consume", "update_limit"}
+    assert public == {"available", "blocked_at", "limit", "release", "try_consume", "update_limit"}
     public = {name for name in dir(flow.ReceiveWindow) if not name.startswith("_")}
     assert public == {"grant", "limit", "on_consume", "on_receive", "received"}
 
