@@ -97,7 +97,8 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
                                  timeout: float | None = None) -> WebTransportSession:
         """Client: wait until a requested session is ready (SessionRejectedError if refused;
         TimeoutError naming how far the connection got after ``timeout``, default
-        ``config.connect_timeout``, and the session closed)."""
+        ``config.connect_timeout``, and the session closed). Cancelled, it closes the session
+        at once before CancelledError propagates: nobody else holds it to close it later."""
         wait = timeout if timeout is not None else self._config.connect_timeout
         try:
             await session.ready(timeout=wait)
@@ -108,6 +109,11 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
                 raise TimeoutError(f"the server did not answer the CONNECT request for {session.path} within "
                                    f"{wait:.1f}s ({stage.value})") from None
             raise TimeoutError(f"no session on {session.path} within {wait:.1f}s: {self._describe_stage()}") from None
+        except BaseException:
+            # Cancelled before the caller got the session (a rejected or closed one is closed
+            # already): close it now, without waiting, or it stays established with no owner.
+            session.close_nowait(reason="cancelled")
+            raise
         return session
 
     # ------------------------------------------------------------------ server side

@@ -126,10 +126,17 @@ class EventEmitter:
         return event
 
     async def emit(self, event_type: EventType | str, data: Any = None, *, source: Any = None) -> Event:
-        """Emit and wait for async handlers to finish."""
+        """Emit and wait for async handlers to finish.
+
+        Handlers run one after the other, in registration order: each is called only when
+        the one before it (awaited, if async) is done. Cancelling ``emit()`` stops it there,
+        as cancellation does in asyncio: the running handler is cancelled and the handlers
+        after it are not called at all (no coroutine of theirs is made, so none is leaked);
+        ``once()`` handlers count as used by this emit all the same.
+        """
         event = Event(type=event_type, data=data, source=source)
-        pending = [self._call(handler, event, schedule=False) for handler in self._take(event_type)]
-        for awaitable in pending:
+        for handler in self._take(event_type):
+            awaitable = self._call(handler, event, schedule=False)
             if awaitable is not None:
                 try:
                     await awaitable

@@ -87,7 +87,12 @@ class StreamBase:
             else:
                 self._on_reset(event.error_code)
         elif isinstance(event, ev.StreamStopSending):
-            self._on_stop_sending(event.error_code)
+            # WT_SESSION_GONE is no application code: the peer stops the streams of a session
+            # it closed (draft-15 §6), as it resets them; writing follows the session's end.
+            if event.http_error_code == WT_SESSION_GONE:
+                self._on_stop_session_gone()
+            else:
+                self._on_stop_sending(event.error_code)
         elif isinstance(event, ev.StreamWritable):
             self._wake_drain()
         elif isinstance(event, ev.SessionClosed):
@@ -104,6 +109,9 @@ class StreamBase:
         pass
 
     def _on_stop_sending(self, error_code: int | None) -> None:
+        pass
+
+    def _on_stop_session_gone(self) -> None:
         pass
 
     def _wake_drain(self) -> None:

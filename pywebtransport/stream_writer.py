@@ -5,6 +5,7 @@ engine announces the stream writable, never by polling), ``write_all``, FIN and 
 from __future__ import annotations
 
 import asyncio
+from typing import NoReturn
 
 from pywebtransport._waiters import Waiters, wait_future
 from pywebtransport.exceptions import StreamClosedError, StreamStopSendingError, TimeoutError
@@ -23,6 +24,9 @@ class SendSide(StreamBase):
         self._fin_sent = False
         self._stop_received = False
         self._stop_code: int | None = None
+        #: The peer stopped the stream with WT_SESSION_GONE: its session is closing, and the
+        #: close capsule may come after; writing then fails with the session's close error.
+        self._send_gone = False
         #: The tasks waiting in drain(), one future each.
         self._drainers = Waiters()
 
@@ -32,19 +36,27 @@ class SendSide(StreamBase):
         return self._port.stream_buffered(self._stream_id)
 
     def _check_writable(self) -> None:
+        """Raise why the stream cannot be written: once its session is closed that is the
+        session's close (unless we ended the stream ourselves), else the peer's STOP_SENDING
+        or the end of sending. Returns while the peer's WT_SESSION_GONE waits for the close."""
+        if not (self._stop_received or self._send_done or self._send_gone):
+            return
+        closed = self._port.closed_error(f"stream {self._stream_id}: the session closed")
+        if closed is not None and not self._fin_sent and not self._reset_sent:
+            raise closed
         if self._stop_received:
             raise StreamStopSendingError(f"stream {self._stream_id}: the peer sent STOP_SENDING",
                                          error_code=self._stop_code)
         if self._send_done:
-            closed = self._port.closed_error(f"stream {self._stream_id}: the session closed")
-            if closed is not None and not self._fin_sent and not self._reset_sent:
-                raise closed
             raise StreamClosedError(f"stream {self._stream_id} is closed for writing")
 
     def write(self, data: Data) -> None:
         """Queue ``data``; follow with ``await drain()`` to respect backpressure."""
-        if self._stop_received or self._send_done:
+        if self._stop_received or self._send_done or self._send_gone:
             self._check_writable()
+            # Still here: the peer stopped the stream with WT_SESSION_GONE and the session's
+            # close has not arrived; the bytes have nowhere to go, drain() reports the close.
+            return
         payload = data if type(data) is bytes else ensure_bytes(data)
         if not payload:
             return
@@ -62,12 +74,17 @@ class SendSide(StreamBase):
         waits until an eighth of it is free again. Acknowledgements wake it, nothing polls.
         Any number of tasks may wait at once. Once the stream's sending is over it waits for
         nothing: after our FIN it returns (nothing is left to pace), after a reset, the
-        peer's STOP_SENDING or the session's end it raises.
+        peer's STOP_SENDING or the session's end it raises. A STOP_SENDING with WT_SESSION_GONE
+        means the session is closing: drain() waits for its close and raises that.
         """
         if self._send_done:
             self._drain_ended()
             return
         port = self._port
+        if self._send_gone:
+            timeout = port.config.write_timeout
+            await self._wait_session_end(
+                None if timeout is None else asyncio.get_running_loop().time() + timeout, timeout)
         stream_id = self._stream_id
         high = port.config.stream_buffer_size
         if port.stream_buffered(stream_id) <= high and port.send_room() > 0:
@@ -82,6 +99,8 @@ class SendSide(StreamBase):
                 if self._send_done:
                     self._drain_ended()
                     return
+                if self._send_gone:
+                    await self._wait_session_end(deadline, timeout)
                 if port.is_closed:
                     self._raise_unwritable()
                 waiter = self._drainers.arm()  # before the watch: it may answer at once
@@ -100,13 +119,27 @@ class SendSide(StreamBase):
         except asyncio.TimeoutError:
             raise TimeoutError(f"stream {stream_id}: drain did not finish within {timeout}s") from None
 
+    async def _wait_session_end(self, deadline: float | None, timeout: float | None) -> NoReturn:
+        """After the peer's STOP_SENDING with WT_SESSION_GONE: wait (within ``deadline``) for
+        the session's close, which wakes the drainers, and raise its error."""
+        loop = asyncio.get_running_loop()
+        while not self._port.is_closed and not self._send_done:
+            waiter = self._drainers.arm()
+            try:
+                await wait_future(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
+            finally:
+                self._drainers.disarm(waiter)
+        self._raise_unwritable()
+
     def _drain_ended(self) -> None:
         """drain() once sending is over: fine after our FIN, an error otherwise."""
         if self._fin_sent and not self._reset_sent and not self._stop_received:
             return
         self._raise_unwritable()
 
-    def _raise_unwritable(self) -> None:
+    def _raise_unwritable(self) -> NoReturn:
         self._check_writable()
         raise (self._port.closed_error(f"stream {self._stream_id}: the session closed")
                or StreamClosedError(f"stream {self._stream_id}: the session closed"))
@@ -135,8 +168,9 @@ class SendSide(StreamBase):
             await self.close()
 
     async def close(self) -> None:
-        """Send FIN after what was written (idempotent); the peer reads EOF after the data."""
-        if self._send_done:
+        """Send FIN after what was written (idempotent); the peer reads EOF after the data.
+        Nothing is sent once the peer stopped the stream (STOP_SENDING) or its session went."""
+        if self._send_done or self._send_gone:
             return
         self._fin_sent = True
         self._port.stream_send(self._stream_id, b"", True)
@@ -146,7 +180,7 @@ class SendSide(StreamBase):
 
     def abort(self, error_code: int = 0) -> None:
         """Reset the sending side (RESET_STREAM) with an application error code."""
-        if self._reset_sent or self._stop_received or self._port.is_closed:
+        if self._reset_sent or self._stop_received or self._send_gone or self._port.is_closed:
             return
         self._reset_sent = True
         self._port.stream_reset(self._stream_id, error_code)
@@ -158,6 +192,17 @@ class SendSide(StreamBase):
         self._stop_received = True
         self._stop_code = error_code
         self._send_done = True
+        self._wake_drain()
+        self._check_closed()
+
+    def _on_stop_session_gone(self) -> None:
+        """The peer stopped the stream with WT_SESSION_GONE (draft-15 §6): its session is
+        closing. The engine closed our sending side already; writers get the session's close
+        error, at once if the session is closed, else once its close arrives (this stream
+        stays with the session until then, so it hears of the close)."""
+        self._send_gone = True
+        if self._port.is_closed:
+            self._send_done = True
         self._wake_drain()
         self._check_closed()
 

@@ -104,6 +104,12 @@ class SessionLifecycle(SessionCore):
         With ``close_connection=True`` the connection is closed once the close capsule was
         acknowledged (bounded by the same timeout), so the peer sees the code and reason.
         ``code=`` is a deprecated alias of ``error_code``.
+
+        A caller cancelled while the close waits (``asyncio.timeout`` around it, a task
+        cancelled in ``async with session:``) stops only the waiting: the session is closed
+        at once (WT_CLOSE_SESSION sent, streams not yet acknowledged reset), with
+        ``close_connection=True`` the connection's own close is started (it runs to its end
+        by itself), and then CancelledError propagates.
         """
         if "code" in kwargs:
             warnings.warn("close(code=...) is deprecated; use close(error_code=...)", DeprecationWarning,
@@ -113,23 +119,35 @@ class SessionLifecycle(SessionCore):
             raise TypeError(f"close() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         connection = self.connection
         linger = self._config.close_timeout
-        if not self.is_closed and connection is not None and not connection.is_closed:
-            engine = self._engine
-            if self.is_ready:
-                finished = engine.finished_unacknowledged_streams(self._session_id)
-                if finished and not await connection.wait_acknowledged(finished, timeout=linger):
+        try:
+            try:
+                if (self.is_ready and connection is not None and not connection.is_closed
+                        and (finished := self._engine.finished_unacknowledged_streams(self._session_id))
+                        and not await connection.wait_acknowledged(finished, timeout=linger)):
                     logger.info("session %d: %d finished stream(s) not acknowledged within %.1fs; resetting",
                                 self._session_id, len(finished), linger)
-            if not self.is_closed and not connection.is_closed:
-                engine.close_session(self._session_id, error_code, reason or "")
-                connection.process_engine_events()
-        if not self._closed_event.is_set():  # the connection was already gone
-            self.handle_event(ev.SessionClosed(self._session_id, error_code, reason or "", False,
-                                               CloseCause.LOCAL_CLOSE))
-        if close_connection and connection is not None:
-            if not connection.is_closed:
+            finally:  # also when the caller is cancelled during the linger: close at once
+                self.close_nowait(error_code=error_code, reason=reason or "")
+            if close_connection and connection is not None and not connection.is_closed:
                 await connection.wait_close_confirmed([self._session_id], timeout=linger)
+        except asyncio.CancelledError:
+            if close_connection and connection is not None:
+                connection.start_close()  # runs on by itself, the close capsule acknowledged first
+            raise
+        if close_connection and connection is not None:
             await connection.close()
+
+    def close_nowait(self, *, error_code: int = 0, reason: str = "") -> None:
+        """Close the session now, without waiting: ``close()`` without its linger. The
+        WT_CLOSE_SESSION is sent at once and streams still open, finished ones not yet
+        acknowledged included, are reset (draft-15 §6); nothing happens if it is closed."""
+        connection = self.connection
+        if not self.is_closed and connection is not None and not connection.is_closed:
+            self._engine.close_session(self._session_id, error_code, reason)
+            connection.process_engine_events()
+        if not self._closed_event.is_set():  # the connection was already gone
+            self.handle_event(ev.SessionClosed(self._session_id, error_code, reason, False,
+                                               CloseCause.LOCAL_CLOSE))
 
     async def drain(self) -> None:
         """Ask the peer to wind the session down (WT_DRAIN_SESSION)."""
