@@ -18,6 +18,11 @@ __all__ = ["ReceiveSide"]
 _DEFAULT_LIMIT = 1 << 16  # readuntil's default, as asyncio.StreamReader's
 #: A partial read leaving more than this of a chunk moves the chunk into a bytearray.
 _CUT_IN_PLACE = 4096
+#: Chunks shorter than this, arriving while others wait unread, are copied onto the last
+#: buffered one instead of kept as objects of their own: a peer sending 1-2 byte STREAM
+#: frames would otherwise make each byte of the window cost ~20 in memory. Longer chunks
+#: (a full packet's frame is ~1.2 KiB) cost little over their bytes and are never copied.
+_GATHER_BELOW = 512
 
 
 class ReceiveSide(StreamBase):
@@ -26,7 +31,9 @@ class ReceiveSide(StreamBase):
     def _init_receive(self) -> None:
         self._recv_done = False
         self._session_gone = False
-        self._chunks: deque[bytes | bytearray] = deque()  # one bytearray while readuntil gathers
+        #: Unread bytes in arrival order; a bytearray is one we own (readuntil's, a cut large
+        #: chunk, or small chunks gathered together), so more bytes may be appended to it.
+        self._chunks: deque[bytes | bytearray] = deque()
         self._buffered = 0
         #: Buffered bytes (from the front) whose credit already went back: readuntil returns it
         #: for what it holds while it waits, or a line longer than half the window would stall.
@@ -38,12 +45,29 @@ class ReceiveSide(StreamBase):
     # -- fed by the session
     def _on_data(self, data: bytes, end_stream: bool) -> None:
         if data:
-            self._chunks.append(data)
+            if len(data) < _GATHER_BELOW and self._chunks:  # a short chunk while others wait unread
+                self._gather(data)
+            else:  # kept as it came: no copy (the reader keeps up, or a long chunk)
+                self._chunks.append(data)
             self._buffered += len(data)
             self.bytes_received += len(data)
         if end_stream:
             self._eof = True
         self._wake()
+
+    def _gather(self, data: bytes) -> None:
+        """Append a short chunk to the last buffered one (copying it into a bytearray of ours
+        once), so a window cut into tiny frames costs about its bytes, not an object each."""
+        chunks = self._chunks
+        tail = chunks[-1]
+        if isinstance(tail, bytearray):  # ours (no event carries one): grows in place
+            tail += data
+        elif len(tail) < _GATHER_BELOW:
+            gathered = bytearray(tail)
+            gathered += data
+            chunks[-1] = gathered
+        else:
+            chunks.append(data)
 
     def _on_reset(self, error_code: int | None) -> None:
         self._reset_received = True

@@ -112,7 +112,9 @@ class StreamRecord:
     pending: PendingBytes = field(default_factory=PendingBytes)
     pending_fin: bool = False
     #: An early stream (its session is not established yet): what arrived so far, and when.
-    early: list[bytes] | None = None
+    #: One growable buffer, not a list of chunks: a peer cutting its payload into 1-byte
+    #: STREAM frames must not make each counted byte cost dozens in objects (draft-15 §4.6).
+    early: bytearray | None = None
     early_bytes: int = 0
     early_fin: bool = False
     early_since: float = 0.0
@@ -181,7 +183,7 @@ class StreamTable:
         record.kind = StreamKind.WEBTRANSPORT
         record.session_id = session_id
         record.carries_payload = True
-        record.early = []
+        record.early = bytearray()
         record.early_since = now
         self._early.setdefault(session_id, set()).add(record.stream_id)
         self.early_count += 1
@@ -192,7 +194,7 @@ class StreamTable:
         assert record.early is not None
         if data and not self.receive.try_take(len(data)):
             return False
-        record.early.append(data)
+        record.early += data  # in place: memory follows the bytes counted, however they are cut
         record.early_bytes += len(data)
         record.early_fin = record.early_fin or fin
         self.early_bytes += len(data)
@@ -210,10 +212,11 @@ class StreamTable:
         return True
 
     def release_early(self, record: StreamRecord) -> tuple[bytes, bool]:
-        """Stop holding an early stream; returns what it buffered and whether FIN came."""
-        chunks, fin = record.early or [], record.early_fin
+        """Stop holding an early stream; returns what it buffered (all of it, in arrival
+        order, as one ``bytes``) and whether FIN came."""
+        early, fin = record.early, record.early_fin
         self._drop_early(record)
-        return b"".join(chunks), fin
+        return (bytes(early) if early else b""), fin
 
     def early_ids(self, session_id: int) -> list[int]:
         return sorted(self._early.get(session_id, ()))
