@@ -183,19 +183,28 @@ class ReceiveSide(StreamBase):
         return self._eof and not self._chunks
 
     async def read(self, n: int = -1) -> bytes:
-        """Read up to ``n`` bytes (``n < 0``: until EOF). ``b""`` means EOF."""
+        """Read up to ``n`` bytes (``n < 0``: until EOF). ``b""`` means EOF.
+
+        Cancel-safe, as every read here: bytes are taken from the buffer only when the call
+        returns them, so a read cancelled or timed out while it waits loses nothing and the
+        next read gets them. Until EOF, what arrives is held (its credit given back, so the
+        peer can go on sending) and returned whole at the end."""
         if n == 0:
             return b""
         if n < 0:
-            parts = []
-            while True:
-                await self._wait_readable_or_eof()
-                if not self._chunks:
-                    break
-                parts.append(self._take(-1))
-            return b"".join(parts)
+            while not self._eof:
+                self._raise_error()
+                self._credit_held()
+                await self._wait_readable(self._buffered)
+            return self._take(-1) if self._chunks else self._at_eof_empty()
         await self._wait_readable_or_eof()
         return self._take(n)
+
+    def _at_eof_empty(self) -> bytes:
+        """EOF with nothing buffered: receiving is over."""
+        if not self._recv_done:
+            self._finish_receiving()
+        return b""
 
     async def _wait_readable_or_eof(self) -> None:
         if self._chunks:
@@ -212,19 +221,21 @@ class ReceiveSide(StreamBase):
                 self._finish_receiving()
 
     async def readexactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes; asyncio.IncompleteReadError if EOF comes first."""
+        """Exactly ``n`` bytes; asyncio.IncompleteReadError if EOF comes first.
+
+        Takes nothing until all ``n`` bytes are there (as asyncio.StreamReader does), so a
+        cancelled or timed-out call loses nothing, and tasks reading at once each get whole
+        reads, never pieces of each other's. While it waits the bytes it holds get their
+        credit back, so ``n`` may exceed the stream window."""
         if n < 0:
             raise ValueError("readexactly size can not be less than zero")
-        parts: list[bytes] = []
-        got = 0
-        while got < n:
-            await self._wait_readable_or_eof()
-            if not self._chunks:
-                raise asyncio.IncompleteReadError(b"".join(parts), n)
-            part = self._take(n - got)
-            parts.append(part)
-            got += len(part)
-        return b"".join(parts)
+        while self._buffered < n:
+            if self._eof:
+                raise asyncio.IncompleteReadError(self._take(-1) if self._chunks else self._at_eof_empty(), n)
+            self._raise_error()
+            self._credit_held()
+            await self._wait_readable(self._buffered)
+        return self._take(n)
 
     async def readuntil(self, separator: bytes = b"\n", *, limit: int = _DEFAULT_LIMIT) -> bytes:
         """Read through ``separator`` (included). asyncio.LimitOverrunError beyond ``limit``
