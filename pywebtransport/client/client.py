@@ -16,7 +16,7 @@ from pywebtransport.client.reconnect import OnConnect, ReconnectingClient, Recon
 from pywebtransport.config import ClientConfig
 from pywebtransport.connection import WebTransportConnection, build_quic_configuration
 from pywebtransport.events import EventType
-from pywebtransport.exceptions import ClientError, HandshakeError, TimeoutError
+from pywebtransport.exceptions import ClientError, HandshakeError, TimeoutError, WebTransportError
 from pywebtransport.session.session import WebTransportSession
 from pywebtransport.types import Address, Headers
 from pywebtransport.utils import parse_webtransport_url
@@ -79,7 +79,8 @@ class WebTransportClient:
         Raises SessionRejectedError when the server refuses (with its status code),
         ConnectionRefusedError at once when the server's host reports nothing listening on the
         port, TimeoutError after ``timeout`` seconds (default ``config.connect_timeout``) naming
-        the stage reached, HandshakeError/CertificateError when QUIC or TLS fails.
+        the stage reached, HandshakeError/CertificateError when QUIC or TLS fails, and
+        ClientError when the client is closed, also while the connect is under way.
         """
         if self._closed:
             raise ClientError("the client is closed")
@@ -91,7 +92,9 @@ class WebTransportClient:
                 return await self._connect_once(host, port, path, headers, protocols, timeout=timeout)
             except (builtins.TimeoutError, asyncio.TimeoutError, HandshakeError) as exc:  # distinct before 3.11
                 self.connect_failures += 1
-                if attempt == attempts or self._closed:  # closed meanwhile: no more attempts
+                if self._closed:  # close() ended the attempt (it closed the connection): say so
+                    raise ClientError(f"the client was closed while connecting to {url}") from exc
+                if attempt == attempts:
                     if isinstance(exc, (builtins.TimeoutError, asyncio.TimeoutError)):
                         raise TimeoutError(f"could not open a session to {url}: {exc}") from None
                     raise
@@ -99,6 +102,10 @@ class WebTransportClient:
                 await asyncio.sleep(self._config.retry_delay)
                 if self._closed:
                     raise ClientError(f"the client was closed while connecting to {url}") from exc
+            except WebTransportError as exc:  # e.g. the session request ended by close()
+                if self._closed and not isinstance(exc, ClientError):
+                    raise ClientError(f"the client was closed while connecting to {url}") from exc
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def sessions(self, url: str, *, headers: Headers | None = None, policy: ReconnectPolicy | None = None,

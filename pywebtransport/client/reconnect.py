@@ -302,7 +302,8 @@ class ReconnectingClient:
         self._stopping.set()
 
     async def aclose(self) -> None:
-        """Stop: no more sessions are opened (a pending backoff ends early) and the current one is closed."""
+        """Stop: no more sessions are opened (a pending backoff ends early, an attempt under way is
+        cancelled) and the current one is closed."""
         self._finished = True
         self._stopping.set()
         await self._close_session()
@@ -321,8 +322,7 @@ class ReconnectingClient:
             self._stop_if_closed(reconnecting)
             self._attempts += 1
             try:
-                session = await self._client.connect(self._url, headers=self._headers,
-                                                     timeout=policy.connect_timeout)
+                session = await self._attempt(reconnecting)
             except Exception as exc:
                 self._last_error = exc
                 self._stop_if_closed(reconnecting)
@@ -346,6 +346,30 @@ class ReconnectingClient:
             self._last_end = None
             return session
 
+    async def _attempt(self, reconnecting: bool) -> WebTransportSession:
+        """One ``client.connect()``, cancelled (which closes its connection) as soon as aclose(),
+        or client.close() under a reconnect, ends the iteration: nobody waits out its timeout.
+
+        client.close() under the first attempt needs no cancelling: it closes the connection,
+        and the connect fails at once with ClientError, which the iteration raises.
+        """
+        connecting = asyncio.ensure_future(self._client.connect(self._url, headers=self._headers,
+                                                                timeout=self._policy.connect_timeout))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((connecting, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done() and self._stops(reconnecting):
+                connecting.cancel()
+            await asyncio.wait((connecting,))
+        finally:
+            stopping.cancel()
+            if not connecting.done():  # we were cancelled: so is the attempt, and it cleans up first
+                connecting.cancel()
+                await asyncio.wait((connecting,))
+        if connecting.cancelled():
+            raise StopAsyncIteration
+        return connecting.result()  # a session that opened all the same is closed by the stop check after
+
     async def _pause(self, delay: float) -> None:
         """Wait ``delay`` seconds of backoff, or less if aclose() is called meanwhile."""
         with contextlib.suppress(asyncio.TimeoutError):
@@ -353,8 +377,12 @@ class ReconnectingClient:
 
     def _stop_if_closed(self, reconnecting: bool) -> None:
         """End the iteration if aclose() was called meanwhile, or the client closed under a reconnect."""
-        if self._finished or (reconnecting and self._client.is_closed):
+        if self._stops(reconnecting):
             raise StopAsyncIteration
+
+    def _stops(self, reconnecting: bool) -> bool:
+        """Whether the iteration is over: aclose() was called, or the client closed under a reconnect."""
+        return self._finished or (reconnecting and self._client.is_closed)
 
     def _out_of_attempts(self) -> bool:
         limit = self._policy.max_attempts

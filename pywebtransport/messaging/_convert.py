@@ -88,7 +88,10 @@ def from_plain(data: Any, target: Any, *, bytes_as_text: bool, path: str = "$") 
         raise _mismatch(path, "an int", data)
     if target is float:
         if isinstance(data, (int, float)) and not isinstance(data, bool):
-            return float(data)
+            try:
+                return float(data)
+            except OverflowError as exc:  # an integer beyond the float range (JSON allows any size)
+                raise _mismatch(path, "a number within the float range", data) from exc
         raise _mismatch(path, "a number", data)
     if target is str:
         if isinstance(data, str):

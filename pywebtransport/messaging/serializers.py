@@ -54,20 +54,24 @@ class JSONSerializer:
             if self._default is None:
                 raise
             plain = obj  # let json call ``default`` for what we do not know
+        except RecursionError as exc:  # no job for ``default``: the object refers to itself
+            raise _unencodable(obj, "JSON") from exc
         try:
             text = json.dumps(plain, default=self._default, ensure_ascii=False, allow_nan=False,
                               separators=(",", ":"), sort_keys=self._sort_keys)
-        except (TypeError, ValueError) as exc:
+            # Inside the try: a lone surrogate (which json.loads accepts) is no UTF-8.
+            return text.encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
             raise SerializationError(f"cannot encode {type(obj).__qualname__} as JSON: {exc}") from exc
-        return text.encode("utf-8")
 
     def deserialize(self, data: bytes, obj_type: type[T]) -> T:
         try:
             plain = json.loads(bytes(data).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise SerializationError(f"malformed JSON payload for {_name(obj_type)}: {exc}") from None
-        result: T = from_plain(plain, obj_type, bytes_as_text=True)
-        return result
+        except RecursionError as exc:  # a hostile peer's [[[[...]]]]
+            raise SerializationError(f"JSON payload for {_name(obj_type)} is nested too deeply") from exc
+        return _rebuild(plain, obj_type, bytes_as_text=True, what="JSON")
 
 
 class MsgPackSerializer:
@@ -80,10 +84,13 @@ class MsgPackSerializer:
         self._msgpack = _import_msgpack()
 
     def serialize(self, obj: Any) -> bytes:
-        plain = to_plain(obj, bytes_as_text=False)
+        try:
+            plain = to_plain(obj, bytes_as_text=False)
+        except RecursionError as exc:
+            raise _unencodable(obj, "MessagePack") from exc
         try:
             packed: bytes = self._msgpack.packb(plain, use_bin_type=True)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise SerializationError(f"cannot encode {type(obj).__qualname__} as MessagePack: {exc}") from exc
         return packed
 
@@ -92,8 +99,9 @@ class MsgPackSerializer:
             plain = self._msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
         except (ValueError, TypeError) as exc:  # msgpack's ExtraData, FormatError... are ValueErrors
             raise SerializationError(f"malformed MessagePack payload for {_name(obj_type)}: {exc}") from None
-        result: T = from_plain(plain, obj_type, bytes_as_text=False)
-        return result
+        except RecursionError as exc:
+            raise SerializationError(f"MessagePack payload for {_name(obj_type)} is nested too deeply") from exc
+        return _rebuild(plain, obj_type, bytes_as_text=False, what="MessagePack")
 
 
 def _import_msgpack() -> ModuleType:
@@ -102,6 +110,22 @@ def _import_msgpack() -> ModuleType:
     except ImportError as exc:
         raise ImportError("MsgPackSerializer needs the msgpack package: pip install 'pywebtransport[msgpack]'",
                           name="msgpack") from exc
+
+
+def _unencodable(obj: Any, what: str) -> SerializationError:
+    """The error for an object that refers to itself or is nested deeper than the stack allows."""
+    return SerializationError(f"cannot encode {type(obj).__qualname__} as {what}: it refers to itself "
+                              "or is nested too deeply")
+
+
+def _rebuild(plain: Any, obj_type: type[T], *, bytes_as_text: bool, what: str) -> T:
+    """``from_plain(plain, obj_type)``; data nested deeper than the stack allows (through a
+    recursive type) is a SerializationError, not a RecursionError."""
+    try:
+        result: T = from_plain(plain, obj_type, bytes_as_text=bytes_as_text)
+    except RecursionError as exc:
+        raise SerializationError(f"{what} payload for {_name(obj_type)} is nested too deeply") from exc
+    return result
 
 
 def _name(obj_type: Any) -> str:

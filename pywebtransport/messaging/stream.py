@@ -106,10 +106,17 @@ class StructuredStream:
         """The next object from the peer.
 
         StreamClosedError once the peer has finished the stream and every message was
-        read; TimeoutError after ``timeout`` seconds (nothing is lost: call again).
+        read; TimeoutError after ``timeout`` seconds (nothing is lost: call again). With
+        ``timeout <= 0`` it waits for nothing: a message already received whole is
+        returned, else TimeoutError at once (as ``datagrams.receive(timeout=0)``).
         """
         try:
-            obj = await asyncio.wait_for(self._receive(), timeout) if timeout is not None else await self._receive()
+            if timeout is None:
+                obj = await self._receive()
+            elif timeout > 0:
+                obj = await asyncio.wait_for(self._receive(), timeout)
+            else:
+                obj = await self._receive_without_waiting()
         except asyncio.TimeoutError:
             raise TimeoutError(f"stream {self.stream_id}: no message within {timeout}s") from None
         if obj is _EOF:
@@ -126,6 +133,29 @@ class StructuredStream:
             if obj is _EOF:
                 return
             yield obj
+
+    async def _receive_without_waiting(self) -> Any:
+        """What ``_receive()`` gets done before it would first wait (for the peer's bytes, or
+        for another reader); asyncio.TimeoutError if that is not a whole message.
+
+        ``asyncio.wait_for(coro, 0)`` cannot do this: it cancels the coroutine before its
+        first step, so even a message received whole was never returned.
+        """
+        receiving = asyncio.ensure_future(self._receive())
+        try:
+            # Ready callbacks run in the order they were scheduled: the task's first step runs
+            # before this task resumes, and it decodes a frame that is buffered whole without
+            # suspending (a free lock is taken and buffered bytes are read at once).
+            await asyncio.sleep(0)
+        finally:
+            if not receiving.done():
+                receiving.cancel()  # it waits: no whole message yet (the decoder keeps its bytes)
+            receiving.add_done_callback(_retrieve)  # no "exception never retrieved" if we are cancelled
+        if not receiving.done():
+            await asyncio.wait((receiving,))  # let it unwind, which frees the read lock for the next call
+        if receiving.cancelled():
+            raise asyncio.TimeoutError
+        return receiving.result()
 
     async def _receive(self) -> Any:
         async with self._read_lock:
@@ -164,3 +194,9 @@ class StructuredStream:
     def __repr__(self) -> str:
         return (f"<StructuredStream stream={self.stream_id} types={len(self._registry.as_dict())} "
                 f"sent={self.messages_sent} received={self.messages_received}>")
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a finished task's exception as seen (its caller may have gone)."""
+    if not task.cancelled():
+        task.exception()
