@@ -132,15 +132,21 @@ class SessionStreams(SessionCore):
         """Streams the peer opens, as they arrive, until the session closes (see the class
         docstring for how iteration ends)."""
         while True:
-            bidi, uni = self._incoming[False], self._incoming[True]
-            if bidi or uni:
-                if not uni or (bidi and bidi[0][0] < uni[0][0]):
-                    yield bidi.popleft()[1]
-                else:
-                    yield uni.popleft()[1]
+            stream = self._queued(None)
+            if stream is not None:
+                yield stream
                 continue
             if await self._wait_incoming():
                 return
+
+    def _queued(self, unidirectional: bool | None) -> StreamType | None:
+        """Take the next waiting incoming stream of a kind (None: either, oldest first)."""
+        bidi, uni = self._incoming[False], self._incoming[True]
+        if unidirectional is None:
+            queue = bidi if not uni or (bidi and bidi[0][0] < uni[0][0]) else uni
+        else:
+            queue = uni if unidirectional else bidi
+        return queue.popleft()[1] if queue else None
 
     async def incoming_bidirectional_streams(self) -> AsyncIterator[WebTransportStream]:
         """Bidirectional streams the peer opens, as they arrive, until the session closes."""
@@ -176,16 +182,37 @@ class SessionStreams(SessionCore):
         return False
 
     async def accept_stream(self, *, timeout: float | None = None) -> StreamType:
-        """The next stream the peer opens; TimeoutError after ``timeout`` seconds."""
+        """The next stream the peer opens; TimeoutError after ``timeout`` seconds (with
+        ``timeout <= 0`` a stream already waiting, else TimeoutError at once)."""
+        if timeout is not None and timeout <= 0:
+            return self._accept_now(None, timeout)
         return await self._accept(self.incoming_streams(), timeout)
 
     async def accept_bidirectional_stream(self, *, timeout: float | None = None) -> WebTransportStream:
         """The next bidirectional stream the peer opens; TimeoutError after ``timeout`` seconds."""
+        if timeout is not None and timeout <= 0:
+            stream = self._accept_now(False, timeout)
+            assert isinstance(stream, WebTransportStream)
+            return stream
         return await self._accept(self.incoming_bidirectional_streams(), timeout)
 
     async def accept_unidirectional_stream(self, *, timeout: float | None = None) -> WebTransportReceiveStream:
         """The next unidirectional stream the peer opens; TimeoutError after ``timeout`` seconds."""
+        if timeout is not None and timeout <= 0:
+            stream = self._accept_now(True, timeout)
+            assert isinstance(stream, WebTransportReceiveStream)
+            return stream
         return await self._accept(self.incoming_unidirectional_streams(), timeout)
+
+    def _accept_now(self, unidirectional: bool | None, timeout: float) -> StreamType:
+        """accept with ``timeout <= 0``: one pass that never waits, as datagrams.receive(timeout=0)
+        (``asyncio.wait_for(..., 0)`` cancels before the first step, so it never found one)."""
+        stream = self._queued(unidirectional)
+        if stream is not None:
+            return stream
+        if self.is_closed:
+            raise self._closed_error_or_generic("the session closed while waiting for a stream")
+        raise TimeoutError(f"no incoming stream within {timeout}s")
 
     async def _accept(self, iterator: AsyncIterator[_T], timeout: float | None) -> _T:
         try:
