@@ -8,6 +8,7 @@ the field and the value.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,9 @@ VERIFY_CLIENT_MODES = ("none", "optional", "required")
 class _CommonConfig:
     """Fields shared by clients and servers.
 
-    Timeouts (seconds): ``connect_timeout`` (handshake + session), ``read_timeout`` /
+    Timeouts (seconds, finite; NaN and infinity are refused): ``connect_timeout`` (handshake +
+    session; a server also gives its decider, ``ServerApp`` middleware included, that long to
+    decide on a session request, then rejects it with 503), ``read_timeout`` /
     ``write_timeout`` (stream reads / drain; None waits forever), ``stream_creation_timeout``
     (waiting for stream credit), ``close_timeout`` (how long a close lingers for finished
     streams and the close capsule to be acknowledged before it resets or closes anyway),
@@ -109,14 +112,16 @@ class _CommonConfig:
         if self.quic_log_dir is not None and not (os.path.isdir(self.quic_log_dir)
                                                   and os.access(self.quic_log_dir, os.W_OK)):
             raise self._fail("quic_log_dir", "must name an existing writable directory", self.quic_log_dir)
+        # NaN compares false with everything and infinity overflows QUIC's idle timeout and
+        # timer arithmetic: a timeout is a finite number (None, where allowed, waits forever).
         for name in ("connect_timeout", "stream_creation_timeout", "close_timeout", "idle_timeout"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise self._fail(name, "must be a number > 0", value)
+            if not _is_seconds(value) or value <= 0:
+                raise self._fail(name, "must be a finite number > 0", value)
         for name in ("read_timeout", "write_timeout", "keep_alive_interval", "session_idle_timeout"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
-                raise self._fail(name, "must be None or a number > 0", value)
+            if value is not None and (not _is_seconds(value) or value <= 0):
+                raise self._fail(name, "must be None or a finite number > 0", value)
         for name in ("max_sessions", "stream_buffer_size", "datagram_queue_size", "datagram_queue_bytes",
                      "max_frame_size", "max_header_block_size", "max_capsule_size", "max_incoming_streams_queue",
                      "socket_buffer_size", "max_field_section_size", "max_connection_send_buffer"):
@@ -186,8 +191,8 @@ class ClientConfig(_CommonConfig):
                 raise self._fail(name, "must name an existing file", value)
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise self._fail("max_retries", "must be an int >= 0", self.max_retries)
-        if self.retry_delay < 0:
-            raise self._fail("retry_delay", "must be >= 0", self.retry_delay)
+        if not _is_seconds(self.retry_delay) or self.retry_delay < 0:
+            raise self._fail("retry_delay", "must be a finite number >= 0", self.retry_delay)
         for name, value in self.headers.items():
             if not name or name.startswith(":") or not isinstance(value, str):
                 raise self._fail("headers", "must map plain header names to str values", {name: value})
@@ -260,8 +265,13 @@ class ServerConfig(_CommonConfig):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self._fail(name, "must be an int >= 1", value)
         grace = self.pre_session_grace
-        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace < float("inf"):
+        if not _is_seconds(grace) or grace < 0:
             raise self._fail("pre_session_grace", "must be a finite number of seconds >= 0", grace)
         if not 400 <= self.reject_status_for_unknown_path <= 599:
             raise self._fail("reject_status_for_unknown_path", "must be a 4xx or 5xx status",
                              self.reject_status_for_unknown_path)
+
+
+def _is_seconds(value: object) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool): a number of seconds."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ def parse_cert_hash(text: str) -> bytes:
     return bytes.fromhex(digits)
 
 
-def _count(minimum: int) -> Callable[[str], int]:
+def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -48,9 +49,22 @@ def _count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds > 0 and finite: ``nan`` and ``inf`` are usage errors, not timeouts."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,10 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="an echo server, with a page to try it from a browser")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; ::1 for IPv6)")
-    serve.add_argument("--port", type=_count(0), default=4433, help="UDP port (default 4433; 0: any free port)")
+    serve.add_argument("--port", type=_count(0, 65535), default=4433, help="UDP port (default 4433; 0: any free port)")
     serve.add_argument("--cert", help="certificate PEM (with --key; default: a fresh self-signed one)")
     serve.add_argument("--key", help="private key PEM of --cert")
-    serve.add_argument("--http-port", type=_count(0), default=8080, help="port of the test page (0: no page)")
+    serve.add_argument("--http-port", type=_count(0, 65535), default=8080, help="port of the test page (0: no page)")
     serve.add_argument("--workers", type=_count(1), default=1,
                        help="processes sharing the UDP port, spread by client address (Linux; default 1)")
 
@@ -87,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pin the server certificate by its SHA-256 (64 hex digits, as `serve` prints it)")
     connect.add_argument("--datagram", action="store_true", help="send datagrams instead of streams")
     connect.add_argument("--message", action="append", help="a message to send (repeatable; default: stdin lines)")
-    connect.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the session and each reply")
+    connect.add_argument("--timeout", type=_seconds, default=10.0,
+                         help="seconds to wait for the session and each reply (default 10)")
 
     cert = commands.add_parser("cert", help="write a certificate and key browsers accept by hash")
     cert.add_argument("--out", default=".", help="directory for cert.pem and key.pem")

@@ -13,6 +13,7 @@ from pywebtransport.config import ServerConfig
 from pywebtransport.exceptions import ServerError
 from pywebtransport.server import workers as _workers
 from pywebtransport.server._signals import STOP_SIGNALS, on_signals
+from pywebtransport.server.core import is_rejection_status
 from pywebtransport.server.middleware import Middleware, Reject, SessionRequest
 from pywebtransport.server.router import Router
 from pywebtransport.server.server import WebTransportServer
@@ -106,16 +107,39 @@ class ServerApp:
         return self._server.local_address
 
     async def start(self) -> None:
+        """Run the startup hooks, bind the server's socket, then run the ready hooks.
+
+        A start that fails part-way (a hook raises, the port is taken, it is cancelled) does
+        not leave the app half up: once a startup hook has run, the server is closed and the
+        shutdown hooks run, as ``close()`` does, before the error is raised again. The app is
+        closed then; make a new one to try again.
+        """
         if self._started:
             return
-        for hook in self._startup:
-            await _run(hook)
-        await self._server.start()
-        self._started = True
-        if self._worker is not None and not await self._worker.listening():
-            return  # the server is stopping before every worker listened: nothing to announce
-        for hook in self._ready:
-            await _run(hook)
+        begun = False
+        try:
+            for hook in self._startup:
+                await _run(hook)
+                begun = True
+            await self._server.start()
+            self._started = begun = True
+            if self._worker is not None and not await self._worker.listening():
+                return  # the server is stopping before every worker listened: nothing to announce
+            for hook in self._ready:
+                await _run(hook)
+        except BaseException as exc:
+            if begun:
+                await self._undo_start(exc)
+            raise
+
+    async def _undo_start(self, exc: BaseException) -> None:
+        """Close what a failed ``start()`` opened: the server, then the shutdown hooks."""
+        logger.warning("the app failed to start (%r); closing the server and running the shutdown hooks", exc)
+        self._started = True  # close() runs the shutdown hooks of a started app
+        try:
+            await self.close(drain_timeout=0.0)
+        except Exception:
+            logger.exception("closing the app after its failed start failed too")
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -221,12 +245,20 @@ class ServerApp:
                                  remote_address=connection.remote_address if connection else None, params=params)
         for middleware in self._middleware:
             try:
-                verdict = await middleware(request)
+                verdict: object = await middleware(request)
             except Reject as exc:
                 verdict = exc.status
-            if verdict is not None:
-                logger.info("%s rejected with %d by %r", session.path, verdict, middleware)
-                return verdict
+            if verdict is None:
+                continue
+            if not is_rejection_status(verdict):
+                # Fail closed: a middleware that answers something else has a bug, and whether
+                # it meant to let the request through cannot be told.
+                logger.error("%s rejected with 500: middleware %r answered %r, which is not a verdict (None lets "
+                             "the request through, an int in 300-599 rejects it with that status)",
+                             session.path, middleware, verdict)
+                return 500
+            logger.info("%s rejected with %d by %r", session.path, verdict, middleware)
+            return verdict
         return None
 
     async def _dispatch(self, session: WebTransportSession) -> None:

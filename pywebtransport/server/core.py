@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from pywebtransport._protocol.budget import SharedBudgets
 from pywebtransport.config import ServerConfig
@@ -25,15 +25,27 @@ if TYPE_CHECKING:
     from pywebtransport.manager.session_manager import SessionManager
     from pywebtransport.types import Address
 
-__all__ = ["RequestDecider", "ServerCore", "SessionHandler"]
+__all__ = ["REJECTION_STATUSES", "RequestDecider", "ServerCore", "SessionHandler", "is_rejection_status"]
 
 #: The server's logger (docs/debugging.md names it): every part of the class logs to it.
 logger = logging.getLogger("pywebtransport.server.server")
 
 #: Runs a session once it is accepted; the session is closed when it returns.
 SessionHandler = Callable[[WebTransportSession], Awaitable[None]]
-#: Decides on a request: True/None accepts, False rejects with 403, an int rejects with that status.
+#: Decides on a request: True/None accepts, False rejects with 403, an int in
+#: ``REJECTION_STATUSES`` rejects with that status. Anything else is a bug in the decider: the
+#: request is rejected with 500. One that does not answer within ``config.connect_timeout``
+#: is cancelled and the request rejected with 503, and one whose request is withdrawn (the
+#: session or its connection closed) is cancelled.
 RequestDecider = Callable[[WebTransportSession], Awaitable["bool | int | None"]]
+#: The statuses that can refuse a session request: a final status that is not 2xx (1xx ones
+#: are interim, RFC 9114 §4.1), the range the engine will answer a CONNECT with.
+REJECTION_STATUSES = range(300, 600)
+
+
+def is_rejection_status(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an int (not a bool) in ``REJECTION_STATUSES``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value in REJECTION_STATUSES
 
 
 class ServerCore:

@@ -1,7 +1,9 @@
 """Checks run on each session request before it is accepted.
 
 A middleware is ``async (request) -> None | int``: None lets the request through, an int
-rejects it with that HTTP status. Raising :class:`Reject` does the same.
+rejects it with that HTTP status (300-599, ``server.core.REJECTION_STATUSES``). Raising
+:class:`Reject` does the same. Any other answer (a bool, a str, a status outside that range)
+is a bug in the middleware: it is logged and the request is rejected with 500.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from pywebtransport.server.core import REJECTION_STATUSES, is_rejection_status
 from pywebtransport.session import WebTransportSession
 from pywebtransport.types import Address, Headers
 
@@ -34,9 +37,13 @@ class SessionRequest:
 
 
 class Reject(Exception):
-    """Raised by a middleware to refuse the request with ``status``."""
+    """Raised by a middleware to refuse the request with ``status`` (an int in 300-599;
+    ValueError at once for anything else)."""
 
     def __init__(self, status: int, reason: str = "") -> None:
+        if not is_rejection_status(status):
+            raise ValueError(f"Reject needs an int HTTP status in {REJECTION_STATUSES.start}-"
+                             f"{REJECTION_STATUSES.stop - 1}, got {status!r}")
         super().__init__(reason or f"rejected with {status}")
         self.status = status
 

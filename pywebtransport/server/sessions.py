@@ -19,7 +19,7 @@ from pywebtransport.exceptions import (
     WebTransportError,
 )
 from pywebtransport.manager.exceptions import ResourceLimitError
-from pywebtransport.server.core import ServerCore, SessionHandler
+from pywebtransport.server.core import ServerCore, SessionHandler, is_rejection_status
 from pywebtransport.server.router import check_handler
 from pywebtransport.session.session import WebTransportSession
 from pywebtransport.types import CloseCause
@@ -29,6 +29,9 @@ __all__ = ["ServerSessions"]
 #: The server's logger (docs/debugging.md names it): every part of the class logs to it.
 logger = logging.getLogger("pywebtransport.server.server")
 
+#: The status of a request whose decider did not answer within ``config.connect_timeout``: the
+#: server cannot take the request now (RFC 9110 §15.6.4), the client may retry it later.
+_DECIDE_TIMEOUT_STATUS = 503
 #: How long a handler's transport error waits for its session's close to arrive (seconds).
 _CLOSE_GRACE = 0.25
 #: Close causes that mean the peer (or the path to it) ended the session, not this server.
@@ -93,15 +96,7 @@ class ServerSessions(ServerCore):
         elif handler is None:
             status = self._config.reject_status_for_unknown_path
         elif self._decider is not None:
-            try:
-                verdict = await self._decider(session)
-            except Exception:
-                logger.exception("request decider failed for %s; rejecting with 500", session.path)
-                verdict = 500
-            if verdict is False:
-                status = 403
-            elif isinstance(verdict, int) and not isinstance(verdict, bool):
-                status = verdict
+            status = await self._ask_decider(session)
         if connection.is_closed or session.is_closed:
             return None
         if status is None and self._session_manager is not None:
@@ -116,6 +111,56 @@ class ServerSessions(ServerCore):
         self.sessions_accepted += 1
         assert handler is not None
         return handler
+
+    async def _ask_decider(self, session: WebTransportSession) -> int | None:
+        """The decider's verdict on ``session``: the status to reject it with, or None.
+
+        The decider runs in a task of its own, so that the decision ends with the request:
+        it is cancelled when the session closes first (the client gave up or its connection
+        closed; nothing is answered then, see ``_decide``), and when it takes longer than
+        ``config.connect_timeout``, which rejects the request with ``_DECIDE_TIMEOUT_STATUS``.
+        """
+        deciding = self.spawn(self._verdict(session), name=f"pywebtransport-decider-{session.session_id}")
+        withdrawn = asyncio.ensure_future(session.wait_closed())
+        try:
+            done, _ = await asyncio.wait((deciding, withdrawn), timeout=self._config.connect_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            withdrawn.cancel()
+            deciding.cancel()  # nothing when it has answered
+        if deciding in done:
+            status: int | None = deciding.result()
+            return status
+        if session.is_closed:
+            logger.debug("the request for %s ended before it was decided; the decision was cancelled", session.path)
+            return None
+        logger.warning("%s rejected with %d: the request decider did not answer within connect_timeout (%.1fs) "
+                       "and was cancelled", session.path, _DECIDE_TIMEOUT_STATUS, self._config.connect_timeout)
+        return _DECIDE_TIMEOUT_STATUS
+
+    async def _verdict(self, session: WebTransportSession) -> int | None:
+        """Run the decider on ``session``: the status to reject it with, or None to accept it.
+
+        A decider that raises, or answers with anything but a verdict (True or None accepts,
+        False rejects with 403, an int in ``REJECTION_STATUSES`` with that status), has a
+        bug: the request is rejected with 500 (it fails closed) and the bug is logged.
+        """
+        assert self._decider is not None
+        try:
+            verdict = await self._decider(session)
+        except Exception:
+            logger.exception("request decider failed for %s; rejecting with 500", session.path)
+            return 500
+        if verdict is None or verdict is True:
+            return None
+        if verdict is False:
+            return 403
+        if is_rejection_status(verdict):
+            return verdict
+        logger.error("request decider for %s answered %r, which is not a verdict (True or None accepts, False "
+                     "rejects with 403, an int in 300-599 rejects with that status); rejecting with 500",
+                     session.path, verdict)
+        return 500
 
     async def _admit(self, session: WebTransportSession) -> int | None:
         """Add the session to the session manager before accepting it: a full (or shut down)

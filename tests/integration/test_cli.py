@@ -79,6 +79,30 @@ def test_bad_arguments_exit_2_with_usage() -> None:
     assert result.returncode == 2 and "usage:" in result.stderr
 
 
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "0", "-1", "soon"])
+def test_connect_refuses_a_timeout_that_is_not_finite_seconds_as_usage(timeout: str) -> None:
+    # Nothing listens on the port: a timeout that got through would fail with exit 1 instead.
+    result = run("connect", "https://127.0.0.1:9/x", "--insecure", f"--timeout={timeout}", "--message", "hi")
+    assert result.returncode == 2, result.stderr
+    assert "usage:" in result.stderr and "--timeout" in result.stderr and repr(timeout) in result.stderr
+
+
+@pytest.mark.parametrize(("option", "value"), [("--port", "70000"), ("--port", "65536"), ("--http-port", "65536")])
+def test_serve_refuses_a_port_above_65535_as_usage(option: str, value: str) -> None:
+    result = run("serve", "--port", "0", "--http-port", "0", option, value, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "usage:" in result.stderr and option in result.stderr and "must be at most 65535" in result.stderr
+
+
+def test_port_options_take_every_port_and_timeout_takes_finite_seconds() -> None:
+    from pywebtransport.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--port", "65535", "--http-port", "0"]).port == 65535
+    assert parser.parse_args(["connect", "https://h/x", "--timeout", "0.5"]).timeout == 0.5
+    assert parser.parse_args(["connect", "https://h/x"]).timeout == 10.0
+
+
 def test_connect_to_nothing_is_one_clear_error_line() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -106,3 +106,35 @@ def test_connect_timeout_also_bounds_the_wait_for_settings_and_request_headers()
     for config in (ServerConfig(connect_timeout=45.0), ClientConfig(connect_timeout=45.0)):
         engine = engine_config(config)
         assert (engine.settings_timeout, engine.request_timeout) == (45.0, 45.0)
+
+
+TIMEOUTS = ("connect_timeout", "stream_creation_timeout", "close_timeout", "idle_timeout")
+OPTIONAL_TIMEOUTS = ("read_timeout", "write_timeout", "keep_alive_interval", "session_idle_timeout")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("field", TIMEOUTS + OPTIONAL_TIMEOUTS)
+def test_every_timeout_refuses_a_value_that_is_not_finite_by_name(field: str, value: float) -> None:
+    # NaN compares false with everything, so `value <= 0` alone let it through.
+    for cls in (ClientConfig, ServerConfig):
+        with pytest.raises(ConfigurationError, match=rf"{cls.__name__}\.{field} .*finite.*, got -?(nan|inf)$"):
+            cls(**{field: value})
+
+
+@pytest.mark.parametrize("field", OPTIONAL_TIMEOUTS)
+def test_an_optional_timeout_still_takes_none_and_finite_seconds(field: str) -> None:
+    for cls in (ClientConfig, ServerConfig):
+        assert getattr(cls(**{field: None}), field) is None
+        assert getattr(cls(**{field: 0.25}), field) == 0.25
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "1", True])
+def test_retry_delay_is_a_finite_number_of_seconds(value: object) -> None:
+    assert ClientConfig(retry_delay=0).retry_delay == 0
+    with pytest.raises(ConfigurationError, match=r"ClientConfig\.retry_delay must be a finite number >= 0"):
+        ClientConfig(retry_delay=value)  # type: ignore[arg-type]
+
+
+def test_replace_refuses_a_nan_timeout() -> None:
+    with pytest.raises(ConfigurationError, match=r"ServerConfig\.connect_timeout"):
+        ServerConfig().replace(connect_timeout=float("nan"))
