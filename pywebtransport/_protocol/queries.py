@@ -11,7 +11,7 @@ from pywebtransport._protocol.settings import Dialect, PeerSettings
 from pywebtransport._protocol.snapshot import SessionSnapshot
 from pywebtransport._protocol.streams import StreamKind, StreamRecord
 from pywebtransport._wire import datagrams
-from pywebtransport.types import SessionState
+from pywebtransport.types import CloseCause, SessionState
 
 __all__ = ["EngineQueries"]
 
@@ -157,15 +157,20 @@ class EngineQueries(EngineCore):
         acknowledgement there costs a connection close the peer's delayed ACK (1 ms in
         aioquic and qh3) and a loop pass."""
         session = self._sessions.get(session_id)
-        if session is None or session.peer_fin_received or self._closed:
+        if session is None or session.peer_fin_received or self._closed or session.close_cause is CloseCause.REJECTED:
             return True
         return self.stream_send_acknowledged(session_id)
 
     def session_close_confirmed(self, session_id: int) -> bool:
         """Whether the peer ended its side of the session's CONNECT stream (FIN or reset)
-        after our close, i.e. it has read our WT_CLOSE_SESSION; True once nothing is left."""
+        after our close, i.e. it has read our WT_CLOSE_SESSION; True once nothing is left.
+        A rejected session has no close to confirm: the answer ended it at both ends (its
+        FIN came with the response, before the stream was finished here), and waiting for a
+        FIN that was already taken cost every connection closed after a refusal the whole
+        ``CLOSE_CONFIRM_GRACE``."""
         session = self._sessions.get(session_id)
-        return session is None or session.peer_fin_received or self._closed
+        return (session is None or session.peer_fin_received or self._closed
+                or session.close_cause is CloseCause.REJECTED)
 
     def stream_is_writable(self, stream_id: int) -> bool:
         record = self._streams.get(stream_id)

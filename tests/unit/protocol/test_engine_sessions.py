@@ -72,6 +72,20 @@ def test_rejected_session_reports_the_status_to_the_client() -> None:
     assert not pair.take("client", ev.SessionEstablished)
 
 
+def test_a_rejected_session_leaves_no_close_to_confirm_at_either_end() -> None:
+    """The refusal ended the session at both ends: a connection closed afterwards has nothing
+    to wait for. The client waited the whole close-confirm grace (0.25 s) for a FIN that had
+    come with the response and been taken with the finished stream."""
+    pair = Pair()
+    sid = pair.open_session(accept=False)
+    pair.server.reject_session(sid, 403)
+    pair.run()
+    assert pair.one("client", ev.SessionRejected).status_code == 403
+    for engine in (pair.client, pair.server):
+        assert engine.unconfirmed_closes() == []
+        assert engine.session_close_settled(sid) and engine.session_close_confirmed(sid)
+
+
 def test_reject_requires_an_error_status() -> None:
     pair = Pair()
     sid = pair.open_session(accept=False)

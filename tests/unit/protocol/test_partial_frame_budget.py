@@ -15,8 +15,8 @@ from __future__ import annotations
 from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig
 from pywebtransport._protocol import events as ev
-from pywebtransport._protocol.session import CloseCause
 from pywebtransport._wire import buffer, frames
+from pywebtransport.types import CloseCause
 
 from .harness import Pair, RawPeer, assert_server_connection_error, no_h3
 

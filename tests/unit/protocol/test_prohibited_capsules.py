@@ -11,8 +11,8 @@ from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol import quic as seam
-from pywebtransport._protocol.session import CloseCause
 from pywebtransport._wire import buffer, capsules
+from pywebtransport.types import CloseCause
 
 from .harness import Pair, record_aborts
 from .test_engine_hardening import send_capsules_raw
