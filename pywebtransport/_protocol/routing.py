@@ -158,7 +158,9 @@ class StreamRouting(EngineCore):
             logger.debug("stream %d: refused with %s", record.stream_id, c.describe_code(code))
         if not record.recv_closed:
             self._quic_stop(record.stream_id, code)
-        resetting = not record.send_closed
+        # Our FIN may be written and still wait here for session credit: the QUIC stream's
+        # sending side is then not over, and without a reset the peer waits for it for good.
+        resetting = not record.send_closed or bool(record.pending.size)
         if resetting:
             self._quic_reset(record.stream_id, code)
         self._drop_pending(record, reset=resetting)
