@@ -136,13 +136,19 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
     def datagram_received(self, data: bytes, addr: Address, now: float) -> None:
         if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED) or self._quic_failed:
             return
-        self._remote_address = addr
         self._datagrams_from_peer += 1
         try:
             self._engine.receive_datagram(data, addr, now)
         except Exception as exc:  # the QUIC library failed on it: end now, not at a timeout
             self._fail_on_quic_error(exc)
             return
+        if addr != self._remote_address:
+            # Only QUIC knows whether this datagram authenticated the move (RFC 9000 §9): one
+            # that failed to decrypt, sent from a spoofed address, must not move the peer
+            # (what RateLimit keys on, logs name, and the closing period answers).
+            path = self._engine.quic.peer_address()
+            if path is not None:
+                self._remote_address = path
         if self._pinned and not self._peer_checked:
             self._check_pinned_certificate()
         elif not self._peer_checked and isinstance(self._config, ServerConfig):

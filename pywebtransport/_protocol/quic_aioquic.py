@@ -81,6 +81,7 @@ __all__ = ["REQUIRED_ATTRIBUTES", "AioquicConnection", "AioquicFamilyMethods", "
 #: connection and fails loudly, naming the attribute, when an aioquic release drops one.
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
+    ("QuicConnection", "_network_paths"),
     ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_QuicConnection__frame_handlers"),
     ("QuicConnection", "_streams"),

@@ -70,6 +70,7 @@ class AioquicFamilyMethods:
     _dropped: int
     _events: Any
     _crypto_buffers: Any
+    _network_paths: list[Any]
     #: The backend library's own QuicDeliveryState.ACKED (each library has its own enum).
     delivery_acked: Any
     #: The library's event -> the neutral event (None for those the engine does not use).
@@ -281,6 +282,14 @@ class AioquicFamilyMethods:
     def _sender_written(self, sender: Any) -> int:
         """Implemented by each backend: bytes written to a stream's sender (the libraries differ)."""
         raise NotImplementedError
+
+    def peer_address(self) -> Any | None:
+        """The peer's address on the current network path (None before there is one). QUIC
+        moves it only for an authenticated, non-probing packet from a new address (RFC 9000
+        §9.3): a datagram that fails to decrypt, from wherever, never changes it. Read from
+        the library's _network_paths (the current path first; in REQUIRED_ATTRIBUTES)."""
+        paths = self._network_paths
+        return paths[0].addr if paths else None
 
     def next_stream_id(self, is_unidirectional: bool) -> int:
         """The id our next stream of this kind gets (without opening it)."""

@@ -108,6 +108,7 @@ __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"
 #: attribute when a qh3 release drops one.
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
+    ("QuicConnection", "_network_paths"),
     ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_QuicConnection__frame_handlers"),
     ("QuicConnection", "_streams"),
