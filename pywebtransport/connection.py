@@ -142,6 +142,9 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
         except Exception as exc:  # the QUIC library failed on it: end now, not at a timeout
             self._fail_on_quic_error(exc)
             return
+        if self._datagrams_from_peer == 1 and not self.is_client and not self._quic.has_accepted_packet():
+            self._drop_unauthenticated()
+            return
         if addr != self._remote_address:
             # Only QUIC knows whether this datagram authenticated the move (RFC 9000 §9): one
             # that failed to decrypt, sent from a spoofed address, must not move the peer

@@ -196,6 +196,18 @@ class ConnectionClosing(ConnectionCore):
             logger.debug("closing after the QUIC failure failed too", exc_info=True)
         self._loop.call_soon(self._terminated, c.H3_INTERNAL_ERROR, "internal error", False)
 
+    def _drop_unauthenticated(self) -> None:
+        """Server: nothing in the datagram that made this connection decrypted. An Initial is
+        protected with keys anyone derives from its connection id (RFC 9001 §5.2), so a real
+        client's always does; junk shaped like one would otherwise hold a connection, and a
+        ``max_concurrent_handshakes`` slot, until ``connect_timeout``: a few dozen datagrams
+        from spoofed sources every few seconds kept every client out. It is forgotten at once,
+        with no word sent (an answer would go to a source address nothing vouches for)."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("connection %s: its first datagram, from %s:%d, did not decrypt; dropped",
+                         self._connection_id, self._remote_address[0], self._remote_address[1])
+        self._terminated(c.H3_NO_ERROR, "its first datagram did not decrypt", False)
+
     def _terminated(self, error_code: int, reason: str, by_peer: bool) -> None:
         if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
             return

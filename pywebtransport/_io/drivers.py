@@ -9,7 +9,7 @@ from typing import Protocol
 
 from pywebtransport.types import Address
 
-__all__ = ["ClientDriver", "ConnectionDriver", "NewConnectionFactory", "RefusalBuilder"]
+__all__ = ["ClientDriver", "ConnectionDriver", "InitialCheck", "NewConnectionFactory", "RefusalBuilder"]
 
 
 class ConnectionDriver(Protocol):
@@ -31,3 +31,6 @@ NewConnectionFactory = Callable[[bytes, Address], "ConnectionDriver | None"]
 #: Builds the reply to an Initial the server declines: (version, client DCID, client SCID) ->
 #: a datagram carrying CONNECTION_CLOSE(CONNECTION_REFUSED), or None to drop it silently.
 RefusalBuilder = Callable[[int, bytes, bytes], "bytes | None"]
+#: Whether a datagram that would open a connection carries an Initial that decrypts: one that
+#: does not gets no connection (see ``_protocol.quic_initial``).
+InitialCheck = Callable[[bytes], bool]

@@ -31,7 +31,13 @@ import sys
 from typing import Any, cast
 
 from pywebtransport._io.closing import MAX_CLOSING_PERIOD, ClosingConnection, EndpointClosing
-from pywebtransport._io.drivers import ClientDriver, ConnectionDriver, NewConnectionFactory, RefusalBuilder
+from pywebtransport._io.drivers import (
+    ClientDriver,
+    ConnectionDriver,
+    InitialCheck,
+    NewConnectionFactory,
+    RefusalBuilder,
+)
 from pywebtransport._io.modes import UdpMode, mmsg, requested_mode, resolve_mode
 from pywebtransport._io.routing import _CLIENT_RECEIVE_BATCH, _RECEIVE_BATCH, EndpointRouting
 from pywebtransport._io.transmit import EndpointTransmit
@@ -51,11 +57,15 @@ class UdpEndpoint(EndpointRouting, EndpointTransmit, EndpointClosing):
     async def open(cls, *, local_addr: Address, new_connection: NewConnectionFactory | None = None,
                    socket_buffer_size: int = 4 << 20, mode: UdpMode | None = None,
                    refuse: RefusalBuilder | None = None, remote_addr: Address | None = None,
-                   reuse_port: bool = False) -> UdpEndpoint:
+                   reuse_port: bool = False, initial_check: InitialCheck | None = None) -> UdpEndpoint:
         """Bind a UDP socket at ``local_addr`` (port 0 picks a free port).
 
         ``remote_addr`` connects the socket to the one peer of a client endpoint, so that
         an ICMP port unreachable from it surfaces (``ClientDriver.error_received``).
+
+        ``initial_check`` (a server's) is asked, before ``new_connection``, whether a datagram
+        that would open a connection carries an Initial that decrypts; one that does not is
+        dropped (counted in ``initials_dropped``), so junk never costs a connection.
 
         ``reuse_port`` sets SO_REUSEPORT before binding, so that processes can share the port
         (OSError where the system has no SO_REUSEPORT).
@@ -68,7 +78,7 @@ class UdpEndpoint(EndpointRouting, EndpointTransmit, EndpointClosing):
         chosen = resolve_mode(requested, platform=sys.platform, batched=mmsg.BATCHED)
         family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
         endpoint = cls(new_connection=new_connection, socket_buffer_size=socket_buffer_size, refuse=refuse,
-                       remote_addr=remote_addr)
+                       remote_addr=remote_addr, initial_check=initial_check)
         if chosen is not UdpMode.TRANSPORT:
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:

@@ -11,7 +11,13 @@ import asyncio
 import socket
 from typing import TYPE_CHECKING
 
-from pywebtransport._io.drivers import ClientDriver, ConnectionDriver, NewConnectionFactory, RefusalBuilder
+from pywebtransport._io.drivers import (
+    ClientDriver,
+    ConnectionDriver,
+    InitialCheck,
+    NewConnectionFactory,
+    RefusalBuilder,
+)
 from pywebtransport._io.modes import UdpMode, mmsg
 from pywebtransport.types import Address
 
@@ -26,10 +32,14 @@ class EndpointCore(asyncio.DatagramProtocol):
 
     def __init__(self, *, new_connection: NewConnectionFactory | None = None,
                  socket_buffer_size: int = 4 << 20, loop: asyncio.AbstractEventLoop | None = None,
-                 refuse: RefusalBuilder | None = None, remote_addr: Address | None = None) -> None:
+                 refuse: RefusalBuilder | None = None, remote_addr: Address | None = None,
+                 initial_check: InitialCheck | None = None) -> None:
         self._loop = asyncio.get_running_loop() if loop is None else loop
         self._new_connection = new_connection
         self._refuse = refuse
+        self._initial_check = initial_check
+        #: Datagrams shaped like an Initial that did not decrypt: no connection was made.
+        self.initials_dropped = 0
         #: Initials answered with CONNECTION_REFUSED because the factory declined them.
         self.refused = 0
         #: The one peer a client endpoint's socket is connected to (None: a server's socket).

@@ -155,6 +155,9 @@ class EndpointRouting(EndpointCore):
             return None
         if header.packet_type is not PacketType.INITIAL:
             return None  # a Handshake/1-RTT packet for a connection we do not have
+        if self._initial_check is not None and not self._initial_check(data):
+            self.initials_dropped += 1  # not an Initial anyone could have sent: no connection, no answer
+            return None
         connection = self._new_connection(header.destination_cid, addr)
         if connection is not None:
             self._by_cid[header.destination_cid] = connection

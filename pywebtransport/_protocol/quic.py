@@ -267,6 +267,7 @@ class QuicCore(Protocol):
     def stream_window(self, stream_id: int) -> int: ...
     def stream_offsets(self, stream_id: int) -> StreamOffsets | None: ...
     def peer_address(self) -> Any | None: ...
+    def has_accepted_packet(self) -> bool: ...
     def next_stream_id(self, is_unidirectional: bool) -> int: ...
     def can_open_stream(self, is_unidirectional: bool) -> bool: ...
     @property
@@ -425,6 +426,14 @@ def sender_unacknowledged(sender: Any) -> int:
     """Bytes an aioquic QuicStreamSender holds unacknowledged: between _buffer_start and
     _buffer_stop (no public accessor)."""
     return int(sender._buffer_stop - sender._buffer_start)
+
+
+def receiver_final_size(receiver: Any) -> int | None:
+    """A QuicStreamReceiver's _final_size (aioquic and qh3 alike): the peer's final size once
+    its RESET_STREAM or FIN came, else None. No public accessor; aioquic 1.7 also raises
+    ``highest_offset`` to a reset's final size, but 1.3 (the newest on Python 3.10) does not."""
+    final: int | None = receiver._final_size
+    return final
 
 
 def sender_written(sender: Any) -> int:

@@ -82,6 +82,8 @@ __all__ = ["REQUIRED_ATTRIBUTES", "AioquicConnection", "AioquicFamilyMethods", "
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
     ("QuicConnection", "_network_paths"),
+    ("QuicConnection", "_spaces"),
+    ("QuicStreamReceiver", "_final_size"),
     ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_QuicConnection__frame_handlers"),
     ("QuicConnection", "_streams"),
@@ -276,12 +278,13 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
 
     def missing_attributes(self) -> list[str]:
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
-        from aioquic.quic.stream import QuicStreamSender
+        from aioquic.quic.stream import QuicStreamReceiver, QuicStreamSender
 
         owners: dict[str, object] = {
             "QuicConnection": self,
             "QuicPacketRecovery": getattr(self, "_loss", None),
             "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
+            "QuicStreamReceiver": QuicStreamReceiver(stream_id=0, readable=True),
             "tls.Context": getattr(self, "tls", None),
             "QuicFileLogger": _aioquic_qlog(tempfile.gettempdir()),
         }

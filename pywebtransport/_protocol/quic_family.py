@@ -26,6 +26,7 @@ from pywebtransport._protocol.quic import (
     StreamDataReceived,
     StreamOffsets,
     loss_rtt,
+    receiver_final_size,
 )
 from pywebtransport._protocol.quic_credit import ConnectionCredit
 from pywebtransport._protocol.quic_qlog import end_qlog_trace
@@ -71,6 +72,7 @@ class AioquicFamilyMethods:
     _events: Any
     _crypto_buffers: Any
     _network_paths: list[Any]
+    _spaces: dict[Any, Any]
     #: The backend library's own QuicDeliveryState.ACKED (each library has its own enum).
     delivery_acked: Any
     #: The library's event -> the neutral event (None for those the engine does not use).
@@ -263,11 +265,10 @@ class AioquicFamilyMethods:
     def stream_offsets(self, stream_id: int) -> StreamOffsets | None:
         """Where ``stream_id`` stands (see ``StreamOffsets``); None once QUIC dropped its state.
 
-        Read from the library's public stream state: the receiver's ``starting_offset()`` (what
-        it handed out in order) and ``highest_offset`` (the final size once the receiver is
-        finished: ``handle_reset`` raises it to a RESET_STREAM's final size, and a FIN that
-        finishes it came with the highest offset), and the sender's ``highest_offset``, which
-        both libraries put in their RESET_STREAM as the final size.
+        Read from the library's stream state: the receiver's ``starting_offset()`` (what it
+        handed out in order) and its final size once it is finished (``receiver_final_size``,
+        set by a RESET_STREAM or a FIN), and the sender's ``highest_offset``, which both
+        libraries put in their RESET_STREAM as the final size.
         """
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -275,13 +276,19 @@ class AioquicFamilyMethods:
         receiver, sender = stream.receiver, stream.sender
         # Our own unidirectional stream has a receiver that is finished from the start.
         ours_only = bool(stream_id & 2) and (not stream_id & 1) == self._configuration.is_client
-        final_size = int(receiver.highest_offset) if receiver.is_finished and not ours_only else None
+        final_size = receiver_final_size(receiver) if receiver.is_finished and not ours_only else None
         return StreamOffsets(delivered=int(receiver.starting_offset()), final_size=final_size,
                              written=self._sender_written(sender), sent=int(sender.highest_offset))
 
     def _sender_written(self, sender: Any) -> int:
         """Implemented by each backend: bytes written to a stream's sender (the libraries differ)."""
         raise NotImplementedError
+
+    def has_accepted_packet(self) -> bool:
+        """Whether QUIC has accepted any packet from the peer: one that decrypted and was
+        recorded in a packet number space (the library's _spaces, largest_received_packet >= 0;
+        in REQUIRED_ATTRIBUTES). Junk shaped like an Initial never gets that far."""
+        return any(space.largest_received_packet >= 0 for space in self._spaces.values())
 
     def peer_address(self) -> Any | None:
         """The peer's address on the current network path (None before there is one). QUIC

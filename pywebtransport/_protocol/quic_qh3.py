@@ -109,6 +109,8 @@ __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
     ("QuicConnection", "_network_paths"),
+    ("QuicConnection", "_spaces"),
+    ("QuicStreamReceiver", "_final_size"),
     ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_QuicConnection__frame_handlers"),
     ("QuicConnection", "_streams"),
@@ -337,11 +339,13 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
         from qh3._hazmat import QuicStreamSender
         from qh3.quic.packet_builder import QuicPacketBuilder
+        from qh3.quic.stream import QuicStreamReceiver
 
         owners: dict[str, object] = {
             "QuicConnection": self,
             "QuicPacketRecovery": getattr(self, "_loss", None),
             "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
+            "QuicStreamReceiver": QuicStreamReceiver(stream_id=0, readable=True),
             "QuicPacketBuilder": QuicPacketBuilder,
             "QuicFileLogger": _qh3_qlog(tempfile.gettempdir()),
             "tls.Context": getattr(self, "tls", None),

@@ -9,6 +9,7 @@ import logging
 
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol.quic import build_connection_refused
+from pywebtransport._protocol.quic_initial import initial_decrypts
 from pywebtransport._protocol.settings import DIALECT_DRAFT02
 from pywebtransport.connection import WebTransportConnection, build_quic_configuration
 from pywebtransport.exceptions import ServerError
@@ -47,7 +48,8 @@ class ServerLifecycle(ServerCore):
             self._endpoint = await UdpEndpoint.open(local_addr=(self._config.host, self._config.port),
                                                     new_connection=self._new_connection,
                                                     socket_buffer_size=self._config.socket_buffer_size,
-                                                    refuse=_refusal, reuse_port=self._config.reuse_port)
+                                                    refuse=_refusal, reuse_port=self._config.reuse_port,
+                                                    initial_check=initial_decrypts)
         except OSError as exc:
             raise ServerError(f"cannot listen on {self._config.host}:{self._config.port}: {exc}") from exc
         host, port = self.local_address

@@ -213,6 +213,7 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
             "connections_reaped": self.connections_reaped,
             "connections_closing": self._endpoint.closing_count if self._endpoint is not None else 0,
             "datagrams_received": self._endpoint.datagrams_in if self._endpoint is not None else 0,
+            "initials_dropped": self._endpoint.initials_dropped if self._endpoint is not None else 0,
             "tasks": len(self._tasks),
         }
 
