@@ -231,33 +231,28 @@ class FrameParser:
         return out
 
     def _fail(self, frame_type: int, length: int) -> None:
-        self._error = (f"frame {frame_type:#x} declares {length} bytes, above the limit of "
-                       f"{self._max_frame_size}")
-        self._error_code = c.H3_EXCESSIVE_LOAD
-        self._state = _FAILED
-        self._head = b""
-        self._body = bytearray()
-        raise FrameError(self._error, error_code=c.H3_EXCESSIVE_LOAD)
+        self._fail_with(f"frame {frame_type:#x} declares {length} bytes, above the limit of {self._max_frame_size}",
+                        c.H3_EXCESSIVE_LOAD)
 
     def _fail_varint(self, frame_type: int, length: int) -> None:
         # RFC 9114 §7.1: bytes after a frame's fields are H3_FRAME_ERROR; refused at the header
         # so that no peer can make us hold a payload that cannot be valid.
-        self._error = (f"frame {frame_type:#x} declares {length} bytes; its payload is one varint "
-                       f"(at most {_VARINT_MAX_LEN})")
-        self._error_code = c.H3_FRAME_ERROR
-        self._state = _FAILED
-        self._head = b""
-        self._body = bytearray()
-        raise FrameError(self._error, error_code=c.H3_FRAME_ERROR)
+        self._fail_with(f"frame {frame_type:#x} declares {length} bytes; its payload is one varint "
+                        f"(at most {_VARINT_MAX_LEN})", c.H3_FRAME_ERROR)
 
     def _fail_signal(self) -> None:
         # Draft-15 §4.2: 0x41 is a stream signal, valid only as a bidi stream's first bytes.
-        self._error = "WEBTRANSPORT_STREAM (0x41) appears as a frame; it may only open a bidirectional stream"
-        self._error_code = c.H3_FRAME_ERROR
+        self._fail_with("WEBTRANSPORT_STREAM (0x41) appears as a frame; it may only open a bidirectional stream",
+                        c.H3_FRAME_ERROR)
+
+    def _fail_with(self, message: str, code: c.H3ErrorCode) -> None:
+        """Fail for good with ``message``: every later feed raises the same FrameError."""
+        self._error = message
+        self._error_code = code
         self._state = _FAILED
         self._head = b""
         self._body = bytearray()
-        raise FrameError(self._error, error_code=c.H3_FRAME_ERROR)
+        raise FrameError(message, error_code=code)
 
 
 def encode_uni_stream_header(stream_type: int, session_id: int | None = None) -> bytes:

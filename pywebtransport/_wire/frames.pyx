@@ -313,33 +313,28 @@ cdef class FrameParser:
         return 0
 
     cdef int _fail(self, uint64_t frame_type, uint64_t length) except -1:
-        self._error = (f"frame {frame_type:#x} declares {length} bytes, above the limit of "
-                       f"{self._max_frame_size}")
-        self._error_code = _H3_EXCESSIVE_LOAD
-        self._state = _FAILED
-        self._head_len = 0
-        self._body = bytearray()
-        raise FrameError(self._error, error_code=_H3_EXCESSIVE_LOAD)
+        return self._fail_with(f"frame {frame_type:#x} declares {length} bytes, above the limit of "
+                               f"{self._max_frame_size}", _H3_EXCESSIVE_LOAD)
 
     cdef int _fail_varint(self, uint64_t frame_type, uint64_t length) except -1:
         # RFC 9114 §7.1: bytes after a frame's fields are H3_FRAME_ERROR; refused at the header
         # so that no peer can make us hold a payload that cannot be valid.
-        self._error = (f"frame {frame_type:#x} declares {length} bytes; its payload is one varint "
-                       f"(at most {_VARINT_MAX_LEN})")
-        self._error_code = _H3_FRAME_ERROR
-        self._state = _FAILED
-        self._head_len = 0
-        self._body = bytearray()
-        raise FrameError(self._error, error_code=_H3_FRAME_ERROR)
+        return self._fail_with(f"frame {frame_type:#x} declares {length} bytes; its payload is one varint "
+                               f"(at most {_VARINT_MAX_LEN})", _H3_FRAME_ERROR)
 
     cdef int _fail_signal(self) except -1:
         # Draft-15 §4.2: 0x41 is a stream signal, valid only as a bidi stream's first bytes.
-        self._error = "WEBTRANSPORT_STREAM (0x41) appears as a frame; it may only open a bidirectional stream"
-        self._error_code = _H3_FRAME_ERROR
+        return self._fail_with("WEBTRANSPORT_STREAM (0x41) appears as a frame; it may only open a bidirectional "
+                               "stream", _H3_FRAME_ERROR)
+
+    cdef int _fail_with(self, str message, object code) except -1:
+        """Fail for good with ``message``: every later feed raises the same FrameError."""
+        self._error = message
+        self._error_code = code
         self._state = _FAILED
         self._head_len = 0
         self._body = bytearray()
-        raise FrameError(self._error, error_code=_H3_FRAME_ERROR)
+        raise FrameError(message, error_code=code)
 
 
 def encode_uni_stream_header(stream_type, session_id=None):
