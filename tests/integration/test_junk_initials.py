@@ -1,8 +1,9 @@
 """Datagrams shaped like a QUIC Initial that do not decrypt get no connection and hold no
-handshake slot: the server checks that the Initial decrypts before it builds anything. Each made a full connection that counted against ``max_concurrent_handshakes`` until
+handshake slot: the server checks that the Initial decrypts before it builds anything. Each
+used to make a full connection that counted against ``max_concurrent_handshakes`` until
 ``connect_timeout``: a few dozen from spoofed sources every few seconds kept every real client
-out with CONNECTION_REFUSED (found by a UDP-layer bug hunt). An Initial is protected with
-keys anyone derives from its connection id (RFC 9001 §5.2), so a real client's decrypts."""
+out with CONNECTION_REFUSED (found by a UDP-layer bug hunt). An Initial is protected with keys
+anyone derives from its connection id (RFC 9001 §5.2), so a real client's decrypts."""
 
 from __future__ import annotations
 
