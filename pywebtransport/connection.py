@@ -149,7 +149,7 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
             # Only QUIC knows whether this datagram authenticated the move (RFC 9000 §9): one
             # that failed to decrypt, sent from a spoofed address, must not move the peer
             # (what RateLimit keys on, logs name, and the closing period answers).
-            path = self._engine.quic.peer_address()
+            path = self._quic.peer_address()
             if path is not None:
                 self._remote_address = path
         if self._pinned and not self._peer_checked:
