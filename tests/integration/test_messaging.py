@@ -27,6 +27,7 @@ from pywebtransport.messaging import (
 from pywebtransport.messaging.framing import encode_body, encode_frame
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportStream
+from tests.serializers import serializer_params
 
 from .conftest import echo_handler, running_server
 
@@ -66,18 +67,7 @@ class Unregistered:
 REGISTRY: dict[int, type[Any]] = {1: Ping, 2: Pong, 3: ChatMessage}
 
 
-def _serializer_params() -> list[Any]:
-    params: list[Any] = [pytest.param(JSONSerializer, id="json")]
-    try:
-        import msgpack  # noqa: F401
-    except ImportError:
-        params.append(pytest.param(None, id="msgpack", marks=pytest.mark.skip(reason="msgpack not installed")))
-    else:
-        params.append(pytest.param(MsgPackSerializer, id="msgpack"))
-    return params
-
-
-@pytest.fixture(params=_serializer_params())
+@pytest.fixture(params=serializer_params())
 def serializer(request: pytest.FixtureRequest) -> Serializer:
     factory = request.param
     return factory()  # type: ignore[no-any-return]

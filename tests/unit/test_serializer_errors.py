@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pywebtransport.messaging import JSONSerializer, MsgPackSerializer, SerializationError, Serializer
+from pywebtransport.messaging import JSONSerializer, SerializationError, Serializer
+from tests.serializers import serializer_params
 
 
 @dataclass
@@ -33,18 +34,7 @@ class Tree:
     children: list[Tree] = field(default_factory=list)
 
 
-def _serializers() -> list[Any]:
-    params: list[Any] = [pytest.param(JSONSerializer, id="json")]
-    try:
-        import msgpack  # noqa: F401
-    except ImportError:
-        params.append(pytest.param(None, id="msgpack", marks=pytest.mark.skip(reason="msgpack not installed")))
-    else:
-        params.append(pytest.param(MsgPackSerializer, id="msgpack"))
-    return params
-
-
-@pytest.fixture(params=_serializers())
+@pytest.fixture(params=serializer_params())
 def serializer(request: pytest.FixtureRequest) -> Serializer:
     return request.param()  # type: ignore[no-any-return]
 
