@@ -137,13 +137,6 @@ class PeerSettings:
         """The ``:protocol`` a client sends this peer: draft-15 §3.2 defines webtransport-h3."""
         return "webtransport-h3" if self.dialect is Dialect.DRAFT15 else "webtransport"
 
-    @property
-    def wants_flow_control(self) -> bool:
-        """Whether the peer opted into session flow control (draft-15 §5.1, draft-13 §5.1);
-        it is on only if we did too (``flow_control_enabled``)."""
-        dialect = self.dialect
-        return dialect in (Dialect.DRAFT13, Dialect.DRAFT15) and wants_flow_control(self.raw, dialect)
-
     def limits_sessions(self, local: dict[int, int]) -> bool:
         """Whether one session per connection is all there may be: a draft-13/15 peer with
         flow control not enabled between it and ``local`` (our SETTINGS), §5.1 of both."""
