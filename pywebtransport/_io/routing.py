@@ -34,6 +34,8 @@ _RECEIVE_BATCH = 64
 _CLIENT_RECEIVE_BATCH = 8
 #: RFC 9000 §14.1: a server drops an Initial in a UDP payload smaller than this.
 _MIN_INITIAL_DATAGRAM = 1200
+#: RFC 9000 §7.2: a client's first Destination Connection ID MUST be at least 8 bytes.
+_MIN_INITIAL_CID = 8
 #: How systems report an ICMP port unreachable on a UDP socket.
 _UNREACHABLE = (ConnectionRefusedError, ConnectionResetError)
 
@@ -155,7 +157,8 @@ class EndpointRouting(EndpointCore):
             return None
         if header.packet_type is not PacketType.INITIAL:
             return None  # a Handshake/1-RTT packet for a connection we do not have
-        if self._initial_check is not None and not self._initial_check(data):
+        if len(header.destination_cid) < _MIN_INITIAL_CID or (
+                self._initial_check is not None and not self._initial_check(data)):
             self.initials_dropped += 1  # not an Initial anyone could have sent: no connection, no answer
             return None
         connection = self._new_connection(header.destination_cid, addr)

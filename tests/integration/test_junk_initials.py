@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 
 import pytest
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
 
+from pywebtransport._protocol.quic_initial import initial_decrypts
 from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.utils import SelfSignedCertificate
@@ -51,3 +55,29 @@ async def test_initials_that_do_not_decrypt_leave_no_connection_and_no_handshake
         async with WebTransportClient(config=client_config) as client:
             session = await client.connect(f"{base}/e")  # CONNECTION_REFUSED while the junk held the slots
             assert session.is_ready
+
+
+def initial_with_a_short_destination_cid() -> bytes:
+    """A real client's first datagram (it decrypts) whose Destination Connection ID is 4 bytes."""
+    configuration = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost",
+                                      connection_id_length=4)
+    client = QuicConnection(configuration=configuration)
+    client.connect(("127.0.0.1", 4433), now=time.monotonic())
+    (data, _), *_ = client.datagrams_to_send(now=time.monotonic())
+    assert initial_decrypts(data) and data[5] == 4  # the DCID length byte: well formed, just short
+    return data
+
+
+async def test_an_initial_with_a_destination_cid_under_8_bytes_gets_no_connection(
+        server_config: ServerConfig) -> None:
+    # RFC 9000 §7.2: a client's first Destination Connection ID MUST be at least 8 bytes long.
+    async with running_server(server_config, {"/e": echo_handler}) as (server, _base):
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            received = server.get_stats()["datagrams_received"]
+            sender.sendto(initial_with_a_short_destination_cid(), server.local_address)
+            await eventually(lambda: server.get_stats()["datagrams_received"] >= received + 1)
+        finally:
+            sender.close()
+        stats = server.get_stats()
+        assert (stats["connections"], stats["handshakes_in_progress"], stats["initials_dropped"]) == (0, 0, 1), stats
