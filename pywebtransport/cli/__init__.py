@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     cert = commands.add_parser("cert", help="write a certificate and key browsers accept by hash")
     cert.add_argument("--out", default=".", help="directory for cert.pem and key.pem")
     cert.add_argument("--host", default="localhost")
-    cert.add_argument("--days", type=int, default=10, help="validity, at most 14 (browser rule)")
+    cert.add_argument("--days", type=_count(1), default=10, help="validity, at most 14 (browser rule)")
     return parser
 
 
@@ -157,6 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve" and (args.cert is None) != (args.key is None):
         parser.error("serve: --cert and --key go together (give both, or neither for a fresh self-signed "
                      "certificate)")
+    if args.command == "cert":
+        from pywebtransport.utils import MAX_HASH_PINNED_VALIDITY_DAYS
+
+        if not 1 <= args.days <= MAX_HASH_PINNED_VALIDITY_DAYS:
+            parser.error(f"cert: --days must be 1 to {MAX_HASH_PINNED_VALIDITY_DAYS} for browsers to accept the "
+                         f"certificate by its hash, got {args.days}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
