@@ -98,6 +98,19 @@ class Http3:
         quic.send_stream_data(self._decoder_id, frames.encode_uni_stream_header(c.STREAM_TYPE_QPACK_DECODER))
         self._encoder.apply_settings(0, 0)
 
+    def local_critical_kind(self, stream_id: int) -> StreamKind | None:
+        """Which of our control and QPACK streams ``stream_id`` is (None for any other): the
+        peer must never stop them (RFC 9114 §6.2.1, RFC 9204 §4.2)."""
+        if not self.started:
+            return None
+        if stream_id == self._control_id:
+            return StreamKind.CONTROL
+        if stream_id == self._encoder_id:
+            return StreamKind.QPACK_ENCODER
+        if stream_id == self._decoder_id:
+            return StreamKind.QPACK_DECODER
+        return None
+
     # -- the peer's unidirectional streams
     @staticmethod
     def critical_kind(stream_type: int) -> StreamKind | None:

@@ -349,6 +349,13 @@ class StreamRouting(EngineCore):
     def _on_stop_sending(self, stream_id: int, http_code: int) -> None:
         record = self._streams.get(stream_id)
         if record is None:
+            # Our control and QPACK streams have no record. Stopping one is closing it: a
+            # connection error (RFC 9114 §6.2.1, RFC 9204 §4.2), and a GOAWAY written to it
+            # later would fail in the QUIC library.
+            critical = self._h3.local_critical_kind(stream_id)
+            if critical is not None and not self._closed:
+                raise RemoteProtocolError(f"the peer stopped our {critical.value} stream with "
+                                          f"{c.describe_code(http_code)}", error_code=c.H3_CLOSED_CRITICAL_STREAM)
             return
         kind = record.kind
         if kind is StreamKind.WEBTRANSPORT:
@@ -361,9 +368,6 @@ class StreamRouting(EngineCore):
         elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
             self._on_connect_stream_gone(record, http_code,
                                          f"the peer stopped the CONNECT stream with {c.describe_code(http_code)}")
-        elif kind in CRITICAL_KINDS and record.local and not self._closed:
-            raise RemoteProtocolError(f"the peer stopped our {kind.value} stream with {c.describe_code(http_code)}",
-                                      error_code=c.H3_CLOSED_CRITICAL_STREAM)
 
     def _on_connect_stream_gone(self, record: StreamRecord, http_code: int, reason: str) -> None:
         """The peer aborted a request/CONNECT stream: the session ends abruptly, and our half

@@ -80,7 +80,10 @@ class ServerLifecycle(ServerCore):
         try:
             connections = list(self._connections)
             if drain_timeout > 0:
-                await self._drain(connections, drain_timeout)
+                try:
+                    await self._drain(connections, drain_timeout)
+                except Exception:  # the close below must still happen, for every connection
+                    logger.exception("server close: the drain failed; closing every connection now")
             await asyncio.gather(*(c.close(reason="server shutting down") for c in connections),
                                  return_exceptions=True)
             tasks = list(self._tasks)

@@ -123,6 +123,29 @@ async def test_server_drain_closes_sessions_that_ignore_drain_at_the_deadline(se
         assert (session.close_code, session.close_reason) == (0, "")
 
 
+async def test_a_drain_that_fails_still_closes_every_connection(server_config: ServerConfig,
+                                                                 client: WebTransportClient,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client that had stopped the server's control stream made GOAWAY fail inside the
+    # drain, and server.close() raised with every connection left open (found by a bug hunt;
+    # the engine now ends such a connection, and the close no longer depends on the drain).
+    async def hold(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    async with running_server(server_config, {"/hold": hold}) as (server, base):
+        session = await client.connect(f"{base}/hold")
+        (connection,) = server.connections
+
+        def failing_goaway() -> None:
+            raise ValueError("Cannot send data on a finished stream")
+
+        monkeypatch.setattr(connection, "send_goaway", failing_goaway)
+        await asyncio.wait_for(server.close(drain_timeout=5.0), 10)
+        await asyncio.wait_for(session.wait_closed(), 10)
+        assert (session.close_code, session.close_reason) == (0, "")
+        assert connection.is_closed
+
+
 async def test_cancelled_server_close_still_finishes_and_later_calls_return(server_config: ServerConfig,
                                                                            client: WebTransportClient) -> None:
     async def hold(session: WebTransportSession) -> None:

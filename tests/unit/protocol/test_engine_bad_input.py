@@ -115,6 +115,24 @@ def test_a_second_critical_stream_is_stream_creation_error(stream_type: int, raw
     assert_server_connection_error(pair, c.H3_STREAM_CREATION_ERROR)
 
 
+#: The server's control, QPACK encoder and QPACK decoder streams: the first three
+#: server-initiated unidirectional streams, opened in that order when its handshake ends.
+SERVER_CRITICAL_IDS = {"control": 3, "qpack-encoder": 7, "qpack-decoder": 11}
+
+
+@pytest.mark.parametrize("stream_id", list(SERVER_CRITICAL_IDS.values()), ids=list(SERVER_CRITICAL_IDS))
+def test_stop_sending_on_our_critical_stream_is_closed_critical_stream(stream_id: int,
+                                                                       raw_pair: RawPairFactory) -> None:
+    # RFC 9114 §6.2.1: the receiver MUST NOT ask to close the control stream; RFC 9204 §4.2
+    # says the same of the QPACK streams. The server had ignored it and kept going, and a
+    # graceful shutdown's GOAWAY then failed on the stopped stream (found by a bug hunt).
+    pair, raw = raw_pair()
+    raw.control()
+    pair.run()
+    pair.client.quic.stop_stream(stream_id, c.H3_NO_ERROR)
+    assert_server_connection_error(pair, c.H3_CLOSED_CRITICAL_STREAM)
+
+
 def test_unknown_uni_stream_type_is_stopped_alone(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     aborts = record_aborts(pair.server)
