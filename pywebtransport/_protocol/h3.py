@@ -19,7 +19,7 @@ from pywebtransport._protocol.fields import field_section_size
 from pywebtransport._protocol.settings import PeerSettings
 from pywebtransport._protocol.streams import StreamKind, StreamRecord
 from pywebtransport._wire import buffer, frames
-from pywebtransport.exceptions import FrameError, RemoteProtocolError
+from pywebtransport.exceptions import BufferReadError, FrameError, RemoteProtocolError
 
 __all__ = ["Http3", "HttpQuic", "feed_frames"]
 
@@ -70,6 +70,9 @@ class Http3:
         self._encoder_id = -1
         self._decoder_id = -1
         self._peer_critical: dict[StreamKind, int] = {}
+        #: The start of the peer's control stream until its first frame type can be read
+        #: (a varint, at most 8 bytes); None once it was, and found to be SETTINGS.
+        self._control_start: bytes | None = b""
         self._encoder = pylsqpack.Encoder()
         #: Made only once the peer's encoder stream carries bytes (which may end mid-instruction
         #: and so must meet the next ones in the same decoder). With no dynamic table a decoder
@@ -131,6 +134,8 @@ class Http3:
         if kind is StreamKind.CONTROL:
             parser = record.parser
             assert parser is not None
+            if self._control_start is not None:
+                self._check_first_control_frame(data)
             for frame_type, payload in feed_frames(parser, data):
                 self._on_control_frame(frame_type, payload)
             if self.peer is not None and parser.buffered > _CONTROL_HOLD_AFTER_SETTINGS:
@@ -159,12 +164,24 @@ class Http3:
             raise RemoteProtocolError(f"the peer closed its {kind.value} stream",
                                       error_code=c.H3_CLOSED_CRITICAL_STREAM)
 
+    def _check_first_control_frame(self, data: bytes) -> None:
+        """RFC 9114 §6.2.1: the control stream's first frame MUST be SETTINGS, whatever it is
+        instead (H3_MISSING_SETTINGS). The frame parser skips unknown and reserved types
+        unseen, so the first type is read here, from the stream's first bytes."""
+        assert self._control_start is not None
+        start = self._control_start + data[:8]
+        try:
+            frame_type, _ = buffer.decode_varint(start)
+        except BufferReadError:
+            self._control_start = start  # a varint cut short: fewer than 8 bytes
+            return
+        self._control_start = None
+        if frame_type != c.FRAME_SETTINGS:
+            raise RemoteProtocolError(f"first control frame is {c.describe_code(frame_type, c.FrameType)}, "
+                                      "not SETTINGS", error_code=c.H3_MISSING_SETTINGS)
+
     def _on_control_frame(self, frame_type: int, payload: bytes) -> None:
-        if self.peer is None:
-            if frame_type != c.FRAME_SETTINGS:
-                raise RemoteProtocolError(f"first control frame is {c.describe_code(frame_type, c.FrameType)}, "
-                                          "not SETTINGS",
-                                          error_code=c.H3_MISSING_SETTINGS)
+        if self.peer is None:  # the first frame, which _check_first_control_frame found to be SETTINGS
             try:
                 settings = frames.decode_settings(payload)
             except FrameError as exc:

@@ -55,6 +55,17 @@ def test_first_control_frame_not_settings_is_missing_settings(raw_pair: RawPairF
     assert_server_connection_error(pair, c.H3_MISSING_SETTINGS)
 
 
+@pytest.mark.parametrize("first_type", [0x21, 0x1F * 9 + 0x21, 0x3FFF, 0x3FFF_FFFF])
+def test_first_control_frame_of_an_unknown_type_is_missing_settings(first_type: int,
+                                                                    raw_pair: RawPairFactory) -> None:
+    # RFC 9114 §6.2.1: "If the first frame of the control stream is any other frame type, this
+    # MUST be treated as a connection error of type H3_MISSING_SETTINGS". Unknown and
+    # reserved (GREASE) types, which the frame parser skips, had been let through.
+    pair, raw = raw_pair()
+    raw.uni(CONTROL + frames.encode_frame(first_type, b"grease") + SETTINGS)
+    assert_server_connection_error(pair, c.H3_MISSING_SETTINGS)
+
+
 def test_second_settings_frame_is_frame_unexpected(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.uni(CONTROL + SETTINGS + SETTINGS)
