@@ -187,7 +187,7 @@ class Http3:
             except FrameError as exc:
                 raise RemoteProtocolError(exc.message, error_code=exc.error_code) from exc
             self.peer = PeerSettings.parse(settings)
-            self._emit(ev.H3Ready(settings, self.peer.dialect))
+            self._emit(ev.H3Ready(self.peer.raw, self.peer.dialect))
             self._on_settings(self.peer)
         elif frame_type == c.FRAME_SETTINGS:
             raise RemoteProtocolError("second SETTINGS frame", error_code=c.H3_FRAME_UNEXPECTED)

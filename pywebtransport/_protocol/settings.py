@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pywebtransport import constants as c
 from pywebtransport.exceptions import RemoteProtocolError
 
-__all__ = ["DIALECT_DRAFT02", "DIALECT_DRAFT07", "DIALECT_DRAFT13", "DIALECT_DRAFT15", "Dialect", "PeerSettings",
-           "build_local_settings", "flow_control_enabled", "wants_flow_control"]
+__all__ = ["DIALECT_DRAFT02", "DIALECT_DRAFT07", "DIALECT_DRAFT13", "DIALECT_DRAFT15", "UNKNOWN_SETTINGS_KEPT",
+           "Dialect", "PeerSettings", "build_local_settings", "flow_control_enabled", "wants_flow_control"]
 
 
 class Dialect(str, enum.Enum):
@@ -31,6 +31,11 @@ DIALECT_DRAFT15 = Dialect.DRAFT15
 
 _BOOLEAN_SETTINGS = (c.SETTINGS_H3_DATAGRAM, c.SETTINGS_H3_DATAGRAM_DRAFT04, c.SETTINGS_ENABLE_CONNECT_PROTOCOL,
                      c.SETTINGS_ENABLE_WEBTRANSPORT)
+#: The identifiers whose meaning we know; a peer's others are ignored (RFC 9114 §7.2.4.1).
+_KNOWN_SETTINGS = frozenset(int(member) for member in c.SettingsId)
+#: Of a peer's unknown settings, this many are kept (for diagnostics) and the rest dropped:
+#: a SETTINGS frame of 200,000 GREASE identifiers had pinned 17 MB per connection.
+UNKNOWN_SETTINGS_KEPT = 16
 _FLOW_CONTROL_SETTINGS = (c.SETTINGS_WT_INITIAL_MAX_DATA, c.SETTINGS_WT_INITIAL_MAX_STREAMS_BIDI,
                           c.SETTINGS_WT_INITIAL_MAX_STREAMS_UNI)
 
@@ -94,7 +99,8 @@ class PeerSettings:
 
     @classmethod
     def parse(cls, settings: dict[int, int]) -> PeerSettings:
-        """Check the values whose range the RFCs fix; RemoteProtocolError(H3_SETTINGS_ERROR)."""
+        """Check the values whose range the RFCs fix; RemoteProtocolError(H3_SETTINGS_ERROR).
+        Keeps every known setting and the first ``UNKNOWN_SETTINGS_KEPT`` unknown ones."""
         for key in _BOOLEAN_SETTINGS:
             if settings.get(key, 0) > 1:  # RFC 9297 §2.1.1, RFC 9220 §3, draft-02 §3.1
                 raise RemoteProtocolError(f"setting {c.describe_code(key, c.SettingsId)} has invalid value "
@@ -103,7 +109,16 @@ class PeerSettings:
         if settings.get(c.SETTINGS_WT_ENABLED, 0) > 1:  # draft-15 §3.1: a boolean in this draft
             raise RemoteProtocolError(f"SETTINGS_WT_ENABLED has invalid value {settings[c.SETTINGS_WT_ENABLED]}",
                                       error_code=c.H3_SETTINGS_ERROR)
-        return cls(dict(settings))
+        known = _KNOWN_SETTINGS
+        kept: dict[int, int] = {}
+        unknown = 0
+        for key, value in settings.items():
+            if key in known:
+                kept[key] = value
+            elif unknown < UNKNOWN_SETTINGS_KEPT:
+                kept[key] = value
+                unknown += 1
+        return cls(kept)
 
     @property
     def dialect(self) -> Dialect | None:

@@ -9,6 +9,7 @@ import pytest
 from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol.settings import DIALECT_DRAFT02, UNKNOWN_SETTINGS_KEPT
 from pywebtransport._wire import buffer, capsules, frames
 from pywebtransport.types import SessionState
 
@@ -164,6 +165,22 @@ def test_unknown_frames_and_settings_are_ignored(raw_pair: RawPairFactory) -> No
     pair.run()
     assert not pair.take("server", ev.ProtocolViolation)
     assert pair.one("server", ev.H3Ready).settings[0x1F * 3 + 0x21] == 77
+
+
+def test_a_settings_frame_of_thousands_of_unknown_ids_keeps_a_few_and_every_known_one() -> None:
+    # RFC 9114 §7.2.4.1: unknown settings are ignored. All of them had been kept for the
+    # connection's life: 200,000 GREASE ids in one SETTINGS frame pinned 17 MB (a bug hunt).
+    pair = Pair(tweak_client=no_h3)
+    pair.run()
+    raw = RawPeer(pair)
+    settings = {0x1F * n + 0x21: n for n in range(1, 20_001)}
+    settings[c.SETTINGS_ENABLE_WEBTRANSPORT] = 1  # a known setting after all of them
+    raw.uni(CONTROL + frames.encode_frame(c.FRAME_SETTINGS, frames.encode_settings(settings)))
+    pair.run()
+    ready = pair.one("server", ev.H3Ready)
+    assert ready.dialect is DIALECT_DRAFT02
+    assert len(ready.settings) == 1 + UNKNOWN_SETTINGS_KEPT
+    assert pair.server.peer_settings is not None and pair.server.peer_settings.raw == ready.settings
 
 
 def test_malformed_qpack_block_is_decompression_failed(raw_pair: RawPairFactory) -> None:
