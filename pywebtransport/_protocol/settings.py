@@ -112,11 +112,11 @@ class PeerSettings:
         known = _KNOWN_SETTINGS
         kept: dict[int, int] = {}
         unknown = 0
-        for key, value in settings.items():
-            if key in known:
-                kept[key] = value
+        for identifier, value in settings.items():
+            if identifier in known:
+                kept[identifier] = value
             elif unknown < UNKNOWN_SETTINGS_KEPT:
-                kept[key] = value
+                kept[identifier] = value
                 unknown += 1
         return cls(kept)
 
