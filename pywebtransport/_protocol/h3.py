@@ -73,6 +73,7 @@ class Http3:
         #: The start of the peer's control stream until its first frame type can be read
         #: (a varint, at most 8 bytes); None once it was, and found to be SETTINGS.
         self._control_start: bytes | None = b""
+        self._oversize_warned = False
         self._encoder = pylsqpack.Encoder()
         #: Made only once the peer's encoder stream carries bytes (which may end mid-instruction
         #: and so must meet the next ones in the same decoder). With no dynamic table a decoder
@@ -252,8 +253,12 @@ class Http3:
         if limit is not None and (size := field_section_size(headers)) > limit:
             # RFC 9114 §4.2.2 says SHOULD NOT. A client checks before it sends a request (and
             # sends nothing); an answer has no smaller form, so it goes, and the peer decides.
-            logger.warning("stream %d: sending a %d-byte header section; the peer's SETTINGS_MAX_FIELD_SECTION_SIZE "
-                           "is %d", stream_id, size, limit)
+            # Once per connection: each answer to a peer that announced a tiny limit would
+            # otherwise log a warning of its own, as often as the peer asks.
+            level = logging.DEBUG if self._oversize_warned else logging.WARNING
+            self._oversize_warned = True
+            logger.log(level, "stream %d: sending a %d-byte header section; the peer's SETTINGS_MAX_FIELD_SECTION_SIZE "
+                       "is %d (said once per connection)", stream_id, size, limit)
         encoder_data, block = self._encoder.encode(stream_id, headers)
         if encoder_data:
             self._quic.send_stream_data(self._encoder_id, encoder_data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -181,6 +182,28 @@ def test_a_settings_frame_of_thousands_of_unknown_ids_keeps_a_few_and_every_know
     assert ready.dialect is DIALECT_DRAFT02
     assert len(ready.settings) == 1 + UNKNOWN_SETTINGS_KEPT
     assert pair.server.peer_settings is not None and pair.server.peer_settings.raw == ready.settings
+
+
+def test_answers_over_the_peers_field_section_limit_warn_once_per_connection(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A client announcing SETTINGS_MAX_FIELD_SECTION_SIZE = 0 got one WARNING logged per
+    # request it made, as fast as it sent them (found by a bug hunt).
+    pair = Pair(tweak_client=no_h3)
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control({c.SETTINGS_ENABLE_WEBTRANSPORT: 1, c.SETTINGS_H3_DATAGRAM: 1, c.SETTINGS_MAX_FIELD_SECTION_SIZE: 0})
+    received = record_received(pair.client)
+    get = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"localhost"), (b":path", b"/")]
+    with caplog.at_level(logging.DEBUG, logger="pywebtransport._protocol.h3"):
+        streams = []
+        for _ in range(5):
+            stream_id = raw.quic.get_next_available_stream_id(is_unidirectional=False)
+            raw.send(stream_id, raw.headers_frame(stream_id, get), fin=True)
+            streams.append(stream_id)
+            pair.run()
+    assert [response_status(received[s]) for s in streams] == [405] * 5  # every one answered
+    said = [r for r in caplog.records if "SETTINGS_MAX_FIELD_SECTION_SIZE" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING] + [logging.DEBUG] * 4
 
 
 def test_malformed_qpack_block_is_decompression_failed(raw_pair: RawPairFactory) -> None:
