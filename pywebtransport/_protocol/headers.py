@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pywebtransport import constants as c
 from pywebtransport._protocol.fields import (
     DEFAULT_MAX_FIELD_SECTION_SIZE,
     FieldSectionTooLargeError,
@@ -157,27 +158,36 @@ def build_connect_request(*, authority: str, path: str, origin: str | None, prot
     return headers
 
 
+#: The code a well-formed request we decline (405, 501) is stopped with, once answered: RFC
+#: 9114 §4.1 says H3_NO_ERROR SHOULD be used to ask the client to stop sending a request
+#: whose rest is not needed. A malformed one is H3_MESSAGE_ERROR (§4.1.2).
+_DECLINED = c.H3_NO_ERROR
+
+
 def parse_connect_request(headers: dict[str, str]) -> ConnectRequest:
     """Validate a CONNECT request for WebTransport (RFC 9220 §3, draft-15 §3.2).
 
     Raises HeaderValidationError with status 400 for malformed requests, 405 for another
-    method, 501 for another ``:protocol``. An unparsable WT-Available-Protocols is ignored,
-    as RFC 8941 §4.2 prescribes for any structured field that fails to parse.
+    method, 501 for another ``:protocol`` (those two with the code H3_NO_ERROR: the request
+    was well formed). An unparsable WT-Available-Protocols is ignored, as RFC 8941 §4.2
+    prescribes for any structured field that fails to parse.
     """
     method = headers.get(":method")
     if method is None:
         raise HeaderValidationError("request has no :method", field=":method")
     if method != "CONNECT":
-        raise HeaderValidationError(f"method {method} is not supported here", status=405, field=":method")
+        raise HeaderValidationError(f"method {method} is not supported here", status=405, field=":method",
+                                    error_code=_DECLINED)
     protocol = headers.get(":protocol")
     if protocol is None:
         raise HeaderValidationError("CONNECT without :protocol (plain CONNECT is not supported)", status=501,
-                                    field=":protocol")
+                                    field=":protocol", error_code=_DECLINED)
     for name in (":scheme", ":authority", ":path"):
         if not headers.get(name):
             raise HeaderValidationError(f"extended CONNECT without {name} (RFC 9220 §3)", field=name)
     if protocol not in WEBTRANSPORT_PROTOCOLS:
-        raise HeaderValidationError(f"unsupported :protocol {protocol!r}", status=501, field=":protocol")
+        raise HeaderValidationError(f"unsupported :protocol {protocol!r}", status=501, field=":protocol",
+                                    error_code=_DECLINED)
     if headers[":scheme"] != "https":
         raise HeaderValidationError(f"unsupported :scheme {headers[':scheme']!r}", field=":scheme")
     path = headers[":path"]

@@ -206,6 +206,31 @@ def test_answers_over_the_peers_field_section_limit_warn_once_per_connection(
     assert [r.levelno for r in said] == [logging.WARNING] + [logging.DEBUG] * 4
 
 
+@pytest.mark.parametrize(("request_headers", "status", "stop_code"), [
+    pytest.param([(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"localhost"), (b":path", b"/")],
+                 405, c.H3_NO_ERROR, id="get"),
+    pytest.param([(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"https"),
+                  (b":authority", b"localhost"), (b":path", b"/")], 501, c.H3_NO_ERROR, id="other-protocol"),
+    pytest.param([(b":method", b"CONNECT"), (b":protocol", b"webtransport"), (b":scheme", b"http"),
+                  (b":authority", b"localhost"), (b":path", b"/")], 400, c.H3_MESSAGE_ERROR, id="malformed"),
+])
+def test_a_declined_request_is_answered_then_stopped_with_the_code_its_form_deserves(
+        request_headers: list[tuple[bytes, bytes]], status: int, stop_code: int) -> None:
+    # RFC 9114 §4.1: H3_NO_ERROR SHOULD be used to ask a client to stop sending a request that
+    # needs no more of it; §4.1.2: a malformed one is H3_MESSAGE_ERROR.
+    pair = Pair(tweak_client=no_h3)
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control()
+    aborts = record_aborts(pair.server)
+    received = record_received(pair.client)
+    stream_id = raw.quic.get_next_available_stream_id(is_unidirectional=False)
+    raw.send(stream_id, raw.headers_frame(stream_id, request_headers))  # no FIN: a body might follow
+    pair.run()
+    assert response_status(received[stream_id]) == status
+    assert aborts == [("stop", stream_id, stop_code)]
+
+
 def test_malformed_qpack_block_is_decompression_failed(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.control()
