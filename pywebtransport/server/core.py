@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from pywebtransport._protocol.budget import SharedBudgets
 from pywebtransport.config import ServerConfig
 from pywebtransport.server.router import check_handler
+from pywebtransport.server.throttle import LogThrottle
 from pywebtransport.session.session import WebTransportSession
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ RequestDecider = Callable[[WebTransportSession], Awaitable["bool | int | None"]]
 #: The statuses that can refuse a session request: a final status that is not 2xx (1xx ones
 #: are interim, RFC 9114 §4.1), the range the engine will answer a CONNECT with.
 REJECTION_STATUSES = range(300, 600)
+#: Warnings peers can trigger at will (refusals, reaps, decisions cut short): at most one of
+#: each kind per this many seconds; the others are counted into the next one.
+LOG_INTERVAL = 1.0
 
 
 def is_rejection_status(value: object) -> TypeGuard[int]:
@@ -77,8 +81,11 @@ class ServerCore:
         self._connections: set[WebTransportConnection] = set()
         self._handshaking: dict[WebTransportConnection, float] = {}  # -> when it started (monotonic)
         self._recent_refusals: OrderedDict[bytes, None] = OrderedDict()
-        self._refusal_logged_at: float | None = None
-        self._refusals_suppressed = 0
+        #: Refusals, reaps and decisions cut short: peers cause them at will, so each kind
+        #: is logged at most once per second.
+        self._refusal_log = LogThrottle(LOG_INTERVAL)
+        self._reap_log = LogThrottle(LOG_INTERVAL)
+        self._decide_timeout_log = LogThrottle(LOG_INTERVAL)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
@@ -90,8 +97,6 @@ class ServerCore:
         self.handshakes_abandoned = 0
         self.refusal_warnings = 0
         self.connections_reaped = 0
-        self._reap_logged_at: float | None = None
-        self._reaps_unlogged = 0
 
     # -- configuration
     @property

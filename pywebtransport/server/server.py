@@ -39,8 +39,6 @@ DEFAULT_MAX_CONCURRENT_HANDSHAKES = 64
 DEFAULT_PRE_SESSION_GRACE = 3.0
 #: The reason phrase of the CONNECTION_CLOSE (H3_NO_ERROR) that a reaped connection gets.
 REAP_REASON = "closed while idle without a session: the server is at max_connections"
-#: At most one "refusing connection" warning per this many seconds; the others are counted.
-_REFUSAL_LOG_INTERVAL = 1.0
 #: Original destination connection ids of recently refused Initials: a client's retransmitted
 #: Initial is not counted or logged again.
 _REMEMBERED_REFUSALS = 4096
@@ -139,12 +137,9 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
         self.spawn(victim.close(), name=f"pywebtransport-reap-{victim.connection_id}")
         self._handshaking.pop(victim, None)
         self.connections_reaped += 1
-        now = time.monotonic()
-        if self._reap_logged_at is not None and now - self._reap_logged_at < _REFUSAL_LOG_INTERVAL:
-            self._reaps_unlogged += 1
+        unlogged = self._reap_log.admit(time.monotonic())
+        if unlogged is None:
             return True
-        unlogged, self._reaps_unlogged = self._reaps_unlogged, 0
-        self._reap_logged_at = now
         more = f" ({unlogged} more since the last message)" if unlogged else ""
         logger.info("max_connections (%d) reached: closed the connection from %s:%d, %.1fs without a session, "
                     "to admit a new client%s", self._config.max_connections, victim.remote_address[0],
@@ -191,12 +186,9 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
         self.connections_refused += 1
         if handshake:
             self.handshakes_refused += 1
-        now = time.monotonic()
-        if self._refusal_logged_at is not None and now - self._refusal_logged_at < _REFUSAL_LOG_INTERVAL:
-            self._refusals_suppressed += 1
+        suppressed = self._refusal_log.admit(time.monotonic())
+        if suppressed is None:
             return
-        suppressed, self._refusals_suppressed = self._refusals_suppressed, 0
-        self._refusal_logged_at = now
         self.refusal_warnings += 1
         more = f" ({suppressed} more refused since the last warning)" if suppressed else ""
         logger.warning("refusing connection from %s:%d: %s%s", addr[0], addr[1], why, more)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from pywebtransport._protocol import events as ev
@@ -134,8 +135,12 @@ class ServerSessions(ServerCore):
         if session.is_closed:
             logger.debug("the request for %s ended before it was decided; the decision was cancelled", session.path)
             return None
-        logger.warning("%s rejected with %d: the request decider did not answer within connect_timeout (%.1fs) "
-                       "and was cancelled", session.path, _DECIDE_TIMEOUT_STATUS, self._config.connect_timeout)
+        held = self._decide_timeout_log.admit(time.monotonic())
+        if held is not None:
+            more = f" ({held} more since the last message)" if held else ""
+            logger.warning("%s rejected with %d: the request decider did not answer within connect_timeout (%.1fs) "
+                           "and was cancelled%s", session.path, _DECIDE_TIMEOUT_STATUS, self._config.connect_timeout,
+                           more)
         return _DECIDE_TIMEOUT_STATUS
 
     async def _verdict(self, session: WebTransportSession) -> int | None:

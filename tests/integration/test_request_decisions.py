@@ -230,6 +230,24 @@ async def test_hung_deciders_of_clients_that_left_hold_no_task_and_no_connection
         assert (server.sessions_accepted, server.sessions_rejected) == (0, 0)
 
 
+async def test_decisions_cut_short_together_log_one_warning_that_counts_the_rest(
+        server_config, client_config, caplog) -> None:
+    # A client can make requests that time out as fast as it likes; each had logged a
+    # WARNING of its own (100 per connection in a bug hunt's run).
+    caplog.set_level(logging.INFO, logger="pywebtransport")
+    hung = Hung()
+    config = server_config.replace(connect_timeout=0.5)
+    async with WebTransportClient(config=client_config.replace(connect_timeout=30.0)) as client:
+        async with serving(config, hung.decide) as (server, base):
+            statuses = await asyncio.gather(*(status_of(client, f"{base}/slow") for _ in range(5)))
+            stats = server.get_stats()
+    assert statuses == [503] * 5 and stats["sessions_rejected"] == 5
+    warnings = [r.getMessage() for r in caplog.records if r.name == SERVER_LOGGER and r.levelno == logging.WARNING]
+    # All five time out within a second of each other: one line (two if they straddle the
+    # end of that second, the second one counting those held back).
+    assert 1 <= len(warnings) <= 2, warnings
+
+
 @pytest.mark.parametrize("layer", ["decider", "middleware"])
 async def test_a_decision_longer_than_connect_timeout_is_rejected_with_503_and_cancelled(
         server_config, client_config, caplog, layer: str) -> None:
