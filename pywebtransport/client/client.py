@@ -169,6 +169,8 @@ class WebTransportClient:
         # Every session on the connection counts, also those opened later with
         # ``session.connection.open_session(...)``: the connection closes after the last one.
         connection.events.on(EventType.SESSION_CLOSED, lambda _event: self._session_closed(connection))
+        if session.is_closed:  # closed in the flight that accepted it: its event came before the line above
+            self._session_closed(connection)
         return session
 
     def _session_closed(self, connection: WebTransportConnection) -> None:

@@ -13,7 +13,7 @@ from pywebtransport.exceptions import SessionClosedError
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
 
-from .conftest import running_server
+from .conftest import eventually, running_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -144,6 +144,24 @@ async def test_a_drain_that_fails_still_closes_every_connection(server_config: S
         await asyncio.wait_for(session.wait_closed(), 10)
         assert (session.close_code, session.close_reason) == (0, "")
         assert connection.is_closed
+
+
+async def test_a_session_closed_as_it_is_accepted_leaves_no_connection_open(server_config: ServerConfig,
+                                                                             client: WebTransportClient) -> None:
+    # The server's 200 and its close came in one flight: the client listened for the close
+    # only after it had happened, so the connection, carrying no session, stayed open until
+    # its idle timeout (for good against a server that keeps it alive; a bug hunt).
+    async def close_at_once(session: WebTransportSession) -> None:
+        await session.close(error_code=7, reason="bye")
+
+    async with running_server(server_config, {"/bye": close_at_once}) as (_server, base):
+        for _ in range(3):
+            session = await client.connect(f"{base}/bye")
+            connection = session.connection
+            assert connection is not None
+            await asyncio.wait_for(session.wait_closed(), 10)
+            await eventually(lambda: connection.is_closed)  # noqa: B023 - awaited in this iteration
+            assert (session.close_code, session.close_reason) == (7, "bye")
 
 
 async def test_cancelled_server_close_still_finishes_and_later_calls_return(server_config: ServerConfig,
