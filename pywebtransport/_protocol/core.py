@@ -91,7 +91,8 @@ class EngineCore:
             initial_max_streams_bidi=cfg.initial_max_streams_bidi, initial_max_streams_uni=cfg.initial_max_streams_uni,
             max_field_section_size=cfg.max_field_section_size)
         self._h3 = Http3(quic, is_client=self.is_client, local_settings=local_settings,
-                         max_frame_size=cfg.max_frame_size, emit=self._events.append, on_settings=self._on_settings)
+                         max_frame_size=cfg.max_frame_size, emit=self._events.append, on_settings=self._on_settings,
+                         on_goaway=self._on_goaway)
         self._awaiting_settings: list[int] = []  # sessions/requests held until the peer's SETTINGS
         self._settings_deadline: float | None = None
         #: Peer streams whose opening (stream type, WebTransport signal, request headers) is not
@@ -117,6 +118,9 @@ class EngineCore:
 
     # -- implemented by the inbound modules (declared here so each part type-checks alone)
     def _on_settings(self, peer: PeerSettings) -> None:
+        raise NotImplementedError
+
+    def _on_goaway(self, last_id: int) -> None:
         raise NotImplementedError
 
     def _refuse_stream(self, record: StreamRecord, code: int) -> None:

@@ -57,13 +57,15 @@ class Http3:
     """The HTTP/3 layer of one connection."""
 
     def __init__(self, quic: HttpQuic, *, is_client: bool, local_settings: dict[int, int], max_frame_size: int,
-                 emit: Callable[[ev.EngineEvent], None], on_settings: Callable[[PeerSettings], None]) -> None:
+                 emit: Callable[[ev.EngineEvent], None], on_settings: Callable[[PeerSettings], None],
+                 on_goaway: Callable[[int], None]) -> None:
         self._quic = quic
         self.is_client = is_client
         self.local_settings = local_settings
         self._max_frame_size = max_frame_size
         self._emit = emit
         self._on_settings = on_settings
+        self._on_goaway_received = on_goaway
         self.peer: PeerSettings | None = None
         self.started = False
         self._control_id = -1
@@ -246,6 +248,7 @@ class Http3:
                                       error_code=c.H3_ID_ERROR)
         self.goaway_received = last_id
         self._emit(ev.GoawayReceived(last_id))
+        self._on_goaway_received(last_id)
 
     # -- header blocks
     def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False) -> None:

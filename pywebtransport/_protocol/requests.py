@@ -64,6 +64,24 @@ class RequestStreams(EngineCore):
             else:
                 self._admit_request(session)
 
+    # -- the peer's GOAWAY (RFC 9114 §5.2, draft-15 §4.7)
+    def _on_goaway(self, last_id: int) -> None:
+        """A client's CONNECT requests at or above ``last_id`` will not be processed: they fail
+        at once, as safe to retry on a new connection, instead of waiting out the connect
+        timeout. Every other session is told to wind down, as by WT_DRAIN_SESSION: a GOAWAY
+        "is also a signal to applications to initiate shutdown for all WebTransport sessions"
+        (draft-15 §4.7); they may carry on meanwhile."""
+        for session in list(self._sessions.values()):
+            if session.is_closed:
+                continue
+            if self.is_client and session.state is SessionState.CONNECTING and session.session_id >= last_id:
+                session.local_fin_sent = True  # the stream is cancelled below: no FIN on it
+                self.abort_stream(session.session_id, c.H3_REQUEST_CANCELLED)
+                session.reject(0, {}, f"the server's GOAWAY (last stream {last_id}) says it will not process this "
+                                      "request; it is safe to retry on a new connection (RFC 9114 §5.2)")
+            else:
+                session.drained_by_peer()
+
     def _send_connect(self, session: Session) -> None:
         peer = self._h3.peer
         assert peer is not None

@@ -7,6 +7,7 @@ import pytest
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.settings import DIALECT_DRAFT02, DIALECT_DRAFT15
+from pywebtransport._wire import buffer, frames
 from pywebtransport.exceptions import DatagramTooLargeError, SessionError, StreamClosedError
 from pywebtransport.types import SessionState
 
@@ -319,6 +320,42 @@ def test_goaway_stops_new_sessions_but_keeps_established_ones() -> None:
     pair.client.send_stream_data(stream_id, b"still fine", end_stream=True)
     pair.run()
     assert pair.stream_payload("server", stream_id) == (b"still fine", True)
+
+
+@pytest.mark.parametrize("sender", ["server", "client"])
+def test_a_goaway_tells_every_established_session_to_wind_down(sender: str) -> None:
+    # Draft-15 §4.7: a GOAWAY "is also a signal to applications to initiate shutdown for all
+    # WebTransport sessions". It had reached no application (found by a bug hunt).
+    pair = Pair()
+    first, second = pair.open_session(), pair.open_session()
+    getattr(pair, sender).send_goaway()
+    pair.run()
+    receiver = "client" if sender == "server" else "server"
+    assert sorted(e.session_id for e in pair.take(receiver, ev.SessionDraining)) == [first, second]
+    engine = getattr(pair, receiver)
+    assert {engine.session(first).state, engine.session(second).state} == {SessionState.DRAINING}
+    stream_id = pair.client.open_stream(first, is_unidirectional=True)  # draining sessions carry on
+    pair.client.send_stream_data(stream_id, b"still fine", end_stream=True)
+    pair.run()
+    assert pair.stream_payload("server", stream_id) == (b"still fine", True)
+
+
+def test_a_connect_a_goaway_leaves_unprocessed_fails_at_once_as_safe_to_retry() -> None:
+    from .harness import record_aborts
+
+    pair = Pair()
+    first = pair.open_session()
+    aborts = record_aborts(pair.client)
+    late = pair.client.open_session(authority="localhost", path="/late")
+    # A GOAWAY naming the late request, written under the server engine: a server that neither
+    # answers the request nor resets it (RFC 9114 §5.2 says it SHOULD reset it). The client
+    # waited out its whole connect timeout (found by a bug hunt).
+    pair.server.quic.send_stream_data(3, frames.encode_frame(c.FRAME_GOAWAY, buffer.encode_varint(late)))
+    pair.run()
+    rejected = pair.one("client", ev.SessionRejected)
+    assert rejected.session_id == late and "safe to retry" in rejected.reason
+    assert ("reset", late, c.H3_REQUEST_CANCELLED) in aborts
+    assert pair.one("client", ev.SessionDraining).session_id == first  # below the GOAWAY's id: processed
 
 
 def test_requests_after_goaway_are_rejected_unprocessed() -> None:
