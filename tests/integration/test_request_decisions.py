@@ -237,10 +237,10 @@ async def test_decisions_cut_short_together_log_one_warning_that_counts_the_rest
     caplog.set_level(logging.INFO, logger="pywebtransport")
     hung = Hung()
     config = server_config.replace(connect_timeout=0.5)
-    async with WebTransportClient(config=client_config.replace(connect_timeout=30.0)) as client:
-        async with serving(config, hung.decide) as (server, base):
-            statuses = await asyncio.gather(*(status_of(client, f"{base}/slow") for _ in range(5)))
-            stats = server.get_stats()
+    async with (WebTransportClient(config=client_config.replace(connect_timeout=30.0)) as client,
+                serving(config, hung.decide) as (server, base)):
+        statuses = await asyncio.gather(*(status_of(client, f"{base}/slow") for _ in range(5)))
+        stats = server.get_stats()
     assert statuses == [503] * 5 and stats["sessions_rejected"] == 5
     warnings = [r.getMessage() for r in caplog.records if r.name == SERVER_LOGGER and r.levelno == logging.WARNING]
     # All five time out within a second of each other: one line (two if they straddle the
