@@ -70,6 +70,11 @@ class ReceiveSide(StreamBase):
             chunks.append(data)
 
     def _on_reset(self, error_code: int | None) -> None:
+        if self._recv_done:
+            # Reading was over already: after our STOP_SENDING this is the peer's QUIC stack
+            # answering it (RFC 9000 §3.5), which changes neither the error nor the state.
+            return
+        self._port.stream_failed(self._stream_id)
         self._reset_received = True
         self._error = StreamResetError(f"stream {self._stream_id} was reset by the peer", error_code=error_code)
         self._discard_buffer()
@@ -78,6 +83,8 @@ class ReceiveSide(StreamBase):
     def _on_session_gone(self) -> None:
         """The peer reset the stream with WT_SESSION_GONE: its session is closing, and the
         close capsule may arrive after the reset; reading follows the session-end rule."""
+        if not self._recv_done:  # it cut reading short
+            self._port.stream_failed(self._stream_id)
         self._reset_received = True
         self._session_gone = True
         self._discard_buffer()
@@ -295,10 +302,12 @@ class ReceiveSide(StreamBase):
             yield chunk
 
     def stop_receiving(self, error_code: int = 0) -> None:
-        """Send STOP_SENDING with ``error_code``; buffered data is discarded."""
+        """Send STOP_SENDING with ``error_code``; buffered data is discarded. Nothing is sent
+        once the peer ended its sending (FIN or reset): there is nothing left to stop."""
         if self._recv_done:
             return
-        self._port.stream_stop(self._stream_id, error_code)
+        if not (self._eof or self._reset_received):
+            self._port.stream_stop(self._stream_id, error_code)
         self._error = StreamClosedError(f"stream {self._stream_id}: receiving was stopped")
         self._discard_buffer()
         self._finish_receiving()

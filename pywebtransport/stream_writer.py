@@ -179,11 +179,24 @@ class SendSide(StreamBase):
         self._check_closed()
 
     def abort(self, error_code: int = 0) -> None:
-        """Reset the sending side (RESET_STREAM) with an application error code."""
+        """Reset the sending side (RESET_STREAM) with an application error code.
+
+        After our FIN, a reset abandons what the stream still holds (bytes the peer has not
+        acknowledged, or that wait for session credit); once the stream has nothing left, or
+        sending is over otherwise (a reset, the peer's STOP_SENDING, the session's end),
+        nothing happens: ``async with stream:`` calls this on its way out by an exception,
+        which must reach the caller unchanged. A code outside [0, 2**32) raises ValueError and
+        leaves the stream as it was.
+        """
         if self._reset_sent or self._stop_received or self._send_gone or self._port.is_closed:
             return
+        try:
+            self._port.stream_reset(self._stream_id, error_code)  # checks the code before anything changes
+        except StreamClosedError:
+            if self._fin_sent:  # the engine is done with it: everything went, nothing to reset
+                return
+            raise
         self._reset_sent = True
-        self._port.stream_reset(self._stream_id, error_code)
         self._send_done = True
         self._wake_drain()
         self._check_closed()

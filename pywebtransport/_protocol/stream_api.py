@@ -73,15 +73,19 @@ class StreamApi(EngineQueries, StreamRouting):
             self._maybe_forget_stream(record)
 
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
-        """RESET_STREAM with an application code mapped into the HTTP/3 space."""
+        """RESET_STREAM with an application code mapped into the HTTP/3 space (ValueError for
+        a code outside [0, 2**32), whatever the stream)."""
+        code = error_codes.app_code_to_http(error_code)
         record = self._require_session_stream(stream_id)
-        self._reset_sending(record, error_codes.app_code_to_http(error_code))
+        self._reset_sending(record, code)
         self._maybe_forget_stream(record)
 
     def stop_stream(self, stream_id: int, error_code: int = 0) -> None:
-        """STOP_SENDING with an application code mapped into the HTTP/3 space."""
+        """STOP_SENDING with an application code mapped into the HTTP/3 space (ValueError for
+        a code outside [0, 2**32), whatever the stream)."""
+        code = error_codes.app_code_to_http(error_code)
         record = self._require_session_stream(stream_id)
-        self._stop_receiving(record, error_codes.app_code_to_http(error_code))
+        self._stop_receiving(record, code)
         self._maybe_forget_stream(record)
 
     def refuse_stream(self, stream_id: int, error_code: int = 0) -> None:

@@ -72,8 +72,7 @@ class WebTransportSession(SessionLifecycle, SessionStreams, SessionDatagrams, Se
         elif isinstance(event, ev.StreamReset):
             stream = self._streams.get(event.stream_id)
             if isinstance(stream, (WebTransportStream, WebTransportReceiveStream)):
-                self._stream_errors += 1
-                stream.handle_event(event)
+                stream.handle_event(event)  # counted by the stream, if it cut reading short
         elif isinstance(event, ev.StreamCreditAvailable):
             self._wake_credit_waiters(event.is_unidirectional)
         elif isinstance(event, ev.SessionCreditUpdated):

@@ -316,3 +316,8 @@ class SessionStreams(SessionCore):
         """Internal (SessionPort): both directions of the stream are done."""
         if self._streams.pop(stream_id, None) is not None and self.has_listeners(EventType.STREAM_CLOSED):
             self._events.emit_nowait(EventType.STREAM_CLOSED, {"stream_id": stream_id})
+
+    def stream_failed(self, stream_id: StreamId) -> None:
+        """Internal (SessionPort): the peer's reset cut a stream's reading short; a reset
+        answering our own STOP_SENDING is no error and never reported."""
+        self._stream_errors += 1
