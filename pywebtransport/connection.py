@@ -19,6 +19,7 @@ from here.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -82,7 +83,7 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
             raise ConnectionClosedError("the connection is closed", error_code=self._close_code,
                                         reason=self._close_reason)
         session_id = self._engine.open_session(authority=authority, path=path, origin=origin, headers=headers,
-                                               protocols=tuple(protocols or ()))
+                                               protocols=tuple(protocols or ()), now=time.monotonic())
         # The request as the engine built it (pseudo-headers included).
         snapshot = self._engine.session_snapshot(session_id)
         session = WebTransportSession(connection=self, session_id=session_id, path=path,
@@ -121,12 +122,12 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
     def accept_session(self, session: WebTransportSession, *, headers: Headers | None = None,
                        protocol: str | None = None) -> None:
         """Server: accept a requested session (200), answering ``protocol`` as its subprotocol."""
-        self._engine.accept_session(session.session_id, headers=headers, protocol=protocol)
+        self._engine.accept_session(session.session_id, headers=headers, protocol=protocol, now=time.monotonic())
         self.process_engine_events()
 
     def reject_session(self, session: WebTransportSession, *, status_code: int = 404) -> None:
         """Server: refuse a requested session with ``status_code``."""
-        self._engine.reject_session(session.session_id, status_code)
+        self._engine.reject_session(session.session_id, status_code, now=time.monotonic())
         self.process_engine_events()
         self._remove_session(session.session_id)
         session.handle_event(ev.SessionRejected(session.session_id, status_code, {}, f"rejected with {status_code}"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from pywebtransport import constants as c
@@ -89,8 +90,9 @@ class ConnectionClosing(ConnectionCore):
             return  # the connection ended (the peer's close, say) before this close began
         self._state = ConnectionState.CLOSING
         open_ids = [session.session_id for session in list(self._sessions.values()) if session.is_ready]
+        now = time.monotonic()
         for session_id in open_ids:
-            self._engine.close_session(session_id, 0, "")
+            self._engine.close_session(session_id, 0, "", now=now)
         if open_ids:
             self._process_events()
         # The sessions just closed, and any closed a moment ago whose close has not left or
@@ -104,7 +106,7 @@ class ConnectionClosing(ConnectionCore):
         # Put what is still queued on the wire first: once QUIC is closing it sends nothing
         # but CONNECTION_CLOSE. What went through a transmit pass already needs none.
         self._endpoint.transmit_if_pending(self)
-        self._engine.close(error_code, reason)
+        self._engine.close(error_code, reason, now=time.monotonic())
         self._process_events()
         self._endpoint.transmit(self)  # the CONNECTION_CLOSE itself
         # Nothing more will be said: local state goes now, and the endpoint keeps only what
@@ -191,7 +193,7 @@ class ConnectionClosing(ConnectionCore):
         if self._close_error is None:
             self._close_error = ConnectionError(f"the QUIC library failed on a datagram from the peer: {exc!r}")
         try:
-            self._engine.close(c.H3_INTERNAL_ERROR, "internal error")
+            self._engine.close(c.H3_INTERNAL_ERROR, "internal error", now=time.monotonic())
         except Exception:  # it may fail again; the connection ends here either way
             logger.debug("closing after the QUIC failure failed too", exc_info=True)
         self._loop.call_soon(self._terminated, c.H3_INTERNAL_ERROR, "internal error", False)

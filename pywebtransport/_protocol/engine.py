@@ -1,9 +1,10 @@
 """The sans-I/O HTTP/3 + WebTransport engine over one QUIC connection: its public face.
 
 Bytes and time go in (``receive_datagram``, ``handle_timer``), events come out
-(``next_event``), and packets are collected with ``datagrams_to_send``. The engine never
-awaits, never reads a clock and never touches a socket, so a whole conversation can be
-played in memory between two engines.
+(``next_event``), and packets are collected with ``datagrams_to_send``. The application's
+calls that record a time (opening, accepting, rejecting and closing sessions, ``close``)
+take it as ``now``. The engine never awaits, never reads a clock and never touches a
+socket, so a whole conversation can be played in memory between two engines.
 
 The engine is split along its seams: HTTP/3 control and QPACK (``h3.py``), request and
 CONNECT streams (``requests.py``), stream and datagram routing (``routing.py``), one
@@ -18,6 +19,7 @@ bytes/time/events surface and puts the parts together.
 
 from __future__ import annotations
 
+from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.core import EngineConfig
 from pywebtransport._protocol.deadlines import Deadlines
@@ -81,6 +83,12 @@ class WebTransportEngine(SessionApi, StreamApi, Deadlines, QuicDispatch, Writabi
         self._streams.sweep()  # aioquic discards finished streams while building packets
         self._refresh_send_buffers()
         return out
+
+    def close(self, error_code: int = c.H3_NO_ERROR, reason: str = "", *, now: float | None = None) -> None:
+        """Close the whole connection (every session ends); ``now`` is the current time, the
+        ``closed_at`` of the sessions it ends (None: the engine's time)."""
+        self._advance_clock(now)
+        super().close(error_code, reason)
 
     def next_event(self) -> ev.EngineEvent | None:
         """The next event, or None when there is none."""

@@ -19,15 +19,28 @@ __all__ = ["SessionApi"]
 class SessionApi(RequestStreams):
     """Opening, answering and ending sessions (the CONNECT side is ``RequestStreams``)."""
 
+    def _advance_clock(self, now: float | None) -> None:
+        """Bring the engine's clock to ``now`` before a call that records a time.
+
+        The clock otherwise moves only with packets, timers and transmits, so a call made
+        after a quiet second would stamp the session with the time of the last packet. The
+        caller reads the clock (the engine never does); None keeps the engine's time, and
+        the clock never goes back.
+        """
+        if now is not None and now > self._now:
+            self._now = now
+
     def open_session(self, *, authority: str, path: str, origin: str | None = None,
                      headers: dict[str, str] | None = None, protocol: str = "webtransport",
-                     protocols: Sequence[str] = ()) -> int:
+                     protocols: Sequence[str] = (), now: float | None = None) -> int:
         """Client: send an extended CONNECT; returns the session id (its stream id).
 
         The request waits inside the engine until the server's SETTINGS arrived, as RFC 9220
         §3 requires; the outcome is a SessionEstablished or SessionRejected event.
         ``protocols`` is the subprotocol offer (WT-Available-Protocols, draft-15 §3.3).
+        ``now`` is the current time, the session's ``created_at`` (see ``_advance_clock``).
         """
+        self._advance_clock(now)
         self._check_usable()
         if not self.is_client:
             raise LocalProtocolError("only a client opens sessions")
@@ -51,9 +64,11 @@ class SessionApi(RequestStreams):
         return session_id
 
     def accept_session(self, session_id: int, *, headers: dict[str, str] | None = None,
-                       protocol: str | None = None) -> None:
+                       protocol: str | None = None, now: float | None = None) -> None:
         """Server: answer a SessionRequested with 200 and make the session usable; ``protocol``
-        (one of the client's ``available_protocols``) is answered as WT-Protocol (draft-15 §3.3)."""
+        (one of the client's ``available_protocols``) is answered as WT-Protocol (draft-15 §3.3).
+        ``now`` is the current time, the session's ``ready_at``."""
+        self._advance_clock(now)
         session = self._require_session(session_id)
         if self.is_client or session.state is not SessionState.CONNECTING:
             raise LocalProtocolError(f"session {session_id} is {session.state.value}; only a requested session "
@@ -67,8 +82,10 @@ class SessionApi(RequestStreams):
         self._establish(session, {":status": "200"})
 
     def reject_session(self, session_id: int, status_code: int = 404,
-                       headers: dict[str, str] | None = None) -> None:
-        """Server: answer a SessionRequested with a non-2xx status and forget it."""
+                       headers: dict[str, str] | None = None, *, now: float | None = None) -> None:
+        """Server: answer a SessionRequested with a non-2xx status and forget it; ``now`` is
+        the current time, the session's ``closed_at``."""
+        self._advance_clock(now)
         if not 300 <= status_code <= 599:
             raise ValueError(f"a rejection needs a 3xx-5xx status, got {status_code}")
         session = self._require_session(session_id)
@@ -78,8 +95,11 @@ class SessionApi(RequestStreams):
         session.local_fin_sent = True
         session.reject(status_code, {}, f"rejected with {status_code}", notify=False)
 
-    def close_session(self, session_id: int, error_code: int = 0, reason: str = "") -> None:
-        """Send WT_CLOSE_SESSION with code and reason, then FIN (draft §6); resets streams."""
+    def close_session(self, session_id: int, error_code: int = 0, reason: str = "", *,
+                      now: float | None = None) -> None:
+        """Send WT_CLOSE_SESSION with code and reason, then FIN (draft §6); resets streams.
+        ``now`` is the current time, the session's ``closed_at``."""
+        self._advance_clock(now)
         session = self._sessions.get(session_id)
         if session is None or session.is_closed:
             return

@@ -143,7 +143,7 @@ class SessionLifecycle(SessionCore):
         acknowledged included, are reset (draft-15 §6); nothing happens if it is closed."""
         connection = self.connection
         if not self.is_closed and connection is not None and not connection.is_closed:
-            self._engine.close_session(self._session_id, error_code, reason)
+            self._engine.close_session(self._session_id, error_code, reason, now=time.monotonic())
             connection.process_engine_events()
         if not self._closed_event.is_set():  # the connection was already gone
             self.handle_event(ev.SessionClosed(self._session_id, error_code, reason, False,
