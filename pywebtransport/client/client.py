@@ -174,10 +174,11 @@ class WebTransportClient:
         return session
 
     def _session_closed(self, connection: WebTransportConnection) -> None:
-        """A session on ``connection`` ended: close the connection once it carries none."""
+        """A session on ``connection`` ended: close the connection once it carries none. It
+        stays among this client's connections until the close is done (``_connection_ended``),
+        so that ``close()`` waits for a close already under way, as for any other."""
         if connection.sessions:
             return
-        self._connections.discard(connection)
         if not connection.is_closed:
             close = connection.start_close()  # the close's own task: no second task around it
             if close is not None:

@@ -264,6 +264,21 @@ async def test_client_close_returns_at_once_and_wait_closed_waits_out_the_closin
         await asyncio.wait_for(remote.wait_closed(), WAIT)
 
 
+async def test_client_close_right_after_the_last_session_closed_sends_the_connection_close(
+        server_config: ServerConfig, client_config: ClientConfig) -> None:
+    # The commonest client: close the session, leave ``async with client``, let asyncio.run
+    # return. The session's close had started the connection's close in the background and
+    # taken the connection off the client's list, so client.close() returned at once, before
+    # the CONNECTION_CLOSE, and the loop's end then cancelled it: the server kept the
+    # connection until its idle timeout (found by a bug hunt).
+    async with _one_client(server_config, client_config) as (client, session, remote):
+        connection = connection_of(session)
+        await session.close()
+        await asyncio.wait_for(client.close(), WAIT)
+        assert connection.state is ConnectionState.CLOSED  # its CONNECTION_CLOSE is out
+        await asyncio.wait_for(remote.wait_closed(), WAIT)
+
+
 async def test_a_loop_shutting_down_during_the_closing_period_closes_the_socket(
         server_config: ServerConfig, client_config: ClientConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     async with _one_client(server_config, client_config) as (client, session, _remote):
