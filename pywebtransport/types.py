@@ -77,7 +77,10 @@ class CloseCause(str, Enum):
     """Why a session ended, as a session's close info and events report it."""
 
     LOCAL_CLOSE = "local-close"  # this side called close()
-    PEER_CLOSE = "peer-close"  # the peer sent WT_CLOSE_SESSION or ended the CONNECT stream
+    PEER_CLOSE = "peer-close"  # the peer sent WT_CLOSE_SESSION or ended the CONNECT stream (FIN)
+    #: The peer reset the CONNECT stream (or stopped it with a code other than
+    #: WT_SESSION_GONE): an abrupt end, which draft-15 §6 does not equate with a clean close.
+    PEER_RESET = "peer-reset"
     REJECTED = "rejected"  # the CONNECT request was refused (either side)
     SESSION_ERROR = "session-error"  # a protocol or flow-control error ended this session only
     CONNECTION_CLOSED = "connection-closed"  # this side closed the QUIC connection

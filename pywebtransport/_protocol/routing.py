@@ -339,7 +339,8 @@ class StreamRouting(EngineCore):
             self._account_reset(record)  # after our STOP_SENDING: the answer's final size counts too
         elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
             self._on_connect_stream_gone(record, http_code,
-                                         f"the peer reset the CONNECT stream with {c.describe_code(http_code)}")
+                                         f"the peer reset the CONNECT stream with {c.describe_code(http_code)}",
+                                         CloseCause.PEER_RESET)
         elif kind in CRITICAL_KINDS and not self._closed:
             raise RemoteProtocolError(f"the peer reset its {kind.value} stream with {c.describe_code(http_code)}",
                                       error_code=c.H3_CLOSED_CRITICAL_STREAM)
@@ -366,12 +367,16 @@ class StreamRouting(EngineCore):
                                                      error_codes.http_code_to_app(http_code), http_code))
             self._maybe_forget_stream(record)
         elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
-            self._on_connect_stream_gone(record, http_code,
-                                         f"the peer stopped the CONNECT stream with {c.describe_code(http_code)}")
+            # Draft-15 §6: a peer closing a session MAY stop the CONNECT stream with
+            # WT_SESSION_GONE; any other code stops it abruptly.
+            cause = CloseCause.PEER_CLOSE if http_code == c.WT_SESSION_GONE else CloseCause.PEER_RESET
+            self._on_connect_stream_gone(
+                record, http_code, f"the peer stopped the CONNECT stream with {c.describe_code(http_code)}", cause)
 
-    def _on_connect_stream_gone(self, record: StreamRecord, http_code: int, reason: str) -> None:
-        """The peer aborted a request/CONNECT stream: the session ends abruptly, and our half
-        is closed too, or the QUIC stream never finishes and holds a MAX_STREAMS slot."""
+    def _on_connect_stream_gone(self, record: StreamRecord, http_code: int, reason: str, cause: CloseCause) -> None:
+        """The peer aborted a request/CONNECT stream: the session ends (with ``cause``; code 0,
+        since no WT_CLOSE_SESSION said otherwise), and our half is closed too, or the QUIC
+        stream never finishes and holds a MAX_STREAMS slot."""
         session = self._sessions.get(record.session_id) if record.kind is StreamKind.CONNECT else None
         if session is not None:
             session.peer_fin_received = True
@@ -380,7 +385,7 @@ class StreamRouting(EngineCore):
             if session.state is SessionState.CONNECTING and self.is_client:
                 session.reject(0, {}, reason)
             else:
-                session.end(0, reason, CloseCause.PEER_CLOSE)
+                session.end(0, reason, cause)
         elif record.kind is StreamKind.REQUEST:
             self.abandon_session_streams(record.stream_id, c.WT_SESSION_GONE)
         self.abort_stream(record.stream_id, http_code)

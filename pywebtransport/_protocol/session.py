@@ -212,7 +212,7 @@ class Session:
         self.flow = None
         self.finished_sends = _NO_STREAMS
         if emit:
-            by_peer = cause in (CloseCause.PEER_CLOSE, CloseCause.PEER_CONNECTION_CLOSE)
+            by_peer = cause in (CloseCause.PEER_CLOSE, CloseCause.PEER_RESET, CloseCause.PEER_CONNECTION_CLOSE)
             self.host.emit(ev.SessionClosed(self.session_id, code, reason, by_peer, cause))
         self.host.session_ended(self)
 

@@ -36,7 +36,8 @@ _DECIDE_TIMEOUT_STATUS = 503
 #: How long a handler's transport error waits for its session's close to arrive (seconds).
 _CLOSE_GRACE = 0.25
 #: Close causes that mean the peer (or the path to it) ended the session, not this server.
-_PEER_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.PEER_CONNECTION_CLOSE, CloseCause.IDLE_TIMEOUT})
+_PEER_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.PEER_RESET, CloseCause.PEER_CONNECTION_CLOSE,
+                          CloseCause.IDLE_TIMEOUT})
 #: Errors a handler meets because its session closed under it: a normal end, not a bug.
 _CLOSED_ERRORS = (SessionClosedError, StreamClosedError, ConnectionClosedError)
 

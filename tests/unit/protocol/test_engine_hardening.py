@@ -16,7 +16,7 @@ from pywebtransport._protocol.session import Session
 from pywebtransport._protocol.settings import DIALECT_DRAFT13
 from pywebtransport._wire import buffer, capsules, frames
 from pywebtransport.exceptions import DatagramError, LocalProtocolError
-from pywebtransport.types import SessionState
+from pywebtransport.types import CloseCause, SessionState
 
 from .harness import (
     CLIENT_ADDR,
@@ -210,6 +210,24 @@ def test_peer_reset_connect_stream_closes_our_half_and_ends_the_session() -> Non
     closed = pair.one("server", ev.SessionClosed)
     assert closed.session_id == sid and closed.by_peer
     assert session(pair.server, sid).state is SessionState.CLOSED
+
+
+@pytest.mark.parametrize(("abort", "code", "cause"), [
+    pytest.param("reset", c.H3_REQUEST_CANCELLED, CloseCause.PEER_RESET, id="reset"),
+    pytest.param("reset", c.WT_SESSION_GONE, CloseCause.PEER_RESET, id="reset-session-gone"),
+    pytest.param("stop", c.H3_REQUEST_CANCELLED, CloseCause.PEER_RESET, id="stop"),
+    pytest.param("stop", c.WT_SESSION_GONE, CloseCause.PEER_CLOSE, id="stop-session-gone"),
+])
+def test_an_abrupt_end_of_the_connect_stream_is_no_clean_close(abort: str, code: int, cause: CloseCause) -> None:
+    # Draft-15 §6 equates only a *clean* end of the CONNECT stream (FIN) with WT_CLOSE_SESSION
+    # code 0; a reset is an abrupt end, which had read as a clean close (PROTOCOL.md said so).
+    # A STOP_SENDING with WT_SESSION_GONE is what §6 lets a peer closing the session send.
+    pair = Pair()
+    sid = pair.open_session()
+    getattr(pair.client.quic, f"{abort}_stream")(sid, code)
+    pair.run()
+    closed = pair.one("server", ev.SessionClosed)
+    assert (closed.session_id, closed.error_code, closed.cause, closed.by_peer) == (sid, 0, cause, True)
 
 
 @pytest.mark.parametrize(("code", "named"), [
