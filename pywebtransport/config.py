@@ -23,13 +23,18 @@ from pywebtransport._protocol.budget import (
 from pywebtransport._protocol.quic import congestion_control_algorithms, resolve_backend
 from pywebtransport.exceptions import ConfigurationError
 
-__all__ = ["CONGESTION_CONTROL_ALGORITHMS", "VERIFY_CLIENT_MODES", "ClientConfig", "ServerConfig"]
+__all__ = ["CONGESTION_CONTROL_ALGORITHMS", "MAX_QUIC_DATAGRAM_SIZE", "VERIFY_CLIENT_MODES", "ClientConfig",
+           "ServerConfig"]
 
 
 #: Congestion controllers the installed aioquic offers.
 CONGESTION_CONTROL_ALGORITHMS = congestion_control_algorithms()
 #: What ``ServerConfig.verify_client`` accepts: ask for no client certificate, verify one if sent, require one.
 VERIFY_CLIENT_MODES = ("none", "optional", "required")
+#: The largest ``quic_max_datagram_size`` that works: aioquic and qh3 write the length of a
+#: STREAM or CRYPTO frame as a 2-byte varint (at most 16383), and a packet that let a frame
+#: grow past that broke the connection ("Unknown frame type" at the peer).
+MAX_QUIC_DATAGRAM_SIZE = 16383
 
 
 @dataclass(kw_only=True, slots=True)
@@ -133,8 +138,10 @@ class _CommonConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= c.VARINT_MAX:
                 raise self._fail(name, "must be an int in [0, 2**62-1]", value)
-        if not 1200 <= self.quic_max_datagram_size <= 65527:
-            raise self._fail("quic_max_datagram_size", "must be in [1200, 65527] (RFC 9000 §14)",
+        if not 1200 <= self.quic_max_datagram_size <= MAX_QUIC_DATAGRAM_SIZE:
+            raise self._fail("quic_max_datagram_size",
+                             f"must be in [1200, {MAX_QUIC_DATAGRAM_SIZE}]: RFC 9000 §14 allows up to 65527, but both "
+                             "QUIC libraries write a frame's length in 2 bytes, which hold at most 16383",
                              self.quic_max_datagram_size)
         if self.quic_backend is not None:
             try:
