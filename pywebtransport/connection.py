@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pywebtransport._addresses import format_address
 from pywebtransport._protocol import events as ev
 from pywebtransport.config import ServerConfig
 from pywebtransport.connection_client import ConnectionClient, ConnectStage
@@ -239,9 +240,8 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
         elif isinstance(event, ev.ConnectionTerminated):
             if self._close_error is None and not self._h3_ready.is_set():
                 if event.by_peer and event.error_code == _QUIC_CONNECTION_REFUSED:
-                    host, port = self._remote_address[0], self._remote_address[1]
                     self._close_error = ConnectionRefusedError(
-                        f"{host}:{port} refused the connection (CONNECTION_REFUSED): "
+                        f"{format_address(*self._remote_address)} refused the connection (CONNECTION_REFUSED): "
                         f"{event.reason or 'no reason given'}", error_code=event.error_code)
                 else:
                     self._close_error = HandshakeError(f"handshake failed: {event.reason or 'connection closed'}",
@@ -285,5 +285,5 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
 
     def __repr__(self) -> str:
         return (f"<WebTransportConnection id={self._connection_id} {self._state.value} "
-                f"remote={self._remote_address[0]}:{self._remote_address[1]} sessions={len(self._sessions)}>")
+                f"remote={format_address(*self._remote_address)} sessions={len(self._sessions)}>")
 

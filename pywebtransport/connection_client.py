@@ -9,6 +9,7 @@ import enum
 import time
 
 from pywebtransport import constants as c
+from pywebtransport._addresses import format_address
 from pywebtransport._waiters import wait_for_any
 from pywebtransport.connection_core import ConnectionCore
 from pywebtransport.exceptions import ConnectionClosedError, ConnectionRefusedError, HandshakeError, TimeoutError
@@ -40,18 +41,18 @@ class ConnectionClient(ConnectionCore):
         """Wait for the handshake and the peer's SETTINGS (HandshakeError on failure,
         ConnectionRefusedError when the peer's host reports nothing listening, TimeoutError
         naming the stage reached)."""
-        host, port = self._remote_address[0], self._remote_address[1]
+        peer = format_address(*self._remote_address)
         if not await wait_for_any((self._h3_ready, self._closed), timeout):  # HTTP/3 up, or the end
             stage = self._describe_stage()
-            await self._abandon(f"connecting to {host}:{port} timed out")
-            raise TimeoutError(f"no HTTP/3 connection to {host}:{port} within {timeout:.1f}s: {stage}")
+            await self._abandon(f"connecting to {peer} timed out")
+            raise TimeoutError(f"no HTTP/3 connection to {peer} within {timeout:.1f}s: {stage}")
         if not self._h3_ready.is_set():
             error = self._close_error
             if isinstance(error, ConnectionClosedError) and error.error_code == c.H3_MISSING_SETTINGS:
                 # The engine's own SETTINGS deadline (connect_timeout from the handshake's end)
                 # passed: on a stalled loop in the same pass as this wait's timer. Either way the
                 # connect timed out waiting for SETTINGS, and says so.
-                raise TimeoutError(f"no HTTP/3 connection to {host}:{port}: {ConnectStage.SETTINGS.value} "
+                raise TimeoutError(f"no HTTP/3 connection to {peer}: {ConnectStage.SETTINGS.value} "
                                    f"({error.reason})") from error
             if error is not None:
                 raise error
@@ -82,10 +83,10 @@ class ConnectionClient(ConnectionCore):
         refused = isinstance(exc, (builtins.ConnectionRefusedError, builtins.ConnectionResetError))
         if not refused or self._h3_ready.is_set() or self.is_closed:
             return
-        host, port = self._remote_address[0], self._remote_address[1]
+        port = self._remote_address[1]
         self._close_error = ConnectionRefusedError(
-            f"{host}:{port} refused the connection: its host reports UDP port {port} unreachable "
-            "(nothing listens there)")
+            f"{format_address(*self._remote_address)} refused the connection: its host reports UDP port {port} "
+            "unreachable (nothing listens there)")
         self._engine.close(c.H3_NO_ERROR, "connection refused")
         self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "connection refused", False)
 

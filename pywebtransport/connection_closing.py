@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from pywebtransport import constants as c
+from pywebtransport._addresses import format_address
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.settings import Dialect
 from pywebtransport.connection_core import ConnectionCore
@@ -206,8 +207,8 @@ class ConnectionClosing(ConnectionCore):
         from spoofed sources every few seconds kept every client out. It is forgotten at once,
         with no word sent (an answer would go to a source address nothing vouches for)."""
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("connection %s: its first datagram, from %s:%d, did not decrypt; dropped",
-                         self._connection_id, self._remote_address[0], self._remote_address[1])
+            logger.debug("connection %s: its first datagram, from %s, did not decrypt; dropped",
+                         self._connection_id, format_address(*self._remote_address))
         self._terminated(c.H3_NO_ERROR, "its first datagram did not decrypt", False)
 
     def _terminated(self, error_code: int, reason: str, by_peer: bool) -> None:

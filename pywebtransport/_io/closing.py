@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pywebtransport._addresses import format_address
 from pywebtransport._io.drivers import ConnectionDriver
 from pywebtransport._io.endpoint_core import EndpointCore
 from pywebtransport.types import Address
@@ -93,7 +94,7 @@ class ClosingConnection:
 
     def __repr__(self) -> str:
         kind = "draining" if self.draining else "closing"
-        return f"<ClosingConnection {kind} peer={self.peer[0]}:{self.peer[1]} received={self.received}>"
+        return f"<ClosingConnection {kind} peer={format_address(self.peer[0], self.peer[1])} received={self.received}>"
 
 
 class EndpointClosing(EndpointCore):

@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from pywebtransport._addresses import format_address
 from pywebtransport._io import UdpEndpoint
 from pywebtransport.client.reconnect import OnConnect, ReconnectingClient, ReconnectPolicy
 from pywebtransport.config import ClientConfig
@@ -135,14 +136,14 @@ class WebTransportClient:
             except asyncio.TimeoutError:
                 raise TimeoutError(f"resolving {host!r} took longer than {timeout}s") from None
         if self._closed:  # closed while the resolver answered: open nothing
-            raise ClientError(f"the client was closed while connecting to {host}:{port}")
+            raise ClientError(f"the client was closed while connecting to {format_address(host, port)}")
         local: Address = ("::", 0) if ":" in remote[0] else ("0.0.0.0", 0)
         # Connected to the server, so that an ICMP port unreachable fails the connect at once.
         endpoint = await UdpEndpoint.open(local_addr=local, remote_addr=remote,
                                           socket_buffer_size=self._config.socket_buffer_size)
         if self._closed:  # close() ran while the socket opened: it cannot have seen this one
             endpoint.close()
-            raise ClientError(f"the client was closed while connecting to {host}:{port}")
+            raise ClientError(f"the client was closed while connecting to {format_address(host, port)}")
         connection = WebTransportConnection(
             config=self._config, endpoint=endpoint,
             quic_configuration=build_quic_configuration(self._config, server_name=host),
@@ -156,7 +157,7 @@ class WebTransportClient:
             # Asked for before the handshake ends: the CONNECT leaves in the same packet as our
             # Finished when the server's SETTINGS came with its handshake flight (0.5-RTT).
             request_headers = {"user-agent": self._config.user_agent, **self._config.headers, **(headers or {})}
-            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            authority = format_address(host, port)  # RFC 3986 §3.2.2: an IPv6 literal in brackets
             requested = connection.request_session(path=path, authority=authority, origin=self._config.origin,
                                                    headers=request_headers, protocols=protocols)
             await connection.wait_connected(timeout=remaining())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pywebtransport._addresses import format_address
 from pywebtransport._io import UdpEndpoint
 from pywebtransport._protocol.quic import build_connection_refused
 from pywebtransport._protocol.quic_initial import initial_decrypts
@@ -53,7 +54,7 @@ class ServerLifecycle(ServerCore):
         except OSError as exc:
             raise ServerError(f"cannot listen on {self._config.host}:{self._config.port}: {exc}") from exc
         host, port = self.local_address
-        logger.info("WebTransport server listening on %s:%d", host, port)
+        logger.info("WebTransport server listening on %s", format_address(host, port))
 
     async def serve_forever(self) -> None:
         """Serve until close() is called."""

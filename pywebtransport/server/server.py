@@ -17,6 +17,7 @@ import logging
 import time
 from typing import Any
 
+from pywebtransport._addresses import format_address
 from pywebtransport.connection import WebTransportConnection
 from pywebtransport.events import Event, EventType
 from pywebtransport.server.core import RequestDecider, SessionHandler
@@ -141,9 +142,9 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
         if unlogged is None:
             return True
         more = f" ({unlogged} more since the last message)" if unlogged else ""
-        logger.info("max_connections (%d) reached: closed the connection from %s:%d, %.1fs without a session, "
-                    "to admit a new client%s", self._config.max_connections, victim.remote_address[0],
-                    victim.remote_address[1], since, more)
+        logger.info("max_connections (%d) reached: closed the connection from %s, %.1fs without a session, "
+                    "to admit a new client%s", self._config.max_connections, format_address(*victim.remote_address),
+                    since, more)
         return True
 
     def _handshakes_in_progress(self, *, exact: bool = True) -> int:
@@ -165,8 +166,8 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
             if not _is_live(connection):
                 continue
             self.handshakes_abandoned += 1
-            logger.info("abandoning the handshake with %s:%d: not done within %.1fs",
-                        connection.remote_address[0], connection.remote_address[1], self._config.connect_timeout)
+            logger.info("abandoning the handshake with %s: not done within %.1fs",
+                        format_address(*connection.remote_address), self._config.connect_timeout)
             self.spawn(connection.close(reason="handshake timeout"),
                        name=f"pywebtransport-abandon-{connection.connection_id}")
         if exact or len(self._handshaking) >= self.max_concurrent_handshakes:
@@ -191,7 +192,7 @@ class WebTransportServer(ServerLifecycle, ServerSessions):
             return
         self.refusal_warnings += 1
         more = f" ({suppressed} more refused since the last warning)" if suppressed else ""
-        logger.warning("refusing connection from %s:%d: %s%s", addr[0], addr[1], why, more)
+        logger.warning("refusing connection from %s: %s%s", format_address(addr[0], addr[1]), why, more)
 
     def get_stats(self) -> dict[str, Any]:
         return {

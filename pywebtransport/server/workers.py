@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pywebtransport._addresses import format_address
 from pywebtransport.exceptions import ServerError
 
 __all__ = [
@@ -165,7 +166,7 @@ def reserve_port(host: str, port: int) -> PortReservation:
         sock.setsockopt(socket.SOL_SOCKET, reuse_port, 1)  # now the workers' sockets may join it
     except OSError as exc:
         sock.close()
-        raise ServerError(f"cannot listen on {host}:{port}: {exc}") from exc
+        raise ServerError(f"cannot listen on {format_address(host, port)}: {exc}") from exc
     return PortReservation(chosen, sock)
 
 

@@ -97,6 +97,16 @@ async def test_nothing_listening_fails_at_once_with_connection_refused(
     assert loop.time() - started < 10.0  # a third of the connect timeout: it did not wait it out
 
 
+async def test_an_ipv6_peer_is_named_with_its_host_in_brackets(client_config: ClientConfig) -> None:
+    # "::1:4433" reads as an address with no port; errors and logs write "[::1]:4433".
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    error = await _connect_fails(client_config, f"https://[::1]:{port}/")
+    assert isinstance(error, ConnectionRefusedError)
+    assert f"[::1]:{port} refused the connection" in str(error)
+
+
 async def test_a_peer_that_never_answers_times_out_saying_no_reply(client_config: ClientConfig) -> None:
     async with udp_peer(_Silent()) as port:
         error = await _connect_fails(client_config.replace(connect_timeout=STAGE_TIMEOUT),
