@@ -50,6 +50,18 @@ async def next_stream(incoming: asyncio.Queue[StreamType]) -> StreamType:
     return await asyncio.wait_for(incoming.get(), WAIT)
 
 
+async def bidi_the_peer_has_read(session: WebTransportSession, incoming: asyncio.Queue[StreamType]
+                                 ) -> tuple[WebTransportStream, WebTransportStream]:
+    """A bidirectional stream whose first bytes the peer has read: (ours, the peer's)."""
+    stream = await session.create_bidirectional_stream()
+    stream.write(b"hi")
+    await stream.drain()
+    peer = await next_stream(incoming)
+    assert isinstance(peer, WebTransportStream)
+    assert await asyncio.wait_for(peer.readexactly(2), WAIT) == b"hi"
+    return stream, peer
+
+
 # ---------------------------------------------------------------------- an out-of-range code
 
 
@@ -207,12 +219,7 @@ async def test_leaving_async_with_an_open_stream_by_an_exception_resets_it_with_
 async def test_the_peers_reset_answering_our_stop_sending_changes_neither_the_read_error_nor_the_error_count(
         server_config: ServerConfig, client_config: ClientConfig) -> None:
     async with streams_pair(server_config, client_config) as (session, served, incoming):
-        stream = await session.create_bidirectional_stream()
-        stream.write(b"hi")
-        await stream.drain()
-        peer = await next_stream(incoming)
-        assert isinstance(peer, WebTransportStream)
-        assert await asyncio.wait_for(peer.readexactly(2), WAIT) == b"hi"
+        stream, peer = await bidi_the_peer_has_read(session, incoming)
         peer.stop_receiving(77)
         with pytest.raises(StreamClosedError, match="receiving was stopped"):
             await peer.read()
@@ -236,12 +243,7 @@ async def test_the_peers_reset_answering_our_stop_sending_changes_neither_the_re
 async def test_a_peer_reset_of_a_stream_being_read_is_still_a_stream_error(
         server_config: ServerConfig, client_config: ClientConfig) -> None:
     async with streams_pair(server_config, client_config) as (session, served, incoming):
-        stream = await session.create_bidirectional_stream()
-        stream.write(b"hi")
-        await stream.drain()
-        peer = await next_stream(incoming)
-        assert isinstance(peer, WebTransportStream)
-        assert await asyncio.wait_for(peer.readexactly(2), WAIT) == b"hi"
+        stream, peer = await bidi_the_peer_has_read(session, incoming)
         stream.abort(5)
         with pytest.raises(StreamResetError) as info:
             await asyncio.wait_for(peer.read(), WAIT)
