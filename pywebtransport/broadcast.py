@@ -103,6 +103,9 @@ class StreamBroadcaster:
             raise ValueError(f"max_buffer must be an int >= 0, got {max_buffer!r}")
         self._max_buffer = max_buffer
         self._streams: dict[WebTransportSession, WebTransportSendStream] = {}
+        #: Opens under way per session (one token each), so that close() and discard() can
+        #: tell send() not to keep a stream that arrives after them.
+        self._opening: dict[WebTransportSession, set[object]] = {}
         self._closed = False
 
     @property
@@ -123,27 +126,22 @@ class StreamBroadcaster:
 
         Opening a session's stream never waits: without stream credit right now the message
         is dropped for that session and the stream is opened on a later send. A closed
-        session, or a stream the receiver stopped, counts in ``failed`` (and is forgotten).
+        session, or a stream the receiver stopped, counts in ``failed`` (and is forgotten);
+        so do the sessions it had not reached yet when ``close()`` was called meanwhile.
         """
         if self._closed:
             raise RuntimeError("this StreamBroadcaster is closed")
         payload = ensure_bytes(data)
         tally = _Tally()
         for session in list(sessions):
+            if self._closed:  # close() ran while an earlier session's stream was being opened
+                tally.fail(session, RuntimeError("the StreamBroadcaster was closed during this send"))
+                continue
             stream = self._streams.get(session)
             if stream is None:
-                if session.is_closed:
-                    tally.fail(session, _closed(session))
+                stream = await self._open(session, tally)
+                if stream is None:
                     continue
-                try:
-                    stream = await session.create_unidirectional_stream(timeout=0)
-                except TimeoutError:  # no stream credit from the peer right now
-                    tally.dropped += 1
-                    continue
-                except WebTransportError as exc:
-                    tally.fail(session, exc)
-                    continue
-                self._streams[session] = stream
             if stream.write_buffer_size > self._max_buffer:
                 tally.dropped += 1
                 continue
@@ -157,19 +155,68 @@ class StreamBroadcaster:
         self._forget_closed()
         return tally.result()
 
+    async def _open(self, session: WebTransportSession, tally: _Tally) -> WebTransportSendStream | None:
+        """Open and register ``session``'s broadcast stream, or count why not and return None.
+
+        Opening may suspend: a stream that arrives after close() or discard(session) is
+        finished at once (FIN, nothing written) instead of being registered, where nothing
+        would ever finish it.
+        """
+        if session.is_closed:
+            tally.fail(session, _closed(session))
+            return None
+        token = object()
+        self._opening.setdefault(session, set()).add(token)
+        try:
+            stream = await session.create_unidirectional_stream(timeout=0)
+        except TimeoutError:  # no stream credit from the peer right now
+            tally.dropped += 1
+            return None
+        except WebTransportError as exc:
+            tally.fail(session, exc)
+            return None
+        finally:
+            abandoned = self._settle_open(session, token)
+        if abandoned:
+            await _finish(stream)
+            what = "closed" if self._closed else f"told to discard session {session.session_id}"
+            tally.fail(session, RuntimeError(f"the StreamBroadcaster was {what} while its stream was opened"))
+            return None
+        current = self._streams.get(session)
+        if current is not None:  # a concurrent send opened one meanwhile: keep a single stream
+            await _finish(stream)
+            return current
+        self._streams[session] = stream
+        return stream
+
+    def _settle_open(self, session: WebTransportSession, token: object) -> bool:
+        """Forget one open under way; whether close() or discard(session) abandoned it meanwhile."""
+        tokens = self._opening.get(session)
+        if tokens is None or token not in tokens:
+            return True
+        tokens.discard(token)
+        if not tokens:
+            del self._opening[session]
+        return False
+
     def _forget_closed(self) -> None:
         for session in [s for s in self._streams if s.is_closed]:
             del self._streams[session]
 
     async def discard(self, session: WebTransportSession) -> None:
-        """Stop broadcasting to ``session``: its stream is finished (FIN) and forgotten."""
+        """Stop broadcasting to ``session``: its stream is finished (FIN) and forgotten; one
+        that a send() is opening now is finished as soon as it opens."""
+        self._opening.pop(session, None)
         stream = self._streams.pop(session, None)
         if stream is not None:
             await _finish(stream)
 
     async def close(self) -> None:
-        """Finish every broadcast stream (FIN after what was written); idempotent."""
+        """Finish every broadcast stream (FIN after what was written); idempotent. A stream
+        that a send() under way is opening now is finished as soon as it opens, and that
+        send() fails the sessions it has not reached yet."""
         self._closed = True
+        self._opening.clear()
         streams, self._streams = self._streams, {}
         for stream in streams.values():
             await _finish(stream)

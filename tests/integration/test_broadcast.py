@@ -157,3 +157,29 @@ async def test_stream_broadcast_forgets_sessions_that_left(server_config, client
             await broadcaster.send(servers, b"three\n")
     with pytest.raises(ValueError):
         StreamBroadcaster(max_buffer=-1)
+
+
+async def test_close_during_a_send_finishes_the_stream_that_opens_after_it(server_config, client_config,
+                                                                            monkeypatch) -> None:
+    async with audience(server_config, client_config, 1) as (clients, servers):
+        session = servers[0]
+        opening, gate = asyncio.Event(), asyncio.Event()
+        create = session.create_unidirectional_stream
+
+        async def gated_create(*, timeout: float | None = None):  # type: ignore[no-untyped-def]
+            opening.set()
+            await gate.wait()
+            return await create(timeout=timeout)
+
+        monkeypatch.setattr(session, "create_unidirectional_stream", gated_create)
+        broadcaster = StreamBroadcaster()
+        sending = asyncio.ensure_future(broadcaster.send(servers, b"late\n"))
+        await asyncio.wait_for(opening.wait(), 10)
+        await broadcaster.close()  # while the send waits for the stream to open
+        gate.set()
+        result = await asyncio.wait_for(sending, 10)
+        assert (result.sent, result.failed) == (0, 1) and broadcaster.stream_count == 0
+
+        stream = await clients[0].accept_stream(timeout=10)
+        assert isinstance(stream, WebTransportReceiveStream)
+        assert await asyncio.wait_for(stream.read(), 10) == b""  # FIN, nothing written after close()
