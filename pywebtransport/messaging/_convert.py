@@ -35,8 +35,12 @@ def to_plain(obj: Any, *, bytes_as_text: bool) -> Any:
         data = bytes(obj)
         return base64.b64encode(data).decode("ascii") if bytes_as_text else data
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name), bytes_as_text=bytes_as_text)
-                for f in dataclasses.fields(obj)}
+        # Init fields only: the receiver rebuilds the object with its __init__, which (with
+        # __post_init__) sets the other fields; it could not be given them anyway.
+        cls = type(obj)
+        if bytes_as_text:
+            _check_json_fields(cls)
+        return {name: to_plain(getattr(obj, name), bytes_as_text=bytes_as_text) for name in _field_types(cls)}
     if isinstance(obj, Mapping):
         return {_plain_key(k): to_plain(v, bytes_as_text=bytes_as_text) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
@@ -119,6 +123,8 @@ def _to_bytes(data: Any, *, bytes_as_text: bool, path: str) -> bytes:
 
 def _from_union(data: Any, target: Any, *, bytes_as_text: bool, path: str) -> Any:
     arms = typing.get_args(target)
+    if bytes_as_text and _text_or_bytes(arms):
+        raise SerializationError(f"{path}: {_TEXT_OR_BYTES}, so {target!r} cannot be decoded")
     if data is None and _NONE_TYPE in arms:
         return None
     errors = []
@@ -156,9 +162,15 @@ def _from_generic(data: Any, origin: Any, args: tuple[Any, ...], *, bytes_as_tex
 
 
 def _from_key(key: Any, key_type: Any, path: str) -> Any:
-    """Mapping keys: JSON makes every key a string, so int/float/enum keys are parsed back."""
-    if key_type in (Any, str) or (isinstance(key_type, type) and isinstance(key, key_type)
-                                  and not isinstance(key, bool)):
+    """Mapping keys: JSON makes every key a string, so int/float/bool/enum keys are parsed back
+    (a bool key as the ``"true"`` or ``"false"`` that :func:`json.dumps` writes)."""
+    if key_type is bool:
+        if isinstance(key, bool):
+            return key
+        if key in _JSON_BOOL_KEYS:
+            return _JSON_BOOL_KEYS[key]
+    elif key_type in (Any, str) or (isinstance(key_type, type) and isinstance(key, key_type)
+                                    and not isinstance(key, bool)):
         return key
     if isinstance(key, str):
         if key_type is int:
@@ -182,7 +194,9 @@ def _from_dataclass(data: Any, cls: type[Any], *, bytes_as_text: bool, path: str
     if not isinstance(data, dict):
         raise _mismatch(path, f"an object for {cls.__qualname__}", data)
     hints = _field_types(cls)
-    unknown = [key for key in data if key not in hints]
+    # The other fields are set by __init__ and __post_init__, whatever a sender put there (an
+    # older sender did put them).
+    unknown = [key for key in data if key not in hints and key not in _computed_fields(cls)]
     if unknown:
         raise SerializationError(f"{path}: unknown field(s) {', '.join(map(repr, unknown))} for {cls.__qualname__}")
     kwargs = {}
@@ -218,6 +232,52 @@ def _field_types(cls: type[Any]) -> dict[str, Any]:
         out[f.name] = Any if isinstance(hint, str) else hint
     _FIELD_TYPES[cls] = out
     return out
+
+
+_COMPUTED_FIELDS: weakref.WeakKeyDictionary[type[Any], frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _computed_fields(cls: type[Any]) -> frozenset[str]:
+    """The names of a dataclass's ``init=False`` fields, computed once per class."""
+    cached = _COMPUTED_FIELDS.get(cls)
+    if cached is None:
+        cached = _COMPUTED_FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls) if not f.init)
+    return cached
+
+
+_TEXT_OR_BYTES = "JSON sends bytes as base64 text, which a union of str and bytes cannot tell from a str"
+
+#: Per dataclass: the message refusing it under JSON, or "" when every field can be sent.
+_JSON_FIELD_PROBLEMS: weakref.WeakKeyDictionary[type[Any], str] = weakref.WeakKeyDictionary()
+
+
+def _check_json_fields(cls: type[Any]) -> None:
+    """SerializationError if a field of ``cls`` is typed with a union of str and bytes
+    (anywhere in its type): under JSON the receiver would get the wrong one back."""
+    problem = _JSON_FIELD_PROBLEMS.get(cls)
+    if problem is None:
+        bad = [name for name, hint in _field_types(cls).items() if _has_text_or_bytes_union(hint)]
+        problem = _JSON_FIELD_PROBLEMS[cls] = (
+            f"cannot encode {cls.__qualname__} as JSON: field {bad[0]!r} is typed with a union of str and bytes; "
+            f"{_TEXT_OR_BYTES} (use MsgPackSerializer, or separate fields)" if bad else "")
+    if problem:
+        raise SerializationError(problem)
+
+
+def _has_text_or_bytes_union(hint: Any) -> bool:
+    """Whether a type hint holds a union with both a str arm and a bytes arm, at any depth."""
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if (origin is Union or (hasattr(types, "UnionType") and origin is types.UnionType)) and _text_or_bytes(args):
+        return True
+    return origin is not Literal and any(_has_text_or_bytes_union(arg) for arg in args)
+
+
+def _text_or_bytes(arms: tuple[Any, ...]) -> bool:
+    return str in arms and (bytes in arms or bytearray in arms)
+
+
+_JSON_BOOL_KEYS: dict[Any, bool] = {"true": True, "false": False}
 
 
 def _describe(data: Any) -> str:

@@ -37,7 +37,8 @@ class Serializer(Protocol):
 
 
 class JSONSerializer:
-    """UTF-8 JSON via the standard library. ``bytes`` travel as base64 text.
+    """UTF-8 JSON via the standard library. ``bytes`` travel as base64 text, which a union of
+    ``str`` and ``bytes`` could not tell from a str: such a type is refused (SerializationError).
 
     ``default`` is passed to :func:`json.dumps` for objects it cannot encode itself;
     decoding into such types then needs ``obj_type`` to accept what ``default`` produced.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pywebtransport.exceptions import StreamClosedError, TimeoutError
 from pywebtransport.messaging._registry import TypeRegistry, serialize
-from pywebtransport.messaging.exceptions import FramingError
+from pywebtransport.messaging.exceptions import FramingError, MessagingError
 from pywebtransport.messaging.framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FrameDecoder,
@@ -52,6 +52,8 @@ class StructuredStream:
         self._decoder = FrameDecoder(max_message_size=max_message_size)
         self._read_lock = asyncio.Lock()
         self._broken: FramingError | None = None
+        #: The next message (or its error), decoded but not yet handed to a caller.
+        self._pending: _Pending | None = None
         self.messages_sent = 0
         self.messages_received = 0
 
@@ -139,34 +141,53 @@ class StructuredStream:
         for another reader); asyncio.TimeoutError if that is not a whole message.
 
         ``asyncio.wait_for(coro, 0)`` cannot do this: it cancels the coroutine before its
-        first step, so even a message received whole was never returned.
+        first step, so even a message received whole was never returned. The helper task
+        leaves what it decodes in the pending slot and this task takes it from there, so a
+        message decoded as this task is being cancelled stays for the next receive.
         """
-        receiving = asyncio.ensure_future(self._receive())
+        decoding = asyncio.ensure_future(self._decode_next())
         try:
             # Ready callbacks run in the order they were scheduled: the task's first step runs
             # before this task resumes, and it decodes a frame that is buffered whole without
             # suspending (a free lock is taken and buffered bytes are read at once).
             await asyncio.sleep(0)
         finally:
-            if not receiving.done():
-                receiving.cancel()  # it waits: no whole message yet (the decoder keeps its bytes)
-            receiving.add_done_callback(_retrieve)  # no "exception never retrieved" if we are cancelled
-        if not receiving.done():
-            await asyncio.wait((receiving,))  # let it unwind, which frees the read lock for the next call
-        if receiving.cancelled():
+            if not decoding.done():
+                decoding.cancel()  # it waits: no whole message yet (the decoder keeps its bytes)
+            decoding.add_done_callback(_retrieve)  # no "exception never retrieved" if we are cancelled
+        if not decoding.done():
+            await asyncio.wait((decoding,))  # let it unwind, which frees the read lock for the next call
+        if decoding.cancelled():
             raise asyncio.TimeoutError
-        return receiving.result()
+        decoding.result()  # the errors that are not about one message (framing lost, stream reset)
+        if self._pending is None:  # another reader took it first: it was the next message for them
+            raise asyncio.TimeoutError
+        return self._take_pending()
 
     async def _receive(self) -> Any:
+        """The next object (_EOF at the end); an error about one message is raised in its place."""
+        await self._decode_next()
+        return self._take_pending()
+
+    async def _decode_next(self) -> None:
+        """Fill the pending slot with the next message, or its error (unless it holds one
+        already): a message decoded here is never lost to a cancellation of the caller."""
         async with self._read_lock:
+            if self._pending is not None:
+                return
             if self._broken is not None:
                 raise FramingError(f"stream {self.stream_id}: message framing was lost earlier ({self._broken})")
             decoder = self._decoder
             while True:
-                frame = decoder.next_frame()  # errors here have consumed their frame
-                if frame is not None:
-                    self.messages_received += 1
-                    return self._registry.decode(frame, self._serializer)
+                try:
+                    frame = decoder.next_frame()  # errors here have consumed their frame
+                    if frame is not None:
+                        self.messages_received += 1
+                        self._pending = _Pending(self._registry.decode(frame, self._serializer))
+                        return
+                except MessagingError as exc:  # about this message only: raised in its turn
+                    self._pending = _Pending(None, exc)
+                    return
                 # Ask for no more than the current frame needs: one frame buffered at most,
                 # so the peer's credit grows only as fast as messages are taken.
                 chunk = await self._stream.read(min(decoder.bytes_needed(), _READ_CHUNK))
@@ -175,8 +196,18 @@ class StructuredStream:
                         self._broken = FramingError(f"stream {self.stream_id} ended inside a message "
                                                     f"({decoder.buffered} bytes of an incomplete frame)")
                         raise self._broken
-                    return _EOF
+                    self._pending = _Pending(_EOF)
+                    return
                 decoder.feed(chunk)
+
+    def _take_pending(self) -> Any:
+        """Empty the pending slot: its object, or its error raised."""
+        pending = self._pending
+        assert pending is not None
+        self._pending = None
+        if pending.error is not None:
+            raise pending.error
+        return pending.obj
 
     # ------------------------------------------------------------------ closing
 
@@ -194,6 +225,16 @@ class StructuredStream:
     def __repr__(self) -> str:
         return (f"<StructuredStream stream={self.stream_id} types={len(self._registry.as_dict())} "
                 f"sent={self.messages_sent} received={self.messages_received}>")
+
+
+class _Pending:
+    """A decoded message waiting for its receiver, or the error that stands in its place."""
+
+    __slots__ = ("error", "obj")
+
+    def __init__(self, obj: Any, error: MessagingError | None = None) -> None:
+        self.obj = obj
+        self.error = error
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

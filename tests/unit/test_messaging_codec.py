@@ -300,6 +300,107 @@ def test_msgpack_serializer_without_msgpack_says_how_to_install(monkeypatch: pyt
         MsgPackSerializer()
 
 
+@dataclass
+class Derived:
+    """A dataclass with a field its __post_init__ computes."""
+
+    a: int
+    doubled: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.doubled = self.a * 2
+
+
+@dataclass
+class Flags:
+    by_flag: dict[bool, int]
+
+
+def test_a_dataclass_with_an_init_false_field_round_trips(serializer: Serializer) -> None:
+    data = serializer.serialize(Derived(3))
+    back = serializer.deserialize(data, Derived)
+    assert back == Derived(3) and back.doubled == 6
+    assert serializer.deserialize(serializer.serialize([Derived(1)]), list[Derived]) == [Derived(1)]
+
+
+def test_init_false_fields_are_not_sent_and_are_recomputed_when_a_peer_sends_them() -> None:
+    assert JSONSerializer().serialize(Derived(3)) == b'{"a":3}'  # __init__ could not take the rest
+    # An older sender put the field in: it is ignored, __post_init__ sets it.
+    assert JSONSerializer().deserialize(b'{"a":3,"doubled":99}', Derived).doubled == 6
+    with pytest.raises(SerializationError, match="unknown field.*'c'"):
+        JSONSerializer().deserialize(b'{"a":3,"c":1}', Derived)
+
+
+def test_a_dict_with_bool_keys_round_trips(serializer: Serializer) -> None:
+    flags = Flags({True: 1, False: 0})
+    back = serializer.deserialize(serializer.serialize(flags), Flags)
+    assert back == flags and all(type(key) is bool for key in back.by_flag)
+
+
+def test_json_bool_keys_are_the_true_and_false_json_writes() -> None:
+    assert JSONSerializer().serialize(Flags({True: 1})) == b'{"by_flag":{"true":1}}'
+    for key in ("yes", "1", "True"):
+        with pytest.raises(SerializationError, match=r"\$\.by_flag: key .* is not a valid"):
+            JSONSerializer().deserialize(b'{"by_flag":{"%s":1}}' % key.encode(), Flags)
+    with pytest.raises(SerializationError, match="is not a valid"):
+        JSONSerializer().deserialize(b'{"1":1}', dict[bool, int])
+
+
+@dataclass
+class TextOrBytes:
+    value: str | bytes
+
+
+@dataclass
+class BytesOrText:
+    value: bytes | str | None = None
+
+
+@dataclass
+class ManyTextOrBytes:
+    values: list[str | bytearray] = field(default_factory=list)
+
+
+@dataclass
+class Holder:
+    inner: TextOrBytes
+
+
+@pytest.mark.parametrize("obj", [TextOrBytes(b"\x00\x01"), TextOrBytes("AAE="), BytesOrText("AAE="),
+                                 BytesOrText(b"\x00\x01"), BytesOrText(None), ManyTextOrBytes([]),
+                                 Holder(TextOrBytes("x"))], ids=repr)
+def test_json_refuses_a_union_of_str_and_bytes_which_it_cannot_tell_apart(obj: object) -> None:
+    with pytest.raises(SerializationError, match="union of str and bytes"):
+        JSONSerializer().serialize(obj)
+
+
+@pytest.mark.parametrize(("payload", "obj_type"), [(b'{"value":"AAE="}', TextOrBytes),
+                                                   (b'{"value":"AAE="}', BytesOrText),
+                                                   (b'{"values":["AAE="]}', ManyTextOrBytes)])
+def test_json_refuses_to_guess_when_decoding_a_union_of_str_and_bytes(payload: bytes, obj_type: type) -> None:
+    with pytest.raises(SerializationError, match="union of str and bytes"):
+        JSONSerializer().deserialize(payload, obj_type)
+
+
+def test_msgpack_keeps_str_and_bytes_apart_in_a_union() -> None:
+    pytest.importorskip("msgpack")
+    serializer = MsgPackSerializer()
+    for obj in (TextOrBytes(b"\x00\x01"), TextOrBytes("AAE="), BytesOrText("AAE="), BytesOrText(b"AAE="),
+                ManyTextOrBytes(["a", bytearray(b"b")])):
+        assert serializer.deserialize(serializer.serialize(obj), type(obj)) == obj
+
+
+def test_json_still_sends_plain_bytes_fields_and_other_unions_with_bytes_as_base64() -> None:
+    @dataclass
+    class Plain:
+        blob: bytes
+        maybe: bytes | int | None = None
+
+    serializer = JSONSerializer()
+    assert serializer.serialize(Plain(b"\x01\x02", b"\x03")) == b'{"blob":"AQI=","maybe":"Aw=="}'
+    assert serializer.deserialize(b'{"blob":"AQI=","maybe":"Aw=="}', Plain) == Plain(b"\x01\x02", b"\x03")
+
+
 # ---------------------------------------------------------------------------- registry
 
 
