@@ -2,7 +2,7 @@
 
 Handlers may be plain functions or coroutines. A handler that raises is logged and never
 breaks the library or the other handlers; async handlers run as tracked, named tasks that
-``close()`` cancels.
+``close()`` cancels. A closed emitter is inert: it takes no handlers and calls none.
 """
 
 from __future__ import annotations
@@ -69,15 +69,22 @@ def _key(event_type: EventType | str) -> str:
 
 
 class EventEmitter:
-    """Register handlers per event type and emit events to them."""
+    """Register handlers per event type and emit events to them.
 
-    __slots__ = ("_any", "_closed", "_handlers", "_max_listeners", "_tasks")
+    After ``close()`` the emitter does nothing: registering a handler is ignored, emitting
+    calls no handler (the library may still emit into a closed ``session.events``), and
+    ``wait_for()`` raises RuntimeError, as does a ``wait_for()`` still pending at the close.
+    """
+
+    __slots__ = ("_any", "_closed", "_handlers", "_max_listeners", "_tasks", "_waiters")
 
     def __init__(self, *, max_listeners: int = 100) -> None:
         self._handlers: dict[str, list[tuple[EventHandler, bool]]] = {}
         self._any: list[EventHandler] = []
         #: Running async handlers; made by the first one (most emitters never run any).
         self._tasks: set[asyncio.Task[None]] | None = None
+        #: Pending wait_for() futures and their event type, failed by close().
+        self._waiters: dict[asyncio.Future[Event], str] | None = None
         self._max_listeners = max_listeners
         self._closed = False
 
@@ -91,6 +98,8 @@ class EventEmitter:
         self._add(event_type, handler, once=True)
 
     def _add(self, event_type: EventType | str, handler: EventHandler, *, once: bool) -> None:
+        if self._closed:
+            return
         handlers = self._handlers.setdefault(_key(event_type), [])
         handlers.append((handler, once))
         if len(handlers) > self._max_listeners:
@@ -107,10 +116,12 @@ class EventEmitter:
 
     def on_any(self, handler: EventHandler) -> None:
         """Call ``handler`` for every event of every type."""
-        self._any.append(handler)
+        if not self._closed:
+            self._any.append(handler)
 
     def off_any(self, handler: EventHandler) -> None:
-        self._any = [h for h in self._any if h is not handler]
+        """Remove ``handler`` from the handlers of every event (an equal bound method too, as ``off()``)."""
+        self._any = [h for h in self._any if h is not handler and h != handler]
 
     def listener_count(self, event_type: EventType | str) -> int:
         # _key inlined: asked per datagram and per stream.
@@ -136,6 +147,8 @@ class EventEmitter:
         """
         event = Event(type=event_type, data=data, source=source)
         for handler in self._take(event_type):
+            if self._closed:  # close() ran while an earlier handler was awaited
+                break
             awaitable = self._call(handler, event, schedule=False)
             if awaitable is not None:
                 try:
@@ -179,7 +192,10 @@ class EventEmitter:
     # -- waiting
     async def wait_for(self, event_type: EventType | str, *, timeout: float | None = None,
                        condition: Callable[[Event], bool] | None = None) -> Event:
-        """The next event of this type (that satisfies ``condition``); TimeoutError on expiry."""
+        """The next event of this type (that satisfies ``condition``); TimeoutError on expiry,
+        RuntimeError if the emitter is closed (now or before the event comes)."""
+        if self._closed:
+            raise RuntimeError(f"this EventEmitter is closed: no {_key(event_type)} event will come")
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
 
         def waiter(event: Event) -> None:
@@ -192,19 +208,29 @@ class EventEmitter:
                 future.set_exception(exc)
 
         self.on(event_type, waiter)
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = {}
+        waiters[future] = _key(event_type)
         try:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"no {_key(event_type)} event within {timeout}s") from None
         finally:
+            waiters.pop(future, None)  # close() may have taken the dict already: then this is a no-op
             self.off(event_type, waiter)
 
     async def close(self) -> None:
-        """Cancel running async handlers and drop every registration."""
+        """Drop every registration, fail pending ``wait_for()`` calls with RuntimeError and
+        cancel running async handlers; idempotent. The emitter is inert afterwards."""
         self._closed = True
+        self._handlers.clear()
+        self._any.clear()
+        waiters, self._waiters = self._waiters or {}, None
+        for future, key in waiters.items():
+            if not future.done():
+                future.set_exception(RuntimeError(f"the EventEmitter was closed while wait_for({key!r}) was pending"))
         tasks = list(self._tasks or ())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._handlers.clear()
-        self._any.clear()

@@ -171,3 +171,66 @@ async def test_close_cancels_pending_async_handlers() -> None:
     await started.wait()
     await emitter.close()
     assert not emitter._tasks and emitter.listener_count("e") == 0
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_event(self, _event: Event) -> None:
+        self.calls += 1
+
+
+async def test_off_any_removes_a_bound_method_handler() -> None:
+    emitter = EventEmitter()
+    listener = _Listener()
+    emitter.on_any(listener.on_event)
+    emitter.off_any(listener.on_event)  # a new bound method object, equal to the one registered
+    assert emitter.listener_count("x") == 0
+    emitter.emit_nowait("x")
+    assert listener.calls == 0
+
+
+async def test_close_fails_a_pending_wait_for_instead_of_leaving_it_hanging() -> None:
+    emitter = EventEmitter()
+    closing: list[asyncio.Task[None]] = []
+
+    async def wait() -> Event:
+        # Scheduled from inside the task: close() starts once wait_for has suspended the task.
+        asyncio.get_running_loop().call_soon(lambda: closing.append(asyncio.ensure_future(emitter.close())))
+        return await emitter.wait_for("x")
+
+    with pytest.raises(RuntimeError, match=r"closed while wait_for\('x'\) was pending"):
+        await asyncio.wait_for(wait(), 5)  # the bound only stops a hang
+    await closing[0]
+    assert emitter.listener_count("x") == 0
+
+
+async def test_a_closed_emitter_takes_no_handlers_and_calls_none() -> None:
+    emitter = EventEmitter()
+    await emitter.close()
+    seen: list[str] = []
+    emitter.on("x", lambda _e: seen.append("on"))
+    emitter.once("x", lambda _e: seen.append("once"))
+    emitter.on_any(lambda _e: seen.append("any"))
+    assert emitter.listener_count("x") == 0
+    assert emitter.emit_nowait("x", 1).data == 1  # emitting still works for the library, reaching no one
+    await emitter.emit("x")
+    assert seen == []
+    with pytest.raises(RuntimeError, match="closed"):
+        await emitter.wait_for("x", timeout=5)
+    await emitter.close()  # idempotent
+
+
+async def test_close_during_emit_calls_no_later_handler() -> None:
+    emitter = EventEmitter()
+    seen: list[str] = []
+
+    async def closes(_: Event) -> None:
+        seen.append("first")
+        await emitter.close()
+
+    emitter.on("x", closes)
+    emitter.on("x", lambda _e: seen.append("second"))
+    await emitter.emit("x")
+    assert seen == ["first"]
