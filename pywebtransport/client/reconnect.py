@@ -76,14 +76,10 @@ class ReconnectPolicy:
     connect_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        if not self.initial_delay >= 0:
-            raise ConfigurationError(f"initial_delay must be >= 0, got {self.initial_delay!r}")
-        if not self.factor >= 1:
-            raise ConfigurationError(f"factor must be >= 1, got {self.factor!r}")
-        if not self.max_delay >= 0:
-            raise ConfigurationError(f"max_delay must be >= 0, got {self.max_delay!r}")
-        if not 0 <= self.jitter <= 1:
-            raise ConfigurationError(f"jitter must be between 0 and 1, got {self.jitter!r}")
+        problem = _backoff_problem(initial_delay=self.initial_delay, factor=self.factor, max_delay=self.max_delay,
+                                   jitter=self.jitter)
+        if problem:
+            raise ConfigurationError(problem)
         if self.max_attempts is not None and (isinstance(self.max_attempts, bool) or self.max_attempts < 1):
             raise ConfigurationError(f"max_attempts must be None or >= 1, got {self.max_attempts!r}")
         if self.connect_timeout is not None and not self.connect_timeout > 0:
@@ -107,12 +103,34 @@ def backoff_delay(retry: int, *, initial_delay: float, factor: float, max_delay:
         raise ValueError(f"retry numbers start at 1, got {retry}")
     if not 0 <= rand <= 1:
         raise ValueError(f"rand must be in [0, 1], got {rand}")
+    problem = _backoff_problem(initial_delay=initial_delay, factor=factor, max_delay=max_delay, jitter=jitter)
+    if problem:
+        raise ValueError(problem)
+    if initial_delay == 0:  # zero whatever the retry: no 0 * inf once factor ** (retry - 1) overflows
+        return 0.0
     try:
-        base = initial_delay * factor ** (retry - 1)
-    except OverflowError:
+        # float(): a float power overflows at once, where an int factor would build a huge int.
+        base = initial_delay * float(factor) ** (retry - 1)
+    except OverflowError:  # beyond any float: max_delay caps it
         base = math.inf
     base = min(base, max_delay)
+    if base == math.inf:  # an infinite max_delay: no fraction of it to take off (inf * 0 is NaN)
+        return base
     return base * (1.0 - jitter * rand)
+
+
+def _backoff_problem(*, initial_delay: float, factor: float, max_delay: float, jitter: float) -> str:
+    """What is wrong with these backoff parameters, naming the field ("" if nothing): NaN
+    anywhere, and an infinite factor (an initial_delay of 0 times it is NaN)."""
+    if not initial_delay >= 0:
+        return f"initial_delay must be >= 0, got {initial_delay!r}"
+    if not 1 <= factor < math.inf:
+        return f"factor must be a finite number >= 1, got {factor!r}"
+    if not max_delay >= 0:
+        return f"max_delay must be >= 0, got {max_delay!r}"
+    if not 0 <= jitter <= 1:
+        return f"jitter must be between 0 and 1, got {jitter!r}"
+    return ""
 
 
 class SessionEnd(str, Enum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import math
 import socket
 
 import pytest
@@ -192,3 +193,37 @@ async def test_closed_client_raises_at_once_without_retrying() -> None:
     assert isinstance(sessions.last_error, ClientError)
     with pytest.raises(StopAsyncIteration):  # finished for good
         await sessions.__anext__()
+
+
+# ---------------------------------------------------------------------- non-finite backoff
+
+_INF = float("inf")
+
+
+@pytest.mark.parametrize("factor", [_INF, float("nan"), -_INF])
+def test_policy_rejects_a_factor_that_is_not_a_finite_number(factor: float) -> None:
+    with pytest.raises(ConfigurationError, match="factor must be a finite number >= 1") as info:
+        ReconnectPolicy(initial_delay=0.0, factor=factor, max_delay=5.0)
+    assert isinstance(info.value, ValueError)
+
+
+def test_backoff_delay_rejects_an_infinite_factor_and_nan_parameters() -> None:
+    with pytest.raises(ValueError, match="factor"):
+        _delay(2, 0.0, factor=_INF)
+    for name in ("initial_delay", "max_delay", "jitter"):
+        with pytest.raises(ValueError, match=name):
+            _delay(2, 0.0, **{name: float("nan")})
+
+
+@pytest.mark.parametrize("retry", [1, 2, 1100, 10**6])
+@pytest.mark.parametrize("factor", [2.0, 2, 10.0])
+def test_a_zero_initial_delay_stays_zero_however_many_retries(retry: int, factor: float) -> None:
+    assert _delay(retry, 0.5, initial_delay=0.0, factor=factor) == 0.0
+    assert ReconnectPolicy(initial_delay=0.0, factor=factor, max_delay=5.0).delay(retry, random=lambda: 0.5) == 0.0
+
+
+def test_an_infinite_max_delay_with_full_jitter_is_never_nan() -> None:
+    for rand in (0.0, 0.5, 1.0):
+        delay = _delay(2000, rand, max_delay=_INF, jitter=1.0)
+        assert not math.isnan(delay)
+    assert _delay(3, 1.0, max_delay=_INF, jitter=1.0) == 0.0
