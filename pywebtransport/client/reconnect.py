@@ -169,7 +169,7 @@ def classify_session_end(*, error_code: int, cause: CloseCause, going_away: bool
         return SessionEnd.GOING_AWAY
     if cause is CloseCause.PEER_CLOSE and error_code == 0:
         return SessionEnd.PEER_CLOSED
-    return SessionEnd.PEER_ERROR  # a non-zero code, a session error or a refusal
+    return SessionEnd.PEER_ERROR  # a non-zero code, a reset CONNECT stream, a session error or a refusal
 
 
 def is_retryable_error(exc: BaseException) -> bool:

@@ -120,6 +120,7 @@ def test_policy_defaults() -> None:
     (0, CloseCause.LOCAL_CLOSE, True, SessionEnd.GOING_AWAY),         # we closed it because the server asked
     (0, CloseCause.SESSION_ERROR, False, SessionEnd.PEER_ERROR),
     (0, CloseCause.REJECTED, False, SessionEnd.PEER_ERROR),
+    (0, CloseCause.PEER_RESET, False, SessionEnd.PEER_ERROR),        # the server reset the CONNECT stream
 ])
 def test_classify_session_end(error_code: int, cause: CloseCause, going_away: bool, expected: SessionEnd) -> None:
     assert classify_session_end(error_code=error_code, cause=cause, going_away=going_away) is expected
