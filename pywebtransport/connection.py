@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 #: The QUIC transport error a server refuses a connection with (RFC 9000 §20.1): when it
 #: is full or shutting down (``WebTransportServer``), answering the client's Initial at once.
 _QUIC_CONNECTION_REFUSED = 0x02
+#: QUIC's CRYPTO_ERROR range: 0x100 + a TLS alert (RFC 9001 §4.8).
+_CRYPTO_ERROR = 0x100
 
 #: Events that concern one session and go to its ``handle_event``.
 _SESSION_EVENTS = (ev.StreamDataReceived, ev.DatagramReceived, ev.StreamOpened, ev.StreamReset,
@@ -244,8 +246,10 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
                         f"{format_address(*self._remote_address)} refused the connection (CONNECTION_REFUSED): "
                         f"{event.reason or 'no reason given'}", error_code=event.error_code)
                 else:
+                    alert = event.error_code - _CRYPTO_ERROR if (
+                        not event.application and _CRYPTO_ERROR <= event.error_code < _CRYPTO_ERROR + 0x100) else None
                     self._close_error = HandshakeError(f"handshake failed: {event.reason or 'connection closed'}",
-                                                       error_code=event.error_code)
+                                                       error_code=event.error_code, tls_alert=alert)
             self._terminated(event.error_code, event.reason, event.by_peer)
 
     def _on_requested(self, event: ev.SessionRequested) -> None:

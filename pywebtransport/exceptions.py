@@ -152,7 +152,13 @@ class ConnectionError(WebTransportError):
 
 
 class HandshakeError(ConnectionError):
-    """The QUIC/TLS or HTTP/3 handshake failed."""
+    """The QUIC/TLS or HTTP/3 handshake failed. ``tls_alert`` is the TLS alert the peer
+    closed the connection with (its CONNECTION_CLOSE carried CRYPTO_ERROR 0x100 + alert, RFC
+    9001 §4.8), None otherwise: an HTTP/3 code in that same range is no TLS alert."""
+
+    def __init__(self, message: str = "", *, error_code: int | None = None, tls_alert: int | None = None) -> None:
+        super().__init__(message, error_code=error_code)
+        self.tls_alert = tls_alert
 
 
 class ConnectionRefusedError(HandshakeError, builtins.ConnectionRefusedError):

@@ -93,7 +93,8 @@ class QuicDispatch(WritabilityWatches, StreamRouting):
         else:
             cause = CloseCause.CONNECTION_CLOSED
         self._end_all_sessions(event.reason_phrase or "connection terminated", cause)
-        self._events.append(ev.ConnectionTerminated(event.error_code, event.reason_phrase, by_peer))
+        self._events.append(ev.ConnectionTerminated(event.error_code, event.reason_phrase, by_peer,
+                                                    application=event.application))
 
     def _connection_error(self, error_code: int, reason: str) -> None:
         if self._closed:

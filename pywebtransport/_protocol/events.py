@@ -74,11 +74,13 @@ class ConnectionIdRetired(EngineEvent):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionTerminated(EngineEvent):
-    """The QUIC connection is gone (closed by either side or timed out)."""
+    """The QUIC connection is gone (closed by either side or timed out). ``application``: the
+    code is an HTTP/3 one (else a QUIC transport code, a TLS alert among them)."""
 
     error_code: int
     reason: str
     by_peer: bool
+    application: bool = False
 
 
 @dataclass(frozen=True, slots=True)

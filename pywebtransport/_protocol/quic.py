@@ -175,6 +175,10 @@ class ConnectionTerminated:
     reason_phrase: str
     idle_timeout: bool = False
     by_peer: bool = False
+    #: The close carried an application (HTTP/3) code: a CONNECTION_CLOSE of type 0x1d. Else
+    #: ``error_code`` is a QUIC transport code, TLS alerts (0x100-0x1ff) among them (RFC 9000
+    #: §20.1), whose range HTTP/3's codes share.
+    application: bool = False
 
 
 QuicEvent: TypeAlias = (StreamDataReceived | DatagramFrameReceived | DatagramFrameLost | StreamReset

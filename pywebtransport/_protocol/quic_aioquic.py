@@ -146,7 +146,7 @@ _AIOQUIC_EVENTS: dict[type, Callable[[Any], QuicEvent]] = {
     aq_events.ConnectionIdIssued: lambda e: ConnectionIdIssued(e.connection_id),
     aq_events.ConnectionIdRetired: lambda e: ConnectionIdRetired(e.connection_id),
     aq_events.ConnectionTerminated: lambda e: ConnectionTerminated(
-        e.error_code, e.reason_phrase, e.reason_phrase == _AIOQUIC_IDLE_PHRASE),
+        e.error_code, e.reason_phrase, e.reason_phrase == _AIOQUIC_IDLE_PHRASE, application=e.frame_type is None),
     DatagramFrameLost: lambda e: e,  # ours, queued by the delivery handler (quic_family)
 }
 

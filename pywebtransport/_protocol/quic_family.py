@@ -207,7 +207,7 @@ class AioquicFamilyMethods:
             return None
         self._termination_reported = True
         return ConnectionTerminated(close.error_code, close.reason_phrase, close.reason_phrase == _IDLE_PHRASE,
-                                    by_peer=self._state.name == "DRAINING")
+                                    by_peer=self._state.name == "DRAINING", application=close.frame_type is None)
 
     def is_stream_discarded(self, stream_id: int) -> bool:
         """Implemented by each backend: the libraries differ here."""

@@ -178,7 +178,8 @@ def _translate(event: Any) -> QuicEvent | None:
         return event
     if kind is q_events.ConnectionTerminated:
         phrase = event.reason_phrase
-        return ConnectionTerminated(event.error_code, phrase, phrase == _QH3_IDLE_PHRASE)
+        return ConnectionTerminated(event.error_code, phrase, phrase == _QH3_IDLE_PHRASE,
+                                    application=event.frame_type is None)
     return None
 
 

@@ -53,10 +53,6 @@ logger = logging.getLogger(__name__)
 #: Awaited with each newly opened session, before it is handed out, to restore state.
 OnConnect = Callable[[WebTransportSession], Awaitable[None]]
 
-# RFC 9000 §20.1: CRYPTO_ERROR codes (0x0100-0x01ff) carry a TLS alert; retrying cannot help.
-_CRYPTO_ERROR_FIRST = 0x0100
-_CRYPTO_ERROR_LAST = 0x01FF
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReconnectPolicy:
@@ -184,9 +180,8 @@ def is_retryable_error(exc: BaseException) -> bool:
         return status == 0 or status == 429 or 500 <= status <= 599
     if isinstance(exc, CertificateError):
         return False
-    if isinstance(exc, HandshakeError):
-        code = exc.error_code
-        return code is None or not _CRYPTO_ERROR_FIRST <= code <= _CRYPTO_ERROR_LAST
+    if isinstance(exc, HandshakeError):  # a TLS alert will come again; anything else may not
+        return exc.tls_alert is None
     if isinstance(exc, (errors.ConnectionError, SessionClosedError, OSError)):
         return True
     if isinstance(exc, (builtins.TimeoutError, asyncio.TimeoutError)):  # distinct classes before 3.11

@@ -11,10 +11,13 @@ from contextlib import asynccontextmanager
 from typing import cast
 
 import pytest
+from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import HandshakeCompleted, QuicEvent
 
 from pywebtransport.client import WebTransportClient
+from pywebtransport.client.reconnect import is_retryable_error
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.connection import ConnectStage
 from pywebtransport.exceptions import ConnectionRefusedError, HandshakeError, TimeoutError
@@ -61,13 +64,24 @@ async def udp_peer(protocol: asyncio.DatagramProtocol) -> AsyncIterator[int]:
         transport.close()
 
 
+class _ClosesWithAnHttp3Code(QuicConnectionProtocol):
+    """Ends each connection as its handshake completes, with an application (HTTP/3) close
+    whose code, H3_EXCESSIVE_LOAD (0x107), lies in the range of QUIC's TLS alerts."""
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, HandshakeCompleted):
+            self._quic.close(error_code=0x107, reason_phrase="overloaded")
+            self.transmit()
+
+
 @asynccontextmanager
-async def quic_only_server(certificate: SelfSignedCertificate) -> AsyncIterator[int]:
+async def quic_only_server(certificate: SelfSignedCertificate,
+                           protocol: type[QuicConnectionProtocol] = QuicConnectionProtocol) -> AsyncIterator[int]:
     """A raw aioquic server that completes QUIC with ALPN h3 but never speaks HTTP/3."""
     configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"], max_datagram_frame_size=65536)
     configuration.load_cert_chain(str(certificate.cert_path), str(certificate.key_path))
     transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: QuicServer(configuration=configuration), local_addr=("127.0.0.1", 0))
+        lambda: QuicServer(configuration=configuration, create_protocol=protocol), local_addr=("127.0.0.1", 0))
     try:
         yield transport.get_extra_info("sockname")[1]
     finally:
@@ -132,6 +146,17 @@ async def test_a_quic_peer_without_http3_times_out_waiting_for_settings(
                                      f"https://127.0.0.1:{port}/")
     assert isinstance(error, TimeoutError)
     assert ConnectStage.SETTINGS.value in str(error)
+
+
+async def test_an_http3_close_during_the_connect_is_no_tls_alert_and_may_be_retried(
+        client_config: ClientConfig, certificate: SelfSignedCertificate) -> None:
+    # HTTP/3 codes (0x100-0x1ff) share QUIC's range for TLS alerts (CRYPTO_ERROR): the close
+    # frame's type tells them apart. An overloaded server's close read as a TLS alert, and
+    # client.sessions() gave up instead of retrying.
+    async with quic_only_server(certificate, _ClosesWithAnHttp3Code) as port:
+        error = await _connect_fails(client_config, f"https://127.0.0.1:{port}/")
+    assert isinstance(error, HandshakeError) and error.error_code == 0x107
+    assert error.tls_alert is None and is_retryable_error(error)
 
 
 async def test_the_engines_own_settings_deadline_is_reported_as_a_connect_timeout(

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pywebtransport.client import WebTransportClient
+from pywebtransport.client.reconnect import is_retryable_error
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.connection import build_quic_configuration
 from pywebtransport.exceptions import ConfigurationError, HandshakeError
@@ -148,6 +149,7 @@ async def test_a_client_without_a_certificate_fails_the_handshake_when_one_is_re
         with pytest.raises(HandshakeError, match="client certificate required") as caught:
             await client.connect(f"{base}/who")
         assert caught.value.error_code == 0x100 + 116  # CRYPTO_ERROR(certificate_required), RFC 9001 §4.8
+        assert caught.value.tls_alert == 116 and not is_retryable_error(caught.value)
     assert seen.certificates.empty()  # the handler never ran
 
 
@@ -160,6 +162,7 @@ async def test_an_untrusted_or_misused_certificate_fails_the_handshake(certifica
         with pytest.raises(HandshakeError, match=why) as caught:
             await client.connect(f"{base}/who")
         assert caught.value.error_code == 0x100 + 42  # CRYPTO_ERROR(bad_certificate)
+        assert caught.value.tls_alert == 42 and not is_retryable_error(caught.value)
     assert seen.certificates.empty()
 
 

@@ -147,6 +147,7 @@ def test_other_refusals_are_fatal(status: int) -> None:
 @pytest.mark.parametrize("exc", [
     TimeoutError("slow"), builtins.TimeoutError(), asyncio.TimeoutError(), OSError("unreachable"),
     ConnectionRefusedError(), HandshakeError("closed during handshake"), HandshakeError("x", error_code=0x0A),
+    HandshakeError("overloaded", error_code=0x107),  # an HTTP/3 code in the TLS alerts' range: no alert
     ConnectionClosedError("gone"), SessionClosedError("closed before ready"),
 ])
 def test_network_failures_are_retryable(exc: BaseException) -> None:
@@ -154,7 +155,7 @@ def test_network_failures_are_retryable(exc: BaseException) -> None:
 
 
 def test_tls_alerts_and_certificate_errors_are_fatal() -> None:
-    assert not is_retryable_error(HandshakeError("bad certificate", error_code=0x12A))
+    assert not is_retryable_error(HandshakeError("bad certificate", error_code=0x12A, tls_alert=0x2A))
     assert not is_retryable_error(CertificateError("pinned hash mismatch"))
 
 
