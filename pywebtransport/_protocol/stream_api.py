@@ -6,6 +6,7 @@ from __future__ import annotations
 from pywebtransport import constants as c
 from pywebtransport._protocol.queries import EngineQueries
 from pywebtransport._protocol.routing import StreamRouting
+from pywebtransport._protocol.settings import Dialect
 from pywebtransport._protocol.streams import StreamKind, StreamRecord
 from pywebtransport._wire import datagrams, error_codes, frames
 from pywebtransport.exceptions import DatagramError, LocalProtocolError, StreamClosedError
@@ -15,6 +16,8 @@ __all__ = ["StreamApi"]
 #: An upper bound of a DATAGRAM frame's overhead: type (1), length (up to 8) and the
 #: quarter stream id (up to 8) (RFC 9221 §4, RFC 9297 §2.1).
 _DATAGRAM_OVERHEAD_BOUND = 17
+#: Draft-02 §4.3: stream error codes are 8 bits.
+_DRAFT02_MAX_STREAM_CODE = 0xFF
 
 
 class StreamApi(EngineQueries, StreamRouting):
@@ -74,18 +77,18 @@ class StreamApi(EngineQueries, StreamRouting):
 
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
         """RESET_STREAM with an application code mapped into the HTTP/3 space (ValueError for
-        a code outside [0, 2**32), whatever the stream)."""
-        code = error_codes.app_code_to_http(error_code)
+        a code outside [0, 2**32), whatever the stream; see ``_wire_code`` for draft-02)."""
+        error_codes.app_code_to_http(error_code)  # checked before anything else
         record = self._require_session_stream(stream_id)
-        self._reset_sending(record, code)
+        self._reset_sending(record, self._wire_code(error_code))
         self._maybe_forget_stream(record)
 
     def stop_stream(self, stream_id: int, error_code: int = 0) -> None:
         """STOP_SENDING with an application code mapped into the HTTP/3 space (ValueError for
         a code outside [0, 2**32), whatever the stream)."""
-        code = error_codes.app_code_to_http(error_code)
+        error_codes.app_code_to_http(error_code)  # checked before anything else
         record = self._require_session_stream(stream_id)
-        self._stop_receiving(record, code)
+        self._stop_receiving(record, self._wire_code(error_code))
         self._maybe_forget_stream(record)
 
     def refuse_stream(self, stream_id: int, error_code: int = 0) -> None:
@@ -96,10 +99,19 @@ class StreamApi(EngineQueries, StreamRouting):
         record = self._streams.get(stream_id)
         if record is None or record.kind is not StreamKind.WEBTRANSPORT:
             return
-        code = error_codes.app_code_to_http(error_code)
+        code = self._wire_code(error_code)
         self._stop_receiving(record, code)
         self._reset_sending(record, code)
         self._maybe_forget_stream(record)
+
+    def _wire_code(self, error_code: int) -> int:
+        """The HTTP/3 code for application code ``error_code``. Draft-02 limits stream codes
+        to 8 bits (§4.3): with a peer that speaks only draft-02 (browsers) a larger one goes as
+        255, as browsers clamp theirs, instead of landing outside the range the peer maps
+        (Firefox read 256 as 0)."""
+        if error_code > _DRAFT02_MAX_STREAM_CODE and self.dialect is Dialect.DRAFT02:
+            error_code = _DRAFT02_MAX_STREAM_CODE
+        return error_codes.app_code_to_http(error_code)
 
     def _reset_sending(self, record: StreamRecord, code: int) -> None:
         if not record.send_closed or record.pending.size:

@@ -371,6 +371,30 @@ def test_requests_after_goaway_are_rejected_unprocessed() -> None:
     assert aborts == [("stop", late, c.H3_REQUEST_REJECTED), ("reset", late, c.H3_REQUEST_REJECTED)]
 
 
+@pytest.mark.parametrize("code", [256, 0xFFFFFFFF])
+def test_stream_codes_over_8_bits_go_to_a_draft02_peer_as_255(code: int) -> None:
+    # Draft-02 §4.3 limits stream codes to 8 bits; a larger one was mapped past the range a
+    # draft-02 peer decodes, and Firefox read 256 as 0 (found by a browser bug hunt). Browsers
+    # clamp theirs to 255, and so do we, towards draft-02 peers only.
+    from .harness import draft02_only
+
+    pair = Pair(tweak_client=draft02_only)
+    sid = pair.open_session()
+    stopped = pair.client.open_stream(sid, is_unidirectional=False)
+    pair.client.send_stream_data(stopped, b"abc")
+    pair.run()
+    pair.take("server")
+    pair.server.stop_stream(stopped, code)
+    pair.server.reset_stream(stopped, code)
+    pair.run()
+    stop = pair.one("client", ev.StreamStopSending)
+    reset = pair.one("client", ev.StreamReset)
+    assert (stop.error_code, reset.error_code) == (255, 255)
+    assert reset.http_error_code == 0x52E4A40FA9E2  # draft-02 §4.3: the last code of its range
+    with pytest.raises(ValueError, match="code must be in"):
+        pair.server.reset_stream(stopped, 2**32)  # out of range is refused as on any peer
+
+
 def test_finished_streams_do_not_accumulate_in_the_engine() -> None:
     pair = Pair()
     sid = pair.open_session()
