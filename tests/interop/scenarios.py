@@ -395,8 +395,10 @@ async def scenario_page_abort_codes_above_255_arrive_as_255(rig: Rig) -> None:
     assert rig.seen.resets == [255]
 
 
-#: Whether the page's WebTransportError carries our RESET_STREAM code. Firefox ESR 153 rejects
-#: the read with ``TypeError: Error in input stream`` and no code; the reset itself arrives.
+#: Whether the page's WebTransportError carries our RESET_STREAM code when the page has a
+#: read waiting for it (as here). Firefox ESR 153 rejects that read with ``TypeError: Error in
+#: input stream`` and no code; the reset itself arrives. (A reset that arrives before the page
+#: reads is reported with its code in both browsers: docs/browsers.md.)
 PAGE_SEES_RESET_CODE = {"chromium": True, "firefox": False}
 
 
