@@ -239,6 +239,10 @@ class StreamRouting(EngineCore):
             payload, fin = self._streams.release_early(record)
             if not self._announce_stream(session, record):
                 return
+            if record.early_stop is not None:  # the peer stopped our half while it waited
+                code, record.early_stop = record.early_stop, None
+                self._events.append(ev.StreamStopSending(session.session_id, stream_id,
+                                                         error_codes.http_code_to_app(code), code))
             if payload or fin:
                 self._on_webtransport_data(record, payload, fin)
         ring = self._early_datagrams.pop(session.session_id, None)
@@ -363,6 +367,9 @@ class StreamRouting(EngineCore):
             # aioquic already answered with RESET_STREAM carrying the same code.
             record.send_closed = True
             self._drop_pending(record)
+            if record.early is not None:  # not announced yet: said once it is (_release_early)
+                record.early_stop = http_code
+                return
             self._events.append(ev.StreamStopSending(record.session_id, stream_id,
                                                      error_codes.http_code_to_app(http_code), http_code))
             self._maybe_forget_stream(record)

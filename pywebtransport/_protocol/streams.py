@@ -118,6 +118,9 @@ class StreamRecord:
     early_bytes: int = 0
     early_fin: bool = False
     early_since: float = 0.0
+    #: The HTTP/3 code of a STOP_SENDING that came while the stream was early: reported once
+    #: the stream is announced (no event may name a stream before it).
+    early_stop: int | None = None
     #: Bytes of an incomplete request header block held for this stream (charged to the
     #: receive budget, as ``early_bytes`` are).
     held_request_bytes: int = 0

@@ -197,6 +197,27 @@ def test_uni_and_bidi_streams_before_their_connect_are_delivered_after_acceptanc
     assert aborts == []
 
 
+def test_a_stop_sending_on_a_stream_that_waits_for_its_session_is_reported_after_the_stream() -> None:
+    # It was reported while the stream was still buffered, before any StreamOpened named it,
+    # and the application, which learns of the stream later, never saw the code (found by
+    # fuzzing).
+    pair, raw = raw_pair()
+    raw.control()
+    sid = raw.connect_request()
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+    bidi = raw.bidi(frames.encode_bidi_stream_header(sid) + b"early")
+    pair.run()
+    pair.client.quic.stop_stream(bidi, c.WT_APP_ERROR_FIRST + 9)  # application code 9
+    pair.run()
+    assert not [e for e in pair.take("server") if getattr(e, "stream_id", None) == bidi]
+    pair.server.accept_session(sid)
+    pair.run()
+    events = [e for e in pair.take("server") if getattr(e, "stream_id", None) == bidi]
+    assert [type(e) for e in events] == [ev.StreamOpened, ev.StreamStopSending, ev.StreamDataReceived]
+    assert events[1].error_code == 9 and events[2].data == b"early"
+
+
 # ---------------------------------------------------------------- 5. the peer resets a CONNECT stream
 
 
