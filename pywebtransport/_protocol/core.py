@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.budget import DEFAULT_CONNECTION_SEND_BUFFER, BudgetAccount, SharedBudgets
+from pywebtransport._protocol.early_datagrams import EarlyDatagrams
 from pywebtransport._protocol.flow_control import SessionFlow
 from pywebtransport._protocol.h3 import Http3
 from pywebtransport._protocol.quic import QuicCore
@@ -23,7 +24,7 @@ from pywebtransport._protocol.send_buffer import SendBufferBound
 from pywebtransport._protocol.session import Session
 from pywebtransport._protocol.settings import PeerSettings, build_local_settings, flow_control_enabled
 from pywebtransport._protocol.streams import StreamKind, StreamRecord, StreamTable
-from pywebtransport._wire import capsules, datagrams
+from pywebtransport._wire import capsules
 from pywebtransport.exceptions import SessionError, StreamClosedError
 
 __all__ = ["EngineConfig", "EngineCore"]
@@ -98,7 +99,8 @@ class EngineCore:
         #: Peer streams whose opening (stream type, WebTransport signal, request headers) is not
         #: complete yet, by the time their first bytes arrived; bounded by ``request_timeout``.
         self._incomplete_openings: dict[int, float] = {}
-        self._early_datagrams: dict[int, datagrams.DatagramRing] = {}
+        self._early_datagrams = EarlyDatagrams(max_count=cfg.max_buffered_datagrams,
+                                               max_bytes=cfg.max_buffered_stream_bytes, account=self._streams.receive)
         self._highest_peer_bidi = -1
         #: Session stream bytes handed to the application and not yet read (consumed), per
         #: stream: [session id, bytes]; kept past the stream record (a stream that got its FIN
@@ -168,7 +170,7 @@ class EngineCore:
             if record is not None:
                 self._refuse_stream(record, code)
         self._streams.forget_session(session_id)
-        self._early_datagrams.pop(session_id, None)
+        self._early_datagrams.discard(session_id)
 
     # -- what the connection holds unread (QUIC's MAX_DATA grows only by what is released)
     def _held_bytes(self) -> int:

@@ -51,6 +51,12 @@ class EngineQueries(EngineCore):
         """Streams held waiting for their session (bounded by ``max_buffered_streams``)."""
         return self._streams.early_count
 
+    @property
+    def early_datagram_bytes(self) -> int:
+        """Bytes of datagrams held for sessions not yet established (with the early streams'
+        bytes, within ``max_buffered_bytes``)."""
+        return self._early_datagrams.nbytes
+
     def stream_records(self) -> Iterator[StreamRecord]:
         """Every stream record held now (diagnostics and tests; do not mutate)."""
         return iter(self._streams)

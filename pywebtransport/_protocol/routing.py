@@ -192,7 +192,7 @@ class StreamRouting(EngineCore):
                 logger.info("stream %d: refused, the server's receive budget is spent", record.stream_id)
                 self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
             elif (record.early_bytes > cfg.max_buffered_stream_bytes
-                  or self._streams.early_bytes > cfg.max_buffered_bytes):
+                  or self._streams.early_bytes + self._early_datagrams.nbytes > cfg.max_buffered_bytes):
                 self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
             return
         session = self._sessions.get(record.session_id)
@@ -245,8 +245,7 @@ class StreamRouting(EngineCore):
                                                          error_codes.http_code_to_app(code), code))
             if payload or fin:
                 self._on_webtransport_data(record, payload, fin)
-        ring = self._early_datagrams.pop(session.session_id, None)
-        while ring is not None and (datagram := ring.pop()) is not None:
+        for datagram in self._early_datagrams.take(session.session_id):
             self._deliver_datagram(session, datagram)
 
     def _maybe_forget_stream(self, record: StreamRecord) -> None:
@@ -412,11 +411,10 @@ class StreamRouting(EngineCore):
         if session.is_open:
             self._deliver_datagram(session, payload)
         elif session.state is SessionState.CONNECTING:
-            ring = self._early_datagrams.get(session_id)
-            if ring is None:
-                ring = self._early_datagrams[session_id] = datagrams.DatagramRing(
-                    max_count=self.config.max_buffered_datagrams, max_bytes=self.config.max_buffered_stream_bytes)
-            ring.push(payload)
+            # What a connection holds for sessions not yet established, streams and datagrams
+            # together, stays within max_buffered_bytes (draft-15 §4.6 lets us drop datagrams).
+            room = self.config.max_buffered_bytes - self._streams.early_bytes - self._early_datagrams.nbytes
+            self._early_datagrams.push(session_id, payload, room=room)
 
     def _deliver_datagram(self, session: Session, payload: bytes) -> None:
         session.last_activity = self._now

@@ -109,3 +109,8 @@ class DatagramRing:
     @property
     def dropped(self) -> int:
         return self._dropped
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the payloads held."""
+        return self._nbytes

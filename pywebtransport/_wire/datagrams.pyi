@@ -37,3 +37,6 @@ class DatagramRing:
     def __len__(self) -> int: ...
     @property
     def dropped(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the payloads held."""

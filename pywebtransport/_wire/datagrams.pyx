@@ -153,3 +153,7 @@ cdef class DatagramRing:
     @property
     def dropped(self):
         return self._dropped
+
+    @property
+    def nbytes(self):
+        return self._nbytes

@@ -12,6 +12,8 @@ import pytest
 from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig, WebTransportEngine
 from pywebtransport._protocol import events as ev
+from pywebtransport._protocol import quic as seam
+from pywebtransport._protocol.budget import SharedBudgets
 from pywebtransport._protocol.session import Session
 from pywebtransport._protocol.settings import DIALECT_DRAFT13
 from pywebtransport._wire import buffer, capsules, frames
@@ -216,6 +218,34 @@ def test_a_stop_sending_on_a_stream_that_waits_for_its_session_is_reported_after
     events = [e for e in pair.take("server") if getattr(e, "stream_id", None) == bidi]
     assert [type(e) for e in events] == [ev.StreamOpened, ev.StreamStopSending, ev.StreamDataReceived]
     assert events[1].error_code == 9 and events[2].data == b"early"
+
+
+@pytest.mark.parametrize("backend", seam.BACKENDS)
+def test_datagrams_for_sessions_not_yet_established_are_bounded_and_charged(backend: str) -> None:
+    # 100 CONNECTs held for SETTINGS that never come, 70 datagrams of 1150 bytes each: every
+    # session's ring was bounded, the rings together were not, and nothing was charged to
+    # the server's receive budget: 7.4 MB per connection (found by fuzzing).
+    budgets = SharedBudgets.of()
+    config = EngineConfig(max_buffered_bytes=1 << 20)
+    pair = Pair(backend=backend, tweak_client=no_h3, server_budgets=budgets, server_config=config)
+    pair.run()
+    raw = RawPeer(pair)
+    sessions = [raw.connect_request(b"/x") for _ in range(100)]  # no control stream: no SETTINGS
+    pair.run()
+    payload = b"x" * 1150
+    for sid in sessions:
+        for _ in range(70):
+            pair.client.quic.send_datagram_frame(buffer.encode_varint(sid // 4) + payload)
+        pair.run()
+    held = pair.server.early_datagram_bytes
+    assert 0 < held <= config.max_buffered_bytes
+    assert budgets.receive is not None and budgets.receive.used == held  # charged, and only that
+    raw.control()  # SETTINGS at last: the requests go to the application, then are refused
+    pair.run()
+    for request in pair.take("server", ev.SessionRequested):
+        pair.server.reject_session(request.session_id, 404)
+    pair.run()
+    assert pair.server.early_datagram_bytes == 0 and budgets.receive.used == 0  # all given back
 
 
 # ---------------------------------------------------------------- 5. the peer resets a CONNECT stream

@@ -156,6 +156,7 @@ def test_ring_never_exceeds_its_bounds(wire: SimpleNamespace, sizes: list[int], 
             model.append(payload)
         assert len(ring) == len(model) <= max_count
         assert len(ring) + ring.dropped == pushed
+        assert ring.nbytes == sum(map(len, model))  # what the engine charges to the receive budget
     assert [ring.pop() for _ in range(len(model) + 1)] == [*model, None]
     assert sum(map(len, model)) <= max_bytes
 
