@@ -23,6 +23,9 @@ from pywebtransport.exceptions import BufferReadError, FrameError, RemoteProtoco
 
 __all__ = ["Http3", "HttpQuic", "feed_frames"]
 
+#: A field section prefix with no field lines: Required Insert Count 0, Delta Base 0.
+_EMPTY_FIELD_SECTION = b"\x00\x00"
+
 logger = logging.getLogger(__name__)
 
 #: Frames that may never appear on the control stream (RFC 9114 §7.2).
@@ -268,6 +271,11 @@ class Http3:
         self._quic.send_stream_data(stream_id, frames.encode_frame(c.FRAME_HEADERS, block), end_stream)
 
     def decode_headers(self, stream_id: int, block: bytes) -> list[tuple[bytes, bytes]]:
+        if block == _EMPTY_FIELD_SECTION:
+            # A valid encoding of no fields at all (RFC 9204 §4.5.1), which pylsqpack's own
+            # encoder makes and its decoder refuses: the fields' validation answers it (400 for
+            # a request), instead of a decoding failure that closed the whole connection.
+            return []
         decoder = self._decoder if self._decoder is not None else pylsqpack.Decoder(0, 0)
         try:
             decoder_data, header_list = decoder.feed_header(stream_id, block)

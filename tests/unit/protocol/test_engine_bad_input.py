@@ -231,6 +231,40 @@ def test_a_declined_request_is_answered_then_stopped_with_the_code_its_form_dese
     assert aborts == [("stop", stream_id, stop_code)]
 
 
+def test_an_empty_request_header_section_is_a_400_on_its_stream_not_a_connection_error() -> None:
+    # b"\x00\x00" encodes no fields (RFC 9204 §4.5.1); pylsqpack's decoder refused it, and the
+    # whole connection closed with QPACK_DECOMPRESSION_FAILED (found by fuzzing). A request
+    # without pseudo-headers is malformed: a stream error (RFC 9114 §4.1.2).
+    pair = Pair(tweak_client=no_h3)
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control()
+    received = record_received(pair.client)
+    stream_id = raw.bidi(frames.encode_frame(c.FRAME_HEADERS, b"\x00\x00"))
+    pair.run()
+    assert not pair.take("server", ev.ProtocolViolation) and not pair.server.is_closed
+    assert response_status(received[stream_id]) == 400
+    sid = raw.connect_request(b"/after")  # the connection serves on
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+
+
+def test_an_empty_response_header_section_fails_its_session_only() -> None:
+    pair = Pair(tweak_server=no_h3)
+    pair.run()
+    server = RawPeer(pair, from_server=True)
+    server.control({c.SETTINGS_ENABLE_WEBTRANSPORT: 1, c.SETTINGS_H3_DATAGRAM: 1,
+                    c.SETTINGS_ENABLE_CONNECT_PROTOCOL: 1})
+    pair.run()
+    sid = pair.client.open_session(authority="localhost", path="/x")
+    pair.run()
+    server.send(sid, frames.encode_frame(c.FRAME_HEADERS, b"\x00\x00"))
+    pair.run()
+    assert not pair.take("client", ev.ProtocolViolation) and not pair.client.is_closed
+    rejected = pair.one("client", ev.SessionRejected)
+    assert rejected.session_id == sid and "malformed response" in rejected.reason
+
+
 def test_malformed_qpack_block_is_decompression_failed(raw_pair: RawPairFactory) -> None:
     pair, raw = raw_pair()
     raw.control()
