@@ -35,6 +35,10 @@ VERIFY_CLIENT_MODES = ("none", "optional", "required")
 #: STREAM or CRYPTO frame as a 2-byte varint (at most 16383), and a packet that let a frame
 #: grow past that broke the connection ("Unknown frame type" at the peer).
 MAX_QUIC_DATAGRAM_SIZE = 16383
+#: The QUIC MAX_STREAMS granted the peer of each kind, as aioquic grants on its own.
+DEFAULT_QUIC_MAX_STREAMS = 128
+#: RFC 9000 §4.6: a stream count cannot exceed 2**60.
+_MAX_STREAM_COUNT = 1 << 60
 
 
 @dataclass(kw_only=True, slots=True)
@@ -60,6 +64,9 @@ class _CommonConfig:
     ``initial_max_streams_uni``, ``flow_control_auto_extend``.
     QUIC: ``congestion_control_algorithm``, ``max_datagram_frame_size`` (transport parameter;
     must be > 0 for datagrams), ``quic_max_datagram_size`` (UDP payload size),
+    ``quic_max_streams_bidi``/``quic_max_streams_uni`` (how many streams of each kind the peer
+    may have open at once, its QUIC MAX_STREAMS: 128; raise them for browser pages that open
+    many streams together, as Chromium fails a stream beyond it instead of waiting),
     ``socket_buffer_size``, ``secrets_log_file`` (TLS keys for Wireshark), ``quic_log_dir``
     (an existing writable directory: one aioquic qlog file per connection is written there).
     ``debug=True`` logs every engine event of each connection at DEBUG on the
@@ -95,6 +102,8 @@ class _CommonConfig:
     max_capsule_size: int = c.DEFAULT_MAX_CAPSULE_SIZE
     max_incoming_streams_queue: int = 1000
     quic_max_datagram_size: int = 1350
+    quic_max_streams_bidi: int = DEFAULT_QUIC_MAX_STREAMS
+    quic_max_streams_uni: int = DEFAULT_QUIC_MAX_STREAMS
     socket_buffer_size: int = 4 << 20
     secrets_log_file: str | None = None
     quic_log_dir: str | None = None
@@ -143,6 +152,11 @@ class _CommonConfig:
                              f"must be in [1200, {MAX_QUIC_DATAGRAM_SIZE}]: RFC 9000 §14 allows up to 65527, but both "
                              "QUIC libraries write a frame's length in 2 bytes, which hold at most 16383",
                              self.quic_max_datagram_size)
+        for name, least in (("quic_max_streams_bidi", 1), ("quic_max_streams_uni", 3)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= _MAX_STREAM_COUNT:
+                raise self._fail(name, f"must be an int in [{least}, 2**60] (the peer's HTTP/3 control and QPACK "
+                                       "streams are 3 unidirectional ones)", value)
         if self.quic_backend is not None:
             try:
                 resolve_backend(self.quic_backend)

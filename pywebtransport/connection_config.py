@@ -76,7 +76,8 @@ def build_quic_configuration(config: ClientConfig | ServerConfig, *, server_name
         "idle_timeout": config.idle_timeout, "congestion_control_algorithm": config.congestion_control_algorithm,
         "max_datagram_size": config.quic_max_datagram_size, "max_stream_data": config.stream_buffer_size,
         "max_data": max(config.stream_buffer_size * 16, config.initial_max_data), "secrets_log": secrets,
-        "qlog_dir": config.quic_log_dir,
+        "qlog_dir": config.quic_log_dir, "max_streams_bidi": config.quic_max_streams_bidi,
+        "max_streams_uni": config.quic_max_streams_uni,
     }
     if isinstance(config, ClientConfig):
         # Pinning by hash (as browsers' serverCertificateHashes) is checked after the handshake

@@ -379,6 +379,9 @@ class QuicSettings:
     #: needs to migrate (it gets a new one for each it retires), and a server never does.
     #: Both libraries advertise 8 on their own.
     active_connection_id_limit: int = 2
+    #: The MAX_STREAMS granted the peer of each kind at first (raised as its streams finish).
+    max_streams_bidi: int = 128
+    max_streams_uni: int = 128
     extra: dict[str, Any] = field(default_factory=dict)  # backend configuration fields set as-is
 
     def validate(self) -> None:
@@ -402,7 +405,8 @@ class QuicSettings:
         return AioquicConnection(configuration=aioquic_configuration(self),
                                  original_destination_connection_id=original_destination_connection_id,
                                  request_client_certificate=self.request_client_certificate,
-                                 active_connection_id_limit=self.active_connection_id_limit)
+                                 active_connection_id_limit=self.active_connection_id_limit,
+                                 max_streams=(self.max_streams_bidi, self.max_streams_uni))
 
 
 def create_quic_connection(backend: str | None = None, *, is_client: bool,

@@ -124,6 +124,8 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_close_pending"),
     ("QuicConnection", "_close_at"),
     ("QuicConnection", "_local_active_connection_id_limit"),
+    ("QuicConnection", "_local_max_streams_bidi"),
+    ("QuicConnection", "_local_max_streams_uni"),
 )
 
 #: aioquic's ConnectionTerminated phrase when the idle timer (not the peer) ended it.
@@ -163,11 +165,16 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
 
     def __init__(self, *, configuration: QuicConfiguration,
                  original_destination_connection_id: bytes | None = None,
-                 request_client_certificate: bool = False, active_connection_id_limit: int = 2) -> None:
+                 request_client_certificate: bool = False, active_connection_id_limit: int = 2,
+                 max_streams: tuple[int, int] = (128, 128)) -> None:
         super().__init__(configuration=configuration,
                          original_destination_connection_id=original_destination_connection_id)
-        # aioquic has no configuration field for it: its transport parameters read this (8 by default).
+        # aioquic has no configuration field for these: its transport parameters read them
+        # (8 connection ids and 128 streams of each kind by default). MAX_STREAMS then grows
+        # by one as each of the peer's streams finishes, from what is set here.
         self._local_active_connection_id_limit = active_connection_id_limit
+        for limit, value in zip((self._local_max_streams_bidi, self._local_max_streams_uni), max_streams, strict=True):
+            limit.value = limit.sent = value
         self._consumed: dict[int, int] = {}
         #: Streams read from since their credit was last checked: aioquic calls the credit
         #: hook for every stream in every packet it builds, and only these can need a grant.

@@ -196,7 +196,8 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     requests_client_certificate = False
 
     def __init__(self, *, configuration: QuicConfiguration,
-                 original_destination_connection_id: bytes | None = None) -> None:
+                 original_destination_connection_id: bytes | None = None,
+                 max_streams: tuple[int, int] = (_INITIAL_MAX_STREAMS, _INITIAL_MAX_STREAMS)) -> None:
         super().__init__(configuration=configuration,
                          original_destination_connection_id=original_destination_connection_id)
         self._consumed: dict[int, int] = {}
@@ -204,12 +205,13 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         self._dropped = 0
         self._exporter_secret: tuple[str, bytes] | None = None
         # Stream-count credit follows finished streams, not arrivals (see _StreamCountLimit).
-        # Before the handshake, so the transport parameters carry it: aioquic's 128 of each kind
-        # (qh3 starts at 100 and 103; a browser page opening 100 streams at once needs more).
+        # Before the handshake, so the transport parameters carry it: ``max_streams`` (bidi,
+        # uni), aioquic's 128 of each kind by default (qh3 starts at 100 and 103; a browser page
+        # opening 100 streams at once needs more).
         self._local_max_streams_bidi = _StreamCountLimit(  # type: ignore[assignment]
-            self._local_max_streams_bidi, _INITIAL_MAX_STREAMS)
+            self._local_max_streams_bidi, max_streams[0])
         self._local_max_streams_uni = _StreamCountLimit(  # type: ignore[assignment]
-            self._local_max_streams_uni, _INITIAL_MAX_STREAMS)
+            self._local_max_streams_uni, max_streams[1])
         self._streams_finished = _FinishedStreams(self._streams_finished, self._on_stream_discarded)
         self._share_frame_epochs()
         self._read_driven_connection_credit()
@@ -361,4 +363,5 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
 def create(settings: QuicSettings, original_destination_connection_id: bytes | None) -> Qh3Connection:
     """A qh3 connection for ``settings``."""
     return Qh3Connection(configuration=qh3_configuration(settings),
-                         original_destination_connection_id=original_destination_connection_id)
+                         original_destination_connection_id=original_destination_connection_id,
+                         max_streams=(settings.max_streams_bidi, settings.max_streams_uni))

@@ -26,7 +26,9 @@ def test_defaults_are_valid_and_safe() -> None:
     ("max_frame_size", 0), ("max_header_block_size", 0), ("max_capsule_size", 0),
     ("max_incoming_streams_queue", 0), ("initial_max_data", -1), ("initial_max_streams_bidi", 2**62),
     ("max_buffered_streams", -1), ("max_datagram_frame_size", -1), ("quic_max_datagram_size", 1199),
-    ("quic_max_datagram_size", 16384), ("quic_max_datagram_size", 65527), ("congestion_control_algorithm", "bbr"),
+    ("quic_max_datagram_size", 16384), ("quic_max_datagram_size", 65527),
+    ("quic_max_streams_bidi", 0), ("quic_max_streams_uni", 2), ("quic_max_streams_bidi", 2**60 + 1),
+    ("quic_max_streams_uni", True), ("congestion_control_algorithm", "bbr"),
     ("max_connection_send_buffer", 0), ("max_connection_send_buffer", 1.5),
 ])
 def test_common_fields_refuse_bad_values_by_name(field: str, value: object) -> None:
