@@ -126,11 +126,18 @@ class StreamApi(EngineQueries, StreamRouting):
             self._quic_stop(record.stream_id, code)
 
     def consume_stream_data(self, stream_id: int, amount: int) -> None:
-        """The application read ``amount`` bytes: return QUIC and session credit."""
+        """The application read ``amount`` bytes: return QUIC and session credit.
+
+        The stream's record may be gone already (a stream whose FIN or reset came is
+        forgotten once QUIC lets go of it, which can be before the application reads): its
+        session is then the one its unread bytes are kept for, or the session would never
+        get that credit back and its sender would stall for good."""
         self.quic.consume_stream_data(stream_id, amount)
-        self._release(stream_id, amount)
+        unread = self._unread.get(stream_id)
         record = self._streams.get(stream_id)
-        session = self._sessions.get(record.session_id) if record is not None else None
+        session_id = unread[0] if unread is not None else (record.session_id if record is not None else None)
+        self._release(stream_id, amount)
+        session = self._sessions.get(session_id) if session_id is not None else None
         if session is not None and session.flow is not None and session.is_open:
             grant = session.flow.on_consume(amount)
             if grant:
