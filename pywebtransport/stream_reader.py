@@ -38,6 +38,9 @@ class ReceiveSide(StreamBase):
         #: Buffered bytes (from the front) whose credit already went back: readuntil returns it
         #: for what it holds while it waits, or a line longer than half the window would stall.
         self._credited = 0
+        #: Bytes ever taken off the front of the buffer: a readuntil() that waited while
+        #: another task read moves where it resumes its search back by as much.
+        self._taken = 0
         self._eof = False
         self._error: BaseException | None = None
         self._readers = Waiters()
@@ -125,9 +128,11 @@ class ReceiveSide(StreamBase):
         self._readers.wake()
 
     async def _wait_readable(self, have: int = 0) -> None:
-        """Wait until more than ``have`` bytes are buffered (any data, by default), EOF or an
-        error; honours the configured read timeout."""
-        while self._buffered <= have and not self._eof and self._error is None:
+        """Wait until more bytes arrived than the ``have`` buffered now (any data, by default),
+        EOF or an error; honours the configured read timeout. Arrivals are what count: bytes
+        another task takes meanwhile neither end the wait nor prolong it."""
+        end = self._taken + have  # the buffer's end as the wait starts, counted from the stream's start
+        while self._taken + self._buffered <= end and not self._eof and self._error is None:
             if self._recv_done:
                 raise StreamClosedError(f"stream {self._stream_id} is closed for reading")
             timeout = self._port.config.read_timeout
@@ -168,6 +173,7 @@ class ReceiveSide(StreamBase):
                     need = 0
             data = b"".join(parts)
         self._buffered -= len(data)
+        self._taken += len(data)
         owed = len(data)
         if self._credited:  # readuntil gave some of it back already
             already = min(self._credited, owed)
@@ -276,7 +282,12 @@ class ReceiveSide(StreamBase):
                 raise asyncio.IncompleteReadError(rest, None)
             self._raise_error()
             self._credit_held()
+            taken = self._taken
             await self._wait_readable(searched)
+            # Another task may have read from the front meanwhile (concurrent readers are
+            # allowed): the bytes searched so far moved forward by as much, or a separator
+            # now before ``searched`` would be skipped and two lines returned as one.
+            searched = max(0, searched - (self._taken - taken))
 
     async def readline(self) -> bytes:
         """A line including ``\\n``; at EOF the remaining bytes (possibly empty)."""

@@ -113,6 +113,36 @@ async def test_tasks_reading_exactly_at_once_each_get_whole_reads(
         assert sorted(got) == [b"111222", b"333444"]
 
 
+async def test_tasks_reading_lines_at_once_each_get_one_line(
+        server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
+    # A readline() that waited while another task took a line resumed its search past a
+    # separator that had moved forward, and returned two lines as one (found by a bug hunt).
+    async with stream_pair(server_config, certificate) as (stream, peer):
+        first = asyncio.ensure_future(stream.readline())
+        second = asyncio.ensure_future(stream.readline())
+        for reader in (first, second):
+            await eventually(lambda reader=reader: suspended(reader))  # type: ignore[misc]
+        peer.write(b"abc")  # searched by both, no separator yet
+        await eventually(lambda: stream.bytes_received >= 3)
+        peer.write(b"\nx\n")
+        lines = await asyncio.wait_for(asyncio.gather(first, second), 10)
+        assert sorted(lines) == [b"abc\n", b"x\n"]  # whichever task woke first
+
+
+async def test_a_line_reader_wakes_for_a_separator_that_arrives_after_another_task_read(
+        server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
+    # Bytes another task takes shrink the buffer: a wait for "more than searched" would then
+    # sleep through the separator's arrival. Arrivals are what end the wait.
+    async with stream_pair(server_config, certificate) as (stream, peer):
+        line = asyncio.ensure_future(stream.readline())
+        await eventually(lambda: suspended(line))
+        peer.write(b"abcd")
+        await eventually(lambda: stream.bytes_received >= 4)
+        assert await asyncio.wait_for(stream.readexactly(3), 10) == b"abc"  # another task's read
+        peer.write(b"\n")
+        assert await asyncio.wait_for(line, 10) == b"d\n"
+
+
 async def test_readexactly_of_more_than_the_stream_window_completes(
         server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
     """Nothing is taken until all of it is there, so the held bytes' credit must go back while
