@@ -15,6 +15,7 @@ from pywebtransport.exceptions import TimeoutError
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportStream
 
+from ..unit.protocol.harness import needs_per_stream_max_streams
 from .conftest import running_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -64,6 +65,7 @@ async def test_a_server_granting_more_streams_gets_them_open_at_once(server_conf
     assert await open_together(config, client_config, OPEN, timeout=10) == (OPEN, OPEN)
 
 
+@needs_per_stream_max_streams
 async def test_the_default_lets_127_streams_open_beside_the_connect_stream(server_config: ServerConfig,
                                                                           client_config: ClientConfig) -> None:
     opened, _ = await open_together(server_config.replace(**SESSION_CREDIT), client_config, OPEN, timeout=0.5)
