@@ -195,6 +195,15 @@ class ServerSessions(ServerCore):
         try:
             await handler(session)
         except asyncio.CancelledError:
+            # The server's close cancels handlers after closing their sessions; a handler may
+            # also end by a CancelledError of its own (awaiting a helper task it cancelled).
+            # Either way nothing serves the session any more: it must not stay open for good.
+            if not session.is_closed:
+                task = asyncio.current_task()
+                if task is not None and not getattr(task, "cancelling", lambda: 1)():  # 3.11+: not cancelled
+                    logger.warning("session handler for %s ended by a CancelledError of its own; closing the "
+                                   "session", session.path)
+                session.close_nowait(error_code=1, reason="handler cancelled")
             raise
         except Exception as exc:
             if isinstance(exc, WebTransportError) and not session.is_closed:

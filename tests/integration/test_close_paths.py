@@ -4,6 +4,7 @@ CONNECTION_CLOSE, server shutdown closes sessions cleanly, and close is cancella
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -162,6 +163,24 @@ async def test_a_session_closed_as_it_is_accepted_leaves_no_connection_open(serv
             await asyncio.wait_for(session.wait_closed(), 10)
             await eventually(lambda: connection.is_closed)  # noqa: B023 - awaited in this iteration
             assert (session.close_code, session.close_reason) == (7, "bye")
+
+
+async def test_a_handler_ending_by_its_own_cancelled_error_closes_its_session(
+        server_config: ServerConfig, client: WebTransportClient, caplog: pytest.LogCaptureFixture) -> None:
+    # Awaiting a helper it cancelled raises CancelledError out of a handler nobody cancelled;
+    # the server re-raised it without closing the session, which then stayed open at both
+    # ends for as long as the connection lived (found by a bug hunt).
+    async def awaits_what_it_cancelled(session: WebTransportSession) -> None:
+        helper = asyncio.get_running_loop().create_future()
+        helper.cancel()
+        await helper
+
+    async with running_server(server_config, {"/c": awaits_what_it_cancelled}) as (_server, base):
+        session = await client.connect(f"{base}/c")
+        await asyncio.wait_for(session.wait_closed(), 10)
+    assert (session.close_code, session.close_reason) == (1, "handler cancelled")
+    if sys.version_info >= (3, 11):  # Task.cancelling() tells the handler's own CancelledError apart
+        assert any("CancelledError of its own" in r.getMessage() for r in caplog.records)
 
 
 async def test_cancelled_server_close_still_finishes_and_later_calls_return(server_config: ServerConfig,
