@@ -192,7 +192,7 @@ class StreamRouting(EngineCore):
                 logger.info("stream %d: refused, the server's receive budget is spent", record.stream_id)
                 self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
             elif (record.early_bytes > cfg.max_buffered_stream_bytes
-                  or self._streams.early_bytes + self._early_datagrams.nbytes > cfg.max_buffered_bytes):
+                  or self._early_held() > cfg.max_buffered_bytes):
                 self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
             return
         session = self._sessions.get(record.session_id)
@@ -413,8 +413,13 @@ class StreamRouting(EngineCore):
         elif session.state is SessionState.CONNECTING:
             # What a connection holds for sessions not yet established, streams and datagrams
             # together, stays within max_buffered_bytes (draft-15 §4.6 lets us drop datagrams).
-            room = self.config.max_buffered_bytes - self._streams.early_bytes - self._early_datagrams.nbytes
+            room = self.config.max_buffered_bytes - self._early_held()
             self._early_datagrams.push(session_id, payload, room=room)
+
+    def _early_held(self) -> int:
+        """What the connection holds for sessions not yet established: early streams' bytes
+        and early datagrams (within ``max_buffered_bytes`` together)."""
+        return self._streams.early_bytes + self._early_datagrams.nbytes
 
     def _deliver_datagram(self, session: Session, payload: bytes) -> None:
         session.last_activity = self._now

@@ -78,17 +78,17 @@ class StreamApi(EngineQueries, StreamRouting):
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
         """RESET_STREAM with an application code mapped into the HTTP/3 space (ValueError for
         a code outside [0, 2**32), whatever the stream; see ``_wire_code`` for draft-02)."""
-        error_codes.app_code_to_http(error_code)  # checked before anything else
+        code = self._wire_code(error_code)  # checked before anything else
         record = self._require_session_stream(stream_id)
-        self._reset_sending(record, self._wire_code(error_code))
+        self._reset_sending(record, code)
         self._maybe_forget_stream(record)
 
     def stop_stream(self, stream_id: int, error_code: int = 0) -> None:
         """STOP_SENDING with an application code mapped into the HTTP/3 space (ValueError for
         a code outside [0, 2**32), whatever the stream)."""
-        error_codes.app_code_to_http(error_code)  # checked before anything else
+        code = self._wire_code(error_code)  # checked before anything else
         record = self._require_session_stream(stream_id)
-        self._stop_receiving(record, self._wire_code(error_code))
+        self._stop_receiving(record, code)
         self._maybe_forget_stream(record)
 
     def refuse_stream(self, stream_id: int, error_code: int = 0) -> None:
@@ -109,9 +109,10 @@ class StreamApi(EngineQueries, StreamRouting):
         to 8 bits (§4.3): with a peer that speaks only draft-02 (browsers) a larger one goes as
         255, as browsers clamp theirs, instead of landing outside the range the peer maps
         (Firefox read 256 as 0)."""
+        code = error_codes.app_code_to_http(error_code)  # ValueError outside [0, 2**32)
         if error_code > _DRAFT02_MAX_STREAM_CODE and self.dialect is Dialect.DRAFT02:
-            error_code = _DRAFT02_MAX_STREAM_CODE
-        return error_codes.app_code_to_http(error_code)
+            return error_codes.app_code_to_http(_DRAFT02_MAX_STREAM_CODE)
+        return code
 
     def _reset_sending(self, record: StreamRecord, code: int) -> None:
         if not record.send_closed or record.pending.size:
