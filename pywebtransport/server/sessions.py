@@ -199,8 +199,8 @@ class ServerSessions(ServerCore):
             # also end by a CancelledError of its own (awaiting a helper task it cancelled).
             # Either way nothing serves the session any more: it must not stay open for good.
             if not session.is_closed:
-                task = asyncio.current_task()
-                if task is not None and not getattr(task, "cancelling", lambda: 1)():  # 3.11+: not cancelled
+                cancelling = getattr(asyncio.current_task(), "cancelling", None)  # Task.cancelling: 3.11+
+                if cancelling is not None and not cancelling():  # nobody cancelled this task
                     logger.warning("session handler for %s ended by a CancelledError of its own; closing the "
                                    "session", session.path)
                 session.close_nowait(error_code=1, reason="handler cancelled")
