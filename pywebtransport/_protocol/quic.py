@@ -254,6 +254,9 @@ class QuicCore(Protocol):
     @property
     def closing_deadline(self) -> float | None: ...
     @property
+    def ack_pending(self) -> bool: ...
+    ack_with_data: bool
+    @property
     def close_datagrams(self) -> tuple[bytes, ...]: ...
 
     # streams

@@ -83,6 +83,7 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
     ("QuicConnection", "_network_paths"),
     ("QuicConnection", "_spaces"),
+    ("QuicPacketSpace", "ack_at"),
     ("QuicStreamReceiver", "_final_size"),
     ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_QuicConnection__frame_handlers"),
@@ -158,6 +159,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
 
     backend = "aioquic"
     delivery_acked = QuicDeliveryState.ACKED
+    one_rtt_epoch = Epoch.ONE_RTT
     translate_event = staticmethod(_translate_aioquic)
     varint_size = staticmethod(size_uint_var)
     #: RESET_STREAM_AT (reliable reset) is not implemented by aioquic (docs/protocol.md).
@@ -285,11 +287,13 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
 
     def missing_attributes(self) -> list[str]:
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
+        from aioquic.quic.recovery import QuicPacketSpace
         from aioquic.quic.stream import QuicStreamReceiver, QuicStreamSender
 
         owners: dict[str, object] = {
             "QuicConnection": self,
             "QuicPacketRecovery": getattr(self, "_loss", None),
+            "QuicPacketSpace": QuicPacketSpace(),
             "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
             "QuicStreamReceiver": QuicStreamReceiver(stream_id=0, readable=True),
             "tls.Context": getattr(self, "tls", None),

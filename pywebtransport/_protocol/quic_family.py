@@ -99,6 +99,42 @@ class AioquicFamilyMethods:
     _termination_reported = False
     #: The datagrams that carried our CONNECTION_CLOSE, kept to answer late packets with.
     _close_datagrams: tuple[bytes, ...] = ()
+    #: The library's tls.Epoch.ONE_RTT: the key of the 1-RTT packet number space in ``_spaces``.
+    one_rtt_epoch: Any
+    #: Whether a delayed ACK leaves with data queued meanwhile (see below); False behaves
+    #: as the library alone does, as most peers do (tests use it to play such a peer).
+    ack_with_data = True
+    #: Whether something ack-eliciting was queued since the last ``datagrams_to_send``.
+    _ack_rides = False
+
+    # -- acknowledgements. Both libraries send an ACK only once its delay (1 ms) has passed,
+    # never earlier in a packet that leaves anyway: a response written within that delay goes
+    # without the ACK of the request it answers, and 1 ms later the timer sends an ACK-only
+    # packet, which the peer receives and processes too (about 0.4 per request/response
+    # exchange on loopback). Whenever data is queued, the pending ACK is made due now, so it
+    # rides in the data's packet (RFC 9000 §13.2.1 bounds the delay, not how early an ACK may
+    # go). A pass with nothing queued (after a receive) still leaves the ACK delayed.
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._ack_rides = True
+        super().send_stream_data(stream_id, data, end_stream)  # type: ignore[misc]
+
+    def send_datagram_frame(self, data: bytes) -> None:
+        self._ack_rides = True
+        super().send_datagram_frame(data)  # type: ignore[misc]
+
+    @property
+    def ack_pending(self) -> bool:
+        """Whether a 1-RTT ACK waits for its delay (the library's ``ack_at``) to be sent."""
+        space = self._spaces.get(self.one_rtt_epoch)
+        return space is not None and space.ack_at is not None
+
+    def _ack_with_data(self, now: float) -> None:
+        """Make a delayed 1-RTT ACK due ``now``, so that it leaves with the data queued."""
+        self._ack_rides = False
+        space = self._spaces.get(self.one_rtt_epoch)
+        if space is not None and space.ack_at is not None and space.ack_at > now:
+            space.ack_at = now  # due, yet not earlier than now: pacing still applies
 
     # -- closing (RFC 9000 §10.2). Both libraries report the end only when the closing or
     # draining period is over, three PTOs later; until then the application would go on
@@ -147,7 +183,10 @@ class AioquicFamilyMethods:
         return self._early_termination()
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        """The library's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``)."""
+        """The library's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``),
+        and a delayed ACK leaves with data queued since the last call (``_ack_with_data``)."""
+        if self._ack_rides and self.ack_with_data:
+            self._ack_with_data(now)
         was_pending = self._close_pending
         datagrams: list[tuple[bytes, Any]] = super().datagrams_to_send(now=now)  # type: ignore[misc]
         self._note_close_sent(was_pending, datagrams)

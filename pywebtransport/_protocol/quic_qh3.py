@@ -110,6 +110,7 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_events"),
     ("QuicConnection", "_network_paths"),
     ("QuicConnection", "_spaces"),
+    ("QuicPacketSpace", "ack_at"),
     ("QuicStreamReceiver", "_final_size"),
     ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_QuicConnection__frame_handlers"),
@@ -188,6 +189,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
 
     backend = "qh3"
     delivery_acked = QuicDeliveryState.ACKED
+    one_rtt_epoch = Epoch.ONE_RTT
     translate_event = staticmethod(_translate)
     varint_size = staticmethod(size_uint_var)
     #: RESET_STREAM_AT (reliable reset) is not implemented by qh3 1.x (docs/protocol.md).
@@ -264,6 +266,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             # qh3's lookup path (a relay writes a record per recipient per message).
             if stream is not None and (not stream_id & 2 or bool(stream_id & 1) != self._is_client):
                 stream.sender.write(data, end_stream=False)
+                self._ack_rides = True  # as AioquicFamilyMethods.send_stream_data would
                 return
         super().send_stream_data(stream_id, data, end_stream)
         if end_stream:
@@ -342,11 +345,13 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
         from qh3._hazmat import QuicStreamSender
         from qh3.quic.packet_builder import QuicPacketBuilder
+        from qh3.quic.recovery import QuicPacketSpace
         from qh3.quic.stream import QuicStreamReceiver
 
         owners: dict[str, object] = {
             "QuicConnection": self,
             "QuicPacketRecovery": getattr(self, "_loss", None),
+            "QuicPacketSpace": QuicPacketSpace(),
             "QuicStreamSender": QuicStreamSender(stream_id=0, writable=True),
             "QuicStreamReceiver": QuicStreamReceiver(stream_id=0, readable=True),
             "QuicPacketBuilder": QuicPacketBuilder,
