@@ -68,18 +68,16 @@ class _OursClient:
 
 async def serve_session_streams(session: Any, counter: DatagramCounter, hub: RelayHub,
                                 tasks: set[asyncio.Task[None]]) -> None:
-    """Serve the benchmark app on every stream the peer opens until the session ends, then
-    cancel ``tasks`` (the session's other work included)."""
+    """Serve the benchmark app on every stream the peer opens until the session ends
+    (``session.serve_streams``: a task per stream, started as it arrives), then cancel
+    ``tasks`` (the session's other work)."""
 
     async def one(stream: Any) -> None:
         with contextlib.suppress(Exception):
             await serve_stream(OursStream(stream), counter, hub)
 
     try:
-        async for stream in session.incoming_streams():
-            task = asyncio.ensure_future(one(stream))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        await session.serve_streams(one)
     finally:
         for task in tasks:
             task.cancel()

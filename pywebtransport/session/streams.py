@@ -19,6 +19,7 @@ from pywebtransport.exceptions import (
     TimeoutError,
 )
 from pywebtransport.session.core import SessionCore
+from pywebtransport.session.serving import StreamHandler, StreamHandlerTasks
 from pywebtransport.stream import StreamType, WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from pywebtransport.types import StreamId
 
@@ -42,6 +43,8 @@ class SessionStreams(SessionCore):
     #: Streams refused for a full incoming queue; a class default, so that a session that
     #: never refuses one carries no attribute for it.
     _streams_refused = 0
+    #: The handler tasks of a running ``serve_streams()`` (None: streams are queued).
+    _handlers: StreamHandlerTasks | None = None
 
     # ------------------------------------------------------------------ opening streams
 
@@ -101,8 +104,11 @@ class SessionStreams(SessionCore):
     # ------------------------------------------------------------------ streams the peer opens
 
     def _on_stream_opened(self, stream_id: StreamId, is_unidirectional: bool) -> None:
-        waiting = len(self._incoming[False]) + len(self._incoming[True])
-        if waiting >= self._config.max_incoming_streams_queue:  # before any object is made for it
+        handlers = self._handlers
+        # Streams waiting to be accepted, or handlers running: bounded alike, and checked
+        # before any object is made for the stream.
+        waiting = self._incoming_count() if handlers is None else handlers.running
+        if waiting >= self._config.max_incoming_streams_queue:
             self._refuse_incoming(stream_id, waiting)
             return
         stream: StreamType
@@ -111,12 +117,16 @@ class SessionStreams(SessionCore):
         else:
             stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
         self._register_stream(stream)
+        if handlers is not None:
+            handlers.start(stream)
+            return
         self._arrivals += 1
         self._incoming[is_unidirectional].append((self._arrivals, stream))
         self._incoming_waiters.wake()
 
     def _refuse_incoming(self, stream_id: StreamId, waiting: int) -> None:
-        """Turn away a stream the peer opened while ``waiting`` streams wait to be accepted.
+        """Turn away a stream the peer opened while ``waiting`` streams wait to be accepted (or
+        ``waiting`` handlers of ``serve_streams()`` run).
 
         A peer can open streams far faster than they are refused: one warning for the first
         and then one per ``_REFUSALS_PER_WARNING`` (the rest at debug level), never a traceback."""
@@ -124,9 +134,38 @@ class SessionStreams(SessionCore):
         self._streams_refused += 1
         refused = self._streams_refused
         level = logging.WARNING if refused % _REFUSALS_PER_WARNING == 1 else logging.DEBUG
-        logger.log(level, "session %d: %d incoming streams wait to be accepted (max_incoming_streams_queue); "
-                   "refusing stream %d (%d refused so far)", self._session_id, waiting, stream_id, refused)
+        what = "incoming streams wait to be accepted" if self._handlers is None else "stream handlers run"
+        logger.log(level, "session %d: %d %s (max_incoming_streams_queue); refusing stream %d (%d refused so far)",
+                   self._session_id, waiting, what, stream_id, refused)
         self._engine.refuse_stream(stream_id, 0)
+
+    async def serve_streams(self, handler: StreamHandler) -> None:
+        """Run ``await handler(stream)`` for every stream the peer opens, each in a task of its
+        own, until the session closes; streams already waiting to be accepted go first.
+
+        The task starts as the stream arrives, with no accepting loop in between (``async for
+        stream in session.incoming_streams()`` handing each to a task of its own takes one task
+        step more per stream). While this runs, ``incoming_streams()`` and ``accept_*()`` get
+        no new streams. At most ``config.max_incoming_streams_queue`` handlers run at once; a
+        stream arriving beyond that is refused, as one beyond a full queue. A handler that
+        raises has its exception logged and its stream reset with code 1 (not when the stream
+        or the session had ended: that is how a peer leaving shows). When the session closes,
+        or this call is cancelled, the handlers still running are cancelled and waited for.
+        Returns when the session closed cleanly (code 0); otherwise raises the session's
+        closed error, as ``incoming_streams()`` does. RuntimeError if it is already running.
+        """
+        if self._handlers is not None:
+            raise RuntimeError(f"session {self._session_id}: serve_streams() is already running")
+        handlers = self._handlers = StreamHandlerTasks(handler, self._loop, self._session_id)
+        try:
+            while (stream := self._queued(None)) is not None:
+                handlers.start(stream)
+            await self._closed_event.wait()
+        finally:
+            self._handlers = None
+            await handlers.stop()
+        if not self.ended_cleanly():
+            raise self._closed_error_or_generic(f"session {self._session_id} closed")
 
     async def incoming_streams(self) -> AsyncGenerator[StreamType, None]:
         """Streams the peer opens, as they arrive, until the session closes (see the class
