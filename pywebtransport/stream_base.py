@@ -11,6 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from pywebtransport._protocol import events as ev
+from pywebtransport._waiters import Latch
 from pywebtransport.constants import WT_SESSION_GONE
 from pywebtransport.types import SessionId, StreamDirection, StreamId, StreamState
 
@@ -34,7 +35,7 @@ class StreamBase:
         self._recv_done = True
         self._reset_sent = False
         self._reset_received = False
-        self._closed = asyncio.Event()
+        self._closed = Latch()  # no waiter deque per stream, as asyncio.Event would make
         self.created_at = asyncio.get_running_loop().time()
         self.bytes_sent = 0
         self.bytes_received = 0
