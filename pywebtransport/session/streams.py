@@ -64,24 +64,25 @@ class SessionStreams(SessionCore):
     async def _create_stream(self, *, is_unidirectional: bool, timeout: float | None) -> StreamType:
         if timeout is None:
             timeout = self._config.stream_creation_timeout
-        deadline = self._loop.time() + timeout
+        deadline: float | None = None  # set when it first has to wait
         while True:
             connection = self._require_open()
             engine = self._engine
-            if engine.can_open_stream(self._session_id, is_unidirectional):
-                try:
-                    stream_id = engine.open_stream(self._session_id, is_unidirectional=is_unidirectional)
-                except (LocalProtocolError, FlowControlError):  # lost a race for the credit: wait like everyone else
-                    stream_id = None
+            try:  # the engine checks the credit itself: no second look first
+                stream_id = engine.open_stream(self._session_id, is_unidirectional=is_unidirectional)
+            except (LocalProtocolError, FlowControlError):  # no credit now: wait like everyone else
+                stream_id = None
+            if stream_id is not None:
                 connection.process_engine_events()
-                if stream_id is not None:
-                    stream: StreamType
-                    if is_unidirectional:
-                        stream = WebTransportSendStream(session=self._as_session(), stream_id=stream_id)
-                    else:
-                        stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
-                    self._register_stream(stream)
-                    return stream
+                stream: StreamType
+                if is_unidirectional:
+                    stream = WebTransportSendStream(session=self._as_session(), stream_id=stream_id)
+                else:
+                    stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
+                self._register_stream(stream)
+                return stream
+            if deadline is None:
+                deadline = self._loop.time() + timeout
             # The engine announces the credit (and tells the peer WT_STREAMS_BLOCKED).
             waiter = self._loop.create_future()
             self._credit_waiters[is_unidirectional].append(waiter)
