@@ -5,6 +5,7 @@ engine announces the stream writable, never by polling), ``write_all``, FIN and 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import NoReturn
 
 from pywebtransport._waiters import Waiters, wait_future
@@ -15,9 +16,15 @@ from pywebtransport.utils import ensure_bytes
 
 __all__ = ["SendSide"]
 
+logger = logging.getLogger(__name__)
+
 
 class SendSide(StreamBase):
     """Writing with backpressure from QUIC and from session flow control."""
+
+    #: When the peer's STOP_SENDING with WT_SESSION_GONE arrived (loop time; set then only):
+    #: the session's close is waited for from that moment on.
+    _gone_at = 0.0
 
     def _init_send(self) -> None:
         self._send_done = False
@@ -75,7 +82,8 @@ class SendSide(StreamBase):
         Any number of tasks may wait at once. Once the stream's sending is over it waits for
         nothing: after our FIN it returns (nothing is left to pace), after a reset, the
         peer's STOP_SENDING or the session's end it raises. A STOP_SENDING with WT_SESSION_GONE
-        means the session is closing: drain() waits for its close and raises that.
+        means the session is closing: drain() waits for its close and raises that (at most
+        ``close_timeout`` seconds from the STOP_SENDING; then StreamStopSendingError).
         """
         if self._send_done:
             self._drain_ended()
@@ -121,17 +129,39 @@ class SendSide(StreamBase):
 
     async def _wait_session_end(self, deadline: float | None, timeout: float | None) -> NoReturn:
         """After the peer's STOP_SENDING with WT_SESSION_GONE: wait (within ``deadline``) for
-        the session's close, which wakes the drainers, and raise its error."""
+        the session's close, which wakes the drainers, and raise its error.
+
+        The close follows the STOP_SENDING within a round trip or a retransmission; a peer that
+        never sends it is given ``close_timeout`` seconds from the STOP_SENDING, and then the
+        stream counts as stopped (StreamStopSendingError, no application code): a writer does
+        not wait on a close that may never come."""
         loop = asyncio.get_running_loop()
+        give_up = self._gone_at + self._port.config.close_timeout
         while not self._port.is_closed and not self._send_done:
             waiter = self._drainers.arm()
+            until = give_up if deadline is None else min(deadline, give_up)
             try:
-                await wait_future(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
+                await wait_future(waiter, max(0.0, until - loop.time()))
             except asyncio.TimeoutError:
-                raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
+                if deadline is not None and deadline <= give_up:
+                    raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
+                self._gone_without_close()
             finally:
                 self._drainers.disarm(waiter)
         self._raise_unwritable()
+
+    def _gone_without_close(self) -> None:
+        """The peer's WT_SESSION_GONE was not followed by its session's close in time: the
+        stream is stopped like any other STOP_SENDING (writes raise StreamStopSendingError)."""
+        if self._stop_received or self._port.is_closed:
+            return
+        logger.info("stream %d: STOP_SENDING with WT_SESSION_GONE and no session close within %.1fs; "
+                    "treating it as stopped", self._stream_id, self._port.config.close_timeout)
+        self._stop_received = True
+        self._stop_code = None
+        self._send_done = True
+        self._wake_drain()
+        self._check_closed()
 
     def _drain_ended(self) -> None:
         """drain() once sending is over: fine after our FIN, an error otherwise."""
@@ -214,6 +244,7 @@ class SendSide(StreamBase):
         error, at once if the session is closed, else once its close arrives (this stream
         stays with the session until then, so it hears of the close)."""
         self._send_gone = True
+        self._gone_at = asyncio.get_running_loop().time()
         if self._port.is_closed:
             self._send_done = True
         self._wake_drain()

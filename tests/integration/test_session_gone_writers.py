@@ -16,7 +16,7 @@ import pytest
 from pywebtransport._protocol import events as ev
 from pywebtransport._wire import error_codes
 from pywebtransport.client import WebTransportClient
-from pywebtransport.config import ServerConfig
+from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.constants import WT_SESSION_GONE
 from pywebtransport.exceptions import SessionClosedError, StreamStopSendingError
 from pywebtransport.session import WebTransportSession
@@ -102,6 +102,33 @@ async def test_a_writer_stopped_with_session_gone_waits_for_the_close_and_raises
         assert (info.value.error_code, info.value.reason) == (7, "bye")
         with pytest.raises(SessionClosedError):
             stream.write(b"late")
+
+
+async def test_a_session_gone_stop_whose_close_never_comes_ends_the_writer_after_close_timeout(
+        server_config: ServerConfig, client_config: ClientConfig) -> None:
+    # A peer that stops a stream with WT_SESSION_GONE and then never closes the session (a
+    # broken or hostile one) must not leave drain() waiting for good (write_timeout is None).
+    async def hold(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    grace = 0.3
+    async with (running_server(server_config, {"/h": hold}) as (_, base),
+                WebTransportClient(config=client_config.replace(close_timeout=grace)) as client):
+        session = await client.connect(f"{base}/h")
+        stream = await session.create_bidirectional_stream()
+        stopped_at = asyncio.get_running_loop().time()
+        stream.handle_event(ev.StreamStopSending(session.session_id, stream.stream_id, None, WT_SESSION_GONE))
+        stream.write(b"nowhere to go")
+        with pytest.raises(StreamStopSendingError) as info:
+            await asyncio.wait_for(stream.drain(), 10)
+        assert asyncio.get_running_loop().time() - stopped_at >= grace  # the close was given its time
+        assert info.value.error_code is None  # WT_SESSION_GONE is no application code
+        with pytest.raises(StreamStopSendingError):
+            stream.write(b"later")
+        with pytest.raises(StreamStopSendingError):
+            await asyncio.wait_for(stream.drain(), 10)
+        assert not session.is_closed  # only the stream ended
+        await session.close()
 
 
 async def test_stop_sending_with_an_application_code_still_raises_it(
