@@ -22,7 +22,7 @@ from pywebtransport._protocol.h3 import Http3
 from pywebtransport._protocol.quic import QuicCore
 from pywebtransport._protocol.send_buffer import SendBufferBound
 from pywebtransport._protocol.session import Session
-from pywebtransport._protocol.settings import PeerSettings, build_local_settings, flow_control_enabled
+from pywebtransport._protocol.settings import Dialect, PeerSettings, build_local_settings, flow_control_enabled
 from pywebtransport._protocol.streams import StreamKind, StreamRecord, StreamTable
 from pywebtransport._wire import capsules
 from pywebtransport.exceptions import SessionError, StreamClosedError
@@ -129,6 +129,9 @@ class EngineCore:
         raise NotImplementedError
 
     def _release_early(self, session: Session) -> None:
+        raise NotImplementedError
+
+    def _apply_early_credit(self, session: Session) -> None:
         raise NotImplementedError
 
     def _maybe_forget_stream(self, record: StreamRecord) -> None:
@@ -241,6 +244,8 @@ class EngineCore:
         if record is not None and record.capsules is None:
             record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size, report_unknown=True)
         session.establish(response, self._new_flow())
+        if session.early_credit is not None:
+            self._apply_early_credit(session)
         self._release_early(session)
 
     def _new_flow(self) -> SessionFlow | None:
@@ -251,7 +256,8 @@ class EngineCore:
         return SessionFlow(peer_max_data=peer.initial_max_data, peer_max_streams_bidi=peer.initial_max_streams_bidi,
                            peer_max_streams_uni=peer.initial_max_streams_uni, local_max_data=cfg.initial_max_data,
                            local_max_streams_bidi=cfg.initial_max_streams_bidi,
-                           local_max_streams_uni=cfg.initial_max_streams_uni, auto_extend=cfg.flow_control_auto_extend)
+                           local_max_streams_uni=cfg.initial_max_streams_uni, auto_extend=cfg.flow_control_auto_extend,
+                           strict=peer.dialect is Dialect.DRAFT15)
 
     def _stream_held(self, stream_id: int) -> int:
         """Bytes written to the stream and not yet acknowledged (incl. waiting for credit)."""

@@ -30,11 +30,16 @@ _DATA, _BIDI, _UNI = 0, 1, 2
 class SessionFlow:
     """Credit and windows of one session (send side: the peer's limits on us)."""
 
-    __slots__ = ("_answered", "_blocked", "_reset_sends", "recv_data", "recv_streams", "send_data", "send_streams")
+    __slots__ = ("_answered", "_blocked", "_reset_sends", "recv_data", "recv_streams", "send_data", "send_streams",
+                 "strict")
 
     def __init__(self, *, peer_max_data: int, peer_max_streams_bidi: int, peer_max_streams_uni: int,
                  local_max_data: int, local_max_streams_bidi: int, local_max_streams_uni: int,
-                 auto_extend: bool) -> None:
+                 auto_extend: bool, strict: bool = True) -> None:
+        #: Draft-15's rule that a limit which decreases is a WT_FLOW_CONTROL_ERROR (§5.6.2,
+        #: §5.6.4). Draft-13 has no such rule (nor the code): a limit that does not grow is
+        #: ignored, as QUIC ignores one (RFC 9000 §4.1, §4.6); False for a draft-13 peer.
+        self.strict = strict
         self.send_data = flow.SendCredit(peer_max_data)
         #: Stream credit per kind, indexed by ``is_unidirectional`` (a two-item list: a third
         #: of the size of a dict keyed by False and True).
@@ -148,18 +153,20 @@ class SessionFlow:
 
     # -- the peer's capsules
     def on_max_data(self, value: int) -> bool:
-        """WT_MAX_DATA: True when it grew. A decrease is an error (draft-15 §5.6.4)."""
-        if value < self.send_data.limit:
+        """WT_MAX_DATA: True when it grew. A decrease is an error (draft-15 §5.6.4; ignored
+        when not ``strict``)."""
+        if value < self.send_data.limit and self.strict:
             raise FlowControlError(f"WT_MAX_DATA decreased from {self.send_data.limit} to {value}")
         return self.send_data.update_limit(value)
 
     def on_max_streams(self, value: int, is_unidirectional: bool) -> bool:
         """WT_MAX_STREAMS: True when it grew. A decrease is a WT_FLOW_CONTROL_ERROR; a value
-        over 2^60 cannot be used by any stream id and is an H3_DATAGRAM_ERROR (draft-15 §5.6.2)."""
+        over 2^60 cannot be used by any stream id and is an H3_DATAGRAM_ERROR (draft-15 §5.6.2;
+        a decrease is ignored when not ``strict``)."""
         credit = self.send_streams[is_unidirectional]
         if value > MAX_STREAMS_LIMIT:
             raise FlowControlError(f"WT_MAX_STREAMS {value} exceeds 2^60", error_code=c.H3_DATAGRAM_ERROR)
-        if value < credit.limit:
+        if value < credit.limit and self.strict:
             raise FlowControlError(f"WT_MAX_STREAMS decreased from {credit.limit} to {value}")
         return credit.update_limit(value)
 

@@ -46,6 +46,8 @@ _STREAMS_BLOCKED_CAPSULES: dict[int, bool] = {c.CapsuleType.WT_STREAMS_BLOCKED_B
                                               c.CapsuleType.WT_STREAMS_BLOCKED_UNI: True}
 #: Capsules of WebTransport over HTTP/2 that HTTP/3 gets from QUIC itself (draft-15 §5.4).
 _PROHIBITED_CAPSULES = frozenset({int(c.WT_CAPSULE_MAX_STREAM_DATA), int(c.WT_CAPSULE_STREAM_DATA_BLOCKED)})
+#: The capsules that give credit: kept when they come before the session is established.
+_CREDIT_CAPSULES = frozenset({int(c.WT_CAPSULE_MAX_DATA), *(int(t) for t in _STREAMS_CAPSULES)})
 
 
 class RequestStreams(EngineCore):
@@ -387,6 +389,27 @@ class RequestStreams(EngineCore):
                 self._on_flow_capsule(session, capsule_type, value)
             except FlowControlError as exc:  # WT_FLOW_CONTROL_ERROR, or H3_DATAGRAM_ERROR (draft-15 §5.6.2)
                 session.abort(exc.error_code or c.WT_FLOW_CONTROL_ERROR, exc.message)
+        elif isinstance(value, int) and session.state is SessionState.CONNECTING and capsule_type in _CREDIT_CAPSULES:
+            # Credit the client gave before we accepted: flow control is decided by both
+            # SETTINGS already, and the grant is never repeated (draft-15 §5.6), so it is kept
+            # for when the session's flow control starts (``_apply_early_credit``).
+            held = session.early_credit
+            if held is None:
+                held = session.early_credit = {}
+            held[capsule_type] = max(value, held.get(capsule_type, 0))
+
+    def _apply_early_credit(self, session: Session) -> None:
+        """Start the session's flow control with the credit capsules that came before it was
+        established (ignored when it has none: draft-15 §5.1)."""
+        held, session.early_credit = session.early_credit, None
+        if held is None or session.flow is None:
+            return
+        for capsule_type, value in held.items():
+            try:
+                self._on_flow_capsule(session, capsule_type, value)
+            except FlowControlError as exc:
+                session.abort(exc.error_code or c.WT_FLOW_CONTROL_ERROR, exc.message)
+                return
 
     def _on_flow_capsule(self, session: Session, capsule_type: int, value: int) -> None:
         flow = session.flow

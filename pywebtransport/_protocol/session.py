@@ -100,6 +100,10 @@ class Session:
     local_streams_uni_opened: int = 0
     peer_streams_bidi_opened: int = 0
     peer_streams_uni_opened: int = 0
+    #: The peer's credit capsules (WT_MAX_DATA, WT_MAX_STREAMS_*) that came before the
+    #: session was established, the largest of each type: its flow control starts with them
+    #: (they are cumulative and never repeated, draft-15 §5.6). None until one comes.
+    early_credit: dict[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.is_open = self.state in _OPEN_STATES

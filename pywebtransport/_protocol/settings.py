@@ -50,6 +50,7 @@ def build_local_settings(*, is_client: bool, max_sessions: int, initial_max_data
     no header block can ever block on the encoder stream. SETTINGS_MAX_FIELD_SECTION_SIZE
     tells the peer what a header section may decode to (RFC 9114 §4.2.2).
     """
+    opted_in = bool(initial_max_data or initial_max_streams_bidi or initial_max_streams_uni)
     settings: dict[int, int] = {
         c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0,
         c.SETTINGS_QPACK_BLOCKED_STREAMS: 0,
@@ -58,7 +59,10 @@ def build_local_settings(*, is_client: bool, max_sessions: int, initial_max_data
         c.SETTINGS_H3_DATAGRAM_DRAFT04: 1,
         c.SETTINGS_ENABLE_WEBTRANSPORT: 1,
         c.SETTINGS_WEBTRANSPORT_MAX_SESSIONS_DRAFT07: max_sessions,
-        c.SETTINGS_WT_MAX_SESSIONS: max_sessions,
+        # Draft-13 §5.1 ties session flow control to this value: above 1 on both ends turns it
+        # on, with the WT_INITIAL_* limits below. Limits all 0 opt out (draft-15 §5.1); towards a
+        # draft-13 peer that is saying 1, or its streams would wait on zero credit for good.
+        c.SETTINGS_WT_MAX_SESSIONS: max_sessions if opted_in else 1,
         c.SETTINGS_WT_ENABLED: 1,
         c.SETTINGS_WT_INITIAL_MAX_DATA: initial_max_data,
         c.SETTINGS_WT_INITIAL_MAX_STREAMS_UNI: initial_max_streams_uni,
