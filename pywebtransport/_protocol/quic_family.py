@@ -106,6 +106,9 @@ class AioquicFamilyMethods:
     ack_with_data = True
     #: Whether something ack-eliciting was queued since the last ``datagrams_to_send``.
     _ack_rides = False
+    #: A forced ACK left alone (the data queued could not: flow control, congestion window):
+    #: no ACK is forced again until a pass sends ack-eliciting packets by itself.
+    _ack_alone = False
 
     # -- acknowledgements. Both libraries send an ACK only once its delay (1 ms) has passed,
     # never earlier in a packet that leaves anyway: a response written within that delay goes
@@ -113,7 +116,11 @@ class AioquicFamilyMethods:
     # packet, which the peer receives and processes too (about 0.4 per request/response
     # exchange on loopback). Whenever data is queued, the pending ACK is made due now, so it
     # rides in the data's packet (RFC 9000 §13.2.1 bounds the delay, not how early an ACK may
-    # go). A pass with nothing queued (after a receive) still leaves the ACK delayed.
+    # go). A pass with nothing queued (after a receive) still leaves the ACK delayed, and so
+    # does one where the data cannot leave: held by pacing, the ACK keeps its own delay (a
+    # timer due now would wake the loop for nothing until the clock moves); blocked by flow
+    # control or the congestion window, one ACK goes alone and no more are forced until data
+    # flows again (an ACK-only packet per request answered would be worse than the delay).
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         self._ack_rides = True
@@ -129,12 +136,34 @@ class AioquicFamilyMethods:
         space = self._spaces.get(self.one_rtt_epoch)
         return space is not None and space.ack_at is not None
 
-    def _ack_with_data(self, now: float) -> None:
-        """Make a delayed 1-RTT ACK due ``now``, so that it leaves with the data queued."""
+    def _acked_pass(self, now: float) -> list[tuple[bytes, Any]]:
+        """The library's ``datagrams_to_send`` with a delayed 1-RTT ACK made due ``now``."""
         self._ack_rides = False
-        space = self._spaces.get(self.one_rtt_epoch)
-        if space is not None and space.ack_at is not None and space.ack_at > now:
-            space.ack_at = now  # due, yet not earlier than now: pacing still applies
+        space: Any = self._spaces.get(self.one_rtt_epoch)
+        delayed = None if space is None else space.ack_at
+        # Never before the packet it acknowledges arrived: the ACK's delay would be negative.
+        if delayed is None or delayed <= now or now < space.largest_received_time:
+            return self._pass(now)
+        loss = self._loss
+        in_flight = loss.bytes_in_flight
+        space.ack_at = now
+        datagrams = self._pass(now)
+        if space.ack_at is not None:  # nothing was built (pacing): the ACK keeps its delay
+            space.ack_at = delayed
+            self._ack_rides = True  # and rides with the paced data later
+        elif loss.bytes_in_flight <= in_flight:  # it left without ack-eliciting company
+            self._ack_alone = True
+        return datagrams
+
+    def _pass(self, now: float) -> list[tuple[bytes, Any]]:
+        """The library's own ``datagrams_to_send``; clears ``_ack_alone`` once data flows."""
+        if not self._ack_alone:
+            return super().datagrams_to_send(now=now)  # type: ignore[misc, no-any-return]
+        in_flight = self._loss.bytes_in_flight
+        datagrams: list[tuple[bytes, Any]] = super().datagrams_to_send(now=now)  # type: ignore[misc]
+        if self._loss.bytes_in_flight > in_flight:
+            self._ack_alone = False
+        return datagrams
 
     # -- closing (RFC 9000 §10.2). Both libraries report the end only when the closing or
     # draining period is over, three PTOs later; until then the application would go on
@@ -184,11 +213,12 @@ class AioquicFamilyMethods:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """The library's datagrams; those carrying our CONNECTION_CLOSE are kept (``close_datagrams``),
-        and a delayed ACK leaves with data queued since the last call (``_ack_with_data``)."""
-        if self._ack_rides and self.ack_with_data:
-            self._ack_with_data(now)
+        and a delayed ACK leaves with data queued since the last call (``_acked_pass``)."""
         was_pending = self._close_pending
-        datagrams: list[tuple[bytes, Any]] = super().datagrams_to_send(now=now)  # type: ignore[misc]
+        if self._ack_rides and self.ack_with_data and not self._ack_alone:
+            datagrams = self._acked_pass(now)
+        else:
+            datagrams = self._pass(now)
         self._note_close_sent(was_pending, datagrams)
         return datagrams
 
