@@ -30,16 +30,18 @@ class StreamHandlerTasks:
 
     A handler that raises has its exception logged (with the traceback, unless the stream or
     its session had already ended, which is how a peer leaving shows) and its stream reset
-    with ``HANDLER_FAILED_CODE``, so that the peer is not left waiting on it.
+    with ``HANDLER_FAILED_CODE``, so that the peer is not left waiting on it; so has one that
+    ends by a CancelledError of its own (not one from ``stop``).
     """
 
-    __slots__ = ("_handler", "_loop", "_session_id", "_tasks")
+    __slots__ = ("_handler", "_loop", "_session_id", "_stopping", "_tasks")
 
     def __init__(self, handler: StreamHandler, loop: asyncio.AbstractEventLoop, session_id: int) -> None:
         self._handler = handler
         self._loop = loop
         self._session_id = session_id
         self._tasks: dict[asyncio.Task[object], StreamType] = {}
+        self._stopping = False
 
     @property
     def running(self) -> int:
@@ -57,7 +59,14 @@ class StreamHandlerTasks:
 
     def _finished(self, task: asyncio.Task[object]) -> None:
         stream = self._tasks.pop(task, None)
-        if stream is None or task.cancelled():
+        if stream is None:
+            return
+        if task.cancelled():
+            if self._stopping:  # stop() cancelled it
+                return
+            logger.warning("session %d: the handler of stream %d ended by a CancelledError of its own; "
+                           "resetting the stream", self._session_id, stream.stream_id)
+            _reset(stream)
             return
         exc = task.exception()
         if exc is None:
@@ -70,13 +79,26 @@ class StreamHandlerTasks:
                      stream.stream_id, exc_info=exc)
         _reset(stream)
 
-    async def stop(self) -> None:
-        """Cancel every handler still running and wait until all have ended."""
+    async def finish(self, grace: float) -> None:
+        """The session closed: let the handlers end by themselves for ``grace`` seconds (their
+        streams are over, so reads and writes raise the session's close), then ``stop``."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        await self.stop(grace)
+
+    async def stop(self, grace: float) -> None:
+        """Cancel every handler still running and wait for them, at most ``grace`` seconds: one
+        that will not stop is logged and left running (nothing waits on it for good)."""
+        self._stopping = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        if not tasks:
+            return
+        _, stuck = await asyncio.wait(tasks, timeout=grace)
+        if stuck:
+            logger.warning("session %d: %d stream handler(s) did not stop within %.1fs of being cancelled; "
+                           "left running", self._session_id, len(stuck), grace)
 
 
 def _reset(stream: StreamType) -> None:

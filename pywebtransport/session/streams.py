@@ -149,22 +149,30 @@ class SessionStreams(SessionCore):
         step more per stream). While this runs, ``incoming_streams()`` and ``accept_*()`` get
         no new streams. At most ``config.max_incoming_streams_queue`` handlers run at once; a
         stream arriving beyond that is refused, as one beyond a full queue. A handler that
-        raises has its exception logged and its stream reset with code 1 (not when the stream
-        or the session had ended: that is how a peer leaving shows). When the session closes,
-        or this call is cancelled, the handlers still running are cancelled and waited for.
-        Returns when the session closed cleanly (code 0); otherwise raises the session's
-        closed error, as ``incoming_streams()`` does. RuntimeError if it is already running.
+        raises, or ends by a CancelledError of its own, has it logged and its stream reset with
+        code 1 (not when the stream or the session had ended: that is how a peer leaving shows).
+        When the session closes, the handlers still running get ``config.close_timeout``
+        seconds to end (their streams' reads and writes raise the close; data that arrived
+        before it can still be read), and are then cancelled; when this call is cancelled, they
+        are cancelled at once. A handler that will not stop within ``close_timeout`` of being
+        cancelled is logged and left running. Returns when the session closed cleanly (code 0);
+        otherwise raises the session's closed error, as ``incoming_streams()`` does.
+        RuntimeError if it is already running.
         """
         if self._handlers is not None:
             raise RuntimeError(f"session {self._session_id}: serve_streams() is already running")
         handlers = self._handlers = StreamHandlerTasks(handler, self._loop, self._session_id)
+        grace = self._config.close_timeout
         try:
             while (stream := self._queued(None)) is not None:
                 handlers.start(stream)
             await self._closed_event.wait()
-        finally:
+        except BaseException:  # cancelled: the caller wants out now
             self._handlers = None
-            await handlers.stop()
+            await handlers.stop(grace)
+            raise
+        self._handlers = None
+        await handlers.finish(grace)
         if not self.ended_cleanly():
             raise self._closed_error_or_generic(f"session {self._session_id} closed")
 

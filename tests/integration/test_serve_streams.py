@@ -126,8 +126,8 @@ async def test_a_failing_handler_resets_its_stream_and_the_session_goes_on(
     assert f"stream {failing.stream_id}" in failures[0].getMessage()
 
 
-async def test_the_sessions_close_cancels_running_handlers(server_config: ServerConfig,
-                                                           client_config: ClientConfig) -> None:
+async def test_the_sessions_close_cancels_handlers_still_running_after_close_timeout(
+        server_config: ServerConfig, client_config: ClientConfig) -> None:
     outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
     started = asyncio.Event()
     cancelled: list[int] = []
@@ -140,7 +140,8 @@ async def test_the_sessions_close_cancels_running_handlers(server_config: Server
             cancelled.append(stream.stream_id)
             raise
 
-    async with (running_server(server_config, {"/c": _serving(handler, outcome)}) as (_, base),
+    async with (running_server(server_config.replace(close_timeout=0.3), {"/c": _serving(handler, outcome)})
+                as (_, base),
                 WebTransportClient(config=client_config) as client):
         session = await client.connect(f"{base}/c")
         stream = await session.create_bidirectional_stream()
@@ -148,7 +149,7 @@ async def test_the_sessions_close_cancels_running_handlers(server_config: Server
         await asyncio.wait_for(started.wait(), 10)
         await session.close(error_code=7, reason="bye")
         result = await asyncio.wait_for(outcome, 10)
-    assert cancelled == [stream.stream_id]  # cancelled and waited for before serve_streams ended
+    assert cancelled == [stream.stream_id]  # given close_timeout, then cancelled and waited for
     assert isinstance(result, SessionClosedError)  # code 7: not a clean close, as incoming_streams()
     assert result.error_code == 7
 
