@@ -128,10 +128,13 @@ class EngineCore:
     def _refuse_stream(self, record: StreamRecord, code: int) -> None:
         raise NotImplementedError
 
+    def _refuse_unseen(self, record: StreamRecord, code: int) -> None:
+        raise NotImplementedError
+
     def _release_early(self, session: Session) -> None:
         raise NotImplementedError
 
-    def _apply_early_credit(self, session: Session) -> None:
+    def _settle_pre_accept(self, session: Session) -> None:
         raise NotImplementedError
 
     def _maybe_forget_stream(self, record: StreamRecord) -> None:
@@ -244,8 +247,8 @@ class EngineCore:
         if record is not None and record.capsules is None:
             record.capsules = capsules.CapsuleParser(max_capsule_size=self.config.max_capsule_size, report_unknown=True)
         session.establish(response, self._new_flow())
-        if session.early_credit is not None:
-            self._apply_early_credit(session)
+        if session.pre_accept is not None:
+            self._settle_pre_accept(session)
         self._release_early(session)
 
     def _new_flow(self) -> SessionFlow | None:

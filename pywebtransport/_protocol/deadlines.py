@@ -69,7 +69,7 @@ class Deadlines(QuicDispatch):
                 for stream_id in self._streams.early_ids(session_id):
                     record = self._streams.get(stream_id)
                     if record is not None and now >= record.early_since + cfg.early_stream_timeout:
-                        self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+                        self._refuse_unseen(record, c.WT_BUFFERED_STREAM_REJECTED)
         if cfg.session_idle_timeout is not None:
             for session in [s for s in self._sessions.values() if s.is_open]:
                 if now >= session.last_activity + cfg.session_idle_timeout:

@@ -204,6 +204,14 @@ class SessionFlow:
         """The peer opened a stream: FlowControlError beyond our WT_MAX_STREAMS."""
         self.recv_streams[is_unidirectional].on_receive(1)
 
+    def count_closed_streams(self, is_unidirectional: bool, count: int) -> list[bytes]:
+        """``count`` streams the peer opened and that ended before the session saw them: opened
+        (FlowControlError beyond our WT_MAX_STREAMS) and closed at once."""
+        window = self.recv_streams[is_unidirectional]
+        window.on_receive(count)
+        new = window.on_consume(count)
+        return [] if new is None else [capsules.encode_varint_capsule(_MAX_STREAMS_CAPSULE[is_unidirectional], new)]
+
     def on_peer_stream_closed(self, is_unidirectional: bool) -> list[bytes]:
         new = self.recv_streams[is_unidirectional].on_consume(1)
         if new is None:

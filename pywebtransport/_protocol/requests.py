@@ -392,24 +392,33 @@ class RequestStreams(EngineCore):
         elif isinstance(value, int) and session.state is SessionState.CONNECTING and capsule_type in _CREDIT_CAPSULES:
             # Credit the client gave before we accepted: flow control is decided by both
             # SETTINGS already, and the grant is never repeated (draft-15 §5.6), so it is kept
-            # for when the session's flow control starts (``_apply_early_credit``).
-            held = session.early_credit
-            if held is None:
-                held = session.early_credit = {}
-            held[capsule_type] = max(value, held.get(capsule_type, 0))
+            # for when the session's flow control starts (``_settle_pre_accept``).
+            credit = session.pre_accept_account().credit
+            credit[capsule_type] = max(value, credit.get(capsule_type, 0))
 
-    def _apply_early_credit(self, session: Session) -> None:
-        """Start the session's flow control with the credit capsules that came before it was
-        established (ignored when it has none: draft-15 §5.1)."""
-        held, session.early_credit = session.early_credit, None
-        if held is None or session.flow is None:
+    def _settle_pre_accept(self, session: Session) -> None:
+        """Start the session's flow control with what came before it was established
+        (``PreAccept``): the peer's credit capsules, then its streams that ended unseen and
+        their bytes, counted opened and closed at once (nothing of it without flow control:
+        draft-15 §5.1)."""
+        account, session.pre_accept = session.pre_accept, None
+        flow = session.flow
+        if account is None or flow is None:
             return
-        for capsule_type, value in held.items():
-            try:
+        try:
+            for capsule_type, value in account.credit.items():
                 self._on_flow_capsule(session, capsule_type, value)
-            except FlowControlError as exc:
-                session.abort(exc.error_code or c.WT_FLOW_CONTROL_ERROR, exc.message)
-                return
+            grants: list[bytes] = []
+            for is_unidirectional in (False, True):
+                if account.streams[is_unidirectional]:
+                    grants += flow.count_closed_streams(is_unidirectional, account.streams[is_unidirectional])
+            if account.data:
+                flow.on_receive(account.data)
+                grants += flow.on_consume(account.data)
+        except FlowControlError as exc:  # beyond our limits already before the accept
+            session.abort(exc.error_code or c.WT_FLOW_CONTROL_ERROR, exc.message)
+            return
+        session.send_capsules(grants)
 
     def _on_flow_capsule(self, session: Session, capsule_type: int, value: int) -> None:
         flow = session.flow

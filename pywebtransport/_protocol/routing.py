@@ -68,6 +68,8 @@ class StreamRouting(EngineCore):
             self._incomplete_openings.pop(record.stream_id, None)
         if rest is not None and kind is not StreamKind.FINISHED and (rest or fin):
             self._dispatch(record, rest, fin)
+        elif rest and record.carries_payload:  # refused on arrival: its payload still counts (_refuse_unseen)
+            self._account_dropped(record, len(rest))
 
     def _read_preamble(self, record: StreamRecord, fin: bool) -> bytes | None:
         """Type the stream once its preamble is complete; returns the bytes after it (None
@@ -124,11 +126,12 @@ class StreamRouting(EngineCore):
             record.session_id = session_id
             self._refuse_stream(record, c.WT_SESSION_GONE)
         elif self._streams.early_count >= self.config.max_buffered_streams:
-            self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+            record.session_id = session_id
+            self._refuse_unseen(record, c.WT_BUFFERED_STREAM_REJECTED)
         elif not self._streams.receive.try_take(0):  # the server's receive budget is spent
             logger.info("stream %d: refused, the server's receive budget is spent", record.stream_id)
             record.session_id = session_id
-            self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+            self._refuse_unseen(record, c.WT_BUFFERED_STREAM_REJECTED)
         else:
             self._streams.hold_early(record, session_id, self._now)
 
@@ -168,6 +171,20 @@ class StreamRouting(EngineCore):
         self._forget_reset(record)
         self._streams.finish(record)
 
+    def _refuse_unseen(self, record: StreamRecord, code: int) -> None:
+        """Refuse a stream that names a session not established yet (refused on arrival, or
+        while it waited): the peer counted the stream and its payload against the session's
+        credit, so the session's flow control counts them too once it starts (``PreAccept``):
+        the bytes buffered now, and those still to come or a reset's final size
+        (``_account_dropped``)."""
+        session = self._sessions.get(record.session_id)
+        if session is not None and session.state is SessionState.CONNECTING:
+            account = session.pre_accept_account()
+            account.streams[record.is_unidirectional] += 1
+            account.data += record.early_bytes  # dropped with the stream
+            record.carries_payload = True
+        self._refuse_stream(record, code)
+
     def _announce_stream(self, session: Session, record: StreamRecord) -> bool:
         if session.flow is not None:
             try:
@@ -190,10 +207,11 @@ class StreamRouting(EngineCore):
             cfg = self.config
             if not self._streams.add_early_bytes(record, data, fin):
                 logger.info("stream %d: refused, the server's receive budget is spent", record.stream_id)
-                self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+                self._account_dropped(record, len(data))  # arrived, but not kept
+                self._refuse_unseen(record, c.WT_BUFFERED_STREAM_REJECTED)
             elif (record.early_bytes > cfg.max_buffered_stream_bytes
                   or self._early_held() > cfg.max_buffered_bytes):
-                self._refuse_stream(record, c.WT_BUFFERED_STREAM_REJECTED)
+                self._refuse_unseen(record, c.WT_BUFFERED_STREAM_REJECTED)
             return
         session = self._sessions.get(record.session_id)
         if session is None or not session.is_open:
@@ -220,9 +238,16 @@ class StreamRouting(EngineCore):
 
     def _account_dropped(self, record: StreamRecord, amount: int) -> None:
         """Bytes we discard still count against session credit, or the two ends' books drift
-        apart (draft-15 §5.4): count them received and consumed at once."""
+        apart (draft-15 §5.4): count them received and consumed at once (for a session not
+        established yet, once its flow control starts: ``PreAccept``)."""
         session = self._sessions.get(record.session_id)
-        if session is None or session.flow is None or not session.is_open or amount <= 0:
+        if session is None or amount <= 0:
+            return
+        if session.flow is None:
+            if session.state is SessionState.CONNECTING:
+                session.pre_accept_account().data += amount
+            return
+        if not session.is_open:
             return
         try:
             session.flow.on_receive(amount)
@@ -329,7 +354,8 @@ class StreamRouting(EngineCore):
         kind = record.kind
         if kind is StreamKind.WEBTRANSPORT:
             if record.early is not None:  # reset before its session: nothing to deliver
-                self._refuse_stream(record, http_code)
+                self._account_reset(record)  # its final size counts, for a session still to come
+                self._refuse_unseen(record, http_code)
                 return
             record.recv_closed = True
             self._account_reset(record)

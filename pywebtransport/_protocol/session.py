@@ -21,7 +21,7 @@ from pywebtransport._wire import capsules, frames
 from pywebtransport.exceptions import LocalProtocolError
 from pywebtransport.types import CloseCause, SessionState
 
-__all__ = ["TRANSITIONS", "Session", "SessionHost"]
+__all__ = ["TRANSITIONS", "PreAccept", "Session", "SessionHost"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,24 @@ class SessionHost(Protocol):
 
 #: The ``finished_sends`` of a session that has none (shared, immutable).
 _NO_STREAMS: frozenset[int] = frozenset()
+
+
+@dataclass(slots=True)
+class PreAccept:
+    """What the peer did to a session's credit before the session was established, counted by
+    its flow control once that starts (draft-15 §4 lets a client send before the response):
+
+    - ``credit``: its WT_MAX_DATA / WT_MAX_STREAMS_* capsules, the largest of each type (they
+      are cumulative and never repeated, draft-15 §5.6);
+    - ``streams`` (indexed by ``is_unidirectional``) and ``data``: its streams that ended
+      before the session saw them (refused or reset while waiting) and their payload bytes,
+      which it counted against our limits (draft-15 §5.6.2: closed streams count; §5.4, RFC
+      9000 §4.5: a reset stream's final size counts).
+    """
+
+    credit: dict[int, int] = field(default_factory=dict)
+    streams: list[int] = field(default_factory=lambda: [0, 0])
+    data: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -100,13 +118,19 @@ class Session:
     local_streams_uni_opened: int = 0
     peer_streams_bidi_opened: int = 0
     peer_streams_uni_opened: int = 0
-    #: The peer's credit capsules (WT_MAX_DATA, WT_MAX_STREAMS_*) that came before the
-    #: session was established, the largest of each type: its flow control starts with them
-    #: (they are cumulative and never repeated, draft-15 §5.6). None until one comes.
-    early_credit: dict[int, int] | None = None
+    #: What came for the session before it was established and its flow control must count
+    #: once it starts (made on first use; see ``PreAccept``).
+    pre_accept: PreAccept | None = None
 
     def __post_init__(self) -> None:
         self.is_open = self.state in _OPEN_STATES
+
+    def pre_accept_account(self) -> PreAccept:
+        """The session's ``PreAccept`` record, made on first use."""
+        account = self.pre_accept
+        if account is None:
+            account = self.pre_accept = PreAccept()
+        return account
 
     # -- queries
     @property

@@ -11,7 +11,7 @@ capsules" applies only "if flow control is not enabled".
 (the flow is made only at accept). WT_MAX_* are cumulative and a client never repeats a grant
 it already made (§5.6.2, §5.6.4), so the server kept the client's SETTINGS limits for good:
 its sends stalled at SETTINGS_WT_INITIAL_MAX_DATA although the client granted far more. They
-are now kept until the session's flow control starts (``Session.early_credit``).
+are now kept until the session's flow control starts (``PreAccept``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,121 @@
+"""Session credit used by streams that ended before their session was established.
+
+Draft-15 §4 lets a client "optimistically open unidirectional and bidirectional streams ...
+even if it has not yet received the server's response", and §4.6 has the server buffer them
+or refuse the excess. Draft-15 §5.6.2: the stream limit "includes streams that have been closed
+as well as those that are open"; §5.4/§5.6.4: the data limit counts all Stream Body bytes, and
+for a reset stream its final size (RFC 9000 §4.5). The client therefore used a stream, and its
+payload, on a stream it opened and reset before the server accepted, or that the server
+refused while waiting.
+
+The engine used to drop such a stream without charging it to the session's books, so it never
+counted it closed either: the WT_MAX_STREAMS it granted later lagged the client's count by one
+for good (and WT_MAX_DATA by the payload); with an initial limit of one stream the client could
+never open another. They are now counted once the session's flow control starts (``PreAccept``).
+"""
+
+from __future__ import annotations
+
+from pywebtransport import constants as c
+from pywebtransport._protocol import EngineConfig
+from pywebtransport._protocol import events as ev
+from pywebtransport._wire import frames
+
+from .harness import Pair, RawPeer, no_h3
+
+QPACK_ZEROS = {c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0, c.SETTINGS_QPACK_BLOCKED_STREAMS: 0}
+#: A draft-15 client opting into session flow control (draft-15 §3.1, §5.1, §5.5).
+DRAFT15_CLIENT = {**QPACK_ZEROS, c.SETTINGS_H3_DATAGRAM: 1, c.SETTINGS_WT_ENABLED: 1,
+                  c.SETTINGS_WT_INITIAL_MAX_DATA: 1 << 16, c.SETTINGS_WT_INITIAL_MAX_STREAMS_BIDI: 4,
+                  c.SETTINGS_WT_INITIAL_MAX_STREAMS_UNI: 4}
+PAYLOAD = 100
+
+
+def _early_stream_reset_before_accept(server_config: EngineConfig) -> tuple[Pair, int]:
+    pair = Pair(tweak_client=no_h3, server_config=server_config)
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control(DRAFT15_CLIENT)
+    pair.run()
+    sid = raw.connect_request(b"/x")
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+    # Optimistic stream (draft-15 §4): header + payload, then reset (RESET_STREAM_AT-like: the
+    # header and payload already arrived, final size = header + PAYLOAD).
+    stream_id = raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + b"x" * PAYLOAD)
+    pair.run()
+    raw.quic.reset_stream(stream_id, c.WT_APP_ERROR_FIRST)
+    pair.run()
+    pair.server.accept_session(sid)
+    pair.run()
+    pair.one("server", ev.SessionEstablished)
+    return pair, sid
+
+
+def test_an_early_stream_reset_before_accept_still_counts_and_returns_stream_credit() -> None:
+    pair, sid = _early_stream_reset_before_accept(EngineConfig(initial_max_streams_uni=1))
+    flow = pair.server.session(sid).flow
+    assert flow is not None
+    # The client used 1 of its 1 unidirectional streams; it is closed, so with auto-extend the
+    # server owes WT_MAX_STREAMS_UNI >= 2. Without it the client is stuck at 1 forever.
+    assert flow.recv_streams[True].limit >= 2, (
+        f"server still grants {flow.recv_streams[True].limit} uni stream(s): the client's reset early "
+        "stream was never counted, so its credit never comes back")
+
+
+def test_an_early_stream_reset_before_accept_charges_its_final_size_to_session_data() -> None:
+    pair, sid = _early_stream_reset_before_accept(EngineConfig(initial_max_data=1000))
+    flow = pair.server.session(sid).flow
+    assert flow is not None
+    # Both ends must agree the PAYLOAD bytes used session credit (draft-15 §5.4, RFC 9000 §4.5).
+    assert flow.recv_data.received == PAYLOAD, (
+        f"server charged {flow.recv_data.received} bytes, the client {PAYLOAD}: books drift apart")
+
+
+def test_an_early_stream_refused_as_excess_still_counts_and_returns_stream_credit() -> None:
+    """Draft-15 §4.6: the excess early stream is refused with WT_BUFFERED_STREAM_REJECTED; the
+    client opened it, so it used (and, now closed, should get back) one stream of the limit."""
+    pair = Pair(tweak_client=no_h3, server_config=EngineConfig(initial_max_streams_uni=2, max_buffered_streams=1))
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control(DRAFT15_CLIENT)
+    pair.run()
+    sid = raw.connect_request(b"/x")
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+    header = frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid)
+    raw.uni(header + b"a", fin=True)  # buffered, delivered at accept, closed
+    pair.run()
+    raw.uni(header + b"b", fin=True)  # over max_buffered_streams: WT_BUFFERED_STREAM_REJECTED
+    pair.run()
+    pair.server.accept_session(sid)
+    pair.run()
+    pair.one("server", ev.SessionEstablished)
+    flow = pair.server.session(sid).flow
+    assert flow is not None
+    # The client used 2 of 2 uni streams and both are closed: with auto-extend the server owes
+    # more than 2; at 2 the client may never open another stream.
+    assert flow.recv_data.received == 2  # "a" delivered, "b" arrived with its header and was dropped
+    assert flow.recv_streams[True].limit > 2, (
+        f"server grants {flow.recv_streams[True].limit} uni streams, counted {flow.recv_streams[True].received} "
+        "opened: the refused early stream's credit is lost for good")
+
+
+def test_an_early_stream_refused_for_waiting_too_long_still_counts_its_stream_and_bytes() -> None:
+    pair = Pair(tweak_client=no_h3, server_config=EngineConfig(initial_max_streams_uni=1, early_stream_timeout=0.5))
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control(DRAFT15_CLIENT)
+    pair.run()
+    sid = raw.connect_request(b"/x")
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+    raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + b"x" * PAYLOAD)
+    pair.run(horizon=2.0)  # the early stream's deadline passes: WT_BUFFERED_STREAM_REJECTED
+    pair.server.accept_session(sid)
+    pair.run()
+    pair.one("server", ev.SessionEstablished)
+    flow = pair.server.session(sid).flow
+    assert flow is not None
+    assert flow.recv_data.received == PAYLOAD
+    assert flow.recv_streams[True].limit >= 2
