@@ -126,13 +126,28 @@ class Latch:
 
 
 async def wait_future(future: asyncio.Future[None], timeout: float | None) -> None:
-    """Await ``future``, at most ``timeout`` seconds (asyncio.TimeoutError after). Without a
-    timeout it is awaited directly: ``asyncio.wait_for(future, None)`` enters a timeout scope
-    on 3.12+ all the same, on every read and drain that waits."""
-    if timeout is None:
+    """Await ``future``, at most ``timeout`` seconds (asyncio.TimeoutError after, which is then
+    also ``future``'s exception: it must be a future of this wait alone).
+
+    The future is awaited directly either way. ``asyncio.wait_for`` costs a loop turn on
+    Python 3.10 and 3.11: the future's done callback wakes a waiter future of its own, whose
+    callback wakes the task a turn later (on 3.12+ it enters a timeout scope instead); every
+    read, drain or datagram receive given a timeout took that extra turn."""
+    if timeout is None or future.done():
         await future
-    else:
-        await asyncio.wait_for(future, timeout)
+        return
+    if timeout <= 0:
+        raise asyncio.TimeoutError
+    expiry = future.get_loop().call_later(timeout, _expire, future)
+    try:
+        await future
+    finally:
+        expiry.cancel()
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
 
 
 async def wait_for_any(latches: tuple[Latch, ...], timeout: float | None) -> bool:

@@ -176,3 +176,30 @@ async def test_wait_for_any_times_out_and_a_cancelled_wait_leaves_nothing_behind
     assert latch._futures is None
     latch.set()
     assert await wait_for_any((latch,), 0.0) is True  # set already: at once
+
+
+@pytest.mark.parametrize("timeout", [None, 30.0], ids=["untimed", "timed"])
+async def test_a_woken_wait_resumes_on_the_next_loop_turn_with_or_without_a_timeout(timeout: float | None) -> None:
+    # asyncio.wait_for(future, timeout) took one turn more on Python 3.10/3.11 (the future's
+    # callback wakes wait_for's own waiter, whose callback wakes the task): every read, drain
+    # or datagram receive given a timeout paid it.
+    waiters = Waiters()
+    task = asyncio.ensure_future(waiters.wait(timeout))
+    await asyncio.sleep(0)  # one loop turn: the task's first step arms its future
+    assert len(waiters) == 1 and not task.done()
+    resumed: list[bool] = []
+    waiters.wake()  # schedules the task's step for the next turn...
+    asyncio.get_running_loop().call_soon(lambda: resumed.append(task.done()))  # ...and this after it
+    await task
+    assert resumed == [True]
+
+
+async def test_a_timed_wait_times_out_and_a_zero_timeout_does_not_wait() -> None:
+    waiters = Waiters()
+    with pytest.raises(asyncio.TimeoutError):
+        await waiters.wait(0.01)
+    assert len(waiters) == 0
+    task = asyncio.ensure_future(waiters.wait(0))
+    with pytest.raises(asyncio.TimeoutError):
+        await task
+    assert len(waiters) == 0
