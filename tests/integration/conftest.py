@@ -14,7 +14,7 @@ from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.server import WebTransportServer
 from pywebtransport.session import WebTransportSession
-from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from pywebtransport.stream import StreamType, WebTransportReceiveStream, WebTransportStream
 from pywebtransport.utils import SelfSignedCertificate, generate_self_signed_cert
 
 Handler = Callable[[WebTransportSession], Awaitable[None]]
@@ -93,6 +93,22 @@ async def echo_handler(session: WebTransportSession) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def serving_route(handler: Callable[[StreamType], Awaitable[object]],
+                  outcome: asyncio.Future[BaseException | None]) -> Handler:
+    """A route that runs ``session.serve_streams(handler)`` and reports how it ended in
+    ``outcome``: None when it returned, else the exception it raised."""
+
+    async def route(session: WebTransportSession) -> None:
+        try:
+            await session.serve_streams(handler)
+        except BaseException as exc:
+            outcome.set_result(exc)
+            raise
+        outcome.set_result(None)
+
+    return route
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.exceptions import SessionClosedError, StreamResetError
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import StreamType, WebTransportReceiveStream, WebTransportStream
-from tests.integration.conftest import eventually, running_server
+from tests.integration.conftest import eventually, running_server, serving_route
 
 Route = Callable[[WebTransportSession], Awaitable[None]]
 
@@ -24,21 +24,6 @@ async def _echo(stream: StreamType) -> None:
     assert isinstance(stream, WebTransportStream)
     stream.write(await stream.read())
     await stream.close()
-
-
-def _serving(handler: Callable[[StreamType], Awaitable[object]],
-             outcome: asyncio.Future[BaseException | None]) -> Route:
-    """A route that runs ``serve_streams(handler)`` and reports how it ended."""
-
-    async def route(session: WebTransportSession) -> None:
-        try:
-            await session.serve_streams(handler)
-        except BaseException as exc:
-            outcome.set_result(exc)
-            raise
-        outcome.set_result(None)
-
-    return route
 
 
 async def test_each_stream_is_served_by_its_own_handler(server_config: ServerConfig,
@@ -52,7 +37,7 @@ async def test_each_stream_is_served_by_its_own_handler(server_config: ServerCon
         else:
             await _echo(stream)
 
-    async with (running_server(server_config, {"/s": _serving(handler, outcome)}) as (_, base),
+    async with (running_server(server_config, {"/s": serving_route(handler, outcome)}) as (_, base),
                 WebTransportClient(config=client_config) as client):
         session = await client.connect(f"{base}/s")
         streams = [await session.create_bidirectional_stream() for _ in range(5)]
@@ -76,7 +61,7 @@ async def test_streams_that_waited_to_be_accepted_are_served_first(server_config
     async def route(session: WebTransportSession) -> None:
         arrived.set_result(session)
         await start.wait()
-        await _serving(_echo, outcome)(session)
+        await serving_route(_echo, outcome)(session)
 
     async with (running_server(server_config, {"/late": route}) as (_, base),
                 WebTransportClient(config=client_config) as client):
@@ -106,7 +91,7 @@ async def test_a_failing_handler_resets_its_stream_and_the_session_goes_on(
         stream.write(b"fine")
         await stream.close()
 
-    async with (running_server(server_config, {"/f": _serving(handler, outcome)}) as (_, base),
+    async with (running_server(server_config, {"/f": serving_route(handler, outcome)}) as (_, base),
                 WebTransportClient(config=client_config) as client):
         session = await client.connect(f"{base}/f")
         failing = await session.create_bidirectional_stream()
@@ -140,7 +125,7 @@ async def test_the_sessions_close_cancels_handlers_still_running_after_close_tim
             cancelled.append(stream.stream_id)
             raise
 
-    async with (running_server(server_config.replace(close_timeout=0.3), {"/c": _serving(handler, outcome)})
+    async with (running_server(server_config.replace(close_timeout=0.3), {"/c": serving_route(handler, outcome)})
                 as (_, base),
                 WebTransportClient(config=client_config) as client):
         session = await client.connect(f"{base}/c")
@@ -168,7 +153,7 @@ async def test_handlers_are_bounded_like_the_incoming_queue(server_config: Serve
 
     async def route(session: WebTransportSession) -> None:
         arrived.set_result(session)
-        await _serving(handler, outcome)(session)
+        await serving_route(handler, outcome)(session)
 
     async with (running_server(server_config.replace(max_incoming_streams_queue=2), {"/b": route}) as (_, base),
                 WebTransportClient(config=client_config) as client):

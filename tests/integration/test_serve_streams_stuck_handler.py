@@ -10,9 +10,8 @@ import contextlib
 
 from pywebtransport.client import WebTransportClient
 from pywebtransport.config import ClientConfig, ServerConfig
-from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import StreamType
-from tests.integration.conftest import running_server
+from tests.integration.conftest import running_server, serving_route
 
 
 async def test_serve_streams_returns_after_the_close_even_if_a_handler_ignores_its_cancellation(
@@ -28,16 +27,8 @@ async def test_serve_streams_returns_after_the_close_even_if_a_handler_ignores_i
             await asyncio.Event().wait()
         await release.wait()  # and goes on waiting
 
-    async def route(session: WebTransportSession) -> None:
-        try:
-            await session.serve_streams(handler)
-        except BaseException as exc:
-            outcome.set_result(exc)
-            raise
-        outcome.set_result(None)
-
     config = server_config.replace(close_timeout=0.5)
-    async with (running_server(config, {"/s": route}) as (_, base),
+    async with (running_server(config, {"/s": serving_route(handler, outcome)}) as (_, base),
                 WebTransportClient(config=client_config) as client):
         session = await client.connect(f"{base}/s")
         stream = await session.create_bidirectional_stream()

@@ -246,6 +246,28 @@ class RawPeer:
 
 
 
+def raw_session_request(settings: dict[int, int], *,
+                        server_config: EngineConfig | None = None) -> tuple[Pair, RawPeer, int]:
+    """A server engine and a hand-written client (``RawPeer``) sending ``settings``, whose
+    CONNECT the server has seen (SessionRequested, taken) and not answered yet."""
+    pair = Pair(tweak_client=no_h3, server_config=server_config if server_config is not None else EngineConfig())
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control(settings)
+    pair.run()
+    sid = raw.connect_request(b"/x")
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == sid
+    return pair, raw, sid
+
+
+def accept_raw_session(pair: Pair, sid: int) -> None:
+    """Accept the session of ``raw_session_request`` on the server (SessionEstablished, taken)."""
+    pair.server.accept_session(sid)
+    pair.run()
+    pair.one("server", ev.SessionEstablished)
+
+
 def assert_server_connection_error(pair: Pair, code: int) -> None:
     """The server engine found a connection error ``code`` and the client saw the connection
     end with it (timers due within 2 s fire first)."""

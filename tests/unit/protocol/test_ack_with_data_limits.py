@@ -15,6 +15,8 @@ Each case runs with the behaviour on and off (``ack_with_data``): off is the lib
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pywebtransport._protocol import quic as seam
@@ -27,6 +29,14 @@ REQUESTS = 8
 @pytest.fixture(params=seam.BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def _stream(backend: str, ack_with_data: bool, **pair_options: Any) -> tuple[Pair, int]:
+    """A session with one bidirectional stream the client opened; the server's ACKs as asked."""
+    pair = Pair(backend=backend, **pair_options)
+    sid = pair.open_session()
+    pair.server.quic.ack_with_data = ack_with_data
+    return pair, pair.client.open_stream(sid, is_unidirectional=False)
 
 
 def _requests_while_blocked(pair: Pair, stream_id: int) -> int:
@@ -50,10 +60,7 @@ def _requests_while_blocked(pair: Pair, stream_id: int) -> int:
 
 @pytest.mark.parametrize("ack_with_data", [False, True])
 def test_flow_control_blocked_answers_send_no_ack_per_request(backend: str, ack_with_data: bool) -> None:
-    pair = Pair(backend=backend, client_quic={"max_stream_data": 16384})
-    sid = pair.open_session()
-    pair.server.quic.ack_with_data = ack_with_data
-    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair, stream_id = _stream(backend, ack_with_data, client_quic={"max_stream_data": 16384})
     pair.client.send_stream_data(stream_id, b"hello")
     pair.run()
     pair.server.send_stream_data(stream_id, b"y" * 100_000)  # beyond the client's stream window
@@ -68,10 +75,7 @@ def test_flow_control_blocked_answers_send_no_ack_per_request(backend: str, ack_
 
 @pytest.mark.parametrize("ack_with_data", [False, True])
 def test_window_blocked_answers_send_no_ack_per_request(backend: str, ack_with_data: bool) -> None:
-    pair = Pair(backend=backend)
-    sid = pair.open_session()
-    pair.server.quic.ack_with_data = ack_with_data
-    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair, stream_id = _stream(backend, ack_with_data)
     pair.client.send_stream_data(stream_id, b"hello")
     pair.run()
     loss = pair.server.quic._loss  # noqa: SLF001
@@ -91,10 +95,7 @@ def test_window_blocked_answers_send_no_ack_per_request(backend: str, ack_with_d
 def _paced_answer(backend: str, ack_with_data: bool) -> tuple[Pair, float]:
     """The server has just sent a burst (its pacer is empty), a request arrives at that same
     instant and the application answers it; returns the pair and the pacing time of the answer."""
-    pair = Pair(backend=backend)
-    sid = pair.open_session()
-    pair.server.quic.ack_with_data = ack_with_data
-    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair, stream_id = _stream(backend, ack_with_data)
     pair.client.send_stream_data(stream_id, b"hello")
     pair.run()
     pair.server.send_stream_data(stream_id, b"y" * 60000)  # a burst: the pacer runs dry
@@ -145,10 +146,7 @@ def test_pacing_still_applies_to_the_answer(ack_with_data: bool) -> None:
 
 @pytest.mark.parametrize("ack_with_data", [False, True])
 def test_a_transmit_time_just_before_the_receive_does_not_raise(backend: str, ack_with_data: bool) -> None:
-    pair = Pair(backend=backend)
-    sid = pair.open_session()
-    pair.server.quic.ack_with_data = ack_with_data
-    stream_id = pair.client.open_stream(sid, is_unidirectional=False)
+    pair, stream_id = _stream(backend, ack_with_data)
     pair.client.send_stream_data(stream_id, b"ping")
     for data, _ in pair.client.datagrams_to_send(pair.now):
         pair.server.receive_datagram(data, CLIENT_ADDR, pair.now)

@@ -17,10 +17,9 @@ are now kept until the session's flow control starts (``PreAccept``).
 from __future__ import annotations
 
 from pywebtransport import constants as c
-from pywebtransport._protocol import events as ev
 from pywebtransport._wire import capsules, frames
 
-from .harness import Pair, RawPeer, no_h3
+from .harness import accept_raw_session, raw_session_request
 
 QPACK_ZEROS = {c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0, c.SETTINGS_QPACK_BLOCKED_STREAMS: 0}
 INITIAL_DATA = 1000
@@ -31,20 +30,12 @@ GRANTED_DATA = 1 << 20
 
 
 def test_a_clients_wt_max_data_sent_right_after_connect_is_not_lost() -> None:
-    pair = Pair(tweak_client=no_h3)
-    pair.run()
-    raw = RawPeer(pair)
-    raw.control(DRAFT15_CLIENT)
-    pair.run()
-    sid = raw.connect_request(b"/x")
+    pair, raw, sid = raw_session_request(DRAFT15_CLIENT)
     raw.send(sid, frames.encode_frame(c.FRAME_DATA, capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_DATA,
                                                                                    GRANTED_DATA))
              + frames.encode_frame(c.FRAME_DATA, capsules.encode_varint_capsule(c.WT_CAPSULE_MAX_STREAMS_UNI, 50)))
-    pair.run()
-    assert pair.one("server", ev.SessionRequested).session_id == sid
-    pair.server.accept_session(sid)
-    pair.run()
-    pair.one("server", ev.SessionEstablished)
+    pair.run()  # the grants arrive before the server answers
+    accept_raw_session(pair, sid)
     flow = pair.server.session(sid).flow
     assert flow is not None  # both sides opted in (draft-15 §5.1)
     # What the server may now send: the client's grant, not its SETTINGS value.

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig
-from pywebtransport._protocol import events as ev
 from pywebtransport._wire import frames
 
-from .harness import Pair, RawPeer, no_h3
+from .harness import Pair, accept_raw_session, raw_session_request
 
 QPACK_ZEROS = {c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0, c.SETTINGS_QPACK_BLOCKED_STREAMS: 0}
 #: A draft-15 client opting into session flow control (draft-15 §3.1, §5.1, §5.5).
@@ -32,23 +31,14 @@ PAYLOAD = 100
 
 
 def _early_stream_reset_before_accept(server_config: EngineConfig) -> tuple[Pair, int]:
-    pair = Pair(tweak_client=no_h3, server_config=server_config)
-    pair.run()
-    raw = RawPeer(pair)
-    raw.control(DRAFT15_CLIENT)
-    pair.run()
-    sid = raw.connect_request(b"/x")
-    pair.run()
-    assert pair.one("server", ev.SessionRequested).session_id == sid
+    pair, raw, sid = raw_session_request(DRAFT15_CLIENT, server_config=server_config)
     # Optimistic stream (draft-15 §4): header + payload, then reset (RESET_STREAM_AT-like: the
     # header and payload already arrived, final size = header + PAYLOAD).
     stream_id = raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + b"x" * PAYLOAD)
     pair.run()
     raw.quic.reset_stream(stream_id, c.WT_APP_ERROR_FIRST)
     pair.run()
-    pair.server.accept_session(sid)
-    pair.run()
-    pair.one("server", ev.SessionEstablished)
+    accept_raw_session(pair, sid)
     return pair, sid
 
 
@@ -75,22 +65,14 @@ def test_an_early_stream_reset_before_accept_charges_its_final_size_to_session_d
 def test_an_early_stream_refused_as_excess_still_counts_and_returns_stream_credit() -> None:
     """Draft-15 §4.6: the excess early stream is refused with WT_BUFFERED_STREAM_REJECTED; the
     client opened it, so it used (and, now closed, should get back) one stream of the limit."""
-    pair = Pair(tweak_client=no_h3, server_config=EngineConfig(initial_max_streams_uni=2, max_buffered_streams=1))
-    pair.run()
-    raw = RawPeer(pair)
-    raw.control(DRAFT15_CLIENT)
-    pair.run()
-    sid = raw.connect_request(b"/x")
-    pair.run()
-    assert pair.one("server", ev.SessionRequested).session_id == sid
+    config = EngineConfig(initial_max_streams_uni=2, max_buffered_streams=1)
+    pair, raw, sid = raw_session_request(DRAFT15_CLIENT, server_config=config)
     header = frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid)
     raw.uni(header + b"a", fin=True)  # buffered, delivered at accept, closed
     pair.run()
     raw.uni(header + b"b", fin=True)  # over max_buffered_streams: WT_BUFFERED_STREAM_REJECTED
     pair.run()
-    pair.server.accept_session(sid)
-    pair.run()
-    pair.one("server", ev.SessionEstablished)
+    accept_raw_session(pair, sid)
     flow = pair.server.session(sid).flow
     assert flow is not None
     # The client used 2 of 2 uni streams and both are closed: with auto-extend the server owes
@@ -102,19 +84,11 @@ def test_an_early_stream_refused_as_excess_still_counts_and_returns_stream_credi
 
 
 def test_an_early_stream_refused_for_waiting_too_long_still_counts_its_stream_and_bytes() -> None:
-    pair = Pair(tweak_client=no_h3, server_config=EngineConfig(initial_max_streams_uni=1, early_stream_timeout=0.5))
-    pair.run()
-    raw = RawPeer(pair)
-    raw.control(DRAFT15_CLIENT)
-    pair.run()
-    sid = raw.connect_request(b"/x")
-    pair.run()
-    assert pair.one("server", ev.SessionRequested).session_id == sid
+    config = EngineConfig(initial_max_streams_uni=1, early_stream_timeout=0.5)
+    pair, raw, sid = raw_session_request(DRAFT15_CLIENT, server_config=config)
     raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, sid) + b"x" * PAYLOAD)
     pair.run(horizon=2.0)  # the early stream's deadline passes: WT_BUFFERED_STREAM_REJECTED
-    pair.server.accept_session(sid)
-    pair.run()
-    pair.one("server", ev.SessionEstablished)
+    accept_raw_session(pair, sid)
     flow = pair.server.session(sid).flow
     assert flow is not None
     assert flow.recv_data.received == PAYLOAD

@@ -20,11 +20,10 @@ from __future__ import annotations
 import pytest
 
 from pywebtransport import constants as c
-from pywebtransport._protocol import events as ev
 from pywebtransport._wire import capsules, frames
 from pywebtransport.types import SessionState
 
-from .harness import Pair, RawPeer, no_h3, record_aborts
+from .harness import accept_raw_session, raw_session_request, record_aborts
 
 QPACK_ZEROS = {c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0, c.SETTINGS_QPACK_BLOCKED_STREAMS: 0}
 DRAFT13_CLIENT = {**QPACK_ZEROS, c.SETTINGS_H3_DATAGRAM: 1, c.SETTINGS_WT_MAX_SESSIONS: 4,
@@ -37,17 +36,8 @@ DRAFT13_CLIENT = {**QPACK_ZEROS, c.SETTINGS_H3_DATAGRAM: 1, c.SETTINGS_WT_MAX_SE
     pytest.param(c.WT_CAPSULE_MAX_STREAMS_UNI, 5, id="max-streams-below-initial"),
 ])
 def test_a_draft13_peers_non_increasing_limit_is_ignored_not_a_session_error(capsule_type: int, value: int) -> None:
-    pair = Pair(tweak_client=no_h3)
-    pair.run()
-    raw = RawPeer(pair)
-    raw.control(DRAFT13_CLIENT)
-    pair.run()
-    sid = raw.connect_request(b"/x")
-    pair.run()
-    assert pair.one("server", ev.SessionRequested).session_id == sid
-    pair.server.accept_session(sid)
-    pair.run()
-    pair.one("server", ev.SessionEstablished)
+    pair, raw, sid = raw_session_request(DRAFT13_CLIENT)
+    accept_raw_session(pair, sid)
     session = pair.server.session(sid)
     assert session.flow is not None  # draft-13 §5.1: both sent WT_MAX_SESSIONS > 1
     aborts = record_aborts(pair.server)

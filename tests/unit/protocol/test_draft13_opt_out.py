@@ -17,7 +17,7 @@ from pywebtransport._protocol import events as ev
 from pywebtransport._wire import frames
 from pywebtransport.types import SessionState
 
-from .harness import Pair, RawPeer, no_h3
+from .harness import Pair, RawPeer, accept_raw_session, raw_session_request
 
 QPACK_ZEROS = {c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0, c.SETTINGS_QPACK_BLOCKED_STREAMS: 0}
 #: A draft-13 client (draft-13 §3.1: WT_MAX_SESSIONS > 0; > 1 opts into flow control, §5.1).
@@ -28,17 +28,8 @@ OPT_OUT = EngineConfig(initial_max_data=0, initial_max_streams_bidi=0, initial_m
 
 
 def _draft13_session(server_config: EngineConfig) -> tuple[Pair, RawPeer, int]:
-    pair = Pair(tweak_client=no_h3, server_config=server_config)
-    pair.run()
-    raw = RawPeer(pair)
-    raw.control(DRAFT13_CLIENT)
-    pair.run()
-    sid = raw.connect_request(b"/x")
-    pair.run()
-    assert pair.one("server", ev.SessionRequested).session_id == sid
-    pair.server.accept_session(sid)
-    pair.run()
-    pair.one("server", ev.SessionEstablished)
+    pair, raw, sid = raw_session_request(DRAFT13_CLIENT, server_config=server_config)
+    accept_raw_session(pair, sid)
     return pair, raw, sid
 
 
