@@ -1,12 +1,12 @@
 """``session.serve_streams(handler)``: a task per stream the peer opens, started as it arrives;
 handlers that fail reset their stream, a closed session cancels the rest, and the number
-running is bounded like the incoming queue."""
+running is bounded like the incoming queue. (When the session closes, handlers still running
+get close_timeout to end; see also test_serve_streams_*.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -16,8 +16,6 @@ from pywebtransport.exceptions import SessionClosedError, StreamResetError
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import StreamType, WebTransportReceiveStream, WebTransportStream
 from tests.integration.conftest import eventually, running_server, serving_route
-
-Route = Callable[[WebTransportSession], Awaitable[None]]
 
 
 async def _echo(stream: StreamType) -> None:
