@@ -111,6 +111,8 @@ REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("QuicConnection", "_network_paths"),
     ("QuicConnection", "_spaces"),
     ("QuicPacketSpace", "ack_at"),
+    ("QuicPacketSpace", "largest_received_time"),
+    ("QuicPacketRecovery", "bytes_in_flight"),
     ("QuicStreamReceiver", "_final_size"),
     ("QuicConnection", "_crypto_buffers"),
     ("QuicConnection", "_QuicConnection__frame_handlers"),
