@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 from pywebtransport.messaging.exceptions import SerializationError
 
-__all__ = ["from_plain", "to_plain"]
+__all__ = ["RefusedTypeError", "from_plain", "to_plain"]
 
 _NONE_TYPE = type(None)
 
@@ -247,6 +247,11 @@ def _computed_fields(cls: type[Any]) -> frozenset[str]:
 
 _TEXT_OR_BYTES = "JSON sends bytes as base64 text, which a union of str and bytes cannot tell from a str"
 
+
+class RefusedTypeError(SerializationError):
+    """A type the format cannot carry faithfully (a union of str and bytes under JSON): refused
+    whatever a ``default`` hook could make of the object, which would be sent all the same."""
+
 #: Per dataclass: the message refusing it under JSON, or "" when every field can be sent.
 _JSON_FIELD_PROBLEMS: weakref.WeakKeyDictionary[type[Any], str] = weakref.WeakKeyDictionary()
 
@@ -261,7 +266,7 @@ def _check_json_fields(cls: type[Any]) -> None:
             f"cannot encode {cls.__qualname__} as JSON: field {bad[0]!r} is typed with a union of str and bytes; "
             f"{_TEXT_OR_BYTES} (use MsgPackSerializer, or separate fields)" if bad else "")
     if problem:
-        raise SerializationError(problem)
+        raise RefusedTypeError(problem)
 
 
 def _has_text_or_bytes_union(hint: Any) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pywebtransport.messaging._convert import from_plain, to_plain
+from pywebtransport.messaging._convert import RefusedTypeError, from_plain, to_plain
 from pywebtransport.messaging.exceptions import SerializationError
 
 __all__ = ["JSONSerializer", "MsgPackSerializer", "Serializer"]
@@ -51,6 +51,8 @@ class JSONSerializer:
     def serialize(self, obj: Any) -> bytes:
         try:
             plain = to_plain(obj, bytes_as_text=True)
+        except RefusedTypeError:
+            raise  # not an object ``default`` could help with: the receiver would decode it wrong
         except SerializationError:
             if self._default is None:
                 raise

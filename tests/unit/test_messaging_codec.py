@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import sys
 from dataclasses import dataclass, field
@@ -372,6 +373,11 @@ class Holder:
 def test_json_refuses_a_union_of_str_and_bytes_which_it_cannot_tell_apart(obj: object) -> None:
     with pytest.raises(SerializationError, match="union of str and bytes"):
         JSONSerializer().serialize(obj)
+    # A ``default`` hook is for objects JSON cannot encode, not for types it would send wrong
+    # (it made the dataclass a dict, which went out and was decoded as the other arm).
+    lenient = JSONSerializer(default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else repr(o))
+    with pytest.raises(SerializationError, match="union of str and bytes"):
+        lenient.serialize(obj)
 
 
 @pytest.mark.parametrize(("payload", "obj_type"), [(b'{"value":"AAE="}', TextOrBytes),
