@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 class SendSide(StreamBase):
     """Writing with backpressure from QUIC and from session flow control."""
 
-    #: When the peer's STOP_SENDING with WT_SESSION_GONE arrived (loop time; set then only):
-    #: the session's close is waited for from that moment on.
-    _gone_at = 0.0
+    #: After the peer's STOP_SENDING with WT_SESSION_GONE, the timer that stops the stream if
+    #: the session's close has not come within ``close_timeout`` (set then only).
+    _gone_timer: asyncio.TimerHandle | None = None
 
     def _init_send(self) -> None:
         self._send_done = False
@@ -129,31 +129,26 @@ class SendSide(StreamBase):
 
     async def _wait_session_end(self, deadline: float | None, timeout: float | None) -> NoReturn:
         """After the peer's STOP_SENDING with WT_SESSION_GONE: wait (within ``deadline``) for
-        the session's close, which wakes the drainers, and raise its error.
-
-        The close follows the STOP_SENDING within a round trip or a retransmission; a peer that
-        never sends it is given ``close_timeout`` seconds from the STOP_SENDING, and then the
-        stream counts as stopped (StreamStopSendingError, no application code): a writer does
-        not wait on a close that may never come."""
+        the session's close, which wakes the drainers, and raise its error; or, when the close
+        does not come within ``close_timeout`` (``_gone_without_close``), the stop's."""
         loop = asyncio.get_running_loop()
-        give_up = self._gone_at + self._port.config.close_timeout
         while not self._port.is_closed and not self._send_done:
             waiter = self._drainers.arm()
-            until = give_up if deadline is None else min(deadline, give_up)
             try:
-                await wait_future(waiter, max(0.0, until - loop.time()))
+                await wait_future(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
-                if deadline is not None and deadline <= give_up:
-                    raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
-                self._gone_without_close()
+                raise TimeoutError(f"stream {self._stream_id}: drain did not finish within {timeout}s") from None
             finally:
                 self._drainers.disarm(waiter)
         self._raise_unwritable()
 
     def _gone_without_close(self) -> None:
-        """The peer's WT_SESSION_GONE was not followed by its session's close in time: the
-        stream is stopped like any other STOP_SENDING (writes raise StreamStopSendingError)."""
-        if self._stop_received or self._port.is_closed:
+        """The peer's WT_SESSION_GONE was not followed by its session's close within
+        ``close_timeout``: the stream is stopped like any other STOP_SENDING (writes raise
+        StreamStopSendingError, and a send-only stream is closed); nothing waits on a close
+        that may never come."""
+        self._gone_timer = None
+        if self._stop_received or self._send_done or self._port.is_closed:
             return
         logger.info("stream %d: STOP_SENDING with WT_SESSION_GONE and no session close within %.1fs; "
                     "treating it as stopped", self._stream_id, self._port.config.close_timeout)
@@ -244,12 +239,17 @@ class SendSide(StreamBase):
         error, at once if the session is closed, else once its close arrives (this stream
         stays with the session until then, so it hears of the close)."""
         self._send_gone = True
-        self._gone_at = asyncio.get_running_loop().time()
         if self._port.is_closed:
             self._send_done = True
+        elif self._gone_timer is None:
+            self._gone_timer = asyncio.get_running_loop().call_later(self._port.config.close_timeout,
+                                                                     self._gone_without_close)
         self._wake_drain()
         self._check_closed()
 
     def _on_session_closed(self) -> None:
+        if self._gone_timer is not None:  # the close came: the stream follows it
+            self._gone_timer.cancel()
+            self._gone_timer = None
         self._wake_drain()
         super()._on_session_closed()

@@ -131,6 +131,33 @@ async def test_a_session_gone_stop_whose_close_never_comes_ends_the_writer_after
         await session.close()
 
 
+async def test_a_session_gone_stream_nobody_drains_is_ended_after_close_timeout(
+        server_config: ServerConfig, client_config: ClientConfig) -> None:
+    # The same without a task in drain() (write() and close(), as ``async with stream`` does):
+    # the stream ends all the same, by a timer armed at the STOP_SENDING.
+    async def hold(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    grace = 0.2
+    async with (running_server(server_config, {"/h": hold}) as (_, base),
+                WebTransportClient(config=client_config.replace(close_timeout=grace)) as client):
+        session = await client.connect(f"{base}/h")
+        stream = await session.create_unidirectional_stream()
+        stream.handle_event(ev.StreamStopSending(session.session_id, stream.stream_id, None, WT_SESSION_GONE))
+        stream.write(b"nowhere to go")  # silently dropped while the close is awaited: fine
+        await stream.close()  # a no-op while 'gone'
+        try:
+            # Well past close_timeout: the stream should count as stopped (and, a uni stream, closed).
+            await asyncio.wait_for(stream.wait_closed(), 20 * grace)
+        except asyncio.TimeoutError:
+            pytest.fail(f"stream still open {20 * grace}s after a WT_SESSION_GONE stop with no close "
+                        f"(close_timeout={grace}): state {stream.state}")
+        with pytest.raises(StreamStopSendingError):
+            stream.write(b"later")
+        assert not session.is_closed
+        await session.close()
+
+
 async def test_stop_sending_with_an_application_code_still_raises_it(
         server_config: ServerConfig, client: WebTransportClient) -> None:
     async def hold(session: WebTransportSession) -> None:
