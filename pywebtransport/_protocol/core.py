@@ -21,7 +21,7 @@ from pywebtransport._protocol.flow_control import SessionFlow
 from pywebtransport._protocol.h3 import Http3
 from pywebtransport._protocol.quic import QuicCore
 from pywebtransport._protocol.send_buffer import SendBufferBound
-from pywebtransport._protocol.session import Session
+from pywebtransport._protocol.session import PreAccept, Session
 from pywebtransport._protocol.settings import Dialect, PeerSettings, build_local_settings, flow_control_enabled
 from pywebtransport._protocol.streams import StreamKind, StreamRecord, StreamTable
 from pywebtransport._wire import capsules
@@ -80,6 +80,10 @@ class EngineCore:
         self._send_bound = SendBufferBound(cfg.max_send_buffer, BudgetAccount(self.budgets.send), self._stream_held)
         self._sessions: dict[int, Session] = {}
         self._active_sessions = 0
+        #: A server's ``PreAccept`` records of sessions whose CONNECT has not arrived (their
+        #: streams may come first, draft-15 §4.6), adopted when it does; at most
+        #: ``max_buffered_streams`` of them, made on first use.
+        self._unseen_sessions: dict[int, PreAccept] | None = None
         #: Closed sessions kept for diagnostics, oldest first; made when the first one closes
         #: (most connections never close a session before they end).
         self._closed_order: deque[int] | None = None
@@ -241,6 +245,8 @@ class EngineCore:
     def _add_session(self, session: Session) -> None:
         self._sessions[session.session_id] = session
         self._active_sessions += 1
+        if self._unseen_sessions:  # its streams came first and ended unseen
+            session.pre_accept = self._unseen_sessions.pop(session.session_id, None)
 
     def _establish(self, session: Session, response: dict[str, str]) -> None:
         record = self._streams.get(session.session_id)

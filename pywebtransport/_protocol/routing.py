@@ -10,7 +10,7 @@ from pywebtransport import constants as c
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.core import EngineCore
 from pywebtransport._protocol.h3 import Http3
-from pywebtransport._protocol.session import Session
+from pywebtransport._protocol.session import PreAccept, Session
 from pywebtransport._protocol.streams import CRITICAL_KINDS, StreamKind, StreamRecord
 from pywebtransport._wire import datagrams, error_codes, frames
 from pywebtransport.exceptions import DatagramError, FlowControlError, RemoteProtocolError
@@ -177,13 +177,29 @@ class StreamRouting(EngineCore):
         credit, so the session's flow control counts them too once it starts (``PreAccept``):
         the bytes buffered now, and those still to come or a reset's final size
         (``_account_dropped``)."""
-        session = self._sessions.get(record.session_id)
-        if session is not None and session.state is SessionState.CONNECTING:
-            account = session.pre_accept_account()
+        account = self._pre_accept_for(record.session_id)
+        if account is not None:
             account.streams[record.is_unidirectional] += 1
             account.data += record.early_bytes  # dropped with the stream
             record.carries_payload = True
         self._refuse_stream(record, code)
+
+    def _pre_accept_for(self, session_id: int) -> PreAccept | None:
+        """The ``PreAccept`` record of a session not established yet: its own, or, on a server
+        whose CONNECT for it has not arrived, one kept until it does (None beyond
+        ``max_buffered_streams`` such sessions, and for sessions past establishing)."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session.pre_accept_account() if session.state is SessionState.CONNECTING else None
+        if self.is_client:
+            return None
+        unseen = self._unseen_sessions
+        if unseen is None:
+            unseen = self._unseen_sessions = {}
+        account = unseen.get(session_id)
+        if account is None and len(unseen) < self.config.max_buffered_streams:
+            account = unseen[session_id] = PreAccept()
+        return account
 
     def _announce_stream(self, session: Session, record: StreamRecord) -> bool:
         if session.flow is not None:
@@ -240,8 +256,13 @@ class StreamRouting(EngineCore):
         """Bytes we discard still count against session credit, or the two ends' books drift
         apart (draft-15 §5.4): count them received and consumed at once (for a session not
         established yet, once its flow control starts: ``PreAccept``)."""
+        if amount <= 0:
+            return
         session = self._sessions.get(record.session_id)
-        if session is None or amount <= 0:
+        if session is None:  # its CONNECT has not arrived: kept if its streams were (_pre_accept_for)
+            unseen = self._unseen_sessions.get(record.session_id) if self._unseen_sessions else None
+            if unseen is not None:
+                unseen.data += amount
             return
         if session.flow is None:
             if session.state is SessionState.CONNECTING:
@@ -354,6 +375,7 @@ class StreamRouting(EngineCore):
         kind = record.kind
         if kind is StreamKind.WEBTRANSPORT:
             if record.early is not None:  # reset before its session: nothing to deliver
+                self._pre_accept_for(record.session_id)  # where its final size is kept (_account_dropped)
                 self._account_reset(record)  # its final size counts, for a session still to come
                 self._refuse_unseen(record, http_code)
                 return

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from pywebtransport import constants as c
 from pywebtransport._protocol import EngineConfig
+from pywebtransport._protocol import events as ev
 from pywebtransport._wire import frames
 
-from .harness import Pair, accept_raw_session, raw_session_request
+from .harness import Pair, RawPeer, accept_raw_session, no_h3, raw_session_request
 
 QPACK_ZEROS = {c.SETTINGS_QPACK_MAX_TABLE_CAPACITY: 0, c.SETTINGS_QPACK_BLOCKED_STREAMS: 0}
 #: A draft-15 client opting into session flow control (draft-15 §3.1, §5.1, §5.5).
@@ -93,3 +94,66 @@ def test_an_early_stream_refused_for_waiting_too_long_still_counts_its_stream_an
     assert flow is not None
     assert flow.recv_data.received == PAYLOAD
     assert flow.recv_streams[True].limit >= 2
+
+
+# -- streams that came before their session's CONNECT (draft-15 §4.6)
+
+SID = 0  # the client's first bidirectional stream: its CONNECT, sent last below
+
+
+def _client_without_connect(config: EngineConfig) -> tuple[Pair, RawPeer]:
+    pair = Pair(tweak_client=no_h3, server_config=config)
+    pair.run()
+    raw = RawPeer(pair)
+    raw.control(DRAFT15_CLIENT)
+    pair.run()
+    return pair, raw
+
+
+def _connect_and_accept(pair: Pair, raw: RawPeer) -> None:
+    assert raw.connect_request(b"/x") == SID
+    pair.run()
+    assert pair.one("server", ev.SessionRequested).session_id == SID
+    accept_raw_session(pair, SID)
+
+
+def test_an_early_stream_refused_as_excess_before_its_connect_arrived_is_counted() -> None:
+    pair, raw = _client_without_connect(EngineConfig(initial_max_streams_uni=2, max_buffered_streams=1))
+    header = frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, SID)
+    raw.uni(header + b"a", fin=True)  # held early: its CONNECT has not arrived (draft-15 §4.6)
+    pair.run()
+    raw.uni(header + b"b", fin=True)  # over max_buffered_streams: WT_BUFFERED_STREAM_REJECTED
+    pair.run()
+    _connect_and_accept(pair, raw)
+    flow = pair.server.session(SID).flow
+    assert flow is not None
+    # The client opened 2 uni streams for the session and both are closed; it sent 2 payload bytes.
+    assert flow.recv_streams[True].received == 2, (
+        f"server counted {flow.recv_streams[True].received} uni stream(s) opened, the client 2")
+    assert flow.recv_data.received == 2
+
+
+def test_an_early_stream_reset_before_its_connect_arrived_is_counted() -> None:
+    pair, raw = _client_without_connect(EngineConfig(initial_max_streams_uni=1))
+    stream_id = raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, SID) + b"x" * 100)
+    pair.run()
+    raw.quic.reset_stream(stream_id, c.WT_APP_ERROR_FIRST)
+    pair.run()
+    _connect_and_accept(pair, raw)
+    flow = pair.server.session(SID).flow
+    assert flow is not None
+    assert flow.recv_data.received == 100, f"server charged {flow.recv_data.received} bytes, the client 100"
+    assert flow.recv_streams[True].limit >= 2, (
+        f"server still grants {flow.recv_streams[True].limit} uni stream(s): the client used its only one "
+        "and can never open another")
+
+
+def test_sessions_whose_connect_never_comes_are_kept_for_at_most_max_buffered_streams() -> None:
+    # A client naming ever new sessions that never arrive must not make the server keep a
+    # record per name: beyond max_buffered_streams names, the credit of such streams is not kept.
+    pair, raw = _client_without_connect(EngineConfig(max_buffered_streams=4))
+    for index in range(40):
+        raw.uni(frames.encode_uni_stream_header(c.STREAM_TYPE_WEBTRANSPORT, 4 * (index + 1)) + b"x", fin=True)
+        pair.run()
+    unseen = pair.server._unseen_sessions  # noqa: SLF001 - the bound is the point of the test
+    assert unseen is not None and 0 < len(unseen) <= 4
