@@ -1,5 +1,6 @@
 """The tasks of ``WebTransportSession.serve_streams()``: one per stream the peer opens, started
-as the stream arrives, each watched until it ends, all cancelled when serving stops."""
+as the stream arrives, each watched until it ends; when the session closes they get a grace
+to end by themselves, and are then cancelled, as they are at once when serving is cancelled."""
 
 from __future__ import annotations
 
