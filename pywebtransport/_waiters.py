@@ -7,8 +7,11 @@ bytes) per object whether or not anyone ever waits; these allocate only while a 
 from __future__ import annotations
 
 import asyncio
+from typing import Any, TypeVar
 
 __all__ = ["Latch", "Waiters", "wait_for_any", "wait_future"]
+
+_T = TypeVar("_T")
 
 
 class Waiters:
@@ -125,27 +128,26 @@ class Latch:
         return sum(not f.done() for f in self._futures) if self._futures is not None else 0
 
 
-async def wait_future(future: asyncio.Future[None], timeout: float | None) -> None:
-    """Await ``future``, at most ``timeout`` seconds (asyncio.TimeoutError after, which is then
-    also ``future``'s exception: it must be a future of this wait alone).
+async def wait_future(future: asyncio.Future[_T], timeout: float | None) -> _T:
+    """Await ``future`` and return its result, at most ``timeout`` seconds (asyncio.TimeoutError
+    after, which is then also ``future``'s exception: it must be a future of this wait alone).
 
     The future is awaited directly either way. ``asyncio.wait_for`` costs a loop turn on
     Python 3.10 and 3.11: the future's done callback wakes a waiter future of its own, whose
     callback wakes the task a turn later (on 3.12+ it enters a timeout scope instead); every
     read, drain or datagram receive given a timeout took that extra turn."""
     if timeout is None or future.done():
-        await future
-        return
+        return await future
     if timeout <= 0:
         raise asyncio.TimeoutError
     expiry = future.get_loop().call_later(timeout, _expire, future)
     try:
-        await future
+        return await future
     finally:
         expiry.cancel()
 
 
-def _expire(future: asyncio.Future[None]) -> None:
+def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
 

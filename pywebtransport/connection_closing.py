@@ -13,6 +13,7 @@ from pywebtransport import constants as c
 from pywebtransport._addresses import format_address
 from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.settings import Dialect
+from pywebtransport._waiters import wait_future
 from pywebtransport.connection_core import ConnectionCore
 from pywebtransport.events import EventType
 from pywebtransport.exceptions import ConnectionError, HandshakeError
@@ -159,7 +160,7 @@ class ConnectionClosing(ConnectionCore):
         entry = (condition, waiter)
         self._ack_waiters.append(entry)
         try:
-            await asyncio.wait_for(waiter, timeout)
+            await wait_future(waiter, timeout)
         except asyncio.TimeoutError:
             return False
         finally:

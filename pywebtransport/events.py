@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from pywebtransport._waiters import wait_future
 from pywebtransport.exceptions import TimeoutError
 
 __all__ = ["Event", "EventEmitter", "EventHandler", "EventType"]
@@ -213,7 +214,7 @@ class EventEmitter:
             waiters = self._waiters = {}
         waiters[future] = _key(event_type)
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await wait_future(future, timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"no {_key(event_type)} event within {timeout}s") from None
         finally:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pywebtransport._waiters import wait_future
 from pywebtransport.events import EventType
 from pywebtransport.exceptions import (
     FlowControlError,
@@ -89,7 +90,7 @@ class SessionStreams(SessionCore):
             try:
                 engine.watch_stream_credit(self._session_id, is_unidirectional)
                 connection.process_engine_events()
-                await asyncio.wait_for(waiter, max(0.0, deadline - self._loop.time()))
+                await wait_future(waiter, max(0.0, deadline - self._loop.time()))
             except asyncio.TimeoutError:
                 kind = "unidirectional" if is_unidirectional else "bidirectional"
                 raise TimeoutError(f"session {self._session_id}: no {kind} stream credit within {timeout}s") from None
