@@ -184,21 +184,24 @@ class StreamRouting(EngineCore):
             record.carries_payload = True
         self._refuse_stream(record, code)
 
-    def _pre_accept_for(self, session_id: int) -> PreAccept | None:
+    def _pre_accept_for(self, session_id: int, *, make_unseen: bool = True) -> PreAccept | None:
         """The ``PreAccept`` record of a session not established yet: its own, or, on a server
         whose CONNECT for it has not arrived, one kept until it does (None beyond
-        ``max_buffered_streams`` such sessions, and for sessions past establishing)."""
+        ``max_buffered_streams`` such sessions, and for sessions past establishing). Only a
+        stream naming the session starts one for a session not seen (``make_unseen``): bytes
+        alone may belong to a session long gone."""
         session = self._sessions.get(session_id)
         if session is not None:
             return session.pre_accept_account() if session.state is SessionState.CONNECTING else None
         if self.is_client:
             return None
         unseen = self._unseen_sessions
-        if unseen is None:
-            unseen = self._unseen_sessions = {}
-        account = unseen.get(session_id)
-        if account is None and len(unseen) < self.config.max_buffered_streams:
-            account = unseen[session_id] = PreAccept()
+        account = unseen.get(session_id) if unseen is not None else None
+        if account is None and make_unseen:
+            if unseen is None:
+                unseen = self._unseen_sessions = {}
+            if len(unseen) < self.config.max_buffered_streams:
+                account = unseen[session_id] = PreAccept()
         return account
 
     def _announce_stream(self, session: Session, record: StreamRecord) -> bool:
@@ -259,14 +262,10 @@ class StreamRouting(EngineCore):
         if amount <= 0:
             return
         session = self._sessions.get(record.session_id)
-        if session is None:  # its CONNECT has not arrived: kept if its streams were (_pre_accept_for)
-            unseen = self._unseen_sessions.get(record.session_id) if self._unseen_sessions else None
-            if unseen is not None:
-                unseen.data += amount
-            return
-        if session.flow is None:
-            if session.state is SessionState.CONNECTING:
-                session.pre_accept_account().data += amount
+        if session is None or session.flow is None:  # not established yet: counted once it is
+            account = self._pre_accept_for(record.session_id, make_unseen=False)
+            if account is not None:
+                account.data += amount
             return
         if not session.is_open:
             return
