@@ -65,6 +65,7 @@ class AioquicFamilyMethods:
 
     # The state these methods read, named as both libraries name it.
     _streams: Any
+    _is_client: bool
     _consumed: dict[int, int]
     _handshake_complete: bool
     _exporter_secret: tuple[str, bytes] | None
@@ -123,8 +124,23 @@ class AioquicFamilyMethods:
     # flows again (an ACK-only packet per request answered would be worse than the delay).
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._write_stream(stream_id, data, end_stream)
+
+    def _write_stream(self, stream_id: int, data: bytes, end_stream: bool) -> Any:
+        """``send_stream_data``, returning the library's stream. A stream the library holds
+        and we may send on (not the peer's unidirectional one) takes the bytes straight into
+        its sender: the library's own path looks the stream up again through four to six
+        Python calls (the send checks, the discarded-stream check), for nothing when the
+        stream is there, since a stream is discarded only once it has left ``_streams``.
+        A new stream, or one the library no longer holds, goes the library's way, which
+        creates it or raises as it would."""
         self._ack_rides = True
+        stream = self._streams.get(stream_id)
+        if stream is not None and (not stream_id & 2 or bool(stream_id & 1) != self._is_client):
+            stream.sender.write(data, end_stream=end_stream)
+            return stream
         super().send_stream_data(stream_id, data, end_stream)  # type: ignore[misc]
+        return self._streams.get(stream_id)
 
     def send_datagram_frame(self, data: bytes) -> None:
         self._ack_rides = True

@@ -261,20 +261,9 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data`` on ``stream_id``; with the FIN, the stream's sender waits for the
         FIN's own acknowledgement before it counts as finished (see ``_FinAwareSender``)."""
-        if not end_stream:
-            stream = self._streams.get(stream_id)
-            # More bytes on a stream qh3 holds that we may send on (not the peer's
-            # unidirectional one): straight to its sender, without the three Python frames of
-            # qh3's lookup path (a relay writes a record per recipient per message).
-            if stream is not None and (not stream_id & 2 or bool(stream_id & 1) != self._is_client):
-                stream.sender.write(data, end_stream=False)
-                self._ack_rides = True  # as AioquicFamilyMethods.send_stream_data would
-                return
-        super().send_stream_data(stream_id, data, end_stream)
-        if end_stream:
-            stream = self._streams.get(stream_id)
-            if stream is not None and fin_needs_own_frame(stream.sender):
-                stream.sender = _FinAwareSender(stream.sender)
+        stream = self._write_stream(stream_id, data, end_stream)
+        if end_stream and stream is not None and fin_needs_own_frame(stream.sender):
+            stream.sender = _FinAwareSender(stream.sender)
 
     def consume_stream_data(self, stream_id: int, amount: int) -> None:
         """The application has read ``amount`` more bytes of ``stream_id``: grant credit
