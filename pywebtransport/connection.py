@@ -183,16 +183,18 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
     def process_engine_events(self) -> None:
         """Internal: run after any call into the engine; delivers its events and schedules a
         transmit (used by this connection's sessions, not public API)."""
-        self._process_events()
+        if self._engine_events:  # most calls (a write, a read's credit) make none
+            self._process_events()
         self._endpoint.schedule_flush(self)
 
     # ------------------------------------------------------------------ engine events
 
     def _process_events(self) -> None:
-        engine = self._engine
+        events = self._engine_events
         debug = self._config.debug
         sessions = self._sessions
-        while (event := engine.next_event()) is not None:
+        while events:
+            event = events.popleft()
             if debug:
                 logger.debug("connection %s: %r", self._connection_id, event)
             try:

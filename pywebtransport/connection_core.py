@@ -49,6 +49,7 @@ class ConnectionCore:
             original_destination_connection_id=original_destination_connection_id)
         self._quic = quic
         self._engine = WebTransportEngine(quic, config=engine_config(config), budgets=budgets)
+        self._engine_events = self._engine.pending_events
         self._connection_id: ConnectionId = os.urandom(8).hex()
         self._state = ConnectionState.IDLE if self.is_client else ConnectionState.CONNECTING
         self._events = EventEmitter()

@@ -76,6 +76,9 @@ class EngineCore:
         #: Budgets shared with the other connections of a server (none: this engine alone).
         self.budgets = budgets if budgets is not None else SharedBudgets()
         self._events: deque[ev.EngineEvent] = deque()
+        #: The events not yet taken, oldest first: ``next_event()`` pops one, and a driver
+        #: that runs after every call into the engine may test and pop this deque itself.
+        self.pending_events: deque[ev.EngineEvent] = self._events
         self._streams = StreamTable(quic, receive=BudgetAccount(self.budgets.receive))
         self._send_bound = SendBufferBound(cfg.max_send_buffer, BudgetAccount(self.budgets.send), self._stream_held)
         self._sessions: dict[int, Session] = {}

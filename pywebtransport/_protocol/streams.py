@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -144,6 +144,9 @@ class StreamTable:
         #: bytes are taken from it as they arrive and returned when the stream lets go of them.
         self.receive = receive if receive is not None else BudgetAccount(None)
         self._records: dict[int, StreamRecord] = {}
+        #: The record of a stream id, or None: the dict's own ``get``, with no Python frame
+        #: of ours around it (the engine looks a stream up several times per packet).
+        self.get: Callable[[int], StreamRecord | None] = self._records.get
         #: Session id -> ids of its open WebTransport streams.
         self._by_session: dict[int, set[int]] = {}
         #: Session id -> ids of streams waiting for it to be established.
@@ -159,9 +162,6 @@ class StreamTable:
 
     def __iter__(self) -> Iterator[StreamRecord]:
         return iter(list(self._records.values()))
-
-    def get(self, stream_id: int) -> StreamRecord | None:
-        return self._records.get(stream_id)
 
     def add(self, record: StreamRecord) -> StreamRecord:
         self._records[record.stream_id] = record

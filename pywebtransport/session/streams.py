@@ -80,7 +80,7 @@ class SessionStreams(SessionCore):
                     stream = WebTransportSendStream(session=self._as_session(), stream_id=stream_id)
                 else:
                     stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
-                self._register_stream(stream)
+                self._register_stream(stream, stream_id)
                 return stream
             if deadline is None:
                 deadline = self._loop.time() + timeout
@@ -98,10 +98,10 @@ class SessionStreams(SessionCore):
                 if waiter in self._credit_waiters[is_unidirectional]:
                     self._credit_waiters[is_unidirectional].remove(waiter)
 
-    def _register_stream(self, stream: StreamType) -> None:
-        self._streams[stream.stream_id] = stream
+    def _register_stream(self, stream: StreamType, stream_id: StreamId) -> None:
+        self._streams[stream_id] = stream
         if self.has_listeners(EventType.STREAM_OPENED):  # no emitter or event object per stream for nobody
-            self._events.emit_nowait(EventType.STREAM_OPENED, {"stream": stream, "stream_id": stream.stream_id})
+            self._events.emit_nowait(EventType.STREAM_OPENED, {"stream": stream, "stream_id": stream_id})
 
     # ------------------------------------------------------------------ streams the peer opens
 
@@ -118,7 +118,7 @@ class SessionStreams(SessionCore):
             stream = WebTransportReceiveStream(session=self._as_session(), stream_id=stream_id)
         else:
             stream = WebTransportStream(session=self._as_session(), stream_id=stream_id)
-        self._register_stream(stream)
+        self._register_stream(stream, stream_id)
         if handlers is not None:
             handlers.start(stream)
             return
