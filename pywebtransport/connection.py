@@ -198,10 +198,16 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
             if debug:
                 logger.debug("connection %s: %r", self._connection_id, event)
             try:
-                if type(event) is ev.DatagramReceived:  # the most frequent event: straight to its session
+                # The most frequent events: straight to their session.
+                if type(event) is ev.DatagramReceived:
                     session = sessions.get(event.session_id)
                     if session is not None:
                         session.deliver_datagram(event.data)
+                    continue
+                if type(event) is ev.StreamDataReceived:
+                    session = sessions.get(event.session_id)
+                    if session is not None:
+                        session.deliver_stream_data(event.stream_id, event.data, event.end_stream)
                     continue
                 self.handle_event(event)
             except Exception:  # a callback's bug must not stop event delivery

@@ -81,7 +81,7 @@ class StreamBase:
     def handle_event(self, event: ev.EngineEvent) -> None:
         """Internal: an engine event about this stream, routed by its session (not public API)."""
         if isinstance(event, ev.StreamDataReceived):
-            self._on_data(event.data, event.end_stream)
+            self.deliver_data(event.data, event.end_stream)
         elif isinstance(event, ev.StreamReset):
             if event.http_error_code == WT_SESSION_GONE:
                 self._on_session_gone()
@@ -99,9 +99,13 @@ class StreamBase:
         elif isinstance(event, ev.SessionClosed):
             self._on_session_closed()
 
-    # Each side overrides what it handles; a side that cannot see an event ignores it.
-    def _on_data(self, data: bytes, end_stream: bool) -> None:
+    def deliver_data(self, data: bytes, end_stream: bool) -> None:
+        """Internal: payload (and the FIN) of this stream arrived; its session's fast path for
+        the engine's StreamDataReceived (not public API). A stream that cannot read hands
+        the credit straight back; the receiving side buffers it."""
         self._port.stream_consume(self._stream_id, len(data))
+
+    # Each side overrides what it handles; a side that cannot see an event ignores it.
 
     def _on_reset(self, error_code: int | None) -> None:
         pass

@@ -46,7 +46,7 @@ class ReceiveSide(StreamBase):
         self._readers = Waiters()
 
     # -- fed by the session
-    def _on_data(self, data: bytes, end_stream: bool) -> None:
+    def deliver_data(self, data: bytes, end_stream: bool) -> None:
         if data:
             if len(data) < _GATHER_BELOW and self._chunks:  # a short chunk while others wait unread
                 self._gather(data)

@@ -212,9 +212,9 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
             schedule: Any = self.tls.key_schedule
             self._exporter_secret = exporter_secret_from_schedule(schedule, schedule.algorithm.name, secret)
 
-    def next_event(self) -> QuicEvent | None:  # type: ignore[override]
-        """The next backend-neutral event (aioquic's own events never reach the engine)."""
-        return self.next_neutral_event()
+    #: The next backend-neutral event (aioquic's own events never reach the engine): the
+    #: family's method itself, with no frame of ours around it (the engine pumps it per packet).
+    next_event = AioquicFamilyMethods.next_neutral_event  # type: ignore[assignment]
 
     # -- read-driven stream credit
     def consume_stream_data(self, stream_id: int, amount: int) -> None:

@@ -236,9 +236,9 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             schedule: Any = self.tls.key_schedule  # qh3's KeySchedule.algorithm is the digest size in bits
             self._exporter_secret = exporter_secret_from_schedule(schedule, f"sha{schedule.algorithm}", secret)
 
-    def next_event(self) -> QuicEvent | None:  # type: ignore[override]
-        """The next backend-neutral event (qh3's own events never reach the engine)."""
-        return self.next_neutral_event()
+    #: The next backend-neutral event (qh3's own events never reach the engine): the
+    #: family's method itself, with no frame of ours around it (the engine pumps it per packet).
+    next_event = AioquicFamilyMethods.next_neutral_event  # type: ignore[assignment]
 
     # -- read-driven stream credit (see the module docstring)
     def _get_or_create_stream(self, frame_type: int, stream_id: int) -> QuicStream:

@@ -25,6 +25,7 @@ from pywebtransport.session.lifecycle import SessionLifecycle
 from pywebtransport.session.streams import SessionStreams
 from pywebtransport.session.tls import SessionTLS
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
+from pywebtransport.types import StreamId
 
 __all__ = ["WebTransportSession"]
 
@@ -59,12 +60,12 @@ class WebTransportSession(SessionLifecycle, SessionStreams, SessionDatagrams, Se
         The one entry going up (as aioquic's ``quic_event_received``); stream and datagram
         events are routed on to the stream or the datagram transport they concern.
         """
-        if isinstance(event, (ev.StreamDataReceived, ev.StreamStopSending, ev.StreamWritable)):
+        if isinstance(event, ev.StreamDataReceived):
+            self.deliver_stream_data(event.stream_id, event.data, event.end_stream)
+        elif isinstance(event, (ev.StreamStopSending, ev.StreamWritable)):
             stream = self._streams.get(event.stream_id)
             if stream is not None:
                 stream.handle_event(event)
-            elif isinstance(event, ev.StreamDataReceived) and event.data:
-                self.stream_consume(event.stream_id, len(event.data))  # nobody will read it
         elif isinstance(event, ev.DatagramReceived):
             self.deliver_datagram(event.data)
         elif isinstance(event, ev.StreamOpened):
@@ -94,6 +95,15 @@ class WebTransportSession(SessionLifecycle, SessionStreams, SessionDatagrams, Se
             self._on_closed(event)
         elif isinstance(event, ev.ProtocolViolation):
             self._protocol_errors += 1
+
+    def deliver_stream_data(self, stream_id: StreamId, data: bytes, end_stream: bool) -> None:
+        """Internal: payload of one of this session's streams arrived (the connection's fast
+        path for the engine's StreamDataReceived; not public API)."""
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream.deliver_data(data, end_stream)
+        elif data:
+            self.stream_consume(stream_id, len(data))  # nobody will read it
 
     def __repr__(self) -> str:
         return f"<WebTransportSession id={self._session_id} path={self._path!r} state={self.state.value}>"
