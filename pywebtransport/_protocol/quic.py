@@ -460,7 +460,10 @@ def sender_pending(sender: Any) -> list[tuple[int, int]]:
 
 def sender_unsent(sender: Any) -> int:
     """Bytes a qh3 stream sender still has to send (new or lost): its _pending ranges."""
-    return sum(stop - start for start, stop in sender._pending)
+    total = 0
+    for start, stop in sender._pending:  # a loop, not sum() over a generator: no frame per range
+        total += stop - start
+    return total
 
 
 def request_client_certificate(tls: Any) -> None:
