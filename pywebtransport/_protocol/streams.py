@@ -255,7 +255,8 @@ class StreamTable:
         """Forget a stream everywhere; its record goes as soon as aioquic has let go too."""
         if record.kind is StreamKind.FINISHED:
             return
-        self._drop_early(record)
+        if record.early is not None:
+            self._drop_early(record)
         if record.held_request_bytes:
             self.receive.release(record.held_request_bytes)
             record.held_request_bytes = 0
@@ -267,8 +268,10 @@ class StreamTable:
         record.kind = StreamKind.FINISHED
         record.parser = None
         record.capsules = None
-        record.preamble = bytearray()
-        record.pending.clear()
+        if record.preamble:  # typed streams emptied it already
+            record.preamble = bytearray()
+        if record.pending.size:
+            record.pending.clear()
         self._quic.forget_stream(record.stream_id)
         if self._quic.has_stream(record.stream_id):
             self._finished.add(record.stream_id)
