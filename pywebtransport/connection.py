@@ -50,6 +50,9 @@ _QUIC_CONNECTION_REFUSED = 0x02
 _CRYPTO_ERROR = 0x100
 
 #: Events that concern one session and go to its ``handle_event``.
+#: The states after which no packet is processed, read per datagram and per transmit pass:
+#: a module global, where ``ConnectionState.X`` costs about 100 ns on Python 3.10 and 3.11.
+_OVER_STATES = (ConnectionState.CLOSED, ConnectionState.FAILED)
 _SESSION_EVENTS = (ev.StreamDataReceived, ev.DatagramReceived, ev.StreamOpened, ev.StreamReset,
                    ev.StreamStopSending, ev.StreamWritable, ev.StreamCreditAvailable, ev.SessionEstablished,
                    ev.SessionDraining, ev.SessionCreditUpdated, ev.SessionBlocked)
@@ -138,7 +141,7 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
     # ------------------------------------------------------------------ endpoint driver
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> None:
-        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED) or self._quic_failed:
+        if self._state in _OVER_STATES or self._quic_failed:
             return
         self._datagrams_from_peer += 1
         try:
@@ -168,7 +171,7 @@ class WebTransportConnection(ConnectionClient, ConnectionClosing, ConnectionKeep
         return self._engine.datagrams_to_send(now)
 
     def get_timer(self) -> float | None:
-        if self._state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+        if self._state in _OVER_STATES:
             return None
         return self._engine.get_timer()
 

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionCore"]
 
+#: The states in which the connection is closed or closing, read per packet and per write
+#: (``is_closed``): one module global, where ``ConnectionState.X`` costs about 100 ns a read
+#: on Python 3.10 and 3.11 (``EnumType.__getattr__``).
+_ENDING_STATES = (ConnectionState.CLOSED, ConnectionState.FAILED, ConnectionState.CLOSING)
+
 
 class ConnectionCore:
     """The state of one connection and what its parts share (internal; see WebTransportConnection)."""
@@ -98,7 +103,7 @@ class ConnectionCore:
 
     @property
     def is_closed(self) -> bool:
-        return self._state in (ConnectionState.CLOSED, ConnectionState.FAILED, ConnectionState.CLOSING)
+        return self._state in _ENDING_STATES
 
     @property
     def events(self) -> EventEmitter:

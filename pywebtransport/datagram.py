@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["WebTransportDatagramTransport"]
 
+#: Event names read per stream or per datagram (a listener check each time): module globals,
+#: where ``EventType.X`` costs about 100 ns a read on Python 3.10 and 3.11 (``EnumType.__getattr__``).
+_DATAGRAM_SENT = EventType.DATAGRAM_SENT
+
 
 class WebTransportDatagramTransport:
     """Send and receive datagrams in one session.
@@ -98,8 +102,8 @@ class WebTransportDatagramTransport:
     def send_nowait(self, data: Data) -> bool:
         payload = data if type(data) is bytes else ensure_bytes(data)
         sent = self._port.datagram_send(payload)
-        if sent and self._port.has_listeners(EventType.DATAGRAM_SENT):  # no event per datagram for nobody
-            self._port.events.emit_nowait(EventType.DATAGRAM_SENT, {"size": len(payload)})
+        if sent and self._port.has_listeners(_DATAGRAM_SENT):  # no event per datagram for nobody
+            self._port.events.emit_nowait(_DATAGRAM_SENT, {"size": len(payload)})
         return sent
 
     def receive_nowait(self) -> bytes | None:

@@ -48,6 +48,10 @@ class PacketType(enum.Enum):
     UNKNOWN = "unknown"
 
 
+#: The type of nearly every packet, as a module global: ``PacketType.ONE_RTT`` costs about
+#: 100 ns a read on Python 3.10 and 3.11 (``EnumType.__getattr__``), per datagram here.
+_ONE_RTT = PacketType.ONE_RTT
+
 # The two-bit long packet type differs between versions (RFC 9000 §17.2, RFC 9369 §3.2).
 _LONG_TYPES = {
     QUIC_VERSION_1: (PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE, PacketType.RETRY),
@@ -86,7 +90,7 @@ def parse_header(data: bytes, *, short_cid_length: int) -> PacketHeader | None:
     if not first & _LONG_HEADER:
         if not first & _FIXED_BIT or len(data) < 1 + short_cid_length:
             return None
-        return PacketHeader(PacketType.ONE_RTT, None, bytes(data[1:1 + short_cid_length]), b"")
+        return PacketHeader(_ONE_RTT, None, bytes(data[1:1 + short_cid_length]), b"")
 
     # Long header invariants (RFC 8999 §5.1): version, then two length-prefixed CIDs.
     if len(data) < 6:

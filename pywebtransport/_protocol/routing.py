@@ -11,7 +11,16 @@ from pywebtransport._protocol import events as ev
 from pywebtransport._protocol.core import EngineCore
 from pywebtransport._protocol.h3 import Http3
 from pywebtransport._protocol.session import PreAccept, Session
-from pywebtransport._protocol.streams import CRITICAL_KINDS, StreamKind, StreamRecord
+from pywebtransport._protocol.streams import (
+    CRITICAL_KINDS,
+    KIND_CONNECT,
+    KIND_FINISHED,
+    KIND_PENDING_BIDI,
+    KIND_PENDING_UNI,
+    KIND_REQUEST,
+    KIND_WEBTRANSPORT,
+    StreamRecord,
+)
 from pywebtransport._wire import datagrams, error_codes, frames
 from pywebtransport.exceptions import DatagramError, FlowControlError, RemoteProtocolError
 from pywebtransport.types import CloseCause, SessionState
@@ -34,7 +43,7 @@ class StreamRouting(EngineCore):
                 return  # one of ours that we already forgot
             is_uni = bool(stream_id & 2)
             record = self._streams.add(StreamRecord(
-                stream_id, StreamKind.PENDING_UNI if is_uni else StreamKind.PENDING_BIDI, is_uni, local=False,
+                stream_id, KIND_PENDING_UNI if is_uni else KIND_PENDING_BIDI, is_uni, local=False,
                 send_closed=is_uni))
             if not is_uni:
                 self._highest_peer_bidi = max(self._highest_peer_bidi, stream_id)
@@ -43,19 +52,19 @@ class StreamRouting(EngineCore):
 
     def _dispatch(self, record: StreamRecord, data: bytes, fin: bool) -> None:
         kind = record.kind
-        if kind is StreamKind.WEBTRANSPORT:
+        if kind is KIND_WEBTRANSPORT:
             self._on_webtransport_data(record, data, fin)
             return
-        if kind is StreamKind.PENDING_UNI or kind is StreamKind.PENDING_BIDI:
+        if kind is KIND_PENDING_UNI or kind is KIND_PENDING_BIDI:
             self._on_preamble(record, data, fin)
             return
         # Everything but session payload is consumed by the engine itself, at once.
         self.quic.consume_stream_data(record.stream_id, len(data))
         if kind in CRITICAL_KINDS:
             self._h3.on_critical_data(record, data, fin)
-        elif kind is StreamKind.REQUEST or kind is StreamKind.CONNECT:
+        elif kind is KIND_REQUEST or kind is KIND_CONNECT:
             self._on_request_stream_data(record, data, fin)
-        elif kind is StreamKind.FINISHED and record.carries_payload and data:
+        elif kind is KIND_FINISHED and record.carries_payload and data:
             self._account_dropped(record, len(data))
 
     def _on_preamble(self, record: StreamRecord, data: bytes, fin: bool) -> None:
@@ -64,9 +73,9 @@ class StreamRouting(EngineCore):
         kind = record.kind
         # Typed (or ended): its opening deadline is over. Still opening: a preamble being read,
         # or a request whose headers are (requests.py ends that one); request_timeout bounds both.
-        if not (kind is StreamKind.PENDING_UNI or kind is StreamKind.PENDING_BIDI or kind is StreamKind.REQUEST):
+        if not (kind is KIND_PENDING_UNI or kind is KIND_PENDING_BIDI or kind is KIND_REQUEST):
             self._incomplete_openings.pop(record.stream_id, None)
-        if rest is not None and kind is not StreamKind.FINISHED and (rest or fin):
+        if rest is not None and kind is not KIND_FINISHED and (rest or fin):
             self._dispatch(record, rest, fin)
         elif rest and record.carries_payload:  # refused on arrival: its payload still counts (_refuse_unseen)
             self._account_dropped(record, len(rest))
@@ -75,7 +84,7 @@ class StreamRouting(EngineCore):
         """Type the stream once its preamble is complete; returns the bytes after it (None
         while it is incomplete). A stream that ends before its type is finished, keeping
         nothing (RFC 9114 §6.2)."""
-        uni = record.kind is StreamKind.PENDING_UNI
+        uni = record.kind is KIND_PENDING_UNI
         header = (frames.read_uni_stream_header(record.preamble) if uni
                   else frames.read_bidi_stream_header(record.preamble))
         if header is None:
@@ -97,7 +106,7 @@ class StreamRouting(EngineCore):
         else:
             # An HTTP request: its deadline runs on from the first byte until its headers
             # are complete (requests.py ends it), within request_timeout.
-            record.kind = StreamKind.REQUEST
+            record.kind = KIND_REQUEST
             record.parser = frames.FrameParser(max_frame_size=self.config.max_header_block_size)
         return rest
 
@@ -151,7 +160,7 @@ class StreamRouting(EngineCore):
             return True
         connect = self._streams.get(session_id)
         if connect is not None:  # its request is still arriving: the stream overtook it
-            return connect.kind is not StreamKind.REQUEST and connect.kind is not StreamKind.PENDING_BIDI
+            return connect.kind is not KIND_REQUEST and connect.kind is not KIND_PENDING_BIDI
         # The CONNECT stream has not arrived yet (reordering, draft-15 §4.6) unless QUIC is done with it.
         return self.quic.is_stream_discarded(session_id)
 
@@ -298,7 +307,7 @@ class StreamRouting(EngineCore):
             return
         session = self._sessions.get(record.session_id)
         if (session is not None and session.flow is not None and session.is_open and not record.local
-                and record.kind is StreamKind.WEBTRANSPORT):
+                and record.kind is KIND_WEBTRANSPORT):
             session.send_capsules(session.flow.on_peer_stream_closed(record.is_unidirectional))
         self._forget_reset(record)
         self._streams.finish(record)
@@ -372,7 +381,7 @@ class StreamRouting(EngineCore):
                 self._quic_reset(stream_id, http_code)
             return
         kind = record.kind
-        if kind is StreamKind.WEBTRANSPORT:
+        if kind is KIND_WEBTRANSPORT:
             if record.early is not None:  # reset before its session: nothing to deliver
                 self._pre_accept_for(record.session_id)  # where its final size is kept (_account_dropped)
                 self._account_reset(record)  # its final size counts, for a session still to come
@@ -380,21 +389,21 @@ class StreamRouting(EngineCore):
                 return
             record.recv_closed = True
             self._account_reset(record)
-            if record.kind is not StreamKind.WEBTRANSPORT:  # its final size was over the limit: session gone
+            if record.kind is not KIND_WEBTRANSPORT:  # its final size was over the limit: session gone
                 return
             self._events.append(ev.StreamReset(record.session_id, stream_id, error_codes.http_code_to_app(http_code),
                                                http_code))
             self._maybe_forget_stream(record)
-        elif kind is StreamKind.FINISHED and record.carries_payload:
+        elif kind is KIND_FINISHED and record.carries_payload:
             self._account_reset(record)  # after our STOP_SENDING: the answer's final size counts too
-        elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
+        elif kind is KIND_CONNECT or kind is KIND_REQUEST:
             self._on_connect_stream_gone(record, http_code,
                                          f"the peer reset the CONNECT stream with {c.describe_code(http_code)}",
                                          CloseCause.PEER_RESET)
         elif kind in CRITICAL_KINDS and not self._closed:
             raise RemoteProtocolError(f"the peer reset its {kind.value} stream with {c.describe_code(http_code)}",
                                       error_code=c.H3_CLOSED_CRITICAL_STREAM)
-        elif kind is StreamKind.PENDING_UNI or kind is StreamKind.PENDING_BIDI:
+        elif kind is KIND_PENDING_UNI or kind is KIND_PENDING_BIDI:
             self._refuse_stream(record, http_code)
 
     def _on_stop_sending(self, stream_id: int, http_code: int) -> None:
@@ -409,7 +418,7 @@ class StreamRouting(EngineCore):
                                           f"{c.describe_code(http_code)}", error_code=c.H3_CLOSED_CRITICAL_STREAM)
             return
         kind = record.kind
-        if kind is StreamKind.WEBTRANSPORT:
+        if kind is KIND_WEBTRANSPORT:
             # aioquic already answered with RESET_STREAM carrying the same code.
             record.send_closed = True
             self._drop_pending(record)
@@ -419,7 +428,7 @@ class StreamRouting(EngineCore):
             self._events.append(ev.StreamStopSending(record.session_id, stream_id,
                                                      error_codes.http_code_to_app(http_code), http_code))
             self._maybe_forget_stream(record)
-        elif kind is StreamKind.CONNECT or kind is StreamKind.REQUEST:
+        elif kind is KIND_CONNECT or kind is KIND_REQUEST:
             # Draft-15 §6: a peer closing a session MAY stop the CONNECT stream with
             # WT_SESSION_GONE; any other code stops it abruptly.
             cause = CloseCause.PEER_CLOSE if http_code == c.WT_SESSION_GONE else CloseCause.PEER_RESET
@@ -430,7 +439,7 @@ class StreamRouting(EngineCore):
         """The peer aborted a request/CONNECT stream: the session ends (with ``cause``; code 0,
         since no WT_CLOSE_SESSION said otherwise), and our half is closed too, or the QUIC
         stream never finishes and holds a MAX_STREAMS slot."""
-        session = self._sessions.get(record.session_id) if record.kind is StreamKind.CONNECT else None
+        session = self._sessions.get(record.session_id) if record.kind is KIND_CONNECT else None
         if session is not None:
             session.peer_fin_received = True
         if session is not None and not session.is_closed:
@@ -439,7 +448,7 @@ class StreamRouting(EngineCore):
                 session.reject(0, {}, reason)
             else:
                 session.end(0, reason, cause)
-        elif record.kind is StreamKind.REQUEST:
+        elif record.kind is KIND_REQUEST:
             self.abandon_session_streams(record.stream_id, c.WT_SESSION_GONE)
         self.abort_stream(record.stream_id, http_code)
 

@@ -7,7 +7,7 @@ from pywebtransport import constants as c
 from pywebtransport._protocol.queries import EngineQueries
 from pywebtransport._protocol.routing import StreamRouting
 from pywebtransport._protocol.settings import Dialect
-from pywebtransport._protocol.streams import StreamKind, StreamRecord
+from pywebtransport._protocol.streams import KIND_WEBTRANSPORT, StreamRecord
 from pywebtransport._wire import datagrams, error_codes, frames
 from pywebtransport.exceptions import DatagramError, LocalProtocolError, StreamClosedError
 
@@ -42,7 +42,7 @@ class StreamApi(EngineQueries, StreamRouting):
         else:
             preamble = frames.encode_bidi_stream_header(session_id)
             session.local_streams_bidi_opened += 1
-        record = self._streams.add(StreamRecord(stream_id, StreamKind.WEBTRANSPORT, is_unidirectional, local=True,
+        record = self._streams.add(StreamRecord(stream_id, KIND_WEBTRANSPORT, is_unidirectional, local=True,
                                                 recv_closed=is_unidirectional))
         self._streams.attach(record, session_id)
         self.quic.send_stream_data(stream_id, preamble)
@@ -52,7 +52,7 @@ class StreamApi(EngineQueries, StreamRouting):
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue payload on a session stream; bytes beyond session credit wait in the engine."""
         record = self._streams.get(stream_id)
-        if record is None or record.kind is not StreamKind.WEBTRANSPORT or record.send_closed:
+        if record is None or record.kind is not KIND_WEBTRANSPORT or record.send_closed:
             raise StreamClosedError(f"stream {stream_id} is not open for sending")
         if record.is_unidirectional and not record.local:
             raise StreamClosedError(f"stream {stream_id} is the peer's unidirectional stream")
@@ -97,7 +97,7 @@ class StreamApi(EngineQueries, StreamRouting):
         engine has already finished (all of it arrived, FIN included) needs nothing and is
         not an error: the peer's bytes arrived before the application could refuse them."""
         record = self._streams.get(stream_id)
-        if record is None or record.kind is not StreamKind.WEBTRANSPORT:
+        if record is None or record.kind is not KIND_WEBTRANSPORT:
             return
         code = self._wire_code(error_code)
         self._stop_receiving(record, code)

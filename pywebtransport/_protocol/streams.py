@@ -12,12 +12,16 @@ import enum
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from pywebtransport._protocol.budget import BudgetAccount
 from pywebtransport._wire import capsules, frames
 
-__all__ = ["PendingBytes", "StreamKind", "StreamRecord", "StreamTable"]
+__all__ = [
+    "KIND_CONNECT", "KIND_CONTROL", "KIND_FINISHED", "KIND_PENDING_BIDI", "KIND_PENDING_UNI",
+    "KIND_QPACK_DECODER", "KIND_QPACK_ENCODER", "KIND_REQUEST", "KIND_WEBTRANSPORT", "PendingBytes",
+    "StreamKind", "StreamRecord", "StreamTable"
+]
 
 
 class StreamKind(enum.Enum):
@@ -35,6 +39,20 @@ class StreamKind(enum.Enum):
 
 
 CRITICAL_KINDS = frozenset({StreamKind.CONTROL, StreamKind.QPACK_ENCODER, StreamKind.QPACK_DECODER})
+
+#: The kinds as module names, for the engine's per-packet code. On Python 3.10 and 3.11
+#: reading ``StreamKind.X`` goes through ``EnumType.__getattr__`` (about 100 ns, a module
+#: global about 10; 3.12 made it a plain attribute load), and a packet compares a stream's
+#: kind several times.
+KIND_PENDING_UNI: Final = StreamKind.PENDING_UNI
+KIND_PENDING_BIDI: Final = StreamKind.PENDING_BIDI
+KIND_CONTROL: Final = StreamKind.CONTROL
+KIND_QPACK_ENCODER: Final = StreamKind.QPACK_ENCODER
+KIND_QPACK_DECODER: Final = StreamKind.QPACK_DECODER
+KIND_REQUEST: Final = StreamKind.REQUEST
+KIND_CONNECT: Final = StreamKind.CONNECT
+KIND_WEBTRANSPORT: Final = StreamKind.WEBTRANSPORT
+KIND_FINISHED: Final = StreamKind.FINISHED
 
 
 class PendingBytes:
@@ -170,7 +188,7 @@ class StreamTable:
     # -- session membership
     def attach(self, record: StreamRecord, session_id: int) -> None:
         """The stream now belongs to an established session."""
-        record.kind = StreamKind.WEBTRANSPORT
+        record.kind = KIND_WEBTRANSPORT
         record.session_id = session_id
         record.carries_payload = True
         self._by_session.setdefault(session_id, set()).add(record.stream_id)
@@ -183,7 +201,7 @@ class StreamTable:
 
     # -- early streams (draft-15 §4.6)
     def hold_early(self, record: StreamRecord, session_id: int, now: float) -> None:
-        record.kind = StreamKind.WEBTRANSPORT
+        record.kind = KIND_WEBTRANSPORT
         record.session_id = session_id
         record.carries_payload = True
         record.early = bytearray()
@@ -253,7 +271,7 @@ class StreamTable:
     # -- the end
     def finish(self, record: StreamRecord) -> None:
         """Forget a stream everywhere; its record goes as soon as aioquic has let go too."""
-        if record.kind is StreamKind.FINISHED:
+        if record.kind is KIND_FINISHED:
             return
         if record.early is not None:
             self._drop_early(record)
@@ -265,7 +283,7 @@ class StreamTable:
             ids.discard(record.stream_id)
             if not ids:
                 del self._by_session[record.session_id]
-        record.kind = StreamKind.FINISHED
+        record.kind = KIND_FINISHED
         record.parser = None
         record.capsules = None
         if record.preamble:  # typed streams emptied it already

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionCore", "session_closed_error"]
 
+#: States as module globals (``is_closed`` runs per datagram sent, ``_require_open`` per stream
+#: opened): ``SessionState.X`` costs about 100 ns a read on Python 3.10 and 3.11 (``EnumType.__getattr__``).
+_CLOSED = SessionState.CLOSED
+_CONNECTING = SessionState.CONNECTING
+
 _CLEAN_CAUSES = frozenset({CloseCause.PEER_CLOSE, CloseCause.LOCAL_CLOSE})
 
 
@@ -150,7 +155,7 @@ class SessionCore:
 
     @property
     def is_closed(self) -> bool:
-        return self.state is SessionState.CLOSED
+        return self.state is _CLOSED
 
     @property
     def close_code(self) -> int | None:
@@ -267,9 +272,9 @@ class SessionCore:
 
     def _require_open(self) -> WebTransportConnection:
         state = self.state
-        if state is SessionState.CONNECTING:
+        if state is _CONNECTING:
             raise SessionError(f"session {self._session_id} is not ready yet; await session.ready()")
-        if state is SessionState.CLOSED:
+        if state is _CLOSED:
             raise self._closed_error_or_generic(f"session {self._session_id} is closed")
         return self._require_connection()
 

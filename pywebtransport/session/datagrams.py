@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionDatagrams"]
 
+#: Event names read per stream or per datagram (a listener check each time): module globals,
+#: where ``EventType.X`` costs about 100 ns a read on Python 3.10 and 3.11 (``EnumType.__getattr__``).
+_DATAGRAM_RECEIVED = EventType.DATAGRAM_RECEIVED
+
 
 class SessionDatagrams(SessionCore):
     """Datagram access of a session (a part of WebTransportSession)."""
@@ -42,8 +46,8 @@ class SessionDatagrams(SessionCore):
         """Internal: a datagram of this session arrived (the connection's fast path for the
         engine's DatagramReceived; not public API)."""
         self.datagrams.deliver(data)
-        if self.has_listeners(EventType.DATAGRAM_RECEIVED):  # no emitter or event object for nobody
-            self._events.emit_nowait(EventType.DATAGRAM_RECEIVED, {"data": data})
+        if self.has_listeners(_DATAGRAM_RECEIVED):  # no emitter or event object for nobody
+            self._events.emit_nowait(_DATAGRAM_RECEIVED, {"data": data})
 
     # ------------------------------------------------------------------ the datagram half of the port (SessionPort)
 
