@@ -124,23 +124,28 @@ class AioquicFamilyMethods:
     # flows again (an ACK-only packet per request answered would be worse than the delay).
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        self._write_stream(stream_id, data, end_stream)
-
-    def _write_stream(self, stream_id: int, data: bytes, end_stream: bool) -> Any:
-        """``send_stream_data``, returning the library's stream. A stream the library holds
-        and we may send on (not the peer's unidirectional one) takes the bytes straight into
-        its sender: the library's own path looks the stream up again through four to six
-        Python calls (the send checks, the discarded-stream check), for nothing when the
-        stream is there, since a stream is discarded only once it has left ``_streams``.
-        A new stream, or one the library no longer holds, goes the library's way, which
-        creates it or raises as it would."""
+        """Queue ``data`` on ``stream_id``. A stream the library holds and we may send on (not
+        the peer's unidirectional one) takes the bytes straight into its sender: the library's
+        own path looks the stream up again through four to six Python calls (the send checks,
+        the discarded-stream check), for nothing when the stream is there, since a stream is
+        discarded only once it has left ``_streams``. A new stream, or one the library no
+        longer holds, goes the library's way, which creates it or raises as it would. Once
+        the FIN is written, ``_fin_written`` sees the stream."""
         self._ack_rides = True
         stream = self._streams.get(stream_id)
         if stream is not None and (not stream_id & 2 or bool(stream_id & 1) != self._is_client):
             stream.sender.write(data, end_stream=end_stream)
-            return stream
-        super().send_stream_data(stream_id, data, end_stream)  # type: ignore[misc]
-        return self._streams.get(stream_id)
+        else:
+            super().send_stream_data(stream_id, data, end_stream)  # type: ignore[misc]
+            if not end_stream:
+                return
+            stream = self._streams.get(stream_id)
+        if end_stream and stream is not None:
+            self._fin_written(stream)
+
+    def _fin_written(self, stream: Any) -> None:
+        """The FIN of ``stream`` (the library's stream object) was just written: a backend
+        whose sender needs to know overrides this (qh3)."""
 
     def send_datagram_frame(self, data: bytes) -> None:
         self._ack_rides = True

@@ -258,11 +258,10 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             stream.__class__ = ReadDrivenQuicStream
         return stream
 
-    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """Queue ``data`` on ``stream_id``; with the FIN, the stream's sender waits for the
-        FIN's own acknowledgement before it counts as finished (see ``_FinAwareSender``)."""
-        stream = self._write_stream(stream_id, data, end_stream)
-        if end_stream and stream is not None and fin_needs_own_frame(stream.sender):
+    def _fin_written(self, stream: Any) -> None:
+        """With the FIN written, the stream's sender waits for the FIN's own acknowledgement
+        before it counts as finished (see ``_FinAwareSender``)."""
+        if fin_needs_own_frame(stream.sender):
             stream.sender = _FinAwareSender(stream.sender)
 
     def consume_stream_data(self, stream_id: int, amount: int) -> None:
