@@ -147,12 +147,44 @@ def cost_suite(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def paired_suite(args: argparse.Namespace) -> int:
+    """Two stacks alternated in short blocks in one event loop: p50 and CPU per operation."""
+    from benchmarks.paired import PairedOptions, format_table, run_paired
+
+    options = PairedOptions()
+    if args.stacks:
+        options = replace(options, stacks=tuple(args.stacks.split(",")))
+    if args.rows:
+        options = replace(options, ops=tuple(args.rows.split(",")))
+    if args.blocks:
+        options = replace(options, blocks=args.blocks)
+    if args.quick:
+        options = replace(options, blocks=min(options.blocks, 4), per_block=5, warm_up=5)
+    try:
+        options.check()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    first, second = options.stacks
+    print(f"paired: {first} and {second} in one event loop, {options.blocks} blocks of {options.per_block} "
+          f"operations each, alternated (after {options.warm_up} untimed); p50 of every operation's wall "
+          f"time, CPU per operation (client and server, one process)")
+    rows = run_paired(options, progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+    print(format_table(rows, options.stacks))
+    _write_json(args.json, {"suite": "paired", "stacks": list(options.stacks), "blocks": options.blocks,
+                            "per_block": options.per_block, "warm_up": options.warm_up,
+                            "results": [{"op": r.op, "p50_us": r.p50_us, "cpu_us": r.cpu_us, "samples": r.samples}
+                                        for r in rows]})
+    return 0
+
+
 #: Every report this runner knows, by the name given on the command line.
 SUITES: dict[str, Suite] = {
     "wire": wire_suite,
     "transport": transport_suite,
     "workers": workers_suite,
     "cost": cost_suite,
+    "paired": paired_suite,
 }
 
 
@@ -164,12 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     parser.add_argument("--only", metavar="TEXT", help="wire: run only operations whose name contains TEXT")
     parser.add_argument("--rows", metavar="GROUPS", help="transport: comma-separated row groups (default: all); "
-                        "cost: operations (echo, stream_echo, datagram_echo, session)")
-    parser.add_argument("--stacks", metavar="NAMES", help="transport, cost: comma-separated stacks (default: all)")
+                        "cost, paired: operations (echo, stream_echo, datagram_echo, session)")
+    parser.add_argument("--stacks", metavar="NAMES", help="transport, cost: comma-separated stacks (default: all); "
+                        "paired: the two stacks (default ours-qh3,raw-qh3)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="asyncio",
                         help="transport: event loop(s) to run every row on")
     parser.add_argument("--rounds", type=int, default=0, help="transport, workers: rounds per row, median "
                         "reported (transport: default 3, 1 with --quick; workers: default 1)")
+    parser.add_argument("--blocks", type=int, default=0, help="paired: blocks per stack (default 20)")
     parser.add_argument("--plot", metavar="DIR", help="transport: write PNG plots to DIR (needs matplotlib)")
     parser.add_argument("--no-pure", action="store_true", help="transport, cost: skip the pure-_wire column")
     parser.add_argument("--backends", metavar="NAMES", help="workers: comma-separated QUIC backends "

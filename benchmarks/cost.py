@@ -40,7 +40,7 @@ from benchmarks.stacks import STACKS
 from benchmarks.stacks.base import CMD_ECHO, BenchClient, Certificate
 
 __all__ = ["OPS", "CostOptions", "CostRow", "QuicTally", "collected_instructions", "format_pattern_table", "main",
-           "parse_tally", "QUIC_PACKAGES", "quic_package", "run_cost", "run_ops"]
+           "operation", "parse_tally", "QUIC_PACKAGES", "quic_package", "run_cost", "run_ops"]
 
 #: The operations measured, by name: what each row's ``per op`` counts.
 OPS: dict[str, str] = {
@@ -65,7 +65,7 @@ def collected_instructions(callgrind_stderr: str) -> int:
     return int(found[-1])
 
 
-async def _operation(served: Served, client: BenchClient, op: str) -> Callable[[], Awaitable[None]]:
+async def operation(served: Served, client: BenchClient, op: str) -> Callable[[], Awaitable[None]]:
     """A callable running one ``op`` on ``client`` (a ``session`` op connects a client of its
     own to ``served``); raises RuntimeError on a wrong answer."""
     message = b"m" * 64
@@ -175,7 +175,7 @@ async def run_ops(stack_name: str, op: str, count: int, cert: Certificate, *, wa
     stack = STACKS[stack_name]()
     async with Served(stack, cert) as served:
         client = await served.connect()
-        once = await _operation(served, client, op)
+        once = await operation(served, client, op)
         for _ in range(warm_up):
             await once()
         for _ in range(count):
