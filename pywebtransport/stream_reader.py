@@ -6,6 +6,7 @@ stream window and the asyncio-stream reading API (``read``, ``readexactly``, ``r
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,8 @@ from pywebtransport.exceptions import SessionClosedError, StreamClosedError, Str
 from pywebtransport.stream_base import StreamBase
 
 __all__ = ["ReceiveSide"]
+
+logger = logging.getLogger(__name__)
 
 _DEFAULT_LIMIT = 1 << 16  # readuntil's default, as asyncio.StreamReader's
 #: A partial read leaving more than this of a chunk moves the chunk into a bytearray.
@@ -27,6 +30,10 @@ _GATHER_BELOW = 512
 
 class ReceiveSide(StreamBase):
     """Buffered reading, bounded by the QUIC stream window."""
+
+    #: After the peer's RESET_STREAM with WT_SESSION_GONE, the timer that ends reading if the
+    #: session's close has not come within ``close_timeout`` (set then only).
+    _gone_read_timer: asyncio.TimerHandle | None = None
 
     def _init_receive(self) -> None:
         self._recv_done = False
@@ -95,9 +102,31 @@ class ReceiveSide(StreamBase):
         if closed is not None:
             self._error = closed
             self._finish_receiving()
-        # Otherwise readers wait for the session's end, which this stream still receives.
+        elif self._gone_read_timer is None and not self._recv_done:
+            # Readers wait for the session's end, which this stream still receives, but not for
+            # good: a peer that never closes the session must not hold a reader (or a
+            # serve_streams() handler slot) forever.
+            self._gone_read_timer = asyncio.get_running_loop().call_later(self._port.config.close_timeout,
+                                                                          self._read_gone_without_close)
+
+    def _read_gone_without_close(self) -> None:
+        """The peer's WT_SESSION_GONE reset was not followed by its session's close within
+        ``close_timeout``: reading ends as after any other reset (StreamResetError, no
+        application code); nothing waits on a close that may never come."""
+        self._gone_read_timer = None
+        if self._recv_done or self._port.is_closed:
+            return
+        logger.info("stream %d: RESET_STREAM with WT_SESSION_GONE and no session close within %.1fs; "
+                    "treating it as reset", self._stream_id, self._port.config.close_timeout)
+        self._session_gone = False  # a plain reset now: a later session close does not re-word it
+        self._error = StreamResetError(f"stream {self._stream_id} was reset by the peer (WT_SESSION_GONE) "
+                                       f"and its session did not close", error_code=None)
+        self._finish_receiving()
 
     def _on_session_closed(self) -> None:
+        if self._gone_read_timer is not None:  # the close came: reading follows it
+            self._gone_read_timer.cancel()
+            self._gone_read_timer = None
         if (not self._recv_done and self._error is None) or self._session_gone:
             self._error = (self._port.closed_error(f"stream {self._stream_id}: the session closed")
                            or StreamClosedError(f"stream {self._stream_id}: the session closed"))
