@@ -32,7 +32,8 @@ class StreamHandlerTasks:
     A handler that raises has its exception logged (with the traceback, unless the stream or
     its session had already ended, which is how a peer leaving shows) and its stream reset
     with ``HANDLER_FAILED_CODE``, so that the peer is not left waiting on it; so has one that
-    ends by a CancelledError of its own (not one from ``stop``).
+    ends by a CancelledError of its own, and one ``stop`` cancelled while its stream and its
+    session were still open (serving was cancelled: nothing else will serve that stream).
     """
 
     __slots__ = ("_handler", "_loop", "_session_id", "_stopping", "_tasks")
@@ -64,6 +65,10 @@ class StreamHandlerTasks:
             return
         if task.cancelled():
             if self._stopping:  # stop() cancelled it
+                if not (stream.is_closed or stream.session.is_closed):
+                    # Serving was cancelled with the session open: the stream is in no accept
+                    # queue and nothing else will answer the peer on it.
+                    _reset(stream)
                 return
             logger.warning("session %d: the handler of stream %d ended by a CancelledError of its own; "
                            "resetting the stream", self._session_id, stream.stream_id)

@@ -159,9 +159,11 @@ class SessionStreams(SessionCore):
         code 1 (not when the stream or the session had ended: that is how a peer leaving shows).
         When the session closes, the handlers still running get ``config.close_timeout``
         seconds to end (their streams' reads and writes raise the close; data that arrived
-        before it can still be read), and are then cancelled; when this call is cancelled, they
-        are cancelled at once. A handler that will not stop within ``close_timeout`` of being
-        cancelled is logged and left running. Returns when the session closed cleanly (code 0);
+        before it can still be read), and are then cancelled; when this call is cancelled (also
+        during that grace), they are cancelled at once, and the streams of those cancelled while
+        the session is open are reset with code 1 (no one else will serve them). A handler
+        that will not stop within ``close_timeout`` of being cancelled is logged and left
+        running. Returns when the session closed cleanly (code 0);
         otherwise raises the session's closed error, as ``incoming_streams()`` does.
         RuntimeError if it is already running.
         """
@@ -178,7 +180,11 @@ class SessionStreams(SessionCore):
             await handlers.stop(grace)
             raise
         self._handlers = None
-        await handlers.finish(grace)
+        try:
+            await handlers.finish(grace)
+        except BaseException:  # cancelled during the grace (server.close() does): no more grace
+            await handlers.stop(grace)
+            raise
         if not self.ended_cleanly():
             raise self._closed_error_or_generic(f"session {self._session_id} closed")
 
