@@ -123,6 +123,42 @@ async def running_server(config: ServerConfig,
         yield server, f"https://{host}:{port}"
 
 
+class ServedStream:
+    """What ``serving_one_stream`` yields: both ends of a session, the task running the
+    server side's ``serve_streams()``, and the client's stream whose handler has started."""
+
+    def __init__(self, session: WebTransportSession, server_session: WebTransportSession,
+                 serving: asyncio.Future[None], stream: StreamType) -> None:
+        self.session = session
+        self.server_session = server_session
+        self.serving = serving
+        self.stream = stream
+
+
+@asynccontextmanager
+async def serving_one_stream(server_config: ServerConfig, client_config: ClientConfig,
+                             handler: Callable[[StreamType], Awaitable[object]],
+                             started: asyncio.Event) -> AsyncIterator[ServedStream]:
+    """A server whose session runs ``serve_streams(handler)`` in a task of the test's (the
+    route only holds the session), and one bidirectional stream the client opened and wrote
+    to, once its handler has set ``started``."""
+    arrived: asyncio.Future[WebTransportSession] = asyncio.get_running_loop().create_future()
+
+    async def hold(session: WebTransportSession) -> None:
+        arrived.set_result(session)
+        await session.wait_closed()
+
+    async with (running_server(server_config, {"/serve": hold}) as (_, base),
+                WebTransportClient(config=client_config) as client):
+        session = await client.connect(f"{base}/serve")
+        server_session = await asyncio.wait_for(arrived, 10)
+        serving = asyncio.ensure_future(server_session.serve_streams(handler))
+        stream = await session.create_bidirectional_stream()
+        await stream.write_all(b"hold")
+        await asyncio.wait_for(started.wait(), 10)
+        yield ServedStream(session, server_session, serving, stream)
+
+
 @pytest.fixture
 async def echo_server(server_config: ServerConfig) -> AsyncIterator[tuple[WebTransportServer, str]]:
     async with running_server(server_config, {"/echo": echo_handler}) as (server, base):

@@ -15,7 +15,7 @@ from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.exceptions import SessionClosedError, StreamResetError
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import StreamType, WebTransportReceiveStream, WebTransportStream
-from tests.integration.conftest import eventually, running_server, serving_route
+from tests.integration.conftest import eventually, running_server, serving_one_stream, serving_route
 
 
 async def _echo(stream: StreamType) -> None:
@@ -169,7 +169,6 @@ async def test_handlers_are_bounded_like_the_incoming_queue(server_config: Serve
 
 async def test_a_second_serve_streams_is_refused_and_cancelling_one_cancels_its_handlers(
         server_config: ServerConfig, client_config: ClientConfig) -> None:
-    arrived: asyncio.Future[WebTransportSession] = asyncio.get_running_loop().create_future()
     started = asyncio.Event()
     cancelled = asyncio.Event()
 
@@ -181,26 +180,15 @@ async def test_a_second_serve_streams_is_refused_and_cancelling_one_cancels_its_
             cancelled.set()
             raise
 
-    async def route(session: WebTransportSession) -> None:
-        arrived.set_result(session)
-        await session.wait_closed()
-
-    async with (running_server(server_config, {"/x": route}) as (_, base),
-                WebTransportClient(config=client_config) as client):
-        session = await client.connect(f"{base}/x")
-        server_session = await asyncio.wait_for(arrived, 10)
-        serving = asyncio.ensure_future(server_session.serve_streams(handler))
-        stream = await session.create_bidirectional_stream()
-        await stream.write_all(b"hold")
-        await asyncio.wait_for(started.wait(), 10)
+    async with serving_one_stream(server_config, client_config, handler, started) as served:
         with pytest.raises(RuntimeError, match="already running"):
-            await server_session.serve_streams(handler)
-        serving.cancel()
+            await served.server_session.serve_streams(handler)
+        served.serving.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await serving
+            await served.serving
         assert cancelled.is_set()  # the handler ended before serve_streams did
-        later = await session.create_bidirectional_stream()  # queued again, for accept_stream
+        later = await served.session.create_bidirectional_stream()  # queued again, for accept_stream
         await later.write_all(b"queued", end_stream=True)
-        accepted = await server_session.accept_stream(timeout=10)
+        accepted = await served.server_session.accept_stream(timeout=10)
         assert accepted.stream_id == later.stream_id
-        await session.close()
+        await served.session.close()

@@ -11,7 +11,6 @@ leaves no peer waiting on a stream nobody serves any more.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -20,7 +19,7 @@ from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.exceptions import StreamResetError
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import StreamType
-from tests.integration.conftest import running_server
+from tests.integration.conftest import running_server, serving_one_stream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,34 +51,18 @@ class _Blocked:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def _holding_route(arrived: asyncio.Future[WebTransportSession]) -> Callable[[WebTransportSession], Awaitable[None]]:
-    async def route(session: WebTransportSession) -> None:
-        arrived.set_result(session)
-        await session.wait_closed()
-
-    return route
-
-
 async def test_cancelling_serve_streams_during_its_close_grace_cancels_its_handlers(
         server_config: ServerConfig, client_config: ClientConfig) -> None:
-    arrived: asyncio.Future[WebTransportSession] = asyncio.get_running_loop().create_future()
     handler = _Blocked()
     # A grace far longer than the test: the cancellation lands inside it.
-    async with (running_server(server_config.replace(close_timeout=30.0), {"/g": _holding_route(arrived)})
-                as (_, base),
-                WebTransportClient(config=client_config) as client):
-        session = await client.connect(f"{base}/g")
-        server_session = await asyncio.wait_for(arrived, 10)
-        serving = asyncio.ensure_future(server_session.serve_streams(handler))
-        stream = await session.create_bidirectional_stream()
-        await stream.write_all(b"hold")
-        await asyncio.wait_for(handler.started.wait(), 10)
-        await session.close()
-        await asyncio.wait_for(server_session.wait_closed(), 10)
-        assert not serving.done()  # giving the handler its grace
-        serving.cancel()
+    async with serving_one_stream(server_config.replace(close_timeout=30.0), client_config, handler,
+                                  handler.started) as served:
+        await served.session.close()
+        await asyncio.wait_for(served.server_session.wait_closed(), 10)
+        assert not served.serving.done()  # giving the handler its grace
+        served.serving.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(serving, 10)
+            await asyncio.wait_for(served.serving, 10)
         try:
             assert handler.cancelled.is_set() and all(task.done() for task in handler.tasks), handler.tasks
         finally:
@@ -108,21 +91,13 @@ async def test_server_close_leaves_no_stream_handler_running(server_config: Serv
 
 async def test_streams_whose_handlers_are_cancelled_with_serving_are_reset_for_the_peer(
         server_config: ServerConfig, client_config: ClientConfig) -> None:
-    arrived: asyncio.Future[WebTransportSession] = asyncio.get_running_loop().create_future()
     handler = _Blocked()
-    async with (running_server(server_config, {"/c": _holding_route(arrived)}) as (_, base),
-                WebTransportClient(config=client_config) as client):
-        session = await client.connect(f"{base}/c")
-        server_session = await asyncio.wait_for(arrived, 10)
-        serving = asyncio.ensure_future(server_session.serve_streams(handler))
-        stream = await session.create_bidirectional_stream()
-        await stream.write_all(b"request", end_stream=True)
-        await asyncio.wait_for(handler.started.wait(), 10)
-        serving.cancel()  # the application stops serving; the session stays up
+    async with serving_one_stream(server_config, client_config, handler, handler.started) as served:
+        served.serving.cancel()  # the application stops serving; the session stays up
         with pytest.raises(asyncio.CancelledError):
-            await serving
+            await served.serving
         with pytest.raises(StreamResetError) as reset:
-            await asyncio.wait_for(stream.read(), 10)
+            await asyncio.wait_for(served.stream.read(), 10)
         assert reset.value.error_code == 1
-        assert not server_session.is_closed
-        await session.close()
+        assert not served.server_session.is_closed
+        await served.session.close()
