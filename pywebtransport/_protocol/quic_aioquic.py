@@ -43,7 +43,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from pywebtransport._protocol.quic import (
-    PACKET_OVERHEAD,
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
@@ -61,9 +60,9 @@ from pywebtransport._protocol.quic import (
     sender_written,
 )
 from pywebtransport._protocol.quic_aioquic_config import aioquic_configuration, congestion_control_algorithms
+from pywebtransport._protocol.quic_family import FAMILY_REQUIRED_ATTRIBUTES, AioquicFamilyMethods, missing_from
 from pywebtransport._protocol.quic_family import POST_HANDSHAKE_TLS_BUFFER as POST_HANDSHAKE_TLS_BUFFER
 from pywebtransport._protocol.quic_family import SPENT_EPOCH_TLS_BUFFER as SPENT_EPOCH_TLS_BUFFER
-from pywebtransport._protocol.quic_family import AioquicFamilyMethods
 from pywebtransport._protocol.quic_qlog import _aioquic_qlog, end_qlog_trace, qlog_directory_logger
 from pywebtransport._protocol.quic_refusal import build_connection_refused
 from pywebtransport._protocol.quic_tls import exporter_secret_from_schedule
@@ -80,55 +79,17 @@ __all__ = ["REQUIRED_ATTRIBUTES", "AioquicConnection", "AioquicFamilyMethods", "
 #: and ``quic``'s readers of private state), as (owner, attribute). A test builds a real
 #: connection and fails loudly, naming the attribute, when an aioquic release drops one.
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
-    ("QuicConnection", "_events"),
-    ("QuicConnection", "_network_paths"),
-    ("QuicConnection", "_spaces"),
-    ("QuicPacketSpace", "ack_at"),
-    ("QuicPacketSpace", "largest_received_time"),
-    ("QuicPacketRecovery", "bytes_in_flight"),
-    ("QuicStreamReceiver", "_final_size"),
-    ("QuicConnection", "_crypto_buffers"),
-    ("QuicConnection", "_QuicConnection__frame_handlers"),
-    ("QuicConnection", "_streams"),
+    *FAMILY_REQUIRED_ATTRIBUTES,
     # aioquic >= 1.7 has _stream_is_discarded(); 1.3 (the newest on Python 3.10) a set instead.
     ("QuicConnection", "_stream_is_discarded|_streams_finished"),
-    ("QuicConnection", "_local_next_stream_id_bidi"),
-    ("QuicConnection", "_local_next_stream_id_uni"),
-    ("QuicConnection", "_remote_max_streams_bidi"),
-    ("QuicConnection", "_remote_max_streams_uni"),
-    ("QuicConnection", "_remote_max_datagram_frame_size"),
-    ("QuicConnection", "_remote_max_idle_timeout"),
-    ("QuicConnection", "_max_datagram_size"),
-    ("QuicConnection", "_datagrams_pending"),
-    ("QuicConnection", "_host_cids"),
-    ("QuicConnection", "_local_max_data"),
-    ("QuicConnection", "_loss"),
-    ("QuicConnection", "_configuration"),
     ("QuicConnection", "_on_max_stream_data_delivery"),
     ("QuicConnection", "_write_stream_limits"),
-    ("QuicConnection", "_write_datagram_frame"),
-    ("QuicConnection", "_quic_logger"),
-    ("QuicPacketRecovery", "_rtt_smoothed"),
-    ("QuicPacketRecovery", "_rtt_min"),
-    ("QuicPacketRecovery", "_rtt_latest"),
     ("QuicStreamSender", "_buffer_start"),
     ("QuicStreamSender", "_buffer_stop"),
     ("tls.Context", "_peer_certificate"),
-    ("tls.Context", "_peer_certificate_chain"),
     ("tls.Context", "_request_client_certificate"),
-    ("tls.Context", "key_schedule"),
     ("QuicConnection", "_initialize"),
-    ("QuicConnection", "_update_traffic_key"),
-    ("QuicConnection", "_is_client"),  # which direction's 1-RTT secret is the server's
-    ("QuicConnection", "_handshake_complete"),
-    ("QuicFileLogger", "_traces"),
-    ("QuicConnection", "_state"),
-    ("QuicConnection", "_close_event"),
-    ("QuicConnection", "_close_pending"),
-    ("QuicConnection", "_close_at"),
     ("QuicConnection", "_local_active_connection_id_limit"),
-    ("QuicConnection", "_local_max_streams_bidi"),
-    ("QuicConnection", "_local_max_streams_uni"),
 )
 
 #: aioquic's ConnectionTerminated phrase when the idle timer (not the peer) ended it.
@@ -252,13 +213,6 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         finished: set[int] = getattr(self, "_streams_finished", set())
         return stream_id in finished
 
-    # -- datagrams
-
-    @property
-    def datagram_path_limit(self) -> int:
-        """Room for one DATAGRAM frame in a packet of the configured size."""
-        return self._max_datagram_size - PACKET_OVERHEAD
-
     # -- connection facts
 
     @property
@@ -282,11 +236,6 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
         chain = getattr(getattr(self, "tls", None), "_peer_certificate_chain", None) or ()
         return tuple(c for c in chain if isinstance(c, x509.Certificate))
 
-    @property
-    def peer_max_idle_timeout(self) -> float | None:
-        """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
-        return self._remote_max_idle_timeout or None
-
     def missing_attributes(self) -> list[str]:
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
         from aioquic.quic.recovery import QuicPacketSpace
@@ -301,8 +250,7 @@ class AioquicConnection(AioquicFamilyMethods, QuicConnection):
             "tls.Context": getattr(self, "tls", None),
             "QuicFileLogger": _aioquic_qlog(tempfile.gettempdir()),
         }
-        return [f"{owner}.{name}" for owner, name in REQUIRED_ATTRIBUTES
-                if owners[owner] is None or not any(hasattr(owners[owner], one) for one in name.split("|"))]
+        return missing_from(REQUIRED_ATTRIBUTES, owners)
 
     # aioquic hook: called for every stream when a packet is built.
     def _write_stream_limits(self, builder, space, stream) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pywebtransport._protocol.quic import (
+    PACKET_OVERHEAD,
     ConnectionTerminated,
     DatagramFrameLost,
     DatagramFrameReceived,
@@ -32,7 +33,52 @@ from pywebtransport._protocol.quic_credit import ConnectionCredit
 from pywebtransport._protocol.quic_qlog import end_qlog_trace
 from pywebtransport._protocol.quic_tls import tls_exporter
 
-__all__ = ["POST_HANDSHAKE_TLS_BUFFER", "SPENT_EPOCH_TLS_BUFFER", "AioquicFamilyMethods"]
+__all__ = ["FAMILY_REQUIRED_ATTRIBUTES", "POST_HANDSHAKE_TLS_BUFFER", "SPENT_EPOCH_TLS_BUFFER", "AioquicFamilyMethods",
+           "missing_from"]
+
+#: Private names both libraries keep alike and this module, ``quic`` and ``quic_qlog`` read, as
+#: (owner, attribute): the first part of each backend's ``REQUIRED_ATTRIBUTES``.
+FAMILY_REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("QuicConnection", "_events"),
+    ("QuicConnection", "_network_paths"),
+    ("QuicConnection", "_spaces"),
+    ("QuicPacketSpace", "ack_at"),
+    ("QuicPacketSpace", "largest_received_time"),
+    ("QuicPacketRecovery", "bytes_in_flight"),
+    ("QuicStreamReceiver", "_final_size"),
+    ("QuicConnection", "_crypto_buffers"),
+    ("QuicConnection", "_QuicConnection__frame_handlers"),
+    ("QuicConnection", "_streams"),
+    ("QuicConnection", "_local_next_stream_id_bidi"),
+    ("QuicConnection", "_local_next_stream_id_uni"),
+    ("QuicConnection", "_remote_max_streams_bidi"),
+    ("QuicConnection", "_remote_max_streams_uni"),
+    ("QuicConnection", "_remote_max_datagram_frame_size"),
+    ("QuicConnection", "_remote_max_idle_timeout"),
+    ("QuicConnection", "_max_datagram_size"),
+    ("QuicConnection", "_datagrams_pending"),
+    ("QuicConnection", "_write_datagram_frame"),
+    ("QuicConnection", "_quic_logger"),
+    ("QuicFileLogger", "_traces"),
+    ("QuicConnection", "_host_cids"),
+    ("QuicConnection", "_local_max_data"),
+    ("QuicConnection", "_local_max_streams_bidi"),
+    ("QuicConnection", "_local_max_streams_uni"),
+    ("QuicConnection", "_loss"),
+    ("QuicConnection", "_configuration"),
+    ("QuicPacketRecovery", "_rtt_smoothed"),
+    ("QuicPacketRecovery", "_rtt_min"),
+    ("QuicPacketRecovery", "_rtt_latest"),
+    ("QuicConnection", "_update_traffic_key"),
+    ("QuicConnection", "_is_client"),  # which direction's 1-RTT secret is the server's
+    ("QuicConnection", "_handshake_complete"),
+    ("tls.Context", "key_schedule"),
+    ("tls.Context", "_peer_certificate_chain"),
+    ("QuicConnection", "_state"),
+    ("QuicConnection", "_close_event"),
+    ("QuicConnection", "_close_pending"),
+    ("QuicConnection", "_close_at"),
+)
 
 #: Capacity of the 1-RTT TLS output buffer after the handshake. Neither library writes to it
 #: then: a server's TLS answers any post-handshake message with an alert, a client's takes a
@@ -57,6 +103,13 @@ _END_STATE_NAMES = frozenset({"CLOSING", "DRAINING", "TERMINATED"})
 _SHARED_EPOCH_SETS: dict[frozenset[Any], frozenset[Any]] = {}
 #: The library's Buffer type -> the empty TLS output buffer its connections share for spent epochs.
 _SPENT_EPOCH_BUFFERS: dict[type[Any], Any] = {}
+
+
+def missing_from(required: tuple[tuple[str, str], ...], owners: dict[str, object]) -> list[str]:
+    """The ``owner.attribute`` entries of ``required`` that ``owners`` (an object per owner
+    name) lack; ``a|b`` is satisfied by either name (a library release renamed it)."""
+    return [f"{owner}.{name}" for owner, name in required
+            if owners[owner] is None or not any(hasattr(owners[owner], one) for one in name.split("|"))]
 
 
 class AioquicFamilyMethods:
@@ -87,6 +140,8 @@ class AioquicFamilyMethods:
     _remote_max_streams_uni: int
     _remote_max_datagram_frame_size: int | None
     _datagrams_pending: Any
+    _max_datagram_size: int
+    _remote_max_idle_timeout: Any  # aioquic: float | None; qh3: float
     _loss: Any
     _host_cids: Any
     _local_max_data: Any
@@ -401,6 +456,17 @@ class AioquicFamilyMethods:
     def remote_max_datagram_frame_size(self) -> int:
         """The peer's max_datagram_frame_size transport parameter (0 before/without it)."""
         return self._remote_max_datagram_frame_size or 0
+
+    @property
+    def datagram_path_limit(self) -> int:
+        """Room for one DATAGRAM frame in a packet of the configured size."""
+        return int(self._max_datagram_size) - PACKET_OVERHEAD
+
+    @property
+    def peer_max_idle_timeout(self) -> float | None:
+        """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
+        timeout = self._remote_max_idle_timeout  # aioquic: None before it; qh3: 0.0
+        return float(timeout) if timeout else None
 
     @property
     def pending_datagrams(self) -> int:

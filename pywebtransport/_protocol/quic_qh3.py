@@ -73,7 +73,6 @@ from qh3.quic.stream import QuicStream
 from qh3.tls import Direction, Epoch
 
 from pywebtransport._protocol.quic import (
-    PACKET_OVERHEAD,
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
@@ -89,7 +88,7 @@ from pywebtransport._protocol.quic import (
     sender_pending,
     sender_unsent,
 )
-from pywebtransport._protocol.quic_family import AioquicFamilyMethods
+from pywebtransport._protocol.quic_family import FAMILY_REQUIRED_ATTRIBUTES, AioquicFamilyMethods, missing_from
 from pywebtransport._protocol.quic_qh3_config import qh3_configuration
 from pywebtransport._protocol.quic_qh3_credit import (
     _INITIAL_MAX_STREAMS,
@@ -107,51 +106,13 @@ __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"
 #: Private qh3 names this module relies on, as (owner, attribute); a test fails naming the
 #: attribute when a qh3 release drops one.
 REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
-    ("QuicConnection", "_events"),
-    ("QuicConnection", "_network_paths"),
-    ("QuicConnection", "_spaces"),
-    ("QuicPacketSpace", "ack_at"),
-    ("QuicPacketSpace", "largest_received_time"),
-    ("QuicPacketRecovery", "bytes_in_flight"),
-    ("QuicStreamReceiver", "_final_size"),
-    ("QuicConnection", "_crypto_buffers"),
-    ("QuicConnection", "_QuicConnection__frame_handlers"),
-    ("QuicConnection", "_streams"),
+    *FAMILY_REQUIRED_ATTRIBUTES,
     ("QuicConnection", "_streams_finished"),
     ("QuicConnection", "_streams_dirty_limits"),
-    ("QuicConnection", "_local_max_data"),
-    ("QuicConnection", "_local_max_streams_bidi"),
-    ("QuicConnection", "_local_max_streams_uni"),
-    ("QuicConnection", "_is_client"),
     ("QuicConnection", "_get_or_create_stream"),
     ("QuicConnection", "_get_or_create_stream_for_send"),
-    ("QuicConnection", "_local_next_stream_id_bidi"),
-    ("QuicConnection", "_local_next_stream_id_uni"),
-    ("QuicConnection", "_remote_max_streams_bidi"),
-    ("QuicConnection", "_remote_max_streams_uni"),
-    ("QuicConnection", "_remote_max_datagram_frame_size"),
-    ("QuicConnection", "_remote_max_idle_timeout"),
-    ("QuicConnection", "_max_datagram_size"),
-    ("QuicConnection", "_datagrams_pending"),
-    ("QuicConnection", "_write_datagram_frame"),
-    ("QuicConnection", "_quic_logger"),
-    ("QuicFileLogger", "_traces"),
-    ("QuicConnection", "_host_cids"),
-    ("QuicConnection", "_loss"),
-    ("QuicConnection", "_configuration"),
-    ("QuicPacketRecovery", "_rtt_smoothed"),
-    ("QuicPacketRecovery", "_rtt_min"),
-    ("QuicPacketRecovery", "_rtt_latest"),
     ("QuicStreamSender", "_pending"),
     ("QuicPacketBuilder", "start_frame"),
-    ("QuicConnection", "_update_traffic_key"),
-    ("QuicConnection", "_handshake_complete"),
-    ("tls.Context", "key_schedule"),
-    ("tls.Context", "_peer_certificate_chain"),
-    ("QuicConnection", "_state"),
-    ("QuicConnection", "_close_event"),
-    ("QuicConnection", "_close_pending"),
-    ("QuicConnection", "_close_at"),
 )
 
 #: qh3's ConnectionTerminated phrase when its idle timer (not the peer) ended the connection.
@@ -298,13 +259,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         """Whether the stream was opened and qh3 has since dropped its state."""
         return stream_id in self._streams_finished
 
-    # -- datagrams
-
-    @property
-    def datagram_path_limit(self) -> int:
-        """Room for one DATAGRAM frame in a packet of the configured size."""
-        return int(self._max_datagram_size) - PACKET_OVERHEAD
-
     # -- connection facts
 
     @property
@@ -326,11 +280,6 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
         chain = getattr(getattr(self, "tls", None), "_peer_certificate_chain", None) or ()
         return tuple(x509.load_der_x509_certificate(bytes(c.public_bytes())) for c in chain)
 
-    @property
-    def peer_max_idle_timeout(self) -> float | None:
-        """The peer's max_idle_timeout transport parameter in seconds (None before/without it)."""
-        return float(self._remote_max_idle_timeout) or None
-
     def missing_attributes(self) -> list[str]:
         """The entries of ``REQUIRED_ATTRIBUTES`` this connection lacks (empty when all exist)."""
         from qh3._hazmat import QuicStreamSender
@@ -348,8 +297,7 @@ class Qh3Connection(AioquicFamilyMethods, QuicConnection):
             "QuicFileLogger": _qh3_qlog(tempfile.gettempdir()),
             "tls.Context": getattr(self, "tls", None),
         }
-        missing = [f"{owner}.{name}" for owner, name in REQUIRED_ATTRIBUTES
-                   if owners[owner] is None or not hasattr(owners[owner], name)]
+        missing = missing_from(REQUIRED_ATTRIBUTES, owners)
         if not isinstance(_WINDOW_SLOT, type(QuicStream.__dict__["stream_id"])):
             missing.append("QuicStream.max_stream_data_local (a slot)")
         return missing
