@@ -60,11 +60,12 @@ from pywebtransport._protocol.quic import (
     sender_written,
 )
 from pywebtransport._protocol.quic_aioquic_config import aioquic_configuration, congestion_control_algorithms
-from pywebtransport._protocol.quic_family import FAMILY_REQUIRED_ATTRIBUTES, AioquicFamilyMethods, missing_from
 from pywebtransport._protocol.quic_family import POST_HANDSHAKE_TLS_BUFFER as POST_HANDSHAKE_TLS_BUFFER
 from pywebtransport._protocol.quic_family import SPENT_EPOCH_TLS_BUFFER as SPENT_EPOCH_TLS_BUFFER
+from pywebtransport._protocol.quic_family import AioquicFamilyMethods
 from pywebtransport._protocol.quic_qlog import _aioquic_qlog, end_qlog_trace, qlog_directory_logger
 from pywebtransport._protocol.quic_refusal import build_connection_refused
+from pywebtransport._protocol.quic_required import FAMILY_REQUIRED_ATTRIBUTES, missing_from
 from pywebtransport._protocol.quic_tls import exporter_secret_from_schedule
 
 logger = logging.getLogger(__name__)

@@ -5,10 +5,11 @@ counters, the peer's limits, pending datagrams, loss recovery, connection ids, t
 state); the methods here read it through ``self`` once for both backends, which mix this
 
 
-class in ahead of their own ``QuicConnection``. Every such attribute is listed in each
-backend's ``REQUIRED_ATTRIBUTES``. Held here: reporting the end of the connection as soon
-as it is known and keeping the close datagrams (RFC 9000 §10.2), giving back the handshake's
-TLS buffers, stream facts, datagram loss accounting, the TLS exporter, RTT and connection ids.
+class in ahead of their own ``QuicConnection``. Every such attribute is listed in
+``quic_required.FAMILY_REQUIRED_ATTRIBUTES``, part of each backend's ``REQUIRED_ATTRIBUTES``.
+Held here: reporting the end of the connection as soon as it is known and keeping the close
+datagrams (RFC 9000 §10.2), giving back the handshake's TLS buffers, stream facts, datagram
+loss accounting, the TLS exporter, RTT and connection ids.
 """
 
 from __future__ import annotations
@@ -33,52 +34,8 @@ from pywebtransport._protocol.quic_credit import ConnectionCredit
 from pywebtransport._protocol.quic_qlog import end_qlog_trace
 from pywebtransport._protocol.quic_tls import tls_exporter
 
-__all__ = ["FAMILY_REQUIRED_ATTRIBUTES", "POST_HANDSHAKE_TLS_BUFFER", "SPENT_EPOCH_TLS_BUFFER", "AioquicFamilyMethods",
-           "missing_from"]
+__all__ = ["POST_HANDSHAKE_TLS_BUFFER", "SPENT_EPOCH_TLS_BUFFER", "AioquicFamilyMethods"]
 
-#: Private names both libraries keep alike and this module, ``quic`` and ``quic_qlog`` read, as
-#: (owner, attribute): the first part of each backend's ``REQUIRED_ATTRIBUTES``.
-FAMILY_REQUIRED_ATTRIBUTES: tuple[tuple[str, str], ...] = (
-    ("QuicConnection", "_events"),
-    ("QuicConnection", "_network_paths"),
-    ("QuicConnection", "_spaces"),
-    ("QuicPacketSpace", "ack_at"),
-    ("QuicPacketSpace", "largest_received_time"),
-    ("QuicPacketRecovery", "bytes_in_flight"),
-    ("QuicStreamReceiver", "_final_size"),
-    ("QuicConnection", "_crypto_buffers"),
-    ("QuicConnection", "_QuicConnection__frame_handlers"),
-    ("QuicConnection", "_streams"),
-    ("QuicConnection", "_local_next_stream_id_bidi"),
-    ("QuicConnection", "_local_next_stream_id_uni"),
-    ("QuicConnection", "_remote_max_streams_bidi"),
-    ("QuicConnection", "_remote_max_streams_uni"),
-    ("QuicConnection", "_remote_max_datagram_frame_size"),
-    ("QuicConnection", "_remote_max_idle_timeout"),
-    ("QuicConnection", "_max_datagram_size"),
-    ("QuicConnection", "_datagrams_pending"),
-    ("QuicConnection", "_write_datagram_frame"),
-    ("QuicConnection", "_quic_logger"),
-    ("QuicFileLogger", "_traces"),
-    ("QuicConnection", "_host_cids"),
-    ("QuicConnection", "_local_max_data"),
-    ("QuicConnection", "_local_max_streams_bidi"),
-    ("QuicConnection", "_local_max_streams_uni"),
-    ("QuicConnection", "_loss"),
-    ("QuicConnection", "_configuration"),
-    ("QuicPacketRecovery", "_rtt_smoothed"),
-    ("QuicPacketRecovery", "_rtt_min"),
-    ("QuicPacketRecovery", "_rtt_latest"),
-    ("QuicConnection", "_update_traffic_key"),
-    ("QuicConnection", "_is_client"),  # which direction's 1-RTT secret is the server's
-    ("QuicConnection", "_handshake_complete"),
-    ("tls.Context", "key_schedule"),
-    ("tls.Context", "_peer_certificate_chain"),
-    ("QuicConnection", "_state"),
-    ("QuicConnection", "_close_event"),
-    ("QuicConnection", "_close_pending"),
-    ("QuicConnection", "_close_at"),
-)
 
 #: Capacity of the 1-RTT TLS output buffer after the handshake. Neither library writes to it
 #: then: a server's TLS answers any post-handshake message with an alert, a client's takes a
@@ -103,13 +60,6 @@ _END_STATE_NAMES = frozenset({"CLOSING", "DRAINING", "TERMINATED"})
 _SHARED_EPOCH_SETS: dict[frozenset[Any], frozenset[Any]] = {}
 #: The library's Buffer type -> the empty TLS output buffer its connections share for spent epochs.
 _SPENT_EPOCH_BUFFERS: dict[type[Any], Any] = {}
-
-
-def missing_from(required: tuple[tuple[str, str], ...], owners: dict[str, object]) -> list[str]:
-    """The ``owner.attribute`` entries of ``required`` that ``owners`` (an object per owner
-    name) lack; ``a|b`` is satisfied by either name (a library release renamed it)."""
-    return [f"{owner}.{name}" for owner, name in required
-            if owners[owner] is None or not any(hasattr(owners[owner], one) for one in name.split("|"))]
 
 
 class AioquicFamilyMethods:

@@ -88,7 +88,7 @@ from pywebtransport._protocol.quic import (
     sender_pending,
     sender_unsent,
 )
-from pywebtransport._protocol.quic_family import FAMILY_REQUIRED_ATTRIBUTES, AioquicFamilyMethods, missing_from
+from pywebtransport._protocol.quic_family import AioquicFamilyMethods
 from pywebtransport._protocol.quic_qh3_config import qh3_configuration
 from pywebtransport._protocol.quic_qh3_credit import (
     _INITIAL_MAX_STREAMS,
@@ -99,6 +99,7 @@ from pywebtransport._protocol.quic_qh3_credit import (
 )
 from pywebtransport._protocol.quic_qh3_fin import _FinAwareSender, fin_needs_own_frame
 from pywebtransport._protocol.quic_qlog import _qh3_qlog
+from pywebtransport._protocol.quic_required import FAMILY_REQUIRED_ATTRIBUTES, missing_from
 from pywebtransport._protocol.quic_tls import exporter_secret_from_schedule
 
 __all__ = ["REQUIRED_ATTRIBUTES", "Qh3Connection", "create", "qh3_configuration"]
