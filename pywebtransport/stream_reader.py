@@ -280,8 +280,9 @@ class ReceiveSide(StreamBase):
         return self._take(n)
 
     async def readuntil(self, separator: bytes = b"\n", *, limit: int = _DEFAULT_LIMIT) -> bytes:
-        """Read through ``separator`` (included). asyncio.LimitOverrunError beyond ``limit``
-        bytes without it; asyncio.IncompleteReadError at EOF without it.
+        """Read through ``separator`` (included). asyncio.LimitOverrunError when more than
+        ``limit`` bytes come before it (the separator not counted, as asyncio's), the bytes
+        staying buffered; asyncio.IncompleteReadError at EOF without it.
 
         Linear in the bytes that arrive, however they are cut: the buffered bytes are kept in
         one growing buffer, each search starts where the last one ended, and a partial line
@@ -300,11 +301,11 @@ class ReceiveSide(StreamBase):
             buffer = chunks[0] if chunks else b""
             index = buffer.find(separator, max(0, searched - len(separator) + 1))
             if index >= 0:
-                if index + len(separator) > limit:
+                if index > limit:  # the line before the separator is longer than the limit (as asyncio)
                     raise asyncio.LimitOverrunError("separator found but chunk exceeds the limit", index)
                 return self._take(index + len(separator))
             searched = len(buffer)
-            if searched > limit:
+            if searched - len(separator) + 1 > limit:  # no separator can end a line within the limit now
                 raise asyncio.LimitOverrunError("separator not found and chunk exceeds the limit", searched)
             if self._eof:
                 rest = self._take(-1)
@@ -319,11 +320,21 @@ class ReceiveSide(StreamBase):
             searched = max(0, searched - (self._taken - taken))
 
     async def readline(self) -> bytes:
-        """A line including ``\\n``; at EOF the remaining bytes (possibly empty)."""
+        """A line including ``\\n``; at EOF the remaining bytes (possibly empty).
+
+        As ``asyncio.StreamReader.readline``: a line longer than the limit (64 KiB) raises
+        ValueError and is dropped (its bytes up to and with its ``\\n`` when that arrived,
+        else everything buffered; the rest of it then reads as a line of its own), so the next
+        call reads on instead of failing on the same bytes for good."""
         try:
             return await self.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
             return exc.partial
+        except asyncio.LimitOverrunError as exc:
+            buffered = self._chunks[0] if self._chunks else b""
+            ends_line = buffered[exc.consumed:exc.consumed + 1] == b"\n"
+            self._take(exc.consumed + 1 if ends_line else -1)  # dropped: its credit goes back
+            raise ValueError(exc.args[0]) from None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
