@@ -39,8 +39,11 @@ class SendSide(StreamBase):
 
     @property
     def write_buffer_size(self) -> int:
-        """Bytes written and not yet acknowledged by the peer."""
-        return self._port.stream_buffered(self._stream_id)
+        """Bytes written and not yet acknowledged by the peer (on qh3: not yet sent).
+
+        QUIC also holds the stream's header, which the application never wrote; what it holds
+        is always the end of the stream, so the application's part is at most what it wrote."""
+        return min(self._port.stream_buffered(self._stream_id), self.bytes_sent)
 
     def _check_writable(self) -> None:
         """Raise why the stream cannot be written: once its session is closed that is the
@@ -206,10 +209,11 @@ class SendSide(StreamBase):
     def abort(self, error_code: int = 0) -> None:
         """Reset the sending side (RESET_STREAM) with an application error code.
 
-        After our FIN, a reset abandons what the stream still holds (bytes the peer has not
-        acknowledged, or that wait for session credit); once the stream has nothing left, or
-        sending is over otherwise (a reset, the peer's STOP_SENDING, the session's end),
-        nothing happens: ``async with stream:`` calls this on its way out by an exception,
+        After our FIN, a reset abandons only the bytes still waiting for session credit (QUIC
+        has not had them); bytes QUIC already holds, sent or not, are delivered with the FIN.
+        Once the stream has nothing left, or sending is over otherwise (a reset, the peer's
+        STOP_SENDING, the session's end), nothing happens: ``async with stream:`` calls this
+        on its way out by an exception,
         which must reach the caller unchanged. A code outside [0, 2**32) raises ValueError and
         leaves the stream as it was.
         """

@@ -123,3 +123,14 @@ async def test_drain_after_a_reset_raises_at_once(
             stream.abort(3)
             with pytest.raises(StreamClosedError):
                 await asyncio.wait_for(stream.drain(), 5)
+
+
+@pytest.mark.parametrize("unidirectional", [True, False], ids=["uni", "bidi"])
+async def test_write_buffer_size_counts_what_the_application_wrote_not_the_stream_header(
+        server_config: ServerConfig, certificate: SelfSignedCertificate, unidirectional: bool) -> None:
+    async with held_session(server_config, certificate) as session:
+        stream = await (session.create_unidirectional_stream() if unidirectional
+                        else session.create_bidirectional_stream())
+        assert stream.write_buffer_size == 0  # QUIC holds the 2-3 byte header, which nobody wrote
+        stream.write(b"a" * 1000)
+        assert stream.write_buffer_size == 1000
