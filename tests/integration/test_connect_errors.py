@@ -13,8 +13,10 @@ from typing import cast
 import pytest
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
+from aioquic.h3.connection import H3Connection
+from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import HandshakeCompleted, QuicEvent
+from aioquic.quic.events import HandshakeCompleted, ProtocolNegotiated, QuicEvent
 
 from pywebtransport.client import WebTransportClient
 from pywebtransport.client.reconnect import is_retryable_error
@@ -72,6 +74,37 @@ class _ClosesWithAnHttp3Code(QuicConnectionProtocol):
         if isinstance(event, HandshakeCompleted):
             self._quic.close(error_code=0x107, reason_phrase="overloaded")
             self.transmit()
+
+
+class _SilentAfterConnect(QuicConnectionProtocol):
+    """An HTTP/3 server announcing WebTransport that, once a CONNECT request arrives, sends
+    what it has (its ACK) and then neither reads nor sends anything more: a server that froze,
+    or a path that started dropping every packet. ``asked`` is set at the request."""
+
+    asked = asyncio.Event()
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._h3: H3Connection | None = None
+        self._frozen = False
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:  # type: ignore[override]
+        if not self._frozen:
+            super().datagram_received(data, addr)
+
+    def transmit(self) -> None:
+        if not self._frozen:
+            super().transmit()
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, ProtocolNegotiated):
+            self._h3 = H3Connection(self._quic, enable_webtransport=True)
+        if self._h3 is None:
+            return
+        if any(isinstance(h3_event, HeadersReceived) for h3_event in self._h3.handle_event(event)):
+            super().transmit()
+            self._frozen = True
+            type(self).asked.set()
 
 
 @asynccontextmanager
@@ -195,3 +228,38 @@ async def test_an_unanswered_connect_request_times_out_naming_it(
     assert asked.is_set()
     assert isinstance(error, TimeoutError)
     assert "did not answer the CONNECT request for /waiting" in str(error)
+
+
+def _silent_after_connect() -> type[_SilentAfterConnect]:
+    """The silent peer's class with an ``asked`` event of this test's loop."""
+    return type("Silent", (_SilentAfterConnect,), {"asked": asyncio.Event()})
+
+
+async def test_a_connect_the_server_stops_answering_fails_within_its_timeout(
+        certificate: SelfSignedCertificate, client_config: ClientConfig) -> None:
+    # The failed connect closes the session it asked for; a close nobody acknowledges used to
+    # keep it waiting close_timeout (5 s) past connect_timeout.
+    protocol = _silent_after_connect()
+    config = client_config.replace(connect_timeout=1.0, close_timeout=30.0)
+    loop = asyncio.get_running_loop()
+    async with quic_only_server(certificate, protocol) as port:
+        started = loop.time()
+        error = await _connect_fails(config, f"https://127.0.0.1:{port}/frozen")
+        elapsed = loop.time() - started
+    assert protocol.asked.is_set() and isinstance(error, TimeoutError)
+    assert "did not answer the CONNECT request for /frozen" in str(error)
+    assert elapsed < config.connect_timeout + 5.0, f"connect(timeout=1.0) took {elapsed:.1f}s"
+
+
+async def test_a_cancelled_connect_ends_at_once_when_the_server_stopped_answering(
+        certificate: SelfSignedCertificate, client_config: ClientConfig) -> None:
+    protocol = _silent_after_connect()
+    async with (quic_only_server(certificate, protocol) as port,
+                WebTransportClient(config=client_config.replace(close_timeout=30.0)) as client):
+        connecting = asyncio.ensure_future(client.connect(f"https://127.0.0.1:{port}/frozen"))
+        await asyncio.wait_for(protocol.asked.wait(), 10)
+        connecting.cancel()
+        # Well under close_timeout: the cancelled connect waits for no acknowledgement.
+        done, _ = await asyncio.wait([connecting], timeout=10)
+        assert connecting in done and connecting.cancelled()
+        assert client.connections == []
