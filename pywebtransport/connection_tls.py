@@ -5,6 +5,7 @@ the keying-material exporter, RTT and the QUIC backend.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 from typing import TYPE_CHECKING
@@ -35,6 +36,9 @@ class ConnectionTLS(ConnectionCore):
     """Certificate checks, the exporter and transport facts (a part of WebTransportConnection)."""
 
     def _check_pinned_certificate(self) -> None:
+        """Client, right after the handshake: the server's certificate must be one of
+        ``server_certificate_hashes`` and, as browsers require of a certificate accepted by
+        its hash (WebTransport's serverCertificateHashes), valid now."""
         der = self._quic.peer_certificate_der
         if der is None:
             return
@@ -42,11 +46,22 @@ class ConnectionTLS(ConnectionCore):
         digest = hashlib.sha256(der).digest()
         assert self._pinned is not None
         if digest not in self._pinned:
-            logger.error("server certificate hash %s is not pinned; closing", digest.hex())
-            self._close_error = CertificateError(f"server certificate SHA-256 {digest.hex()} matches none of the "
-                                                 "configured server_certificate_hashes")
-            self._engine.close(c.H3_NO_ERROR, "certificate not pinned")
-            self._loop.call_soon(self._terminated, c.H3_NO_ERROR, "certificate not pinned", False)
+            self._refuse_certificate(f"server certificate SHA-256 {digest.hex()} matches none of the configured "
+                                     "server_certificate_hashes", "certificate not pinned")
+            return
+        leaf = self._quic.peer_certificate
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if leaf is not None and not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+            self._refuse_certificate(
+                f"server certificate SHA-256 {digest.hex()} is pinned but not valid now: valid from "
+                f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} to {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+                "pinned certificate not valid now")
+
+    def _refuse_certificate(self, problem: str, reason: str) -> None:
+        logger.error("%s; closing", problem)
+        self._close_error = CertificateError(problem)
+        self._engine.close(c.H3_NO_ERROR, reason)
+        self._loop.call_soon(self._terminated, c.H3_NO_ERROR, reason, False)
 
     def _check_client_certificate(self, config: ServerConfig) -> None:
         """Server, right after the handshake: verify the client's certificate as
