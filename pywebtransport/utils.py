@@ -138,10 +138,12 @@ def parse_webtransport_url(url: str) -> tuple[str, int, str]:
         raise ClientError(f"WebTransport URLs use https://, got {url!r}")
     if not parts.hostname:
         raise ClientError(f"WebTransport URL {url!r} has no host")
+    if port == 0:  # a server's ServerConfig(port=0) in a URL, not its local_address: no such port
+        raise ClientError(f"invalid WebTransport URL {url!r}: port 0 is no port to connect to")
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    return parts.hostname, port or 443, path
+    return parts.hostname, 443 if port is None else port, path
 
 
 def ensure_bytes(data: Data) -> bytes:

@@ -66,7 +66,8 @@ def test_parse_webtransport_url(url: str, expected: tuple[str, int, str]) -> Non
     assert parse_webtransport_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["http://example.com/", "wss://x/", "https:///nohost", "https://host:99999/"])
+@pytest.mark.parametrize("url", ["http://example.com/", "wss://x/", "https:///nohost", "https://host:99999/",
+                                 "https://127.0.0.1:0/"])  # port 0 used to dial 443
 def test_bad_urls_are_client_errors(url: str) -> None:
     with pytest.raises(ClientError):
         parse_webtransport_url(url)
