@@ -33,6 +33,8 @@ logger = logging.getLogger("pywebtransport.server.server")
 #: The status of a request whose decider did not answer within ``config.connect_timeout``: the
 #: server cannot take the request now (RFC 9110 §15.6.4), the client may retry it later.
 _DECIDE_TIMEOUT_STATUS = 503
+#: The status a request decided while the server closes is refused with.
+_CLOSING_STATUS = 503
 #: How long a handler's transport error waits for its session's close to arrive (seconds).
 _CLOSE_GRACE = 0.25
 #: Close causes that mean the peer (or the path to it) ended the session, not this server.
@@ -105,6 +107,11 @@ class ServerSessions(ServerCore):
             status = await self._admit(session)
         if connection.is_closed or session.is_closed:
             return None
+        if status is None and self._closing:
+            # Decided while the server closes (close(drain_timeout=...) lets connections
+            # finish): no new session starts now (RFC 9114 §5.2), as at the door.
+            logger.info("%s rejected with %d: the server is closing", session.path, _CLOSING_STATUS)
+            status = _CLOSING_STATUS
         if status is not None:
             self.sessions_rejected += 1
             connection.reject_session(session, status_code=status)
@@ -131,6 +138,12 @@ class ServerSessions(ServerCore):
             withdrawn.cancel()
             deciding.cancel()  # nothing when it has answered
         if deciding in done:
+            if deciding.cancelled():  # only the decider itself can have cancelled it before the wait ended
+                if self._closing:
+                    return None
+                logger.error("request decider for %s ended by a CancelledError of its own (it awaited something "
+                             "that was cancelled); rejecting with 500", session.path)
+                return 500
             status: int | None = deciding.result()
             return status
         if session.is_closed:
