@@ -70,6 +70,7 @@ __all__ = [
 from pywebtransport._protocol.quic_tls import (
     TLS_ALERT_BAD_CERTIFICATE,
     TLS_ALERT_CERTIFICATE_REQUIRED,
+    check_certificate_key_pair,
     close_with_tls_alert,
     exporter_secret_from_schedule,
     file_version,
@@ -390,6 +391,8 @@ class QuicSettings:
     def validate(self) -> None:
         """Build the backend's configuration once now, so that unusable certificate or CA files
         fail at startup (OSError, ValueError) rather than at the first connection."""
+        if self.certfile:
+            check_certificate_key_pair(self.certfile, self.keyfile)
         if self.backend == "qh3":
             from pywebtransport._protocol import quic_qh3
 

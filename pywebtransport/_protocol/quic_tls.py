@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TLS_ALERT_BAD_CERTIFICATE", "TLS_ALERT_CERTIFICATE_REQUIRED", "close_with_tls_alert",
-           "exporter_secret_from_schedule", "file_version", "tls_exporter", "verify_client_certificate"]
+__all__ = ["TLS_ALERT_BAD_CERTIFICATE", "TLS_ALERT_CERTIFICATE_REQUIRED", "check_certificate_key_pair",
+           "close_with_tls_alert", "exporter_secret_from_schedule", "file_version", "tls_exporter",
+           "verify_client_certificate"]
 
 #: TLS alerts (RFC 8446 §6.2) a server sends when a client certificate fails its checks.
 TLS_ALERT_BAD_CERTIFICATE = 42
@@ -115,3 +117,29 @@ def exporter_secret_from_schedule(schedule: Any, hash_name: str, server_traffic_
 def file_version(path: str) -> float:
     """The modification time of ``path`` (part of certificate cache keys: a renewed file is reread)."""
     return os.stat(path).st_mtime
+
+
+def check_certificate_key_pair(certfile: str, keyfile: str | None) -> None:
+    """ValueError naming the files unless ``keyfile`` (``certfile`` when None) holds a PEM
+    private key whose public key is that of ``certfile``'s first certificate.
+
+    Both libraries load a key that does not belong to the certificate without a word, and
+    every handshake then fails (the client sees a bad signature); qh3 also ends a key file
+    with no key in it by a Rust panic, which no ``except Exception`` catches. OSError for a
+    file that cannot be read."""
+    from cryptography.hazmat.primitives import serialization
+
+    cert_data = Path(certfile).read_bytes()
+    key_data = cert_data if keyfile is None else Path(keyfile).read_bytes()
+    try:
+        certificate = x509.load_pem_x509_certificates(cert_data)[0]
+    except ValueError as exc:
+        raise ValueError(f"no PEM certificate in {certfile!r}: {exc}") from None
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except (ValueError, TypeError) as exc:  # TypeError: an encrypted key (no password is taken)
+        raise ValueError(f"no usable PEM private key in {keyfile or certfile!r}: {exc}") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != certificate.public_key().public_bytes(*spki):
+        raise ValueError(f"the private key in {keyfile or certfile!r} does not belong to the certificate in "
+                         f"{certfile!r}: every TLS handshake would fail")
