@@ -63,6 +63,8 @@ class ServerApp:
         self._server = WebTransportServer(config=self._config, handler=self._dispatch, decider=self._decide,
                                           session_manager=session_manager, protocols=protocols)
         self._started = False
+        #: The one close (server close, then shutdown hooks), shared by every close() call.
+        self._closing: asyncio.Future[None] | None = None
         self._worker: _workers.WorkerContext | None = None  # set in a worker process of run(workers=N)
 
     # -- declaration
@@ -217,7 +219,13 @@ class ServerApp:
 
     async def close(self, *, drain_timeout: float = 5.0) -> None:
         """GOAWAY and WT_DRAIN_SESSION to everyone, ``drain_timeout`` for sessions to end, then
-        close; shutdown hooks run last."""
+        close; shutdown hooks run last. The close, hooks included, finishes even if its
+        caller is cancelled (as the server's does); every call waits for that one close."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(drain_timeout))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, drain_timeout: float) -> None:
         await self._server.close(drain_timeout=drain_timeout)
         if self._started:
             self._started = False

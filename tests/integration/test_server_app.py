@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from pywebtransport.client import WebTransportClient
-from pywebtransport.config import ClientConfig
+from pywebtransport.config import ClientConfig, ServerConfig
 from pywebtransport.events import EventType
 from pywebtransport.exceptions import SessionRejectedError
 from pywebtransport.server import HeaderAuth, RateLimit, Reject, ServerApp, SessionRequest
@@ -195,3 +195,27 @@ async def test_a_route_with_a_parameter_reaches_its_handler(server_config, clien
         stream = await session.accept_stream(timeout=5)
         assert await stream.read() == b"lobby"  # type: ignore[union-attr]
         await session.close()
+
+
+async def test_shutdown_hooks_run_when_the_caller_of_close_is_cancelled(server_config: ServerConfig,
+                                                                        client_config: ClientConfig) -> None:
+    # The server's close goes on when its caller is cancelled (a wait_for shorter than the
+    # drain, say); the shutdown hooks used to be skipped then, leaving what startup hooks
+    # acquired held for good.
+    app = ServerApp(config=server_config.replace(close_timeout=1.0))
+    hooks_ran = asyncio.Event()
+    app.on_shutdown(hooks_ran.set)
+
+    @app.route("/x")
+    async def stay(session: WebTransportSession) -> None:
+        await session.wait_closed()
+
+    await app.start()
+    host, port = app.local_address
+    async with WebTransportClient(config=client_config) as client:
+        await client.connect(f"https://{host}:{port}/x")  # keeps the drain waiting
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(app.close(drain_timeout=3.0), 0.5)
+        await asyncio.wait_for(hooks_ran.wait(), 15)  # the close went on by itself, hooks last
+        assert not app.server.is_serving
+        await asyncio.wait_for(app.close(), 15)  # a later call waits for the same close
