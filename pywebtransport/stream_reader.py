@@ -249,18 +249,16 @@ class ReceiveSide(StreamBase):
         return b""
 
     async def _wait_readable_or_eof(self) -> None:
-        if self._chunks:
-            return
-        if self._eof:
-            if not self._recv_done:
-                self._finish_receiving()
-            return
-        self._raise_error()
-        await self._wait_readable()
-        if not self._chunks:
+        """Until something is buffered, or EOF (receiving is then finished); the error that
+        ended the stream, if any, is raised. Bytes another task took while this one waited
+        are no reason to return: an empty read means EOF."""
+        while not self._chunks:
+            if self._eof:
+                if not self._recv_done:
+                    self._finish_receiving()
+                return
             self._raise_error()
-            if self._eof and not self._recv_done:
-                self._finish_receiving()
+            await self._wait_readable()
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes; asyncio.IncompleteReadError if EOF comes first.

@@ -152,3 +152,20 @@ async def test_readexactly_of_more_than_the_stream_window_completes(
         sending = asyncio.ensure_future(peer.write_all(payload, end_stream=True))
         assert await asyncio.wait_for(stream.readexactly(len(payload)), 20) == payload
         await asyncio.wait_for(sending, 10)
+
+
+async def test_a_reader_that_another_task_beat_to_the_bytes_keeps_waiting(
+        server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
+    # Two tasks in read(n): the one that woke for bytes the other had taken returned b"" (which
+    # means EOF) with the stream still open, and ``async for`` over it ended early.
+    async with stream_pair(server_config, certificate) as (stream, peer):
+        readers = [asyncio.ensure_future(stream.read(100)) for _ in range(2)]
+        for reader in readers:
+            await eventually(lambda reader=reader: suspended(reader))  # type: ignore[misc]
+        peer.write(b"first")
+        done, _ = await asyncio.wait(readers, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert [task.result() for task in done] == [b"first"]  # one reader; the other still waits
+        assert not stream.at_eof
+        peer.write(b"second")
+        await peer.close()
+        assert sorted(await asyncio.wait_for(asyncio.gather(*readers), 10)) == [b"first", b"second"]
