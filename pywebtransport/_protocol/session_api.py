@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pywebtransport import constants as c
 from pywebtransport._protocol.headers import build_connect_request, build_response, decode_header_list
 from pywebtransport._protocol.requests import RequestStreams
 from pywebtransport._protocol.session import Session
 from pywebtransport._protocol.streams import StreamKind, StreamRecord
 from pywebtransport._wire import capsules, frames
 from pywebtransport.exceptions import LocalProtocolError, SessionError
-from pywebtransport.types import SessionState
+from pywebtransport.types import CloseCause, SessionState
 
 __all__ = ["SessionApi"]
 
@@ -105,6 +106,15 @@ class SessionApi(RequestStreams):
             return
         if session.state is SessionState.CONNECTING and not self.is_client:
             self.reject_session(session_id, 403)
+            return
+        if session_id in self._awaiting_settings:
+            # A client request not sent yet (it waits for the peer's SETTINGS, RFC 9220 §3):
+            # a capsule on its stream would come before HEADERS, a connection error that takes
+            # every other session along (RFC 9114 §4.1). The request is cancelled (§4.1.1).
+            self._awaiting_settings.remove(session_id)
+            session.local_fin_sent = True
+            self.abort_stream(session_id, c.H3_REQUEST_CANCELLED)
+            session.end(error_code, reason, CloseCause.LOCAL_CLOSE)
             return
         session.close_locally(error_code, reason)
 
