@@ -150,8 +150,9 @@ class SessionLifecycle(SessionCore):
                                                CloseCause.LOCAL_CLOSE))
 
     async def drain(self) -> None:
-        """Ask the peer to wind the session down (WT_DRAIN_SESSION)."""
-        connection = self._require_connection()
+        """Ask the peer to wind the session down (WT_DRAIN_SESSION); SessionClosedError (its
+        code, reason and cause) once the session is closed, as for every operation."""
+        connection = self._require_open()
         self._engine.drain_session(self._session_id)
         connection.process_engine_events()
 
@@ -179,7 +180,9 @@ class SessionLifecycle(SessionCore):
         self._error = SessionRejectedError(message, status_code=status_code)
         lifecycle_logger.info("session %d rejected: path=%s status=%d %s", self._session_id, self._path,
                               status_code, reason)
-        self._on_closed(ev.SessionClosed(self._session_id, 0, reason or message, True, CloseCause.REJECTED))
+        # By the peer on a client (the server answered no); a server's own refusal is not.
+        self._on_closed(ev.SessionClosed(self._session_id, 0, reason or message, self._is_client,
+                                         CloseCause.REJECTED))
 
     def _on_closed(self, event: ev.SessionClosed) -> None:
         if self._closed_event.is_set():
