@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import ipaddress
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -106,13 +109,29 @@ def generate_self_signed_cert(hostname: str = "localhost", *, output_dir: str | 
     cert_path = key_path = None
     if output_dir is not None:
         directory = Path(output_dir)
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"{directory} exists and is not a directory: cert.pem and key.pem go in one")
         directory.mkdir(parents=True, exist_ok=True)
         cert_path, key_path = directory / "cert.pem", directory / "key.pem"
         cert_path.write_bytes(cert_pem)
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(key_pem)
+        _write_owner_only(key_path, key_pem)
     return SelfSignedCertificate(cert_pem=cert_pem, key_pem=key_pem, cert_path=cert_path, key_path=key_path,
                                  sha256=certificate_sha256(cert_pem), spki_sha256=hashlib.sha256(spki).digest())
+
+
+def _write_owner_only(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner only, whatever was there: a new file
+    made with mode 0600 is renamed over it (writing into an existing key.pem kept its mode,
+    0644 say, and a link there would have been followed)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-", suffix=".pem")  # mode 0600
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def certificate_sha256(certificate: bytes) -> bytes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,23 @@ def test_ensure_bytes_and_format_duration() -> None:
     with pytest.raises(TypeError):
         ensure_bytes(12)  # type: ignore[arg-type]
     assert [format_duration(s) for s in (0.0005, 0.0123, 4.561, 123)] == ["500us", "12.3ms", "4.56s", "2m03s"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("old_mode", [0o644, 0o664])
+def test_the_key_is_owner_only_also_over_an_existing_key_file(tmp_path: Path, old_mode: int) -> None:
+    # Writing into an existing key.pem kept its mode: a new private key readable by everyone.
+    old = tmp_path / "key.pem"
+    old.write_text("old\n")
+    old.chmod(old_mode)
+    generated = generate_self_signed_cert("localhost", output_dir=tmp_path)
+    assert generated.key_path == old and old.read_bytes() == generated.key_pem
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.pem", "key.pem"]  # no temporary left
+
+
+def test_an_output_path_that_is_a_file_is_named(tmp_path: Path) -> None:
+    taken = tmp_path / "not-a-directory"
+    taken.write_text("x")
+    with pytest.raises(NotADirectoryError, match="not-a-directory exists and is not a directory"):
+        generate_self_signed_cert("localhost", output_dir=taken)
