@@ -58,7 +58,8 @@ class ConnectionTLS(ConnectionCore):
                 "pinned certificate not valid now")
 
     def _refuse_certificate(self, problem: str, reason: str) -> None:
-        logger.error("%s; closing", problem)
+        # INFO: the CertificateError reaches whoever connects and says it (the CLI's one line).
+        logger.info("%s; closing", problem)
         self._close_error = CertificateError(problem)
         self._engine.close(c.H3_NO_ERROR, reason)
         self._loop.call_soon(self._terminated, c.H3_NO_ERROR, reason, False)

@@ -302,6 +302,14 @@ def test_connect_without_trust_hints_at_cert_hash_and_insecure(echo_server: Serv
     assert "--cert-hash" in result.stderr and "--insecure" in result.stderr
 
 
+def test_connect_with_a_wrong_cert_hash_says_so_in_one_line(echo_server: Served) -> None:
+    # The engine's own ERROR log of the mismatch came before the error line, saying it twice.
+    result = run("connect", echo_server.url, "--cert-hash", "00" * 32, "--message", "hi", "--timeout", "10")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "matches none of the configured server_certificate_hashes" in result.stderr
+
+
 @pytest.mark.parametrize("bad", ["zz", "abc", "00" * 31, "g" * 64])
 def test_connect_with_a_malformed_cert_hash_is_a_usage_error(bad: str) -> None:
     result = run("connect", "https://127.0.0.1:4433/echo", "--cert-hash", bad, "--message", "hi")
