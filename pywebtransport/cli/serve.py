@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from pywebtransport.cli.echo import echo_session
 from pywebtransport.config import ServerConfig
+from pywebtransport.connection_config import build_quic_configuration
 from pywebtransport.exceptions import ConfigurationError, ServerError
 from pywebtransport.server import WebTransportServer
 from pywebtransport.server import workers as _workers
@@ -193,6 +194,9 @@ def _serve_workers(reservation: _workers.PortReservation, workers: int, host: st
     """Run the supervisor of ``serve --workers N`` on the reserved port (``run_serve_workers``)."""
     shared = reservation.port
     config = ServerConfig(host=host, port=shared, certfile=certfile, keyfile=keyfile, reuse_port=True)
+    # Files that cannot serve a handshake fail here, in one line, not in every worker with a
+    # traceback each (CertificateError naming the files).
+    build_quic_configuration(config)
 
     async def serve(context: _workers.WorkerContext) -> None:
         server = WebTransportServer(config=config, handler=echo_session)

@@ -434,3 +434,18 @@ async def test_serve_with_two_workers_echoes_and_closes_sessions_cleanly_on_sigt
         if server.poll() is None:
             server.kill()
         server.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers forks on Linux only")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_with_the_key_of_another_certificate_says_so_in_one_line(tmp_path: Path, workers: str) -> None:
+    # With --workers every worker failed on its own, each with a traceback, and the last line
+    # named no cause; the files are now checked once, before any worker starts.
+    one = pywebtransport.utils.generate_self_signed_cert("localhost", output_dir=tmp_path / "one")
+    two = pywebtransport.utils.generate_self_signed_cert("localhost", output_dir=tmp_path / "two")
+    result = run("serve", "--port", "0", "--http-port", "0", "--cert", str(one.cert_path), "--key",
+                 str(two.key_path), "--workers", workers, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "does not belong to the certificate" in result.stderr
