@@ -142,8 +142,12 @@ def certificate_sha256(certificate: bytes) -> bytes:
 
 
 def load_certificate_hash(path: str | Path) -> bytes:
-    """The browser-style SHA-256 of the certificate in a PEM or DER file."""
-    return certificate_sha256(Path(path).read_bytes())
+    """The browser-style SHA-256 of the certificate in a PEM or DER file; ValueError naming
+    the file when it holds none (a key given for the certificate, say)."""
+    try:
+        return certificate_sha256(Path(path).read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"no certificate in {str(path)!r}: {exc}") from None
 
 
 def parse_webtransport_url(url: str) -> tuple[str, int, str]:

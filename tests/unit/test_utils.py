@@ -101,3 +101,10 @@ def test_an_output_path_that_is_a_file_is_named(tmp_path: Path) -> None:
     taken.write_text("x")
     with pytest.raises(NotADirectoryError, match="not-a-directory exists and is not a directory"):
         generate_self_signed_cert("localhost", output_dir=taken)
+
+
+def test_a_file_without_a_certificate_is_named_when_hashing_it(tmp_path: Path) -> None:
+    generated = generate_self_signed_cert("localhost", output_dir=tmp_path)
+    assert generated.key_path is not None
+    with pytest.raises(ValueError, match=r"no certificate in '.*key\.pem'"):  # the key given for the certificate
+        load_certificate_hash(generated.key_path)
