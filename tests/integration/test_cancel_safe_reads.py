@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,14 @@ async def stream_pair(server_config: ServerConfig, certificate: SelfSignedCertif
         peer = await asyncio.wait_for(peers.get(), 10)
         assert await peer.readexactly(1) == b"!"
         yield stream, peer
+
+
+async def _waiting_readers(*reads: Coroutine[Any, Any, bytes]) -> list[asyncio.Task[bytes]]:
+    """A task per read, returned once each one waits inside its read."""
+    tasks = [asyncio.ensure_future(read) for read in reads]
+    for task in tasks:
+        await eventually(lambda task=task: suspended(task))  # type: ignore[misc]
+    return tasks
 
 
 async def _cancel_while_waiting(task: asyncio.Task[bytes]) -> None:
@@ -103,9 +112,7 @@ async def test_a_cancelled_read_to_eof_leaves_what_arrived_for_the_next_read(
 async def test_tasks_reading_exactly_at_once_each_get_whole_reads(
         server_config: ServerConfig, certificate: SelfSignedCertificate) -> None:
     async with stream_pair(server_config, certificate) as (stream, peer):
-        readers = [asyncio.ensure_future(stream.readexactly(6)) for _ in range(2)]
-        for reader in readers:
-            await eventually(lambda reader=reader: suspended(reader))  # type: ignore[misc]
+        readers = await _waiting_readers(stream.readexactly(6), stream.readexactly(6))
         for i, piece in enumerate((b"111", b"222", b"333", b"444")):
             peer.write(piece)
             await eventually(lambda i=i: stream.bytes_received >= 3 * (i + 1))  # type: ignore[misc]
@@ -118,10 +125,7 @@ async def test_tasks_reading_lines_at_once_each_get_one_line(
     # A readline() that waited while another task took a line resumed its search past a
     # separator that had moved forward, and returned two lines as one (found by a bug hunt).
     async with stream_pair(server_config, certificate) as (stream, peer):
-        first = asyncio.ensure_future(stream.readline())
-        second = asyncio.ensure_future(stream.readline())
-        for reader in (first, second):
-            await eventually(lambda reader=reader: suspended(reader))  # type: ignore[misc]
+        first, second = await _waiting_readers(stream.readline(), stream.readline())
         peer.write(b"abc")  # searched by both, no separator yet
         await eventually(lambda: stream.bytes_received >= 3)
         peer.write(b"\nx\n")
@@ -159,9 +163,7 @@ async def test_a_reader_that_another_task_beat_to_the_bytes_keeps_waiting(
     # Two tasks in read(n): the one that woke for bytes the other had taken returned b"" (which
     # means EOF) with the stream still open, and ``async for`` over it ended early.
     async with stream_pair(server_config, certificate) as (stream, peer):
-        readers = [asyncio.ensure_future(stream.read(100)) for _ in range(2)]
-        for reader in readers:
-            await eventually(lambda reader=reader: suspended(reader))  # type: ignore[misc]
+        readers = await _waiting_readers(stream.read(100), stream.read(100))
         peer.write(b"first")
         done, _ = await asyncio.wait(readers, timeout=10, return_when=asyncio.FIRST_COMPLETED)
         assert [task.result() for task in done] == [b"first"]  # one reader; the other still waits
