@@ -126,7 +126,13 @@ def check_certificate_key_pair(certfile: str, keyfile: str | None) -> None:
     Both libraries load a key that does not belong to the certificate without a word, and
     every handshake then fails (the client sees a bad signature); qh3 also ends a key file
     with no key in it by a Rust panic, which no ``except Exception`` catches. OSError for a
-    file that cannot be read."""
+    file that cannot be read. A pair that passed is not parsed again until a file changes:
+    a client with a certificate checks it at every connect, as the backends' cached loaders."""
+    _check_pair(certfile, keyfile, file_version(certfile), file_version(keyfile) if keyfile is not None else 0.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _check_pair(certfile: str, keyfile: str | None, cert_version: float, key_version: float) -> None:
     from cryptography.hazmat.primitives import serialization
 
     cert_data = Path(certfile).read_bytes()
