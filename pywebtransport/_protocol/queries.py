@@ -157,19 +157,17 @@ class EngineQueries(EngineCore):
 
     def session_close_settled(self, session_id: int) -> bool:
         """Whether nothing of our side of a closed session's CONNECT stream needs to arrive
-        any more: our FIN (and close capsule) was acknowledged, the session was never
-        established, or the peer ended its side (FIN or reset), so the session is over at
-        its end whatever it read of ours (draft-15
-        §6: either end's FIN on the CONNECT stream terminates the session). Waiting for an
-        acknowledgement there costs a connection close the peer's delayed ACK (1 ms in
-        aioquic and qh3) and a loop pass."""
+        any more: our FIN (and close capsule) was acknowledged, or the peer ended its side
+        (FIN or reset), so the session is over at its end whatever it read of ours (draft-15
+        §6: either end's FIN on the CONNECT stream terminates the session), or the session
+        was never established. Waiting for an acknowledgement there costs a connection close
+        the peer's delayed ACK (1 ms in aioquic and qh3) and a loop pass.
+
+        A session never established (refused, or a request given up before its answer) ran
+        no capsule protocol and owes no close: a peer that never answered the request would
+        otherwise keep a connect's failure waiting close_timeout past its timeout."""
         session = self._sessions.get(session_id)
-        if session is None or session.peer_fin_received or self._closed or session.close_cause is CloseCause.REJECTED:
-            return True
-        if session.ready_at is None:
-            # Never established (a client giving up a request not answered yet): no capsule
-            # protocol ran, nothing of the close is owed, and a peer that never answered the
-            # request would keep a connect's failure waiting close_timeout past its timeout.
+        if session is None or session.peer_fin_received or self._closed or session.ready_at is None:
             return True
         return self.stream_send_acknowledged(session_id)
 
